@@ -1,0 +1,56 @@
+//! Command-line interface: one file per subcommand, each a thin layer over the library.
+
+mod report;
+mod run;
+mod validate;
+
+use std::path::PathBuf;
+
+use brasa::Result;
+use brasa::spec::{Layers, LoadedSpec, Override};
+use clap::{Args, Parser, Subcommand};
+
+/// A declarative experiment runner for image classification.
+#[derive(Debug, Parser)]
+#[command(name = "brasa", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run an experiment: train, evaluate, and write a run folder with its report.
+    Run(run::RunArgs),
+    /// Check a spec and print it fully resolved (as TOML), with the data split it gives.
+    Validate(validate::ValidateArgs),
+    /// Rebuild the charts and report of a run folder from its files.
+    Report(report::ReportArgs),
+}
+
+/// The spec and the layers on top of it, shared by the subcommands that read a spec.
+#[derive(Debug, Args)]
+pub struct SpecArgs {
+    /// The experiment spec (TOML).
+    spec: PathBuf,
+    /// Override a spec key, e.g. `--set train.epochs=3` (repeatable; values parse as TOML).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<Override>,
+}
+
+impl SpecArgs {
+    /// Loads the spec with its `extends` chain, `BRASA_*` environment variables and `--set`.
+    fn load(&self, extra: impl IntoIterator<Item = Override>) -> Result<LoadedSpec> {
+        let mut overrides = self.overrides.clone();
+        overrides.extend(extra);
+        Ok(LoadedSpec::load(&self.spec, &Layers { overrides, env: true })?)
+    }
+}
+
+pub fn execute(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Run(args) => run::execute(args),
+        Command::Validate(args) => validate::execute(args),
+        Command::Report(args) => report::execute(args),
+    }
+}

@@ -1,0 +1,153 @@
+//! Scanning an image folder: `<split>/<class>/<image>`, classes sorted by name → label ids.
+//!
+//! Nothing is dropped silently: files that are not images are returned as `skipped` so the
+//! caller can report them, and a class folder without images is an error.
+
+use std::path::{Path, PathBuf};
+
+use walkdir::WalkDir;
+
+use crate::error::{Error, Result};
+
+/// Extensions read as images (case-insensitive).
+pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "bmp"];
+
+/// One image and its label id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    pub path: PathBuf,
+    pub label: usize,
+}
+
+/// The images of one split folder.
+#[derive(Debug, Clone, Default)]
+pub struct SplitFolder {
+    /// Sorted by label, then path.
+    pub items: Vec<Item>,
+    /// Files that are not images (or not inside a class folder), in path order.
+    pub skipped: Vec<PathBuf>,
+}
+
+/// Class names of a split folder: its sub-folders, sorted by name.
+pub fn class_folders(dir: &Path) -> Result<Vec<String>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    let mut classes = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        if entry.file_type().map_err(|e| Error::io(entry.path(), e))?.is_dir() {
+            classes.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    classes.sort();
+    if classes.is_empty() {
+        return Err(Error::Data(format!(
+            "{} has no class folders (expected <split>/<class>/<image>)",
+            dir.display()
+        )));
+    }
+    Ok(classes)
+}
+
+/// Lists the images of `dir` for the given `classes` (label = index in `classes`).
+///
+/// `require_all`: every class must have a folder with at least one image (training data);
+/// otherwise missing class folders are allowed (a test set may lack a class).
+pub fn scan(dir: &Path, classes: &[String], require_all: bool) -> Result<SplitFolder> {
+    let present = class_folders(dir)?;
+    let unknown: Vec<&String> = present.iter().filter(|c| !classes.contains(c)).collect();
+    if !unknown.is_empty() {
+        return Err(Error::Data(format!(
+            "{} has class folders that are not in the class list {:?}: {:?}",
+            dir.display(),
+            classes,
+            unknown
+        )));
+    }
+    let mut folder = SplitFolder::default();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        if !entry.path().is_dir() {
+            folder.skipped.push(entry.path());
+        }
+    }
+    for (label, class) in classes.iter().enumerate() {
+        let class_dir = dir.join(class);
+        if !class_dir.is_dir() {
+            if require_all {
+                return Err(Error::Data(format!("class folder {} is missing", class_dir.display())));
+            }
+            continue;
+        }
+        let mut count = 0;
+        for entry in WalkDir::new(&class_dir).sort_by_file_name() {
+            let entry = entry.map_err(|e| Error::Data(format!("cannot list {}: {e}", class_dir.display())))?;
+            if !entry.file_type().is_file() {
+                continue;
+            }
+            if is_image(entry.path()) {
+                folder.items.push(Item { path: entry.into_path(), label });
+                count += 1;
+            } else {
+                folder.skipped.push(entry.into_path());
+            }
+        }
+        if count == 0 && require_all {
+            return Err(Error::Data(format!(
+                "class folder {} holds no images ({})",
+                class_dir.display(),
+                IMAGE_EXTENSIONS.join(", ")
+            )));
+        }
+    }
+    folder.skipped.sort();
+    Ok(folder)
+}
+
+fn is_image(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|known| known.eq_ignore_ascii_case(e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn touch(path: &Path) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, b"x").unwrap();
+    }
+
+    #[test]
+    fn scans_sorted_classes_and_reports_non_images() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        touch(&root.join("b_class/2.PNG"));
+        touch(&root.join("b_class/1.jpg"));
+        touch(&root.join("a_class/x.jpeg"));
+        touch(&root.join("a_class/notes.txt"));
+        touch(&root.join("stray.jpg"));
+        let classes = class_folders(root).unwrap();
+        assert_eq!(classes, ["a_class", "b_class"]);
+        let folder = scan(root, &classes, true).unwrap();
+        let names: Vec<(String, usize)> = folder
+            .items
+            .iter()
+            .map(|i| (i.path.file_name().unwrap().to_string_lossy().into_owned(), i.label))
+            .collect();
+        assert_eq!(names, [("x.jpeg".into(), 0), ("1.jpg".into(), 1), ("2.PNG".into(), 1)]);
+        assert_eq!(folder.skipped, [root.join("a_class/notes.txt"), root.join("stray.jpg")]);
+    }
+
+    #[test]
+    fn unknown_and_empty_class_folders_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        touch(&dir.path().join("cat/1.jpg"));
+        touch(&dir.path().join("dog/readme.md"));
+        let classes = vec!["cat".to_string(), "dog".to_string()];
+        let err = scan(dir.path(), &classes, true).unwrap_err().to_string();
+        assert!(err.contains("dog") && err.contains("no images"), "{err}");
+        let err = scan(dir.path(), &["cat".to_string()], true).unwrap_err().to_string();
+        assert!(err.contains("not in the class list"), "{err}");
+    }
+}

@@ -1,0 +1,114 @@
+//! Decoding: every image file is read and decoded once, in parallel, and kept in memory already
+//! resized, in each form the run needs (the clean model input, the augmentation source).
+//!
+//! A file that cannot be decoded is an error naming it, never a skipped item.
+
+use std::path::Path;
+
+use image::RgbImage;
+use rayon::prelude::*;
+
+use crate::augment::{Interpolation, ResizeTo, resize};
+use crate::data::Item;
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+
+/// What to do to a decoded image before keeping it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Recipe {
+    pub resize: Option<(ResizeTo, Interpolation)>,
+    pub center_crop: Option<(u32, u32)>,
+}
+
+impl Recipe {
+    pub fn apply(&self, image: RgbImage) -> RgbImage {
+        let image = match self.resize {
+            Some((to, interpolation)) => resize::resize(&image, to, interpolation),
+            None => image,
+        };
+        match self.center_crop {
+            Some(size) => resize::center_crop(&image, size),
+            None => image,
+        }
+    }
+}
+
+/// Decoded images, one list per recipe, in item order, and each file's original size.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    pub per_recipe: Vec<Vec<RgbImage>>,
+    /// `(width, height)` of each file as stored.
+    pub original_sizes: Vec<(u32, u32)>,
+}
+
+/// Reads one image file as 8-bit RGB.
+pub fn read_rgb(path: &Path) -> Result<RgbImage> {
+    let image_error = |message: String| Error::Image { path: path.to_path_buf(), message };
+    let reader = image::ImageReader::open(path)
+        .map_err(|e| image_error(e.to_string()))?
+        .with_guessed_format()
+        .map_err(|e| image_error(e.to_string()))?;
+    let image = reader.decode().map_err(|e| image_error(e.to_string()))?;
+    Ok(image.into_rgb8())
+}
+
+/// Decodes `items` in parallel and applies each recipe to every image.
+pub fn decode_all(items: &[Item], recipes: &[Recipe], progress: &Progress, what: &str) -> Result<Decoded> {
+    let bar = progress.bar(items.len() as u64, what);
+    let results: Vec<Result<(Vec<RgbImage>, (u32, u32))>> = items
+        .par_iter()
+        .map(|item| {
+            let image = read_rgb(&item.path)?;
+            let size = image.dimensions();
+            let forms = recipes.iter().map(|recipe| recipe.apply(image.clone())).collect();
+            bar.inc(1);
+            Ok((forms, size))
+        })
+        .collect();
+    bar.finish_and_clear();
+
+    let mut failures = Vec::new();
+    let mut decoded = Decoded { per_recipe: vec![Vec::with_capacity(items.len()); recipes.len()], ..Default::default() };
+    for result in results {
+        match result {
+            Ok((forms, size)) => {
+                for (list, form) in decoded.per_recipe.iter_mut().zip(forms) {
+                    list.push(form);
+                }
+                decoded.original_sizes.push(size);
+            }
+            Err(e) => failures.push(e),
+        }
+    }
+    match failures.len() {
+        0 => Ok(decoded),
+        1 => Err(failures.remove(0)),
+        n => {
+            let listed: Vec<String> = failures.iter().take(10).map(ToString::to_string).collect();
+            Err(Error::Data(format!("{n} images cannot be read:\n  {}", listed.join("\n  "))))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn corrupt_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.png");
+        RgbImage::from_pixel(8, 6, image::Rgb([1, 2, 3])).save(&good).unwrap();
+        let bad = dir.path().join("bad.jpg");
+        std::fs::write(&bad, b"not a jpeg").unwrap();
+        let items = vec![Item { path: good.clone(), label: 0 }, Item { path: bad.clone(), label: 1 }];
+        let recipe = Recipe { resize: Some((ResizeTo::Exact { height: 4, width: 4 }, Interpolation::Bilinear)), center_crop: None };
+        let err = decode_all(&items, &[recipe], &Progress::hidden(), "test").unwrap_err().to_string();
+        assert!(err.contains("bad.jpg"), "{err}");
+
+        let decoded = decode_all(&items[..1], &[recipe, Recipe { resize: None, center_crop: None }], &Progress::hidden(), "test").unwrap();
+        assert_eq!(decoded.per_recipe[0][0].dimensions(), (4, 4));
+        assert_eq!(decoded.per_recipe[1][0].dimensions(), (8, 6));
+        assert_eq!(decoded.original_sizes, [(8, 6)]);
+    }
+}

@@ -1,0 +1,142 @@
+//! Data: the image folder on disk → labelled items → train/validation/test → decoded images →
+//! batches of normalised tensors. Never imports the model or the trainer.
+
+pub mod download;
+pub mod folder;
+pub mod images;
+pub mod loader;
+pub mod split;
+pub mod tensor;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+pub use folder::Item;
+pub use split::SplitIndices;
+
+use crate::error::{Error, Result};
+
+/// Where a dataset lives and how it is laid out (`<root>/<split>/<class>/<image>`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layout {
+    pub root: PathBuf,
+    pub train: String,
+    pub test: Option<String>,
+    /// Class names in label order; the train folder's sorted sub-folders when `None`.
+    pub classes: Option<Vec<String>>,
+}
+
+/// How the training folder is split into train and validation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SplitRule {
+    pub validation: f64,
+    pub stratify: bool,
+    pub seed: u64,
+}
+
+/// A scanned dataset with its train/validation split fixed.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub classes: Vec<String>,
+    /// Every image of the training folder; `split` indexes into it.
+    pub train_folder: Vec<Item>,
+    pub split: SplitIndices,
+    pub test: Vec<Item>,
+    /// Files found in the split folders that are not images.
+    pub skipped: Vec<PathBuf>,
+}
+
+/// Per-class image counts of each part of a dataset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counts {
+    pub train: Vec<usize>,
+    pub val: Vec<usize>,
+    pub test: Vec<usize>,
+}
+
+impl Dataset {
+    /// Scans the folders of `layout` and splits the training folder by `rule`.
+    pub fn scan(layout: &Layout, rule: SplitRule) -> Result<Self> {
+        let train_dir = layout.root.join(&layout.train);
+        if !train_dir.is_dir() {
+            return Err(Error::Data(format!("training folder {} does not exist", train_dir.display())));
+        }
+        let classes = match &layout.classes {
+            Some(classes) => classes.clone(),
+            None => folder::class_folders(&train_dir)?,
+        };
+        let train = folder::scan(&train_dir, &classes, true)?;
+        let mut skipped = train.skipped;
+        let test = match &layout.test {
+            Some(test) => {
+                let test_dir = layout.root.join(test);
+                if !test_dir.is_dir() {
+                    return Err(Error::Data(format!("test folder {} does not exist", test_dir.display())));
+                }
+                let scanned = folder::scan(&test_dir, &classes, false)?;
+                skipped.extend(scanned.skipped);
+                scanned.items
+            }
+            None => Vec::new(),
+        };
+        let labels: Vec<usize> = train.items.iter().map(|i| i.label).collect();
+        let split = split::split(&labels, classes.len(), rule.validation, rule.stratify, rule.seed)?;
+        Ok(Self { classes, train_folder: train.items, split, test, skipped })
+    }
+
+    pub fn train_items(&self) -> Vec<&Item> {
+        self.split.train.iter().map(|&i| &self.train_folder[i]).collect()
+    }
+
+    pub fn val_items(&self) -> Vec<&Item> {
+        self.split.val.iter().map(|&i| &self.train_folder[i]).collect()
+    }
+
+    pub fn counts(&self) -> Counts {
+        let count = |items: &mut dyn Iterator<Item = &Item>| {
+            let mut counts = vec![0; self.classes.len()];
+            items.for_each(|item| counts[item.label] += 1);
+            counts
+        };
+        Counts {
+            train: count(&mut self.train_items().into_iter()),
+            val: count(&mut self.val_items().into_iter()),
+            test: count(&mut self.test.iter()),
+        }
+    }
+
+    /// Checks the number of files per split folder and class against `expected`
+    /// (`{"Training": {"glioma_tumor": 826, ...}, ...}`).
+    pub fn check_counts(&self, layout: &Layout, expected: &BTreeMap<String, BTreeMap<String, usize>>) -> Result<()> {
+        let mut problems = Vec::new();
+        for (split, classes) in expected {
+            let items: Vec<&Item> = if *split == layout.train {
+                self.train_folder.iter().collect()
+            } else if layout.test.as_ref() == Some(split) {
+                self.test.iter().collect()
+            } else {
+                problems.push(format!("`{split}` is neither the train nor the test folder"));
+                continue;
+            };
+            for (class, &want) in classes {
+                let Some(label) = self.classes.iter().position(|c| c == class) else {
+                    problems.push(format!("{split}/{class}: not a class of this dataset"));
+                    continue;
+                };
+                let found = items.iter().filter(|i| i.label == label).count();
+                if found != want {
+                    problems.push(format!("{split}/{class}: {found} images, expected {want}"));
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Data(format!(
+                "the dataset at {} does not have the expected files (data.expect):\n  {}",
+                layout.root.display(),
+                problems.join("\n  ")
+            )))
+        }
+    }
+}

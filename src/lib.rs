@@ -1,0 +1,22 @@
+//! brasa: a declarative experiment runner for image classification on burn.
+//!
+//! The pipeline, one module per stage:
+//! `spec` (TOML → [`spec::Spec`]) → `plan` (validated [`plan::Plan`]) → `runner` (one trial:
+//! `data` → `model` → `train`) → `run_dir` (the run folder's files) → `report` (charts and
+//! documents rendered from the run folder alone).
+
+pub mod augment;
+pub mod backend;
+pub mod data;
+pub mod error;
+pub mod metrics;
+pub mod model;
+pub mod plan;
+pub mod progress;
+pub mod report;
+pub mod run_dir;
+pub mod runner;
+pub mod spec;
+pub mod train;
+
+pub use error::{Error, Result};

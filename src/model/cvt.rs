@@ -1,0 +1,494 @@
+//! CvT (Wu et al. 2021, "CvT: Introducing Convolutions to Vision Transformers") as Hugging Face
+//! transformers implements it in `modeling_cvt.py` (`CvtForImageClassification`).
+//!
+//! Module and field names mirror the Hugging Face ones (`cvt.encoder.stages.0.layers.0.attention
+//! .attention.convolution_projection_query.convolution_projection.convolution.weight`, ...) so its
+//! checkpoints load without a renaming table. Quirks of that implementation are reproduced on
+//! purpose and marked `HF quirk`.
+
+use burn::module::{Flag, Module, Param};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::tensor::activation::{gelu, softmax};
+use burn::tensor::{Device, Distribution, Tensor};
+
+/// Hyperparameters of a CvT, one entry per stage (`CvtConfig` in transformers).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CvtConfig {
+    pub num_channels: usize,
+    pub num_labels: usize,
+    pub patch_sizes: Vec<usize>,
+    pub patch_stride: Vec<usize>,
+    pub patch_padding: Vec<usize>,
+    pub embed_dim: Vec<usize>,
+    pub num_heads: Vec<usize>,
+    pub depth: Vec<usize>,
+    pub mlp_ratio: Vec<f64>,
+    pub attention_drop_rate: Vec<f64>,
+    pub drop_rate: Vec<f64>,
+    pub drop_path_rate: Vec<f64>,
+    pub qkv_bias: Vec<bool>,
+    pub cls_token: Vec<bool>,
+    pub kernel_qkv: Vec<usize>,
+    pub padding_kv: Vec<usize>,
+    pub stride_kv: Vec<usize>,
+    pub padding_q: Vec<usize>,
+    pub stride_q: Vec<usize>,
+    /// Standard deviation of the (truncated) normal weight initialisation.
+    pub initializer_range: f64,
+}
+
+impl CvtConfig {
+    /// transformers' `CvtConfig()` defaults: `microsoft/cvt-13`.
+    pub fn cvt13(num_labels: usize) -> Self {
+        Self {
+            num_channels: 3,
+            num_labels,
+            patch_sizes: vec![7, 3, 3],
+            patch_stride: vec![4, 2, 2],
+            patch_padding: vec![2, 1, 1],
+            embed_dim: vec![64, 192, 384],
+            num_heads: vec![1, 3, 6],
+            depth: vec![1, 2, 10],
+            mlp_ratio: vec![4.0; 3],
+            attention_drop_rate: vec![0.0; 3],
+            drop_rate: vec![0.0; 3],
+            drop_path_rate: vec![0.0, 0.0, 0.1],
+            qkv_bias: vec![true; 3],
+            cls_token: vec![false, false, true],
+            kernel_qkv: vec![3; 3],
+            padding_kv: vec![1; 3],
+            stride_kv: vec![2; 3],
+            padding_q: vec![1; 3],
+            stride_q: vec![1; 3],
+            initializer_range: 0.02,
+        }
+    }
+
+    /// `microsoft/cvt-21`: CvT-13 with depth 1/4/16.
+    pub fn cvt21(num_labels: usize) -> Self {
+        Self { depth: vec![1, 4, 16], ..Self::cvt13(num_labels) }
+    }
+
+    /// A CPU-sized CvT (0.6 M parameters): embed 32/64/128, depth 1/2/2, heads 1/2/4.
+    pub fn tiny(num_labels: usize) -> Self {
+        Self {
+            embed_dim: vec![32, 64, 128],
+            depth: vec![1, 2, 2],
+            num_heads: vec![1, 2, 4],
+            ..Self::cvt13(num_labels)
+        }
+    }
+
+    pub fn stages(&self) -> usize {
+        self.depth.len()
+    }
+
+    /// The stochastic-depth rate of every layer of `stage`.
+    ///
+    /// HF quirk: `CvtStage` computes `linspace(0, drop_path_rate[stage], depth[stage])` and then
+    /// indexes it with the *stage* number, so all layers of a stage share one rate (and
+    /// transformers raises IndexError when `depth[stage] <= stage`; here the last entry is used,
+    /// which is what a model built with a deeper stage and truncated gets).
+    pub fn layer_drop_path(&self, stage: usize) -> f64 {
+        let (rate, depth) = (self.drop_path_rate[stage], self.depth[stage]);
+        if depth <= 1 {
+            return 0.0;
+        }
+        let index = stage.min(depth - 1);
+        rate * index as f64 / (depth - 1) as f64
+    }
+
+    pub fn init(&self, device: &Device) -> CvtForImageClassification {
+        let stages = (0..self.stages()).map(|stage| CvtStage::new(self, stage, device)).collect();
+        let last = *self.embed_dim.last().expect("at least one stage");
+        CvtForImageClassification {
+            cvt: CvtModel { encoder: CvtEncoder { stages } },
+            layernorm: LayerNormConfig::new(last).init(device),
+            classifier: self.linear(last, self.num_labels, true, device),
+        }
+    }
+
+    /// `nn.Linear` initialised as `CvtPreTrainedModel._init_weights` does it.
+    fn linear(&self, d_in: usize, d_out: usize, bias: bool, device: &Device) -> Linear {
+        let mut linear = LinearConfig::new(d_in, d_out)
+            .with_bias(bias)
+            .with_initializer(self.weight_init())
+            .init(device);
+        linear.bias = linear.bias.map(|_| Initializer::Zeros.init([d_out], device));
+        linear
+    }
+
+    fn weight_init(&self) -> Initializer {
+        // trunc_normal_(std=0.02) truncates at ±2 (absolute), i.e. at ±100 σ: a plain normal.
+        Initializer::Normal { mean: 0.0, std: self.initializer_range }
+    }
+}
+
+/// `CvtForImageClassification`: CvT backbone, LayerNorm on the cls token, linear classifier.
+#[derive(Module, Debug)]
+pub struct CvtForImageClassification {
+    pub cvt: CvtModel,
+    pub layernorm: LayerNorm,
+    pub classifier: Linear,
+}
+
+impl CvtForImageClassification {
+    /// Logits `[batch, num_labels]` for pixels `[batch, channels, height, width]`.
+    pub fn forward(&self, pixel_values: Tensor<4>) -> Tensor<2> {
+        let (sequence, cls_token) = self.cvt.forward(pixel_values);
+        let normed = match cls_token {
+            Some(cls) => self.layernorm.forward(cls),
+            None => {
+                let [b, c, h, w] = sequence.dims();
+                self.layernorm.forward(sequence.reshape([b, c, h * w]).swap_dims(1, 2))
+            }
+        };
+        let [b, _, c] = normed.dims();
+        let pooled = normed.mean_dim(1).reshape([b, c]);
+        self.classifier.forward(pooled)
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct CvtModel {
+    pub encoder: CvtEncoder,
+}
+
+impl CvtModel {
+    /// The last stage's feature map and its cls token, if it has one.
+    pub fn forward(&self, pixel_values: Tensor<4>) -> (Tensor<4>, Option<Tensor<3>>) {
+        let mut hidden = pixel_values;
+        let mut cls_token = None;
+        for stage in &self.encoder.stages {
+            let (next, cls) = stage.forward(hidden);
+            hidden = next;
+            cls_token = cls;
+        }
+        (hidden, cls_token)
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct CvtEncoder {
+    pub stages: Vec<CvtStage>,
+}
+
+#[derive(Module, Debug)]
+pub struct CvtStage {
+    pub embedding: CvtEmbeddings,
+    pub layers: Vec<CvtLayer>,
+    pub cls_token: Option<Param<Tensor<3>>>,
+}
+
+impl CvtStage {
+    fn new(config: &CvtConfig, stage: usize, device: &Device) -> Self {
+        let dim = config.embed_dim[stage];
+        let in_channels = if stage == 0 { config.num_channels } else { config.embed_dim[stage - 1] };
+        let (kernel, stride, padding) =
+            (config.patch_sizes[stage], config.patch_stride[stage], config.patch_padding[stage]);
+        let mut projection = Conv2dConfig::new([in_channels, dim], [kernel, kernel])
+            .with_stride([stride, stride])
+            .with_padding(PaddingConfig2d::Explicit(padding, padding, padding, padding))
+            .with_initializer(config.weight_init())
+            .init(device);
+        projection.bias = projection.bias.map(|_| Initializer::Zeros.init([dim], device));
+        let embedding = CvtEmbeddings {
+            convolution_embeddings: CvtConvEmbeddings {
+                projection,
+                normalization: LayerNormConfig::new(dim).init(device),
+            },
+            dropout: DropoutConfig::new(config.drop_rate[stage]).init(),
+        };
+        let layers = (0..config.depth[stage]).map(|_| CvtLayer::new(config, stage, device)).collect();
+        let cls_token = config.cls_token[stage].then(|| config.weight_init().init([1, 1, dim], device));
+        Self { embedding, layers, cls_token }
+    }
+
+    fn forward(&self, pixel_values: Tensor<4>) -> (Tensor<4>, Option<Tensor<3>>) {
+        let embedded = self.embedding.forward(pixel_values);
+        let [b, c, h, w] = embedded.dims();
+        let mut hidden = embedded.reshape([b, c, h * w]).swap_dims(1, 2);
+        if let Some(cls) = &self.cls_token {
+            hidden = Tensor::cat(vec![cls.val().expand([b, 1, c]), hidden], 1);
+        }
+        for layer in &self.layers {
+            hidden = layer.forward(hidden, h, w);
+        }
+        let (cls, hidden) = match self.cls_token {
+            Some(_) => (Some(hidden.clone().narrow(1, 0, 1)), hidden.narrow(1, 1, h * w)),
+            None => (None, hidden),
+        };
+        (hidden.swap_dims(1, 2).reshape([b, c, h, w]), cls)
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct CvtEmbeddings {
+    pub convolution_embeddings: CvtConvEmbeddings,
+    pub dropout: Dropout,
+}
+
+impl CvtEmbeddings {
+    fn forward(&self, pixel_values: Tensor<4>) -> Tensor<4> {
+        self.dropout.forward(self.convolution_embeddings.forward(pixel_values))
+    }
+}
+
+/// Overlapping patch embedding: a strided convolution, then LayerNorm over channels.
+#[derive(Module, Debug)]
+pub struct CvtConvEmbeddings {
+    pub projection: Conv2d,
+    pub normalization: LayerNorm,
+}
+
+impl CvtConvEmbeddings {
+    fn forward(&self, pixel_values: Tensor<4>) -> Tensor<4> {
+        let projected = self.projection.forward(pixel_values);
+        let [b, c, h, w] = projected.dims();
+        let tokens = projected.reshape([b, c, h * w]).swap_dims(1, 2);
+        self.normalization.forward(tokens).swap_dims(1, 2).reshape([b, c, h, w])
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct CvtLayer {
+    pub attention: CvtAttention,
+    pub intermediate: CvtIntermediate,
+    pub output: CvtOutput,
+    pub drop_path: DropPath,
+    pub layernorm_before: LayerNorm,
+    pub layernorm_after: LayerNorm,
+}
+
+impl CvtLayer {
+    fn new(config: &CvtConfig, stage: usize, device: &Device) -> Self {
+        let dim = config.embed_dim[stage];
+        let hidden = (dim as f64 * config.mlp_ratio[stage]) as usize;
+        Self {
+            attention: CvtAttention {
+                attention: CvtSelfAttention::new(config, stage, device),
+                output: CvtSelfOutput {
+                    dense: config.linear(dim, dim, true, device),
+                    dropout: DropoutConfig::new(config.drop_rate[stage]).init(),
+                },
+            },
+            intermediate: CvtIntermediate { dense: config.linear(dim, hidden, true, device) },
+            output: CvtOutput {
+                dense: config.linear(hidden, dim, true, device),
+                dropout: DropoutConfig::new(config.drop_rate[stage]).init(),
+            },
+            drop_path: DropPath::new(config.layer_drop_path(stage)),
+            layernorm_before: LayerNormConfig::new(dim).init(device),
+            layernorm_after: LayerNormConfig::new(dim).init(device),
+        }
+    }
+
+    fn forward(&self, hidden: Tensor<3>, height: usize, width: usize) -> Tensor<3> {
+        let attended = self.attention.forward(self.layernorm_before.forward(hidden.clone()), height, width);
+        let hidden = self.drop_path.forward(attended) + hidden;
+        let mlp = self.intermediate.forward(self.layernorm_after.forward(hidden.clone()));
+        // HF quirk: `CvtOutput` adds the residual, and drop path is then applied to the sum
+        // (`layer_output = self.drop_path(self.output(layer_output, hidden_state))`).
+        self.drop_path.forward(self.output.forward(mlp, hidden))
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct CvtAttention {
+    pub attention: CvtSelfAttention,
+    pub output: CvtSelfOutput,
+}
+
+impl CvtAttention {
+    fn forward(&self, hidden: Tensor<3>, height: usize, width: usize) -> Tensor<3> {
+        self.output.forward(self.attention.forward(hidden, height, width))
+    }
+}
+
+/// Multi-head attention whose queries, keys and values are depthwise-convolved token maps
+/// (keys and values with stride 2), with the cls token passed around the convolutions.
+#[derive(Module, Debug)]
+pub struct CvtSelfAttention {
+    pub convolution_projection_query: CvtSelfAttentionProjection,
+    pub convolution_projection_key: CvtSelfAttentionProjection,
+    pub convolution_projection_value: CvtSelfAttentionProjection,
+    pub projection_query: Linear,
+    pub projection_key: Linear,
+    pub projection_value: Linear,
+    pub dropout: Dropout,
+    pub num_heads: usize,
+    pub embed_dim: usize,
+    pub with_cls_token: bool,
+}
+
+impl CvtSelfAttention {
+    fn new(config: &CvtConfig, stage: usize, device: &Device) -> Self {
+        let dim = config.embed_dim[stage];
+        let kernel = config.kernel_qkv[stage];
+        let bias = config.qkv_bias[stage];
+        let (q_pad, q_stride) = (config.padding_q[stage], config.stride_q[stage]);
+        let (kv_pad, kv_stride) = (config.padding_kv[stage], config.stride_kv[stage]);
+        Self {
+            convolution_projection_query: CvtSelfAttentionProjection::new(dim, kernel, q_pad, q_stride, device),
+            convolution_projection_key: CvtSelfAttentionProjection::new(dim, kernel, kv_pad, kv_stride, device),
+            convolution_projection_value: CvtSelfAttentionProjection::new(dim, kernel, kv_pad, kv_stride, device),
+            projection_query: config.linear(dim, dim, bias, device),
+            projection_key: config.linear(dim, dim, bias, device),
+            projection_value: config.linear(dim, dim, bias, device),
+            dropout: DropoutConfig::new(config.attention_drop_rate[stage]).init(),
+            num_heads: config.num_heads[stage],
+            embed_dim: dim,
+            with_cls_token: config.cls_token[stage],
+        }
+    }
+
+    fn forward(&self, hidden: Tensor<3>, height: usize, width: usize) -> Tensor<3> {
+        let (cls_token, hidden) = if self.with_cls_token {
+            (Some(hidden.clone().narrow(1, 0, 1)), hidden.narrow(1, 1, height * width))
+        } else {
+            (None, hidden)
+        };
+        let [b, _, c] = hidden.dims();
+        let spatial = hidden.swap_dims(1, 2).reshape([b, c, height, width]);
+        let mut key = self.convolution_projection_key.forward(spatial.clone());
+        let mut query = self.convolution_projection_query.forward(spatial.clone());
+        let mut value = self.convolution_projection_value.forward(spatial);
+        if let Some(cls) = cls_token {
+            query = Tensor::cat(vec![cls.clone(), query], 1);
+            key = Tensor::cat(vec![cls.clone(), key], 1);
+            value = Tensor::cat(vec![cls, value], 1);
+        }
+        let query = self.split_heads(self.projection_query.forward(query));
+        let key = self.split_heads(self.projection_key.forward(key));
+        let value = self.split_heads(self.projection_value.forward(value));
+        // HF quirk: scaled by the full embedding dim, not the head dim (`embed_dim ** -0.5`).
+        let scale = (self.embed_dim as f64).powf(-0.5);
+        let scores = query.matmul(key.swap_dims(2, 3)).mul_scalar(scale);
+        let probs = self.dropout.forward(softmax(scores, 3));
+        let context = probs.matmul(value);
+        let [b, heads, tokens, head_dim] = context.dims();
+        context.swap_dims(1, 2).reshape([b, tokens, heads * head_dim])
+    }
+
+    /// `[b, tokens, embed]` → `[b, heads, tokens, head_dim]`.
+    fn split_heads(&self, x: Tensor<3>) -> Tensor<4> {
+        let [b, tokens, _] = x.dims();
+        let head_dim = self.embed_dim / self.num_heads;
+        x.reshape([b, tokens, self.num_heads, head_dim]).swap_dims(1, 2)
+    }
+}
+
+/// `dw_bn` projection: depthwise convolution + BatchNorm, flattened to tokens
+/// (HF's `linear_projection` is a parameter-free rearrange, folded into `forward`).
+#[derive(Module, Debug)]
+pub struct CvtSelfAttentionProjection {
+    pub convolution_projection: CvtSelfAttentionConvProjection,
+}
+
+impl CvtSelfAttentionProjection {
+    fn new(dim: usize, kernel: usize, padding: usize, stride: usize, device: &Device) -> Self {
+        let convolution = Conv2dConfig::new([dim, dim], [kernel, kernel])
+            .with_groups(dim)
+            .with_bias(false)
+            .with_stride([stride, stride])
+            .with_padding(PaddingConfig2d::Explicit(padding, padding, padding, padding))
+            .with_initializer(Initializer::Normal { mean: 0.0, std: 0.02 })
+            .init(device);
+        Self {
+            convolution_projection: CvtSelfAttentionConvProjection {
+                convolution,
+                normalization: BatchNormConfig::new(dim).init(device),
+            },
+        }
+    }
+
+    fn forward(&self, spatial: Tensor<4>) -> Tensor<3> {
+        let projected = self.convolution_projection.normalization.forward(
+            self.convolution_projection.convolution.forward(spatial),
+        );
+        let [b, c, h, w] = projected.dims();
+        projected.reshape([b, c, h * w]).swap_dims(1, 2)
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct CvtSelfAttentionConvProjection {
+    pub convolution: Conv2d,
+    pub normalization: BatchNorm,
+}
+
+#[derive(Module, Debug)]
+pub struct CvtSelfOutput {
+    pub dense: Linear,
+    pub dropout: Dropout,
+}
+
+impl CvtSelfOutput {
+    fn forward(&self, hidden: Tensor<3>) -> Tensor<3> {
+        self.dropout.forward(self.dense.forward(hidden))
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct CvtIntermediate {
+    pub dense: Linear,
+}
+
+impl CvtIntermediate {
+    fn forward(&self, hidden: Tensor<3>) -> Tensor<3> {
+        gelu(self.dense.forward(hidden))
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct CvtOutput {
+    pub dense: Linear,
+    pub dropout: Dropout,
+}
+
+impl CvtOutput {
+    fn forward(&self, hidden: Tensor<3>, residual: Tensor<3>) -> Tensor<3> {
+        self.dropout.forward(self.dense.forward(hidden)) + residual
+    }
+}
+
+/// Stochastic depth per sample (timm's `drop_path`), active only while training.
+#[derive(Module, Debug)]
+pub struct DropPath {
+    pub prob: f64,
+    pub training: Param<Flag>,
+}
+
+impl DropPath {
+    fn new(prob: f64) -> Self {
+        Self { prob, training: Param::from_bool(true) }
+    }
+
+    fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
+        if self.prob == 0.0 || !self.training.is_enabled() || !input.device().is_autodiff() {
+            return input;
+        }
+        let keep = 1.0 - self.prob;
+        let mut shape = [1usize; D];
+        shape[0] = input.dims()[0];
+        let mask = Tensor::<D>::random(shape, Distribution::Bernoulli(keep), &input.device());
+        input.div_scalar(keep) * mask
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drop_path_rates_follow_the_hf_indexing() {
+        let config = CvtConfig::cvt13(4);
+        assert_eq!(config.layer_drop_path(0), 0.0);
+        assert_eq!(config.layer_drop_path(1), 0.0);
+        // linspace(0, 0.1, 10)[2]
+        assert!((config.layer_drop_path(2) - 0.1 * 2.0 / 9.0).abs() < 1e-12);
+        // cvt-tiny: depth 2 in stage 2 -> the last entry, 0.1
+        assert!((CvtConfig::tiny(4).layer_drop_path(2) - 0.1).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,228 @@
+//! Charts as SVG, drawn with plotters from run-folder data only.
+
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use crate::error::{Error, Result};
+use crate::run_dir::{EpochRow, StepRow};
+
+const WIDTH: u32 = 760;
+const HEIGHT: u32 = 420;
+const PALETTE: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+
+fn chart_error(chart: &str, e: impl std::fmt::Display) -> Error {
+    Error::Report(format!("cannot draw {chart}: {e}"))
+}
+
+/// Grouped bars: images per class (x) for each named part (one colour each).
+pub fn class_distribution(classes: &[String], parts: &[(&str, &[usize])]) -> Result<String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| chart_error("class distribution", e))?;
+        let max = parts.iter().flat_map(|(_, counts)| counts.iter()).copied().max().unwrap_or(1).max(1);
+        let n = classes.len().max(1);
+        let mut chart = ChartBuilder::on(&root)
+            .caption("Images per class", ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0f64..n as f64, 0f64..max as f64 * 1.15)
+            .map_err(|e| chart_error("class distribution", e))?;
+        let labels = classes.to_vec();
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(n * 2 + 1)
+            .x_label_formatter(&|x| {
+                let index = x.floor() as usize;
+                let centre = (x - x.floor() - 0.5).abs() < 1e-6;
+                if centre { labels.get(index).cloned().unwrap_or_default() } else { String::new() }
+            })
+            .y_desc("images")
+            .draw()
+            .map_err(|e| chart_error("class distribution", e))?;
+        let width = 0.8 / parts.len().max(1) as f64;
+        for (p, (name, counts)) in parts.iter().enumerate() {
+            let color = PALETTE[p % PALETTE.len()];
+            let bars = counts.iter().enumerate().map(|(c, &count)| {
+                let left = c as f64 + 0.1 + p as f64 * width;
+                Rectangle::new([(left, 0.0), (left + width * 0.95, count as f64)], color.filled())
+            });
+            chart
+                .draw_series(bars)
+                .map_err(|e| chart_error("class distribution", e))?
+                .label(format!("{name} ({})", counts.iter().sum::<usize>()))
+                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
+            let texts = counts.iter().enumerate().map(|(c, &count)| {
+                let centre = c as f64 + 0.1 + p as f64 * width + width * 0.45;
+                Text::new(count.to_string(), (centre, count as f64 + max as f64 * 0.02), TextStyle::from(("sans-serif", 11).into_font()).pos(Pos::new(HPos::Center, VPos::Bottom)))
+            });
+            chart.draw_series(texts).map_err(|e| chart_error("class distribution", e))?;
+        }
+        chart
+            .configure_series_labels()
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.8))
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
+            .map_err(|e| chart_error("class distribution", e))?;
+        root.present().map_err(|e| chart_error("class distribution", e))?;
+    }
+    Ok(svg)
+}
+
+/// A line chart of several named series of `(x, y)` points.
+pub fn lines(title: &str, x_desc: &str, y_desc: &str, series: &[(String, Vec<(f64, f64)>)], y_range: Option<(f64, f64)>) -> Result<String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| chart_error(title, e))?;
+        let points = || series.iter().flat_map(|(_, pts)| pts.iter()).filter(|(x, y)| x.is_finite() && y.is_finite());
+        let x_max = points().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max);
+        let x_min = points().map(|p| p.0).fold(f64::INFINITY, f64::min);
+        let (x_min, x_max) = if x_min.is_finite() { (x_min, x_max.max(x_min + 1e-9)) } else { (0.0, 1.0) };
+        let (y_min, y_max) = y_range.unwrap_or_else(|| {
+            let lo = points().map(|p| p.1).fold(f64::INFINITY, f64::min);
+            let hi = points().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+            if lo.is_finite() {
+                let pad = ((hi - lo) * 0.05).max(1e-9);
+                (lo - pad, hi + pad)
+            } else {
+                (0.0, 1.0)
+            }
+        });
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x_min..x_max, y_min..y_max)
+            .map_err(|e| chart_error(title, e))?;
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .y_label_formatter(&|y| format_tick(*y))
+            .draw()
+            .map_err(|e| chart_error(title, e))?;
+        for (i, (name, pts)) in series.iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            let pts: Vec<(f64, f64)> = pts.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
+            chart
+                .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
+                .map_err(|e| chart_error(title, e))?
+                .label(name.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
+            if pts.len() <= 60 {
+                chart
+                    .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                    .map_err(|e| chart_error(title, e))?;
+            }
+        }
+        chart
+            .configure_series_labels()
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.8))
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
+            .map_err(|e| chart_error(title, e))?;
+        root.present().map_err(|e| chart_error(title, e))?;
+    }
+    Ok(svg)
+}
+
+fn format_tick(value: f64) -> String {
+    if value == 0.0 {
+        "0".into()
+    } else if value.abs() < 1e-2 || value.abs() >= 1e4 {
+        format!("{value:.1e}")
+    } else {
+        format!("{value:.3}").trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+/// Training and validation loss: per step (thin), per epoch (with markers).
+pub fn loss_curves(epochs: &[EpochRow], steps: &[StepRow]) -> Result<String> {
+    let steps_per_epoch = steps.iter().filter(|s| s.epoch == 1).count().max(1) as f64;
+    let series = vec![
+        ("train loss (per step)".to_string(), steps.iter().map(|s| (s.step as f64 / steps_per_epoch, s.loss)).collect()),
+        ("train loss (epoch mean)".to_string(), epochs.iter().map(|e| (e.epoch as f64, e.train_loss)).collect()),
+        ("validation loss".to_string(), epochs.iter().map(|e| (e.epoch as f64, e.val_loss)).collect()),
+    ];
+    lines("Loss", "epoch", "cross-entropy", &series, None)
+}
+
+/// Validation accuracy, macro F1 and macro recall per epoch, with training accuracy.
+pub fn metric_curves(epochs: &[EpochRow]) -> Result<String> {
+    let per_epoch = |f: fn(&EpochRow) -> f64| epochs.iter().map(|e| (e.epoch as f64, f(e))).collect();
+    let series = vec![
+        ("validation accuracy".to_string(), per_epoch(|e| e.val_accuracy)),
+        ("validation macro F1".to_string(), per_epoch(|e| e.val_macro_f1)),
+        ("validation macro recall".to_string(), per_epoch(|e| e.val_macro_recall)),
+        ("train accuracy".to_string(), per_epoch(|e| e.train_accuracy)),
+    ];
+    lines("Accuracy, F1 and recall", "epoch", "score", &series, Some((0.0, 1.0)))
+}
+
+/// Learning rate per step.
+pub fn learning_rate(steps: &[StepRow]) -> Result<String> {
+    let series = vec![("learning rate".to_string(), steps.iter().map(|s| (s.step as f64, s.lr)).collect())];
+    lines("Learning rate", "step", "lr", &series, None)
+}
+
+/// A confusion matrix: counts in each cell, shaded by the row-normalised rate.
+pub fn confusion(title: &str, classes: &[String], matrix: &[Vec<usize>]) -> Result<String> {
+    let n = classes.len().max(1);
+    let cell = (360 / n as u32).clamp(40, 110);
+    let (left, top) = (170u32, 60u32);
+    let (width, height) = (left + cell * n as u32 + 30, top + cell * n as u32 + 110);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| chart_error(title, e))?;
+        let draw_err = |e| chart_error(title, e);
+        root.draw(&Text::new(title.to_string(), (left as i32, 20), ("sans-serif", 18))).map_err(draw_err)?;
+        for (r, row) in matrix.iter().enumerate() {
+            let total: usize = row.iter().sum();
+            for (c, &count) in row.iter().enumerate() {
+                let rate = if total == 0 { 0.0 } else { count as f64 / total as f64 };
+                let shade = (255.0 * (1.0 - 0.85 * rate)) as u8;
+                let (x, y) = ((left + c as u32 * cell) as i32, (top + r as u32 * cell) as i32);
+                root.draw(&Rectangle::new([(x, y), (x + cell as i32, y + cell as i32)], RGBColor(shade, shade, 255).filled()))
+                    .map_err(draw_err)?;
+                root.draw(&Rectangle::new([(x, y), (x + cell as i32, y + cell as i32)], BLACK.mix(0.2)))
+                    .map_err(draw_err)?;
+                let ink = if rate > 0.55 { WHITE } else { BLACK };
+                let style = TextStyle::from(("sans-serif", 14).into_font()).color(&ink).pos(Pos::new(HPos::Center, VPos::Center));
+                let label = format!("{count}\n{:.0}%", rate * 100.0);
+                let centre = (x + cell as i32 / 2, y + cell as i32 / 2);
+                for (k, line) in label.lines().enumerate() {
+                    root.draw(&Text::new(line.to_string(), (centre.0, centre.1 - 8 + 16 * k as i32), style.clone()))
+                        .map_err(draw_err)?;
+                }
+            }
+        }
+        let label_style = TextStyle::from(("sans-serif", 12).into_font()).pos(Pos::new(HPos::Right, VPos::Center));
+        for (i, class) in classes.iter().enumerate() {
+            let y = (top + i as u32 * cell + cell / 2) as i32;
+            root.draw(&Text::new(class.clone(), (left as i32 - 6, y), label_style.clone())).map_err(draw_err)?;
+            let x = (left + i as u32 * cell + cell / 2) as i32;
+            let below = (top + n as u32 * cell + 8) as i32;
+            let rotated = TextStyle::from(("sans-serif", 12).into_font().transform(FontTransform::Rotate90)).pos(Pos::new(HPos::Left, VPos::Center));
+            root.draw(&Text::new(class.clone(), (x, below), rotated)).map_err(draw_err)?;
+        }
+        let axis = ("sans-serif", 13).into_font();
+        root.draw(&Text::new("true class (rows)", (4, top as i32 - 20), axis.clone())).map_err(draw_err)?;
+        root.draw(&Text::new("predicted class (columns)", (left as i32, height as i32 - 16), axis)).map_err(draw_err)?;
+        root.present().map_err(draw_err)?;
+    }
+    Ok(svg)
+}

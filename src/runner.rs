@@ -1,0 +1,486 @@
+//! Executes a [`Plan`]: fetch the data if needed, decode it once, train, evaluate the best
+//! checkpoint on validation and test, and write everything into a run folder, then the report.
+//!
+//! A run folder that holds an unfinished run of the same spec is resumed from its last
+//! completed epoch.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use burn::module::Module;
+use burn::optim::{AdamWConfig, ModuleOptimizer};
+use burn::tensor::Device;
+use image::RgbImage;
+
+use crate::data::images::{self, Recipe};
+use crate::data::loader::{AugmentMode, TrainSet};
+use crate::data::{Dataset, Item, download};
+use crate::error::{Error, Result};
+use crate::model::CvtForImageClassification;
+use crate::plan::Plan;
+use crate::progress::Progress;
+use crate::report;
+use crate::run_dir::{self, Checkpoint, Counts, EpochRow, Meta, ModelMeta, Part, PredictionRow, RunDir, SplitRow, Status, StepRow, TrainMeta};
+use crate::train::schedule::{Schedule, Shape};
+use crate::train::{self, EpochRecord, EvalSet, Hyper, Journal, StepRecord, TrainState};
+use crate::{backend, spec};
+
+/// Where and how to run.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// The run folder; `reports/<experiment>/<run-id>` under the working directory if `None`.
+    pub out: Option<PathBuf>,
+    pub progress: Progress,
+}
+
+/// What a finished run reports back.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub dir: PathBuf,
+    pub best_epoch: Option<usize>,
+    pub val: crate::metrics::Report,
+    pub test: Option<crate::metrics::Report>,
+    pub wall_seconds: f64,
+}
+
+/// Version facts baked in at build time (see `build.rs`).
+pub const BRASA_VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const GIT_COMMIT: &str = env!("BRASA_GIT_COMMIT");
+pub const BURN_VERSION: &str = env!("BRASA_BURN_VERSION");
+
+/// Makes sure the dataset is on disk (downloading it when the spec names a source) and scans it.
+pub fn prepare_dataset(plan: &Plan, progress: &Progress) -> Result<Dataset> {
+    let layout = &plan.data.layout;
+    if !layout.root.is_dir() {
+        match &plan.data.source {
+            Some(url) => {
+                progress.log(format!("data: {} is missing; downloading {url}", layout.root.display()));
+                download::fetch_zip(url, &layout.root, progress)?;
+            }
+            None => return Err(Error::Data(format!("data.root {} does not exist", layout.root.display()))),
+        }
+    }
+    let dataset = Dataset::scan(layout, plan.data.split)?;
+    if let Some(expect) = &plan.data.expect {
+        dataset.check_counts(layout, expect)?;
+    }
+    Ok(dataset)
+}
+
+/// Split counts as a small table (for logs and `brasa validate`).
+pub fn counts_table(dataset: &Dataset) -> String {
+    let counts = dataset.counts();
+    let width = dataset.classes.iter().map(String::len).max().unwrap_or(5).max(5);
+    let mut text = format!("{:width$}  {:>6}  {:>6}  {:>6}\n", "class", "train", "val", "test");
+    for (i, class) in dataset.classes.iter().enumerate() {
+        text.push_str(&format!("{class:width$}  {:>6}  {:>6}  {:>6}\n", counts.train[i], counts.val[i], counts.test[i]));
+    }
+    let sum = |v: &[usize]| v.iter().sum::<usize>();
+    text.push_str(&format!("{:width$}  {:>6}  {:>6}  {:>6}", "total", sum(&counts.train), sum(&counts.val), sum(&counts.test)));
+    text
+}
+
+/// Runs `plan` to the end and writes its run folder.
+pub fn run(plan: &Plan, options: &RunOptions) -> Result<Outcome> {
+    let started = Instant::now();
+    let progress = &options.progress;
+    if let Some(pretrained) = &plan.pretrained {
+        return Err(Error::Model(format!(
+            "model.pretrained = {pretrained:?}: importing pretrained weights is not supported by this version of brasa yet; \
+             remove model.pretrained to train from scratch"
+        )));
+    }
+    if let Some(threads) = plan.runtime.threads {
+        backend::set_threads(threads);
+    }
+    let device = plan.runtime.backend.device()?.autodiff();
+
+    let dataset = prepare_dataset(plan, progress)?;
+    progress.log(format!("data: {} classes, split (seed {}):\n{}", dataset.classes.len(), plan.data.split.seed, counts_table(&dataset)));
+    if !dataset.skipped.is_empty() {
+        progress.log(format!(
+            "warning: {} file(s) in the dataset folders are not images ({}) and are not used, e.g. {}",
+            dataset.skipped.len(),
+            crate::data::folder::IMAGE_EXTENSIONS.join(", "),
+            dataset.skipped[0].display()
+        ));
+    }
+
+    let dir = match &options.out {
+        Some(out) => out.clone(),
+        None => new_run_dir(Path::new("reports").join(&plan.name)),
+    };
+    let run = RunDir::create(&dir)?;
+    let resumed = check_resumable(&run, plan)?;
+    run.write(run_dir::SPEC, plan.resolved_toml.as_bytes())?;
+    run.write_split(&split_rows(&dataset))?;
+
+    let mut meta = initial_meta(plan, &dataset, &run, resumed.as_ref())?;
+    run.write_meta(&meta)?;
+    progress.log(format!("run folder: {}", spec::display_path(run.root())));
+
+    let result = train_and_evaluate(plan, &dataset, &run, &device, &mut meta, progress);
+    meta.wall_seconds = Some(meta.wall_seconds.unwrap_or(0.0) + started.elapsed().as_secs_f64());
+    meta.finished_at = Some(timestamp(SystemTime::now()));
+    match result {
+        Ok((val, test)) => {
+            meta.status = Status::Complete;
+            run.write_meta(&meta)?;
+            report::render(&run, report::Formats { markdown: plan.report.markdown, html: plan.report.html }).map_err(|e| {
+                Error::Report(format!(
+                    "training finished but the report could not be written ({e}); rebuild it with `brasa report {}`",
+                    run.root().display()
+                ))
+            })?;
+            Ok(Outcome { dir, best_epoch: meta.best_epoch, val, test, wall_seconds: meta.wall_seconds.unwrap_or(0.0) })
+        }
+        Err(error) => {
+            meta.status = Status::Failed;
+            meta.error = Some(error.to_string());
+            run.write_meta(&meta)?;
+            Err(error)
+        }
+    }
+}
+
+/// `reports/<experiment>/<UTC timestamp>`, with a suffix if that exists already.
+fn new_run_dir(parent: PathBuf) -> PathBuf {
+    let stamp = timestamp(SystemTime::now()).replace(['-', ':'], "").replace('T', "-").trim_end_matches('Z').to_string();
+    let mut candidate = parent.join(&stamp);
+    let mut n = 2;
+    while candidate.exists() {
+        candidate = parent.join(format!("{stamp}-{n}"));
+        n += 1;
+    }
+    candidate
+}
+
+fn timestamp(time: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
+/// The previous meta when `run` holds an unfinished run of the same spec; an error when it holds
+/// something else.
+fn check_resumable(run: &RunDir, plan: &Plan) -> Result<Option<Meta>> {
+    if !run.path(run_dir::META).is_file() {
+        return Ok(None);
+    }
+    let previous = run.read_meta()?;
+    let spec = run.read_to_string(run_dir::SPEC)?;
+    if spec != plan.resolved_toml {
+        return Err(Error::run_dir(
+            run.root(),
+            "holds a run of a different spec; choose another --out folder (or delete this one)",
+        ));
+    }
+    if previous.status == Status::Complete {
+        return Err(Error::run_dir(
+            run.root(),
+            "holds a finished run of this spec; `brasa report` rebuilds its report, another --out starts a new run",
+        ));
+    }
+    Ok(Some(previous))
+}
+
+fn split_rows(dataset: &Dataset) -> Vec<SplitRow> {
+    let row = |item: &Item, split: Part| SplitRow {
+        path: item.path.display().to_string(),
+        class: dataset.classes[item.label].clone(),
+        split,
+    };
+    let mut rows: Vec<SplitRow> = Vec::new();
+    let mut in_val = vec![false; dataset.train_folder.len()];
+    dataset.split.val.iter().for_each(|&i| in_val[i] = true);
+    for (i, item) in dataset.train_folder.iter().enumerate() {
+        rows.push(row(item, if in_val[i] { Part::Val } else { Part::Train }));
+    }
+    rows.extend(dataset.test.iter().map(|item| row(item, Part::Test)));
+    rows
+}
+
+fn steps_per_epoch(plan: &Plan, train_items: usize) -> (usize, usize) {
+    let copies = if plan.augment.chain.ops.is_empty() { 0 } else { plan.augment.copies };
+    let samples = train_items * (1 + copies);
+    (samples, samples.div_ceil(plan.train.batch_size))
+}
+
+fn initial_meta(plan: &Plan, dataset: &Dataset, run: &RunDir, previous: Option<&Meta>) -> Result<Meta> {
+    let counts = dataset.counts();
+    let (samples, steps) = steps_per_epoch(plan, dataset.split.train.len());
+    let total_steps = steps * plan.train.epochs;
+    let parameters = plan.model.cvt_config(dataset.classes.len()).init(&Device::flex()).num_params();
+    let run_id = run.root().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    Ok(Meta {
+        experiment: plan.name.clone(),
+        description: plan.description.clone(),
+        run_id,
+        status: Status::Running,
+        error: None,
+        brasa_version: BRASA_VERSION.into(),
+        git_commit: GIT_COMMIT.into(),
+        burn_version: BURN_VERSION.into(),
+        backend: plan.runtime.backend.name().into(),
+        threads: backend::threads(),
+        seed: plan.seed,
+        spec_file: plan.spec_file.display().to_string(),
+        data_root: plan.data.layout.root.display().to_string(),
+        started_at: previous.map(|m| m.started_at.clone()).unwrap_or_else(|| timestamp(SystemTime::now())),
+        finished_at: None,
+        wall_seconds: previous.and_then(|m| m.wall_seconds),
+        classes: dataset.classes.clone(),
+        counts: Counts { train: counts.train, val: counts.val, test: counts.test },
+        skipped_files: dataset.skipped.iter().map(|p| p.display().to_string()).collect(),
+        model: ModelMeta {
+            arch: plan.model.arch.name().into(),
+            parameters,
+            input_size: [plan.preprocess.input_size.0, plan.preprocess.input_size.1],
+            pretrained: plan.pretrained.clone(),
+        },
+        train: TrainMeta {
+            epochs: plan.train.epochs,
+            batch_size: plan.train.batch_size,
+            lr: plan.train.lr,
+            weight_decay: plan.train.weight_decay,
+            schedule: match plan.train.schedule {
+                Shape::Constant => "constant",
+                Shape::Linear => "linear",
+                Shape::Cosine => "cosine",
+            }
+            .into(),
+            warmup_steps: plan.train.warmup.steps(total_steps),
+            grad_clip: plan.train.grad_clip,
+            select_best: plan.train.select.name().into(),
+            augment_mode: match plan.augment.mode {
+                AugmentMode::Append => "append",
+                AugmentMode::Online => "online",
+            }
+            .into(),
+            augment_copies: if plan.augment.chain.ops.is_empty() { 0 } else { plan.augment.copies },
+            samples_per_epoch: samples,
+            steps_per_epoch: steps,
+        },
+        best_epoch: None,
+        epochs_run: 0,
+        stopped_early: false,
+        resumed: previous.map_or(0, |m| m.resumed + 1),
+    })
+}
+
+/// Decoded images of the whole dataset, in the forms the run needs.
+struct Images {
+    /// Clean model inputs of the training folder's items.
+    train_folder: Arc<Vec<RgbImage>>,
+    /// Augmentation sources of the training folder's items (shared when the recipe is the same).
+    sources: Arc<Vec<RgbImage>>,
+    test: Vec<RgbImage>,
+}
+
+fn decode(plan: &Plan, dataset: &Dataset, progress: &Progress) -> Result<Images> {
+    let clean = plan.preprocess.recipe;
+    let source = plan.augment.source_recipe();
+    let augmenting = !plan.augment.chain.ops.is_empty();
+    let recipes: Vec<Recipe> = if augmenting && source != clean { vec![clean, source] } else { vec![clean] };
+    let decoded = images::decode_all(&dataset.train_folder, &recipes, progress, "decoding")?;
+    let mut forms = decoded.per_recipe.into_iter();
+    let train_folder = Arc::new(forms.next().expect("clean recipe"));
+    let sources = forms.next().map(Arc::new).unwrap_or_else(|| train_folder.clone());
+    let test = images::decode_all(&dataset.test, &[clean], progress, "decoding test")?.per_recipe.remove(0);
+    Ok(Images { train_folder, sources, test })
+}
+
+fn train_and_evaluate(
+    plan: &Plan,
+    dataset: &Dataset,
+    run: &RunDir,
+    device: &Device,
+    meta: &mut Meta,
+    progress: &Progress,
+) -> Result<(crate::metrics::Report, Option<crate::metrics::Report>)> {
+    let decode_started = Instant::now();
+    let images = decode(plan, dataset, progress)?;
+    progress.log(format!(
+        "decoded {} images in {:.1} s",
+        dataset.train_folder.len() + dataset.test.len(),
+        decode_started.elapsed().as_secs_f64()
+    ));
+
+    let pick = |list: &Arc<Vec<RgbImage>>, indices: &[usize]| Arc::new(indices.iter().map(|&i| list[i].clone()).collect::<Vec<_>>());
+    let train_labels: Vec<usize> = dataset.split.train.iter().map(|&i| dataset.train_folder[i].label).collect();
+    let train_sources = if Arc::ptr_eq(&images.sources, &images.train_folder) {
+        None
+    } else {
+        Some(pick(&images.sources, &dataset.split.train))
+    };
+    let train_clean = pick(&images.train_folder, &dataset.split.train);
+    let mut train_set = TrainSet::new(
+        train_clean.clone(),
+        train_sources.unwrap_or(train_clean),
+        train_labels,
+        &plan.augment.chain,
+        plan.augment.mode,
+        plan.augment.copies,
+        plan.seed,
+    );
+    let val = EvalSet {
+        images: dataset.split.val.iter().map(|&i| &images.train_folder[i]).collect(),
+        labels: dataset.val_items().iter().map(|i| i.label).collect(),
+    };
+    let test = EvalSet { images: images.test.iter().collect(), labels: dataset.test.iter().map(|i| i.label).collect() };
+
+    let num_classes = dataset.classes.len();
+    device.seed(plan.seed);
+    let mut model = plan.model.init(num_classes, device);
+    let mut optimizer = AdamWConfig::new()
+        .with_beta_1(plan.train.betas.0 as f32)
+        .with_beta_2(plan.train.betas.1 as f32)
+        .with_epsilon(plan.train.eps as f32)
+        .with_weight_decay(plan.train.weight_decay as f32)
+        .init();
+    let total_steps = meta.train.steps_per_epoch * plan.train.epochs;
+    let hyper = Hyper {
+        num_classes,
+        epochs: plan.train.epochs,
+        batch_size: plan.train.batch_size,
+        eval_batch_size: plan.train.eval_batch_size,
+        schedule: Schedule {
+            shape: plan.train.schedule,
+            peak_lr: plan.train.lr,
+            warmup_steps: meta.train.warmup_steps,
+            total_steps,
+        },
+        grad_clip: plan.train.grad_clip,
+        select: plan.train.select,
+        patience: plan.train.patience,
+        seed: plan.seed,
+    };
+
+    let mut journal = RunJournal { run, classes: &dataset.classes, steps: Vec::new(), epochs: Vec::new(), best_model: None, progress, epochs_total: plan.train.epochs };
+    let mut state = TrainState::default();
+    if let Some(checkpoint) = run.read_checkpoint_state::<TrainState>()? {
+        model = load_model(model, run, &checkpoint.last_model)?;
+        optimizer = optimizer
+            .load(run.path(&format!("{}/{}", run_dir::CHECKPOINTS, checkpoint.last_optimizer)))
+            .map_err(|e| Error::run_dir(run.root(), format!("cannot load optimizer state {}: {e}", checkpoint.last_optimizer)))?;
+        journal.steps = run.read_steps()?.into_iter().filter(|s| s.step <= checkpoint.train.step).collect();
+        journal.epochs = run.read_epochs()?.into_iter().filter(|e| e.epoch <= checkpoint.train.epochs_done).collect();
+        journal.best_model = checkpoint.best_model.clone();
+        state = checkpoint.train;
+        progress.log(format!("resuming after epoch {} (step {})", state.epochs_done, state.step));
+    }
+    progress.log(format!(
+        "training {} ({} parameters) for {} epochs: {} samples, {} steps per epoch on {} ({} threads)",
+        plan.model.arch.name(),
+        meta.model.parameters,
+        plan.train.epochs,
+        meta.train.samples_per_epoch,
+        meta.train.steps_per_epoch,
+        plan.runtime.backend.name(),
+        backend::threads()
+    ));
+    let state = train::fit(model.clone(), optimizer, state, &hyper, &mut train_set, &val, &plan.preprocess.normalize, device, &mut journal, progress)?;
+    meta.best_epoch = state.best_epoch;
+    meta.epochs_run = state.epochs_done;
+    meta.stopped_early = state.stopped_early;
+
+    let best_file = journal.best_model.clone().ok_or_else(|| Error::Train("no epoch finished".into()))?;
+    let best = load_model(model, run, &best_file)?.valid();
+    let evaluate = |part: Part, set: &EvalSet, items: &[&Item]| -> Result<crate::metrics::Report> {
+        let evaluation = train::evaluate(&best, set, plan.train.eval_batch_size, &plan.preprocess.normalize, device, progress, &format!("{} (best)", part.name()));
+        let report = evaluation.report(&set.labels, num_classes);
+        let rows: Vec<PredictionRow> = items
+            .iter()
+            .zip(evaluation.predictions())
+            .zip(evaluation.probabilities)
+            .map(|((item, prediction), probabilities)| PredictionRow {
+                path: item.path.display().to_string(),
+                label: item.label,
+                prediction,
+                probabilities,
+            })
+            .collect();
+        run.write_predictions(part, &rows, &dataset.classes)?;
+        run.write_classification_report(part, &report, &dataset.classes)?;
+        run.write_confusion(part, &report, &dataset.classes)?;
+        Ok(report)
+    };
+    let val_report = evaluate(Part::Val, &val, &dataset.val_items())?;
+    let test_report = if dataset.test.is_empty() {
+        None
+    } else {
+        Some(evaluate(Part::Test, &test, &dataset.test.iter().collect::<Vec<_>>())?)
+    };
+    Ok((val_report, test_report))
+}
+
+fn load_model(model: CvtForImageClassification, run: &RunDir, file: &str) -> Result<CvtForImageClassification> {
+    let path = run.path(&format!("{}/{}", run_dir::CHECKPOINTS, file));
+    model
+        .try_load_file(&path)
+        .map_err(|e| Error::run_dir(run.root(), format!("cannot load checkpoint {}: {e}", path.display())))
+}
+
+/// Persists training progress into the run folder.
+struct RunJournal<'a> {
+    run: &'a RunDir,
+    classes: &'a [String],
+    steps: Vec<StepRow>,
+    epochs: Vec<EpochRow>,
+    best_model: Option<String>,
+    progress: &'a Progress,
+    epochs_total: usize,
+}
+
+impl Journal<CvtForImageClassification> for RunJournal<'_> {
+    fn step(&mut self, record: &StepRecord) -> Result<()> {
+        self.steps.push(StepRow { step: record.step, epoch: record.epoch, loss: record.loss, lr: record.lr, grad_norm: record.grad_norm });
+        Ok(())
+    }
+
+    fn epoch(&mut self, record: &EpochRecord, model: &CvtForImageClassification, optimizer: &ModuleOptimizer, state: &TrainState) -> Result<()> {
+        let tag = format!("epoch-{:04}", record.epoch);
+        let model_file = format!("{tag}.bpk");
+        let optimizer_file = format!("{tag}.optim.bpk");
+        let dir = self.run.path(run_dir::CHECKPOINTS);
+        // burnpack writes through a temporary file and renames it: each checkpoint is atomic.
+        let failed = |file: &str, e: &dyn std::fmt::Display| Error::run_dir(self.run.root(), format!("cannot save checkpoint {file}: {e}"));
+        model.clone().into_record().save(dir.join(&model_file)).map_err(|e| failed(&model_file, &e))?;
+        optimizer.save(dir.join(&optimizer_file)).map_err(|e| failed(&optimizer_file, &e))?;
+        if record.improved {
+            self.best_model = Some(model_file.clone());
+        }
+        let val = &record.val;
+        self.epochs.push(EpochRow {
+            epoch: record.epoch,
+            train_loss: record.train_loss,
+            train_accuracy: record.train_accuracy,
+            val_loss: record.val_loss,
+            val_accuracy: val.accuracy,
+            val_macro_f1: val.macro_avg.f1,
+            val_weighted_f1: val.weighted_avg.f1,
+            val_macro_recall: val.macro_avg.recall,
+            val_recall: val.per_class.iter().map(|s| s.recall).collect(),
+            lr: record.lr,
+            seconds: record.seconds,
+            best: record.improved,
+        });
+        self.run.write_epochs(&self.epochs, self.classes)?;
+        self.run.write_steps(&self.steps)?;
+        let checkpoint = Checkpoint { train: state.clone(), last_model: model_file, last_optimizer: optimizer_file, best_model: self.best_model.clone() };
+        self.run.write_checkpoint_state(&checkpoint)?;
+        self.run.prune_checkpoints(&checkpoint)?;
+        self.progress.log(format!(
+            "epoch {:>2}/{}  train loss {:.4} acc {:.4} | val loss {:.4} acc {:.4} macro-F1 {:.4} | {:.1} s{}",
+            record.epoch,
+            self.epochs_total,
+            record.train_loss,
+            record.train_accuracy,
+            record.val_loss,
+            val.accuracy,
+            val.macro_avg.f1,
+            record.seconds,
+            if record.improved { "  * best" } else { "" }
+        ));
+        Ok(())
+    }
+}

@@ -1,0 +1,307 @@
+//! Reads a spec from disk and layers it, lowest precedence first:
+//! `extends` chain (base files first) < environment `BRASA_SECTION__KEY` < `--set KEY=VALUE`.
+//!
+//! Everything that can go wrong here becomes a [`SpecError`] naming the file (or variable, or
+//! flag), the dotted key and the value. This module never checks value ranges: see `plan`.
+
+use std::path::{Path, PathBuf};
+
+use figment::error::Kind;
+use figment::providers::{Env, Format, Toml};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider, Source};
+
+use super::error::{SpecError, SpecIssue, closest};
+use super::schema::Spec;
+
+/// Prefix of the environment variables that override spec keys (`BRASA_TRAIN__EPOCHS=3`).
+pub const ENV_PREFIX: &str = "BRASA_";
+/// Separator between key segments in those variables.
+pub const ENV_SEPARATOR: &str = "__";
+const SET_FLAG: &str = "--set";
+
+/// A parsed, layered spec and the provenance of every value in it.
+#[derive(Debug, Clone)]
+pub struct LoadedSpec {
+    pub spec: Spec,
+    /// The file named on the command line.
+    pub file: PathBuf,
+    figment: Figment,
+}
+
+/// One `--set KEY=VALUE` override, the value parsed as TOML when it can be (`3`, `1e-4`,
+/// `[1, 2]`, `true`), otherwise taken as a string.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Override {
+    pub key: String,
+    pub value: Value,
+}
+
+impl std::str::FromStr for Override {
+    type Err = String;
+
+    fn from_str(arg: &str) -> Result<Self, Self::Err> {
+        let (key, raw) = arg
+            .split_once('=')
+            .ok_or_else(|| format!("`{arg}` is not KEY=VALUE (e.g. train.epochs=3)"))?;
+        let key = key.trim();
+        if key.is_empty() || key.split('.').any(str::is_empty) {
+            return Err(format!("`{key}` is not a dotted key path (e.g. train.optimizer.lr)"));
+        }
+        let value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
+            Ok(mut table) => toml_to_figment(table.remove("v").expect("parsed key")),
+            Err(_) => Value::from(raw.to_string()),
+        };
+        Ok(Self { key: key.to_string(), value })
+    }
+}
+
+fn toml_to_figment(value: toml::Value) -> Value {
+    match value {
+        toml::Value::String(s) => s.into(),
+        toml::Value::Integer(i) => i.into(),
+        toml::Value::Float(f) => f.into(),
+        toml::Value::Boolean(b) => b.into(),
+        toml::Value::Datetime(d) => d.to_string().into(),
+        toml::Value::Array(items) => {
+            Value::from(items.into_iter().map(toml_to_figment).collect::<Vec<_>>())
+        }
+        toml::Value::Table(table) => {
+            let dict: Dict = table.into_iter().map(|(k, v)| (k, toml_to_figment(v))).collect();
+            dict.into()
+        }
+    }
+}
+
+/// `--set` values as a figment provider, so that errors name the flag.
+struct Overrides<'a>(&'a [Override]);
+
+impl Provider for Overrides<'_> {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(SET_FLAG).source(Source::Custom(SET_FLAG.into()))
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let mut root = Figment::new();
+        for item in self.0 {
+            let nested = figment::util::nest(&item.key, item.value.clone());
+            root = root.merge(figment::providers::Serialized::defaults(nested));
+        }
+        root.data()
+    }
+}
+
+/// Layers used to build a spec; `env` is off in tests that must not see the caller's variables.
+#[derive(Debug, Clone, Default)]
+pub struct Layers {
+    pub overrides: Vec<Override>,
+    pub env: bool,
+}
+
+impl LoadedSpec {
+    /// Reads `file`, follows its `extends` chain and applies environment and `--set` layers.
+    pub fn load(file: &Path, layers: &Layers) -> Result<Self, SpecError> {
+        let chain = extends_chain(file)?;
+        let mut figment = Figment::new();
+        for path in &chain {
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        if layers.env {
+            figment = figment.merge(
+                Env::prefixed(ENV_PREFIX)
+                    .filter(|key| key.as_str().contains(ENV_SEPARATOR))
+                    .split(ENV_SEPARATOR),
+            );
+        }
+        figment = figment.merge(Overrides(&layers.overrides));
+        let spec: Spec = figment.extract().map_err(|e| from_figment(e, &figment))?;
+        Ok(Self { spec, file: file.to_path_buf(), figment })
+    }
+
+    /// Where the value at dotted `key` was set: a file path, an environment variable or `--set`.
+    pub fn origin(&self, key: &str) -> String {
+        let segments: Vec<&str> = key.split(['.', '[']).collect();
+        match self.figment.find_metadata(key) {
+            Some(metadata) => describe_origin(metadata, &segments),
+            None => display_path(&self.file),
+        }
+    }
+}
+
+/// The files of an `extends` chain, base first, each path resolved against the file naming it.
+fn extends_chain(file: &Path) -> Result<Vec<PathBuf>, SpecError> {
+    let mut chain: Vec<PathBuf> = Vec::new();
+    let mut current = file.to_path_buf();
+    loop {
+        let canonical = current.canonicalize().unwrap_or_else(|_| current.clone());
+        if chain.iter().any(|seen| seen.canonicalize().ok().as_ref() == Some(&canonical)) {
+            let cycle: Vec<String> = chain.iter().rev().map(|p| display_path(p)).collect();
+            return Err(SpecError::single(SpecIssue {
+                origin: display_path(chain.last().expect("cycle needs a file")),
+                key: "extends".into(),
+                value: Some(format!("{:?}", display_path(&current))),
+                message: format!("extends chain loops back: {}", cycle.join(" -> ")),
+                hint: None,
+            }));
+        }
+        let text = std::fs::read_to_string(&current).map_err(|e| {
+            let referrer = chain.last();
+            SpecError::single(SpecIssue {
+                origin: referrer.map(|p| display_path(p)).unwrap_or_else(|| display_path(&current)),
+                key: if referrer.is_some() { "extends".into() } else { String::new() },
+                value: referrer.map(|_| format!("{:?}", display_path(&current))),
+                message: format!("cannot read spec file {}: {e}", display_path(&current)),
+                hint: None,
+            })
+        })?;
+        let table: toml::Table = toml::from_str(&text).map_err(|e| {
+            SpecError::single(SpecIssue {
+                origin: display_path(&current),
+                key: String::new(),
+                value: None,
+                message: format!("invalid TOML: {}", e.to_string().trim_end()),
+                hint: None,
+            })
+        })?;
+        chain.push(current.clone());
+        match table.get("extends") {
+            None => break,
+            Some(toml::Value::String(base)) => {
+                let dir = current.parent().unwrap_or(Path::new("."));
+                current = dir.join(base);
+            }
+            Some(other) => {
+                return Err(SpecError::single(SpecIssue {
+                    origin: display_path(&current),
+                    key: "extends".into(),
+                    value: Some(other.to_string()),
+                    message: "expected the path of a base spec file (a string)".into(),
+                    hint: None,
+                }));
+            }
+        }
+    }
+    chain.reverse();
+    Ok(chain)
+}
+
+fn describe_origin(metadata: &Metadata, segments: &[&str]) -> String {
+    match &metadata.source {
+        Some(Source::File(path)) => display_path(path),
+        Some(Source::Custom(flag)) if flag == SET_FLAG => SET_FLAG.to_string(),
+        _ if metadata.name.contains("environment") => {
+            let upper: Vec<String> = segments.iter().map(|s| s.to_ascii_uppercase()).collect();
+            format!("environment variable {ENV_PREFIX}{}", upper.join(ENV_SEPARATOR))
+        }
+        _ => metadata.name.to_string(),
+    }
+}
+
+/// A path as the user would like to read it: relative to the working directory when inside it.
+pub fn display_path(path: &Path) -> String {
+    let cwd = std::env::current_dir().ok();
+    let relative = cwd.as_deref().and_then(|cwd| path.strip_prefix(cwd).ok());
+    relative.unwrap_or(path).display().to_string()
+}
+
+fn from_figment(error: figment::Error, figment: &Figment) -> SpecError {
+    let issues = error.into_iter().map(|e| issue_from_figment(e, figment)).collect();
+    SpecError { issues }
+}
+
+fn issue_from_figment(error: figment::Error, figment: &Figment) -> SpecIssue {
+    let path = error.path.clone();
+    let key_of = |leaf: Option<&str>| {
+        let mut parts = path.clone();
+        parts.extend(leaf.map(str::to_string));
+        parts.join(".")
+    };
+    let origin = |key: &str| {
+        let segments: Vec<&str> = key.split('.').collect();
+        error
+            .metadata
+            .as_ref()
+            .map(|m| describe_origin(m, &segments))
+            .or_else(|| figment.find_metadata(key).map(|m| describe_origin(m, &segments)))
+            .unwrap_or_else(|| "spec".to_string())
+    };
+    match &error.kind {
+        Kind::UnknownField(field, expected) => {
+            let key = key_of(Some(field));
+            let hint = closest(field, expected.iter().copied())
+                .map(|best| format!("did you mean `{}`?", key_of(Some(best))));
+            let hint = hint.or_else(|| Some(format!("valid keys here: {}", expected.join(", "))));
+            SpecIssue { origin: origin(&key), key, value: None, message: "unknown key".into(), hint }
+        }
+        Kind::UnknownVariant(variant, expected) => {
+            let key = key_of(None);
+            let hint = closest(variant, expected.iter().copied())
+                .map(|best| format!("did you mean {best:?}?"));
+            SpecIssue {
+                origin: origin(&key),
+                value: Some(format!("{variant:?}")),
+                message: format!("unknown value; expected one of: {}", expected.join(", ")),
+                key,
+                hint,
+            }
+        }
+        Kind::MissingField(field) => {
+            let key = key_of(Some(field));
+            SpecIssue {
+                origin: origin(&key_of(None)),
+                key,
+                value: None,
+                message: "missing required key".into(),
+                hint: None,
+            }
+        }
+        Kind::InvalidType(actual, expected) | Kind::InvalidValue(actual, expected) => {
+            let key = key_of(None);
+            let value = figment
+                .find_value(&key)
+                .ok()
+                .map(|v| render_value(&v))
+                .unwrap_or_else(|| actual.to_string());
+            SpecIssue {
+                origin: origin(&key),
+                key,
+                value: Some(value),
+                message: format!("expected {expected}, found {actual}"),
+                hint: None,
+            }
+        }
+        _ => {
+            let key = key_of(None);
+            SpecIssue {
+                origin: origin(&key),
+                value: figment.find_value(&key).ok().map(|v| render_value(&v)),
+                key,
+                message: error.kind.to_string(),
+                hint: None,
+            }
+        }
+    }
+}
+
+/// A figment value written back in TOML syntax, for error messages.
+pub fn render_value(value: &Value) -> String {
+    match value {
+        Value::String(_, s) => format!("{s:?}"),
+        Value::Char(_, c) => format!("{:?}", c.to_string()),
+        Value::Bool(_, b) => b.to_string(),
+        Value::Num(_, n) => match n.to_f64() {
+            Some(f) if n.to_i128().is_none() => f.to_string(),
+            _ => n.to_i128().map(|i| i.to_string()).unwrap_or_default(),
+        },
+        Value::Empty(_, _) => "<empty>".into(),
+        Value::Array(_, items) => {
+            let parts: Vec<String> = items.iter().map(render_value).collect();
+            format!("[{}]", parts.join(", "))
+        }
+        Value::Dict(_, dict) => {
+            let parts: Vec<String> =
+                dict.iter().map(|(k, v)| format!("{k} = {}", render_value(v))).collect();
+            format!("{{ {} }}", parts.join(", "))
+        }
+    }
+}

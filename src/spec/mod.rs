@@ -1,0 +1,9 @@
+//! The experiment spec as the user writes it: schema, layered loading, and located errors.
+
+mod error;
+mod load;
+pub mod schema;
+
+pub use error::{SpecError, SpecIssue, closest};
+pub use load::{ENV_PREFIX, ENV_SEPARATOR, Layers, LoadedSpec, Override, display_path, render_value};
+pub use schema::Spec;

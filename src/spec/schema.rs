@@ -1,0 +1,453 @@
+//! The TOML schema of an experiment spec: plain serde types, every field named as a user writes
+//! it, defaults filled in, unknown keys rejected.
+//!
+//! This module only describes shape. It never touches the file system and never checks ranges
+//! or cross-field rules: that is `plan`'s job, which turns a [`Spec`] into a validated `Plan`.
+
+use std::collections::BTreeMap;
+
+use figment::value::magic::RelativePathBuf;
+use serde::{Deserialize, Serialize};
+
+/// One experiment, as written in TOML (after `extends`, environment and `--set` layering).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    /// Handled by the loader before deserialising; kept here so the key is not "unknown".
+    #[serde(default, skip_serializing)]
+    pub extends: Option<String>,
+    pub experiment: Experiment,
+    pub data: Data,
+    #[serde(default)]
+    pub augment: Augment,
+    #[serde(default)]
+    pub preprocess: Preprocess,
+    pub model: Model,
+    #[serde(default)]
+    pub train: Train,
+    #[serde(default)]
+    pub runtime: Runtime,
+    #[serde(default)]
+    pub report: Report,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+}
+
+fn default_seed() -> u64 {
+    42
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Data {
+    /// The dataset folder; relative paths resolve against the spec file that sets it.
+    #[serde(serialize_with = "RelativePathBuf::serialize_relative")]
+    pub root: RelativePathBuf,
+    #[serde(default)]
+    pub layout: Layout,
+    /// Folder (under `root`) holding the training images, one sub-folder per class.
+    pub train: String,
+    /// Folder (under `root`) holding the test images; no test evaluation when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<String>,
+    /// Class names in label order; by default the sorted sub-folder names of `train`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<Vec<String>>,
+    /// Where to download the dataset (a zip archive) when `root` does not exist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Expected file count per split and class (`[data.expect.Training] glioma_tumor = 826`),
+    /// checked before use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect: Option<BTreeMap<String, BTreeMap<String, usize>>>,
+    #[serde(default)]
+    pub split: Split,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layout {
+    /// `<root>/<split>/<class>/<image>`
+    #[default]
+    ImageFolder,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Split {
+    /// Fraction of the training folder held out for validation.
+    #[serde(default = "default_validation")]
+    pub validation: f64,
+    #[serde(default = "default_true")]
+    pub stratify: bool,
+    /// Defaults to `experiment.seed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+}
+
+impl Default for Split {
+    fn default() -> Self {
+        Self { validation: default_validation(), stratify: true, seed: None }
+    }
+}
+
+fn default_validation() -> f64 {
+    0.2
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Augment {
+    #[serde(default)]
+    pub mode: AugmentMode,
+    /// Augmented copies of the training set (append mode: drawn once; online: redrawn each epoch).
+    #[serde(default = "default_copies")]
+    pub copies: usize,
+    #[serde(default)]
+    pub chain: Vec<AugmentOp>,
+}
+
+fn default_copies() -> usize {
+    1
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AugmentMode {
+    /// The clean set plus `copies` augmented copies drawn once, before training (the reference).
+    #[default]
+    Append,
+    /// The clean set plus `copies` augmented copies redrawn every epoch.
+    Online,
+}
+
+/// One augmentation step, with torchvision's semantics (PIL path).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AugmentOp {
+    Resize {
+        size: Size,
+        #[serde(default)]
+        interpolation: Interpolation,
+    },
+    RandomRotation {
+        /// A number `d` means uniform in [-d, d]; a pair means [min, max].
+        degrees: Degrees,
+        /// Fill value for the corners rotated in (0..255).
+        #[serde(default)]
+        fill: u8,
+    },
+    RandomResizedCrop {
+        size: Size,
+        #[serde(default = "default_crop_scale")]
+        scale: [f64; 2],
+        #[serde(default = "default_crop_ratio")]
+        ratio: [f64; 2],
+        #[serde(default)]
+        interpolation: Interpolation,
+    },
+    HorizontalFlip {
+        #[serde(default = "default_half")]
+        p: f64,
+    },
+    VerticalFlip {
+        #[serde(default = "default_half")]
+        p: f64,
+    },
+    ColorJitter {
+        #[serde(default)]
+        brightness: f64,
+        #[serde(default)]
+        contrast: f64,
+        #[serde(default)]
+        saturation: f64,
+    },
+    /// Accepted only to explain, with a clear error, that normalisation is not a chain step.
+    Normalize {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mean: Option<Vec<f64>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        std: Option<Vec<f64>>,
+    },
+}
+
+fn default_crop_scale() -> [f64; 2] {
+    [0.08, 1.0]
+}
+
+fn default_crop_ratio() -> [f64; 2] {
+    [3.0 / 4.0, 4.0 / 3.0]
+}
+
+fn default_half() -> f64 {
+    0.5
+}
+
+/// An image size: one number (`224`) or `[height, width]`.
+///
+/// For `resize`, one number means "shorter edge" (torchvision's `Resize(int)`); for crops it
+/// means a square.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Size {
+    Edge(u32),
+    Exact([u32; 2]),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Degrees {
+    Symmetric(f64),
+    Range([f64; 2]),
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Interpolation {
+    Nearest,
+    #[default]
+    Bilinear,
+    Bicubic,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Preprocess {
+    /// Size every clean image is resized to (the model's input size unless `center_crop` is set).
+    pub resize: Size,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub center_crop: Option<Size>,
+    #[serde(default)]
+    pub interpolation: Interpolation,
+    /// Per-channel mean and std, applied after pixels are scaled to 0..1.
+    #[serde(default = "default_half3")]
+    pub mean: [f64; 3],
+    #[serde(default = "default_half3")]
+    pub std: [f64; 3],
+}
+
+impl Default for Preprocess {
+    fn default() -> Self {
+        Self {
+            resize: Size::Exact([224, 224]),
+            center_crop: None,
+            interpolation: Interpolation::Bilinear,
+            mean: default_half3(),
+            std: default_half3(),
+        }
+    }
+}
+
+fn default_half3() -> [f64; 3] {
+    [0.5; 3]
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Model {
+    /// `cvt-13`, `cvt-21` or `cvt-tiny`.
+    pub arch: String,
+    /// Pretrained weights (`hf:org/name` or a path); imported by a later version of brasa.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pretrained: Option<String>,
+    /// Stochastic-depth rate of the last stage (the architecture's default when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drop_path_rate: Option<f64>,
+    /// Dropout after attention and MLP projections (0 by default, like Hugging Face).
+    #[serde(default)]
+    pub dropout: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Train {
+    #[serde(default = "default_epochs")]
+    pub epochs: usize,
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Batch size for evaluation; defaults to twice `batch_size`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_batch_size: Option<usize>,
+    #[serde(default)]
+    pub optimizer: Optimizer,
+    #[serde(default)]
+    pub schedule: Schedule,
+    /// Clip the global gradient norm (all parameters together, like `clip_grad_norm_`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grad_clip: Option<f64>,
+    /// Validation metric that picks the best checkpoint.
+    #[serde(default)]
+    pub select_best: SelectMetric,
+    /// Stop after this many epochs without improvement of `select_best`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_stop_patience: Option<usize>,
+}
+
+impl Default for Train {
+    fn default() -> Self {
+        Self {
+            epochs: default_epochs(),
+            batch_size: default_batch_size(),
+            eval_batch_size: None,
+            optimizer: Optimizer::default(),
+            schedule: Schedule::default(),
+            grad_clip: None,
+            select_best: SelectMetric::default(),
+            early_stop_patience: None,
+        }
+    }
+}
+
+fn default_epochs() -> usize {
+    10
+}
+
+fn default_batch_size() -> usize {
+    16
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Optimizer {
+    #[serde(default)]
+    pub name: OptimizerName,
+    #[serde(default = "default_lr")]
+    pub lr: f64,
+    #[serde(default = "default_betas")]
+    pub betas: [f64; 2],
+    /// PyTorch's default (burn's AdamW defaults to 1e-5).
+    #[serde(default = "default_eps")]
+    pub eps: f64,
+    /// PyTorch's AdamW default (burn's defaults to 1e-4).
+    #[serde(default = "default_weight_decay")]
+    pub weight_decay: f64,
+}
+
+impl Default for Optimizer {
+    fn default() -> Self {
+        Self {
+            name: OptimizerName::default(),
+            lr: default_lr(),
+            betas: default_betas(),
+            eps: default_eps(),
+            weight_decay: default_weight_decay(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptimizerName {
+    #[default]
+    Adamw,
+}
+
+fn default_lr() -> f64 {
+    2e-5
+}
+
+fn default_betas() -> [f64; 2] {
+    [0.9, 0.999]
+}
+
+fn default_eps() -> f64 {
+    1e-8
+}
+
+fn default_weight_decay() -> f64 {
+    0.01
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    #[serde(default)]
+    pub name: ScheduleName,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup_steps: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup_ratio: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduleName {
+    Constant,
+    /// Linear decay to 0 at the last step (the Hugging Face Trainer's default).
+    #[default]
+    Linear,
+    /// Cosine decay to 0 at the last step.
+    Cosine,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SelectMetric {
+    #[default]
+    Accuracy,
+    MacroF1,
+    WeightedF1,
+    Loss,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Runtime {
+    #[serde(default)]
+    pub backend: BackendName,
+    /// CPU threads; all cores when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendName {
+    #[default]
+    Flex,
+    Wgpu,
+    Cuda,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Report {
+    #[serde(default = "default_formats")]
+    pub formats: Vec<ReportFormat>,
+    /// Test images shown with their true and predicted labels.
+    #[serde(default = "default_prediction_grid")]
+    pub prediction_grid: usize,
+}
+
+impl Default for Report {
+    fn default() -> Self {
+        Self { formats: default_formats(), prediction_grid: default_prediction_grid() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportFormat {
+    Markdown,
+    Html,
+}
+
+fn default_formats() -> Vec<ReportFormat> {
+    vec![ReportFormat::Markdown, ReportFormat::Html]
+}
+
+fn default_prediction_grid() -> usize {
+    15
+}

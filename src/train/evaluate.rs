@@ -1,0 +1,83 @@
+//! Inference over a labelled image list: class probabilities and the mean cross-entropy.
+
+use burn::tensor::Device;
+use image::RgbImage;
+
+use super::Classifier;
+use crate::data::tensor::Normalize;
+use crate::metrics::{Report, argmax};
+use crate::progress::Progress;
+
+/// Images with their labels, evaluated in order.
+pub struct EvalSet<'a> {
+    pub images: Vec<&'a RgbImage>,
+    pub labels: Vec<usize>,
+}
+
+/// Per-image class probabilities and the mean loss over the set.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    pub probabilities: Vec<Vec<f32>>,
+    pub loss: f64,
+}
+
+impl Evaluation {
+    pub fn predictions(&self) -> Vec<usize> {
+        self.probabilities.iter().map(|p| argmax(p)).collect()
+    }
+
+    pub fn report(&self, labels: &[usize], num_classes: usize) -> Report {
+        Report::new(labels, &self.predictions(), num_classes)
+    }
+}
+
+/// Runs `model` (an inference copy: `model.valid()`) over `set` in batches.
+pub fn evaluate<M: Classifier>(
+    model: &M,
+    set: &EvalSet,
+    batch_size: usize,
+    normalize: &Normalize,
+    device: &Device,
+    progress: &Progress,
+    what: &str,
+) -> Evaluation {
+    let bar = progress.bar(set.images.len() as u64, what);
+    let mut probabilities = Vec::with_capacity(set.images.len());
+    let mut loss_sum = 0.0;
+    for (images, labels) in set.images.chunks(batch_size).zip(set.labels.chunks(batch_size)) {
+        let logits = model.logits(normalize.batch(images, device));
+        let [_, classes] = logits.dims();
+        let values: Vec<f32> = logits.into_data().try_into_vec().expect("logits are f32");
+        for (row, &label) in values.chunks_exact(classes).zip(labels) {
+            let (log_probs, probs) = log_softmax(row);
+            loss_sum -= log_probs[label];
+            probabilities.push(probs);
+        }
+        bar.inc(images.len() as u64);
+    }
+    bar.finish_and_clear();
+    let loss = if probabilities.is_empty() { 0.0 } else { loss_sum / probabilities.len() as f64 };
+    Evaluation { probabilities, loss }
+}
+
+/// Log-probabilities (f64, for an accurate loss) and probabilities (f32) of one logit row.
+fn log_softmax(row: &[f32]) -> (Vec<f64>, Vec<f32>) {
+    let max = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
+    let log_sum = row.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln() + max;
+    let log_probs: Vec<f64> = row.iter().map(|&v| v as f64 - log_sum).collect();
+    let probs = log_probs.iter().map(|lp| lp.exp() as f32).collect();
+    (log_probs, probs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_softmax_is_normalised_and_stable() {
+        let (log_probs, probs) = log_softmax(&[1000.0, 1000.0, 998.0]);
+        assert!((probs.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!((log_probs[0] - log_probs[1]).abs() < 1e-12);
+        assert!((log_probs[0] - log_probs[2] - 2.0).abs() < 1e-9);
+    }
+}
