@@ -415,9 +415,7 @@ fn train_and_evaluate(
 
 fn load_model(model: CvtForImageClassification, run: &RunDir, file: &str) -> Result<CvtForImageClassification> {
     let path = run.path(&format!("{}/{}", run_dir::CHECKPOINTS, file));
-    model
-        .try_load_file(&path)
-        .map_err(|e| Error::run_dir(run.root(), format!("cannot load checkpoint {}: {e}", path.display())))
+    crate::model::load(model, &path).map_err(|e| Error::run_dir(run.root(), format!("cannot load checkpoint {}: {e}", path.display())))
 }
 
 /// Persists training progress into the run folder.
@@ -444,7 +442,7 @@ impl Journal<CvtForImageClassification> for RunJournal<'_> {
         let dir = self.run.path(run_dir::CHECKPOINTS);
         // burnpack writes through a temporary file and renames it: each checkpoint is atomic.
         let failed = |file: &str, e: &dyn std::fmt::Display| Error::run_dir(self.run.root(), format!("cannot save checkpoint {file}: {e}"));
-        model.clone().into_record().save(dir.join(&model_file)).map_err(|e| failed(&model_file, &e))?;
+        crate::model::save(model, &dir.join(&model_file)).map_err(|e| failed(&model_file, &e))?;
         optimizer.save(dir.join(&optimizer_file)).map_err(|e| failed(&optimizer_file, &e))?;
         if record.improved {
             self.best_model = Some(model_file.clone());

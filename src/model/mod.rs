@@ -2,6 +2,9 @@
 
 pub mod cvt;
 
+use std::path::Path;
+
+use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
 pub use cvt::{CvtConfig, CvtForImageClassification};
@@ -70,6 +73,19 @@ impl ModelSpec {
     pub fn init(&self, num_labels: usize, device: &Device) -> CvtForImageClassification {
         self.cvt_config(num_labels).init(device)
     }
+}
+
+/// Saves a module's weights, BatchNorm running statistics included, as a burnpack file
+/// (written atomically; parameter ids kept, so optimizer state saved beside it still matches).
+pub fn save<M: Module>(model: &M, path: &Path) -> Result<(), String> {
+    // `valid()` folds pending running-statistics updates into the module first: without it a
+    // record would hold the statistics of the last `valid()` call.
+    model.valid().into_record().save(path).map_err(|e| e.to_string())
+}
+
+/// Loads weights saved by [`save`] into `model` (which must have the same architecture).
+pub fn load<M: Module>(model: M, path: &Path) -> Result<M, String> {
+    model.try_load_file(path).map_err(|e| e.to_string())
 }
 
 impl Classifier for CvtForImageClassification {

@@ -67,7 +67,11 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
     candidates
         .into_iter()
         .map(|c| (strsim::damerau_levenshtein(&word_lower, &c.to_lowercase()), c))
-        .filter(|(distance, c)| *distance <= (c.len().max(word.len()) / 3).max(2))
+        .filter(|(distance, c)| {
+            let c = c.to_lowercase();
+            *distance <= (c.len().max(word.len()) / 3).max(2)
+                || (c.len() >= 2 && (word_lower.starts_with(&c) || c.starts_with(&word_lower)))
+        })
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, c)| c)
 }
@@ -81,6 +85,7 @@ mod tests {
         let keys = ["lr", "betas", "eps", "weight_decay", "name"];
         assert_eq!(closest("lrr", keys), Some("lr"));
         assert_eq!(closest("weight_decy", keys), Some("weight_decay"));
+        assert_eq!(closest("lrate", keys), Some("lr"));
         assert_eq!(closest("momentum", keys), None);
     }
 }

@@ -82,12 +82,32 @@ impl Provider for Overrides<'_> {
     }
 
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
-        let mut root = Figment::new();
+        let mut root = Dict::new();
         for item in self.0 {
-            let nested = figment::util::nest(&item.key, item.value.clone());
-            root = root.merge(figment::providers::Serialized::defaults(nested));
+            let segments: Vec<&str> = item.key.split('.').collect();
+            insert(&mut root, &segments, item.value.clone());
         }
-        root.data()
+        Ok(Map::from([(Profile::Default, root)]))
+    }
+}
+
+/// Sets `path` in `dict` to `value`, creating tables on the way (a later `--set` of the same
+/// key wins).
+fn insert(dict: &mut Dict, path: &[&str], value: Value) {
+    match path {
+        [] => {}
+        [last] => {
+            dict.insert(last.to_string(), value);
+        }
+        [first, rest @ ..] => {
+            let entry = dict.entry(first.to_string()).or_insert_with(|| Dict::new().into());
+            if !matches!(entry, Value::Dict(..)) {
+                *entry = Dict::new().into();
+            }
+            if let Value::Dict(_, inner) = entry {
+                insert(inner, rest, value);
+            }
+        }
     }
 }
 
@@ -132,6 +152,8 @@ impl LoadedSpec {
 fn extends_chain(file: &Path) -> Result<Vec<PathBuf>, SpecError> {
     let mut chain: Vec<PathBuf> = Vec::new();
     let mut current = file.to_path_buf();
+    // the `extends` value as written in the file that names `current`
+    let mut written: Option<String> = None;
     loop {
         let canonical = current.canonicalize().unwrap_or_else(|_| current.clone());
         if chain.iter().any(|seen| seen.canonicalize().ok().as_ref() == Some(&canonical)) {
@@ -139,7 +161,7 @@ fn extends_chain(file: &Path) -> Result<Vec<PathBuf>, SpecError> {
             return Err(SpecError::single(SpecIssue {
                 origin: display_path(chain.last().expect("cycle needs a file")),
                 key: "extends".into(),
-                value: Some(format!("{:?}", display_path(&current))),
+                value: written.as_ref().map(|w| format!("{w:?}")),
                 message: format!("extends chain loops back: {}", cycle.join(" -> ")),
                 hint: None,
             }));
@@ -149,7 +171,7 @@ fn extends_chain(file: &Path) -> Result<Vec<PathBuf>, SpecError> {
             SpecError::single(SpecIssue {
                 origin: referrer.map(|p| display_path(p)).unwrap_or_else(|| display_path(&current)),
                 key: if referrer.is_some() { "extends".into() } else { String::new() },
-                value: referrer.map(|_| format!("{:?}", display_path(&current))),
+                value: written.as_ref().map(|w| format!("{w:?}")),
                 message: format!("cannot read spec file {}: {e}", display_path(&current)),
                 hint: None,
             })
@@ -168,6 +190,7 @@ fn extends_chain(file: &Path) -> Result<Vec<PathBuf>, SpecError> {
             None => break,
             Some(toml::Value::String(base)) => {
                 let dir = current.parent().unwrap_or(Path::new("."));
+                written = Some(base.clone());
                 current = dir.join(base);
             }
             Some(other) => {
@@ -210,7 +233,17 @@ fn from_figment(error: figment::Error, figment: &Figment) -> SpecError {
 }
 
 fn issue_from_figment(error: figment::Error, figment: &Figment) -> SpecIssue {
-    let path = error.path.clone();
+    // figment's path ends with the offending field for unknown fields; drop it so `key_of`
+    // can put either the field or a suggestion there.
+    let mut path = error.path.clone();
+    let field: Option<&str> = match &error.kind {
+        Kind::UnknownField(field, _) => Some(field),
+        Kind::MissingField(field) => Some(field),
+        _ => None,
+    };
+    if field.is_some() && path.last().map(String::as_str) == field {
+        path.pop();
+    }
     let key_of = |leaf: Option<&str>| {
         let mut parts = path.clone();
         parts.extend(leaf.map(str::to_string));

@@ -1,0 +1,136 @@
+//! Helpers shared by the integration tests: tiny image folders, specs, and running the CLI.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use image::{Rgb, RgbImage};
+
+pub const CLASSES: [&str; 3] = ["cat", "dog", "owl"];
+
+/// An image folder `<root>/{train,test}/<class>/*.png` of small synthetic pictures whose class
+/// shows in their colour and stripe direction, so a model can learn them in a few steps.
+pub fn write_image_folder(root: &Path, train_per_class: usize, test_per_class: usize, size: u32) {
+    for (split, count) in [("train", train_per_class), ("test", test_per_class)] {
+        for (label, class) in CLASSES.iter().enumerate() {
+            let dir = root.join(split).join(class);
+            std::fs::create_dir_all(&dir).unwrap();
+            for i in 0..count {
+                let image = RgbImage::from_fn(size + (i as u32 % 3), size, |x, y| {
+                    let stripe = match label {
+                        0 => x / 3 % 2,
+                        1 => y / 3 % 2,
+                        _ => (x + y) / 3 % 2,
+                    } as u8;
+                    let noise = ((x * 7 + y * 13 + i as u32 * 31) % 23) as u8;
+                    let mut pixel = [40 + noise, 40 + noise, 40 + noise];
+                    pixel[label] = 120 + stripe * 100 + noise;
+                    Rgb(pixel)
+                });
+                image.save(dir.join(format!("{class}_{i:03}.png"))).unwrap();
+            }
+        }
+    }
+}
+
+/// A spec for the synthetic folder at `root` (relative to the spec's folder or absolute).
+pub fn tiny_spec(name: &str, root: &str, epochs: usize) -> String {
+    format!(
+        r#"
+[experiment]
+name = "{name}"
+description = "tiny synthetic run"
+seed = 7
+
+[data]
+root = "{root}"
+train = "train"
+test = "test"
+
+[data.split]
+validation = 0.25
+
+[preprocess]
+resize = [16, 16]
+
+[augment]
+mode = "append"
+copies = 1
+chain = [
+  {{ op = "resize", size = [16, 16] }},
+  {{ op = "random_rotation", degrees = 15 }},
+  {{ op = "random_resized_crop", size = 16, scale = [0.8, 1.0] }},
+  {{ op = "horizontal_flip", p = 0.5 }},
+  {{ op = "vertical_flip", p = 0.5 }},
+  {{ op = "color_jitter", brightness = 0.2, contrast = 0.2 }},
+]
+
+[model]
+arch = "cvt-tiny"
+
+[train]
+epochs = {epochs}
+batch_size = 8
+optimizer = {{ lr = 2e-3, weight_decay = 0.01 }}
+schedule = {{ name = "linear", warmup_steps = 2 }}
+grad_clip = 1.0
+
+[runtime]
+threads = 2
+"#
+    )
+}
+
+/// The `brasa` binary built for these tests.
+pub fn brasa() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_brasa"));
+    // a developer's own BRASA_* variables must not leak into the tests
+    for (key, _) in std::env::vars() {
+        if key.starts_with("BRASA_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+/// Runs `brasa` with `args` in `dir`.
+pub fn run_in(dir: &Path, args: &[&str]) -> Output {
+    brasa().current_dir(dir).args(args).output().expect("brasa runs")
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[track_caller]
+pub fn assert_success(output: &Output) {
+    assert!(output.status.success(), "brasa failed\nstdout:\n{}\nstderr:\n{}", stdout(output), stderr(output));
+}
+
+/// The real dataset: `data/brain-tumor-mri` in the repository, else `../shared/data/...`.
+pub fn real_data() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let candidates = [manifest.join("data/brain-tumor-mri"), manifest.join("../shared/data/brain-tumor-mri")];
+    candidates.iter().find(|p| p.join("Training").is_dir()).cloned().unwrap_or_else(|| {
+        panic!(
+            "the brain-MRI dataset is needed for this test: link it as data/brain-tumor-mri \
+             (see data/README.md); looked in {candidates:?}"
+        )
+    })
+}
+
+/// The header row of a CSV file.
+pub fn csv_header(path: &Path) -> Vec<String> {
+    let mut reader = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    reader.headers().unwrap().iter().map(String::from).collect()
+}
+
+/// All data rows of a CSV file.
+pub fn csv_rows(path: &Path) -> Vec<Vec<String>> {
+    let mut reader = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    reader.records().map(|r| r.unwrap().iter().map(String::from).collect()).collect()
+}

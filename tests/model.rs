@@ -1,0 +1,87 @@
+//! CvT forward shapes for every variant, and checkpoints that round-trip exactly.
+
+use brasa::model::{Arch, ModelSpec, Options};
+use brasa::train::Classifier;
+use burn::module::Module;
+use burn::tensor::{Device, Distribution, Tensor};
+
+#[test]
+fn every_variant_maps_images_to_class_logits() {
+    let device = Device::flex();
+    for (arch, size, params) in [(Arch::CvtTiny, 96, 0.6e6), (Arch::Cvt13, 224, 19.6e6), (Arch::Cvt21, 224, 31.2e6)] {
+        let model = ModelSpec { arch, options: Options::default() }.init(4, &device).valid();
+        let n = model.num_params() as f64;
+        assert!((n - params).abs() / params < 0.05, "{}: {n} parameters", arch.name());
+        let pixels = Tensor::<4>::random([2, 3, size, size], Distribution::Normal(0.0, 1.0), &device);
+        let logits = model.logits(pixels);
+        assert_eq!(logits.dims(), [2, 4], "{}", arch.name());
+        let values: Vec<f32> = logits.into_data().try_into_vec().unwrap();
+        assert!(values.iter().all(|v| v.is_finite()), "{}", arch.name());
+    }
+}
+
+#[test]
+fn smaller_inputs_and_other_class_counts_work() {
+    let device = Device::flex();
+    let model = ModelSpec { arch: Arch::CvtTiny, options: Options::default() }.init(7, &device).valid();
+    let logits = model.logits(Tensor::<4>::zeros([3, 3, 16, 16], &device));
+    assert_eq!(logits.dims(), [3, 7]);
+}
+
+#[test]
+fn parameter_names_mirror_hugging_face() {
+    use burn::module::{ModuleVisitor, Param};
+    #[derive(Default)]
+    struct Names {
+        path: Vec<String>,
+        names: Vec<String>,
+    }
+    impl ModuleVisitor for Names {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, _: &Param<Tensor<D>>) {
+            self.names.push(self.path.join("."));
+        }
+    }
+    let model = ModelSpec { arch: Arch::CvtTiny, options: Options::default() }.init(4, &Device::flex());
+    let mut names = Names::default();
+    model.visit(&mut names);
+    let names = Names { names: names.names.clone(), path: Vec::new() };
+    for expected in [
+        "cvt.encoder.stages.0.embedding.convolution_embeddings.projection.weight",
+        "cvt.encoder.stages.2.cls_token",
+        "cvt.encoder.stages.2.layers.1.attention.attention.convolution_projection_query.convolution_projection.convolution.weight",
+        "cvt.encoder.stages.1.layers.0.attention.attention.projection_key.weight",
+        "cvt.encoder.stages.1.layers.0.attention.output.dense.bias",
+        "cvt.encoder.stages.1.layers.0.intermediate.dense.weight",
+        "cvt.encoder.stages.1.layers.0.layernorm_before.gamma",
+        "layernorm.beta",
+        "classifier.weight",
+    ] {
+        assert!(names.names.iter().any(|n| n == expected), "missing {expected}; have e.g. {:?}", &names.names[..5.min(names.names.len())]);
+    }
+}
+
+#[test]
+fn checkpoint_round_trip_keeps_weights_and_batchnorm_statistics() {
+    let device = Device::flex().autodiff();
+    let spec = ModelSpec { arch: Arch::CvtTiny, options: Options::default() };
+    let model = spec.init(4, &device);
+    // a training-mode forward pass moves the BatchNorm running statistics
+    let pixels = Tensor::<4>::random([4, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
+    let _ = model.logits(pixels.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.bpk");
+    brasa::model::save(&model, &path).unwrap();
+    let restored = brasa::model::load(spec.init(4, &device), &path).unwrap();
+    let eval = |m: &brasa::model::CvtForImageClassification| -> Vec<f32> {
+        m.valid().logits(pixels.clone().without_autodiff()).into_data().try_into_vec().unwrap()
+    };
+    assert_eq!(eval(&model), eval(&restored));
+    let fresh = spec.init(4, &device);
+    assert_ne!(eval(&model), eval(&fresh));
+}
