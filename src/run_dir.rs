@@ -106,6 +106,8 @@ pub struct Meta {
     pub model: ModelMeta,
     pub train: TrainMeta,
     #[serde(default)]
+    pub report: ReportMeta,
+    #[serde(default)]
     pub best_epoch: Option<usize>,
     #[serde(default)]
     pub epochs_run: usize,
@@ -123,6 +125,21 @@ pub struct ModelMeta {
     pub input_size: [u32; 2],
     #[serde(default)]
     pub pretrained: Option<String>,
+}
+
+/// What the report of this run shows (from the spec's `[report]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportMeta {
+    pub markdown: bool,
+    pub html: bool,
+    /// Test images drawn with their true and predicted labels.
+    pub prediction_grid: usize,
+}
+
+impl Default for ReportMeta {
+    fn default() -> Self {
+        Self { markdown: true, html: true, prediction_grid: 15 }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -21,7 +21,7 @@ use crate::model::CvtForImageClassification;
 use crate::plan::Plan;
 use crate::progress::Progress;
 use crate::report;
-use crate::run_dir::{self, Checkpoint, Counts, EpochRow, Meta, ModelMeta, Part, PredictionRow, RunDir, SplitRow, Status, StepRow, TrainMeta};
+use crate::run_dir::{self, Checkpoint, Counts, EpochRow, Meta, ModelMeta, Part, PredictionRow, ReportMeta, RunDir, SplitRow, Status, StepRow, TrainMeta};
 use crate::train::schedule::{Schedule, Shape};
 use crate::train::{self, EpochRecord, EvalSet, Hyper, Journal, StepRecord, TrainState};
 use crate::{backend, spec};
@@ -118,7 +118,11 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<Outcome> {
 
     let mut meta = initial_meta(plan, &dataset, &run, resumed.as_ref())?;
     run.write_meta(&meta)?;
-    progress.log(format!("run folder: {}", spec::display_path(run.root())));
+    progress.log(format!(
+        "run folder: {} (if interrupted, the same command with --out {} resumes it)",
+        spec::display_path(run.root()),
+        spec::display_path(run.root())
+    ));
 
     let result = train_and_evaluate(plan, &dataset, &run, &device, &mut meta, progress);
     meta.wall_seconds = Some(meta.wall_seconds.unwrap_or(0.0) + started.elapsed().as_secs_f64());
@@ -127,7 +131,7 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<Outcome> {
         Ok((val, test)) => {
             meta.status = Status::Complete;
             run.write_meta(&meta)?;
-            report::render(&run, report::Formats { markdown: plan.report.markdown, html: plan.report.html }).map_err(|e| {
+            report::render(&run).map_err(|e| {
                 Error::Report(format!(
                     "training finished but the report could not be written ({e}); rebuild it with `brasa report {}`",
                     run.root().display()
@@ -260,6 +264,7 @@ fn initial_meta(plan: &Plan, dataset: &Dataset, run: &RunDir, previous: Option<&
             samples_per_epoch: samples,
             steps_per_epoch: steps,
         },
+        report: ReportMeta { markdown: plan.report.markdown, html: plan.report.html, prediction_grid: plan.report.prediction_grid },
         best_epoch: None,
         epochs_run: 0,
         stopped_early: false,
@@ -305,17 +310,11 @@ fn train_and_evaluate(
         decode_started.elapsed().as_secs_f64()
     ));
 
-    let pick = |list: &Arc<Vec<RgbImage>>, indices: &[usize]| Arc::new(indices.iter().map(|&i| list[i].clone()).collect::<Vec<_>>());
     let train_labels: Vec<usize> = dataset.split.train.iter().map(|&i| dataset.train_folder[i].label).collect();
-    let train_sources = if Arc::ptr_eq(&images.sources, &images.train_folder) {
-        None
-    } else {
-        Some(pick(&images.sources, &dataset.split.train))
-    };
-    let train_clean = pick(&images.train_folder, &dataset.split.train);
     let mut train_set = TrainSet::new(
-        train_clean.clone(),
-        train_sources.unwrap_or(train_clean),
+        images.train_folder.clone(),
+        images.sources.clone(),
+        dataset.split.train.clone(),
         train_labels,
         &plan.augment.chain,
         plan.augment.mode,

@@ -47,6 +47,16 @@ impl SpecArgs {
     }
 }
 
+/// Writes `text` to stdout; a closed pipe (`brasa validate spec.toml | head`) is not an error.
+fn print_out(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(brasa::Error::io("<stdout>", e)),
+        _ => Ok(()),
+    }
+}
+
 pub fn execute(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run(args) => run::execute(args),

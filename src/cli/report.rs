@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use brasa::Result;
-use brasa::report::{self, Formats};
+use brasa::report;
 use brasa::run_dir::RunDir;
 use brasa::spec::display_path;
 use clap::Args;
@@ -16,9 +16,7 @@ pub struct ReportArgs {
 
 pub fn execute(args: ReportArgs) -> Result<()> {
     let run = RunDir::open(&args.run_dir)?;
-    let rendered = report::render(&run, Formats { markdown: true, html: true })?;
-    for file in rendered.files {
-        println!("{}", display_path(&run.path(&file)));
-    }
-    Ok(())
+    let rendered = report::render(&run)?;
+    let listing: String = rendered.files.iter().map(|file| format!("{}\n", display_path(&run.path(file)))).collect();
+    super::print_out(&listing)
 }

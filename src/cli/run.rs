@@ -33,18 +33,18 @@ pub fn execute(args: RunArgs) -> Result<()> {
     let outcome = runner::run(&plan, &RunOptions { out: args.out, progress })?;
 
     let classes = brasa::run_dir::RunDir::open(&outcome.dir)?.read_meta()?.classes;
-    println!("run folder: {}", display_path(&outcome.dir));
-    println!("report:     {}", display_path(&outcome.dir.join(brasa::run_dir::REPORT_MD)));
-    println!("wall time:  {}", brasa::report::format_duration(outcome.wall_seconds));
+    let mut text = format!("run folder: {}\n", display_path(&outcome.dir));
+    text.push_str(&format!("report:     {}\n", display_path(&outcome.dir.join(brasa::run_dir::REPORT_MD))));
+    text.push_str(&format!("wall time:  {}\n", brasa::report::format_duration(outcome.wall_seconds)));
     if let Some(epoch) = outcome.best_epoch {
-        println!("best epoch: {epoch}");
+        text.push_str(&format!("best epoch: {epoch}\n"));
     }
-    println!("validation accuracy: {:.4}  macro F1: {:.4}", outcome.val.accuracy, outcome.val.macro_avg.f1);
+    text.push_str(&format!("validation accuracy: {:.4}  macro F1: {:.4}\n", outcome.val.accuracy, outcome.val.macro_avg.f1));
     if let Some(test) = &outcome.test {
-        println!("test accuracy:       {:.4}  macro F1: {:.4}", test.accuracy, test.macro_avg.f1);
+        text.push_str(&format!("test accuracy:       {:.4}  macro F1: {:.4}\n", test.accuracy, test.macro_avg.f1));
         let recalls: Vec<String> =
             classes.iter().zip(&test.per_class).map(|(c, s)| format!("{c} {:.4}", s.recall)).collect();
-        println!("test recall: {}", recalls.join(", "));
+        text.push_str(&format!("test recall: {}\n", recalls.join(", ")));
     }
-    Ok(())
+    super::print_out(&text)
 }

@@ -15,28 +15,32 @@ pub struct ValidateArgs {
 pub fn execute(args: ValidateArgs) -> Result<()> {
     let loaded = args.spec.load(None)?;
     let plan = Plan::resolve(&loaded)?;
-    print!("{}", plan.resolved_toml);
+    let mut text = plan.resolved_toml.clone();
     let root = &plan.data.layout.root;
     if !root.is_dir() {
         let source = plan.data.source.as_deref().unwrap_or("?");
-        println!("\n# data: {} is not here yet; `brasa run` downloads it from {source}", root.display());
-        return Ok(());
+        text.push_str(&format!("\n# data: {} is not here yet; `brasa run` downloads it from {source}\n", root.display()));
+        return super::print_out(&text);
     }
     let dataset = runner::prepare_dataset(&plan, &Progress::hidden())?;
     let split = plan.data.split;
-    println!(
-        "\n# data: {} ({} classes; validation {} of the training folder, {}, seed {})",
+    text.push_str(&format!(
+        "\n# data: {} ({} classes; validation {} of the training folder, {}, seed {})\n",
         root.display(),
         dataset.classes.len(),
         split.validation,
         if split.stratify { "stratified" } else { "not stratified" },
         split.seed
-    );
+    ));
     for line in runner::counts_table(&dataset).lines() {
-        println!("#   {line}");
+        text.push_str(&format!("#   {line}\n"));
     }
     if !dataset.skipped.is_empty() {
-        println!("# {} file(s) are not images and will not be used, e.g. {}", dataset.skipped.len(), dataset.skipped[0].display());
+        text.push_str(&format!(
+            "# {} file(s) are not images and will not be used, e.g. {}\n",
+            dataset.skipped.len(),
+            dataset.skipped[0].display()
+        ));
     }
-    Ok(())
+    super::print_out(&text)
 }

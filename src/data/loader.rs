@@ -24,10 +24,12 @@ pub enum AugmentMode {
 
 /// The training samples of a run.
 pub struct TrainSet {
-    /// Clean images, one per training item, already preprocessed to the model input.
+    /// Clean images, already preprocessed to the model input (shared with evaluation).
     clean: Arc<Vec<RgbImage>>,
-    /// Augmentation sources (after the chain's leading resize), one per training item.
+    /// Augmentation sources (after the chain's leading resize), parallel to `clean`.
     sources: Arc<Vec<RgbImage>>,
+    /// The training items: indices into `clean` / `sources`.
+    indices: Vec<usize>,
     labels: Vec<usize>,
     ops: Vec<Op>,
     mode: AugmentMode,
@@ -44,21 +46,25 @@ pub struct TrainSet {
 pub struct Sample(usize);
 
 impl TrainSet {
-    /// `copies` augmented copies per item from `chain` (ignored when it has no ops).
+    /// The items `indices` of `clean` / `sources` with their `labels`, and `copies` augmented
+    /// copies of each drawn with `chain` (none when it has no ops).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         clean: Arc<Vec<RgbImage>>,
         sources: Arc<Vec<RgbImage>>,
+        indices: Vec<usize>,
         labels: Vec<usize>,
         chain: &Chain,
         mode: AugmentMode,
         copies: usize,
         seed: u64,
     ) -> Self {
-        assert_eq!(clean.len(), labels.len());
-        assert_eq!(sources.len(), labels.len());
+        assert_eq!(clean.len(), sources.len());
+        assert_eq!(indices.len(), labels.len());
+        assert!(indices.iter().all(|&i| i < clean.len()));
         let copies = if chain.ops.is_empty() { 0 } else { copies };
         let ops = chain.random_part().to_vec();
-        Self { clean, sources, labels, ops, mode, copies, seed, drawn: Vec::new(), drawn_for: None }
+        Self { clean, sources, indices, labels, ops, mode, copies, seed, drawn: Vec::new(), drawn_for: None }
     }
 
     /// Training items (without copies).
@@ -94,7 +100,8 @@ impl TrainSet {
             .map(|k| {
                 let (copy, item) = (k / n, k % n);
                 let stream = (stream_epoch * self.copies + copy) as u64;
-                let image = Chain::apply_ops(&self.ops, &self.sources[item], draw_seed(self.seed, stream, item as u64));
+                let source = &self.sources[self.indices[item]];
+                let image = Chain::apply_ops(&self.ops, source, draw_seed(self.seed, stream, item as u64));
                 bar.inc(1);
                 image
             })
@@ -113,7 +120,7 @@ impl TrainSet {
 
     pub fn image(&self, sample: Sample) -> &RgbImage {
         let n = self.items();
-        if sample.0 < n { &self.clean[sample.0] } else { &self.drawn[sample.0 - n] }
+        if sample.0 < n { &self.clean[self.indices[sample.0]] } else { &self.drawn[sample.0 - n] }
     }
 
     pub fn label(&self, sample: Sample) -> usize {
@@ -135,7 +142,7 @@ mod tests {
         let images: Vec<RgbImage> = (0..6).map(|i| RgbImage::from_pixel(4, 4, image::Rgb([i * 40, 0, 0]))).collect();
         let images = Arc::new(images);
         let chain = Chain { ops: vec![Op::ColorJitter { brightness: Some((0.5, 1.5)), contrast: None, saturation: None }] };
-        TrainSet::new(images.clone(), images, vec![0, 1, 0, 1, 0, 1], &chain, mode, 2, 9)
+        TrainSet::new(images.clone(), images, (0..6).collect(), vec![0, 1, 0, 1, 0, 1], &chain, mode, 2, 9)
     }
 
     #[test]

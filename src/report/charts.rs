@@ -1,5 +1,6 @@
 //! Charts as SVG, drawn with plotters from run-folder data only.
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -21,6 +22,19 @@ fn chart_error(chart: &str, e: impl std::fmt::Display) -> Error {
     Error::Report(format!("cannot draw {chart}: {e}"))
 }
 
+type Chart2d<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The series legend, boxed, in the upper right corner.
+fn draw_legend<'a, 'b: 'a>(chart: &mut Chart2d<'a, 'b>, name: &str) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.8))
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(|e| chart_error(name, e))
+}
+
 /// Grouped bars: images per class (x) for each named part (one colour each).
 pub fn class_distribution(classes: &[String], parts: &[(&str, &[usize])]) -> Result<String> {
     let mut svg = String::new();
@@ -34,7 +48,7 @@ pub fn class_distribution(classes: &[String], parts: &[(&str, &[usize])]) -> Res
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(50)
-            .build_cartesian_2d(0f64..n as f64, 0f64..max as f64 * 1.15)
+            .build_cartesian_2d(0f64..n as f64, 0f64..max as f64 * 1.35)
             .map_err(|e| chart_error("class distribution", e))?;
         let labels = classes.to_vec();
         chart
@@ -47,6 +61,7 @@ pub fn class_distribution(classes: &[String], parts: &[(&str, &[usize])]) -> Res
                 if centre { labels.get(index).cloned().unwrap_or_default() } else { String::new() }
             })
             .y_desc("images")
+            .y_label_formatter(&|y| format!("{y:.0}"))
             .draw()
             .map_err(|e| chart_error("class distribution", e))?;
         let width = 0.8 / parts.len().max(1) as f64;
@@ -67,25 +82,37 @@ pub fn class_distribution(classes: &[String], parts: &[(&str, &[usize])]) -> Res
             });
             chart.draw_series(texts).map_err(|e| chart_error("class distribution", e))?;
         }
-        chart
-            .configure_series_labels()
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.8))
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(|e| chart_error("class distribution", e))?;
+        draw_legend(&mut chart, "class distribution")?;
         root.present().map_err(|e| chart_error("class distribution", e))?;
     }
     Ok(svg)
 }
 
+/// One line of a line chart.
+pub struct Series {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+    /// Drawn thin and light, behind the others (e.g. per-step noise).
+    pub faint: bool,
+}
+
+impl Series {
+    pub fn new(name: &str, points: Vec<(f64, f64)>) -> Self {
+        Self { name: name.to_string(), points, faint: false }
+    }
+
+    pub fn faint(name: &str, points: Vec<(f64, f64)>) -> Self {
+        Self { faint: true, ..Self::new(name, points) }
+    }
+}
+
 /// A line chart of several named series of `(x, y)` points.
-pub fn lines(title: &str, x_desc: &str, y_desc: &str, series: &[(String, Vec<(f64, f64)>)], y_range: Option<(f64, f64)>) -> Result<String> {
+pub fn lines(title: &str, x_desc: &str, y_desc: &str, series: &[Series], y_range: Option<(f64, f64)>) -> Result<String> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| chart_error(title, e))?;
-        let points = || series.iter().flat_map(|(_, pts)| pts.iter()).filter(|(x, y)| x.is_finite() && y.is_finite());
+        let points = || series.iter().flat_map(|s| s.points.iter()).filter(|(x, y)| x.is_finite() && y.is_finite());
         let x_max = points().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max);
         let x_min = points().map(|p| p.0).fold(f64::INFINITY, f64::min);
         let (x_min, x_max) = if x_min.is_finite() { (x_min, x_max.max(x_min + 1e-9)) } else { (0.0, 1.0) };
@@ -113,27 +140,22 @@ pub fn lines(title: &str, x_desc: &str, y_desc: &str, series: &[(String, Vec<(f6
             .y_label_formatter(&|y| format_tick(*y))
             .draw()
             .map_err(|e| chart_error(title, e))?;
-        for (i, (name, pts)) in series.iter().enumerate() {
+        for (i, line) in series.iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];
-            let pts: Vec<(f64, f64)> = pts.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
+            let pts: Vec<(f64, f64)> = line.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
+            let style = if line.faint { color.mix(0.35).stroke_width(1) } else { color.stroke_width(2) };
             chart
-                .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
+                .draw_series(LineSeries::new(pts.clone(), style))
                 .map_err(|e| chart_error(title, e))?
-                .label(name.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
-            if pts.len() <= 60 {
+                .label(line.name.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], style));
+            if !line.faint && pts.len() <= 60 {
                 chart
                     .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
                     .map_err(|e| chart_error(title, e))?;
             }
         }
-        chart
-            .configure_series_labels()
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.8))
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(|e| chart_error(title, e))?;
+        draw_legend(&mut chart, title)?;
         root.present().map_err(|e| chart_error(title, e))?;
     }
     Ok(svg)
@@ -153,9 +175,9 @@ fn format_tick(value: f64) -> String {
 pub fn loss_curves(epochs: &[EpochRow], steps: &[StepRow]) -> Result<String> {
     let steps_per_epoch = steps.iter().filter(|s| s.epoch == 1).count().max(1) as f64;
     let series = vec![
-        ("train loss (per step)".to_string(), steps.iter().map(|s| (s.step as f64 / steps_per_epoch, s.loss)).collect()),
-        ("train loss (epoch mean)".to_string(), epochs.iter().map(|e| (e.epoch as f64, e.train_loss)).collect()),
-        ("validation loss".to_string(), epochs.iter().map(|e| (e.epoch as f64, e.val_loss)).collect()),
+        Series::faint("train loss (per step)", steps.iter().map(|s| (s.step as f64 / steps_per_epoch, s.loss)).collect()),
+        Series::new("train loss (epoch mean)", epochs.iter().map(|e| (e.epoch as f64, e.train_loss)).collect()),
+        Series::new("validation loss", epochs.iter().map(|e| (e.epoch as f64, e.val_loss)).collect()),
     ];
     lines("Loss", "epoch", "cross-entropy", &series, None)
 }
@@ -164,17 +186,17 @@ pub fn loss_curves(epochs: &[EpochRow], steps: &[StepRow]) -> Result<String> {
 pub fn metric_curves(epochs: &[EpochRow]) -> Result<String> {
     let per_epoch = |f: fn(&EpochRow) -> f64| epochs.iter().map(|e| (e.epoch as f64, f(e))).collect();
     let series = vec![
-        ("validation accuracy".to_string(), per_epoch(|e| e.val_accuracy)),
-        ("validation macro F1".to_string(), per_epoch(|e| e.val_macro_f1)),
-        ("validation macro recall".to_string(), per_epoch(|e| e.val_macro_recall)),
-        ("train accuracy".to_string(), per_epoch(|e| e.train_accuracy)),
+        Series::new("validation accuracy", per_epoch(|e| e.val_accuracy)),
+        Series::new("validation macro F1", per_epoch(|e| e.val_macro_f1)),
+        Series::new("validation macro recall", per_epoch(|e| e.val_macro_recall)),
+        Series::new("train accuracy", per_epoch(|e| e.train_accuracy)),
     ];
     lines("Accuracy, F1 and recall", "epoch", "score", &series, Some((0.0, 1.0)))
 }
 
 /// Learning rate per step.
 pub fn learning_rate(steps: &[StepRow]) -> Result<String> {
-    let series = vec![("learning rate".to_string(), steps.iter().map(|s| (s.step as f64, s.lr)).collect())];
+    let series = vec![Series::new("learning rate", steps.iter().map(|s| (s.step as f64, s.lr)).collect())];
     lines("Learning rate", "step", "lr", &series, None)
 }
 
@@ -182,8 +204,10 @@ pub fn learning_rate(steps: &[StepRow]) -> Result<String> {
 pub fn confusion(title: &str, classes: &[String], matrix: &[Vec<usize>]) -> Result<String> {
     let n = classes.len().max(1);
     let cell = (360 / n as u32).clamp(40, 110);
-    let (left, top) = (170u32, 60u32);
-    let (width, height) = (left + cell * n as u32 + 30, top + cell * n as u32 + 110);
+    // label space from the longest class name (about 7 px per character at 12 px)
+    let label_px = classes.iter().map(|c| c.chars().count() as u32 * 7 + 12).max().unwrap_or(40);
+    let (left, top) = (label_px.max(110), 60u32);
+    let (width, height) = (left + cell * n as u32 + 30, top + cell * n as u32 + label_px + 40);
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();

@@ -2,6 +2,7 @@
 //! the trainer's memory — so `brasa report RUN_DIR` rebuilds exactly what `brasa run` wrote.
 
 pub mod charts;
+pub mod grid;
 
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::Serialize;
@@ -12,13 +13,6 @@ use crate::run_dir::{self, EpochRow, Meta, Part, RunDir};
 
 const MARKDOWN_TEMPLATE: &str = include_str!("../../templates/report.md.j2");
 const HTML_TEMPLATE: &str = include_str!("../../templates/report.html.j2");
-
-/// Which documents to write.
-#[derive(Debug, Clone, Copy)]
-pub struct Formats {
-    pub markdown: bool,
-    pub html: bool,
-}
 
 /// The files a rendering wrote, relative to the run folder.
 #[derive(Debug, Clone, Default)]
@@ -45,6 +39,9 @@ struct Context<'a> {
     best: Option<EpochLine>,
     parts: Vec<PartReport>,
     charts: Vec<Chart>,
+    /// The prediction grid, or why it is missing.
+    grid: Option<Chart>,
+    grid_note: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -154,8 +151,8 @@ pub fn format_duration(seconds: f64) -> String {
     }
 }
 
-/// Draws the charts and renders the documents of the run in `run`.
-pub fn render(run: &RunDir, formats: Formats) -> Result<Rendered> {
+/// Draws the charts and renders the documents of the run in `run` (the formats its meta names).
+pub fn render(run: &RunDir) -> Result<Rendered> {
     let meta: Meta = run.read_meta()?;
     let classes = &meta.classes;
     let epochs = run.read_epochs()?;
@@ -177,11 +174,23 @@ pub fn render(run: &RunDir, formats: Formats) -> Result<Rendered> {
     }
 
     let mut parts = Vec::new();
+    let (mut grid, mut grid_note) = (None, None);
     for part in [Part::Val, Part::Test] {
         if !run.path(&part.predictions_file()).is_file() {
             continue;
         }
         let predictions = run.read_predictions(part, classes)?;
+        if part == Part::Test && meta.report.prediction_grid > 0 {
+            match grid::prediction_grid(&predictions, classes, meta.report.prediction_grid, meta.seed) {
+                Ok(svg) => {
+                    let file = "charts/predictions_test.svg".to_string();
+                    run.write(&file, svg.as_bytes())?;
+                    rendered.files.push(file.clone());
+                    grid = Some(Chart { title: "Test images: true and predicted class".into(), file, svg: strip_xml_header(&svg) });
+                }
+                Err(why) => grid_note = Some(format!("the prediction grid could not be drawn: {why}")),
+            }
+        }
         let labels: Vec<usize> = predictions.iter().map(|p| p.label).collect();
         let predicted: Vec<usize> = predictions.iter().map(|p| p.prediction).collect();
         let report = Report::new(&labels, &predicted, classes.len());
@@ -219,18 +228,20 @@ pub fn render(run: &RunDir, formats: Formats) -> Result<Rendered> {
         best,
         parts,
         charts,
+        grid,
+        grid_note,
     }));
 
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.add_template("report.md", MARKDOWN_TEMPLATE).map_err(template_error)?;
     env.add_template("report.html", HTML_TEMPLATE).map_err(template_error)?;
-    if formats.markdown {
+    if meta.report.markdown {
         let text = env.get_template("report.md").and_then(|t| t.render(&context)).map_err(template_error)?;
         run.write(run_dir::REPORT_MD, text.as_bytes())?;
         rendered.files.push(run_dir::REPORT_MD.into());
     }
-    if formats.html {
+    if meta.report.html {
         let text = env.get_template("report.html").and_then(|t| t.render(&context)).map_err(template_error)?;
         run.write(run_dir::REPORT_HTML, text.as_bytes())?;
         rendered.files.push(run_dir::REPORT_HTML.into());
