@@ -13,7 +13,11 @@ use crate::data::images::Recipe;
 use crate::data::loader::AugmentMode;
 use crate::data::tensor::Normalize;
 use crate::data::{Layout, SplitRule};
-use crate::model::{Arch, ModelSpec, Options};
+use crate::error::Result;
+use crate::model::hub::{CheckpointFiles, Locator};
+use crate::model::pretrained::Processor;
+use crate::model::{Arch, Options};
+use crate::progress::Progress;
 use crate::spec::schema::{self, AugmentOp, Degrees, Size};
 use crate::spec::{LoadedSpec, SpecError, SpecIssue, closest};
 use crate::train::Select;
@@ -31,8 +35,7 @@ pub struct Plan {
     pub data: DataPlan,
     pub preprocess: PreprocessPlan,
     pub augment: AugmentPlan,
-    pub model: ModelSpec,
-    pub pretrained: Option<String>,
+    pub model: ModelPlan,
     pub train: TrainPlan,
     pub runtime: RuntimePlan,
     pub report: ReportPlan,
@@ -47,13 +50,42 @@ pub struct DataPlan {
     pub expect: Option<BTreeMap<String, BTreeMap<String, usize>>>,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PreprocessPlan {
     /// How a decoded image becomes a clean model input.
     pub recipe: Recipe,
     pub normalize: Normalize,
     /// `(height, width)` of every model input.
     pub input_size: (u32, u32),
+    /// `Some(where the values came from)` for `preset = "hf"`.
+    pub preset: Option<String>,
+}
+
+impl PreprocessPlan {
+    fn from_processor(processor: &Processor, origin: String) -> Self {
+        Self {
+            recipe: Recipe { resize: Some((processor.resize, processor.interpolation)), center_crop: processor.center_crop },
+            normalize: Normalize { mean: processor.mean.map(|v| v as f32), std: processor.std.map(|v| v as f32) },
+            input_size: processor.input_size().unwrap_or((224, 224)),
+            preset: Some(origin),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ModelPlan {
+    pub arch: Arch,
+    pub options: Options,
+    pub pretrained: Option<PretrainedPlan>,
+    /// Parameter-path prefixes to freeze.
+    pub freeze: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PretrainedPlan {
+    pub locator: Locator,
+    /// The checkpoint's files when they are on disk (`None`: to be downloaded by `run`).
+    pub files: Option<CheckpointFiles>,
 }
 
 #[derive(Debug, Clone)]
@@ -84,6 +116,7 @@ pub struct TrainPlan {
     pub grad_clip: Option<f64>,
     pub select: Select,
     pub patience: Option<usize>,
+    pub max_steps: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -170,13 +203,23 @@ impl Plan {
         }
 
         let data = resolve_data(&mut check, &spec.data, spec.experiment.seed);
-        let preprocess = resolve_preprocess(&mut check, &spec.preprocess);
-        let augment = resolve_augment(&mut check, &spec.augment, preprocess.input_size);
         let model = resolve_model(&mut check, &spec.model);
-        if let Some(pretrained) = &spec.model.pretrained
-            && pretrained.trim().is_empty()
+        let preprocess = resolve_preprocess(&mut check, &spec.preprocess, &model);
+        let augment = resolve_augment(&mut check, &spec.augment, preprocess.input_size);
+        if let Some(patch) = model.arch.patch_size()
+            && model.pretrained.is_none()
+            && (preprocess.input_size.0 != preprocess.input_size.1 || preprocess.input_size.0 as usize % patch != 0)
         {
-            check.fail("model.pretrained", Some("\"\"".into()), "must be `hf:org/name` or a path");
+            check.fail(
+                "preprocess",
+                None,
+                format!(
+                    "{} needs square inputs whose side is a multiple of its patch size {patch}; preprocessing gives {}x{}",
+                    model.arch.name(),
+                    preprocess.input_size.0,
+                    preprocess.input_size.1
+                ),
+            );
         }
         let train = resolve_train(&mut check, &spec.train);
         let backend = match spec.runtime.backend {
@@ -215,7 +258,6 @@ impl Plan {
             preprocess,
             augment,
             model,
-            pretrained: spec.model.pretrained.clone(),
             train,
             runtime: RuntimePlan { backend, threads: spec.runtime.threads },
             report: ReportPlan {
@@ -224,6 +266,42 @@ impl Plan {
                 prediction_grid: spec.report.prediction_grid,
             },
         })
+    }
+}
+
+impl Plan {
+    /// Makes sure the pretrained checkpoint is on disk (downloading it from the Hub when it is
+    /// neither local nor cached), and takes the preprocessing of `preset = "hf"` from it.
+    pub fn fetch_checkpoint(&mut self, progress: &Progress) -> Result<()> {
+        let Some(pretrained) = &mut self.model.pretrained else {
+            return Ok(());
+        };
+        if pretrained.files.is_some() {
+            return Ok(());
+        }
+        progress.log(format!("pretrained: fetching {}", pretrained.locator.describe()));
+        let files = pretrained.locator.fetch(progress)?;
+        if self.preprocess.preset.is_some() {
+            let (processor, origin) = checkpoint_processor(&files, self.model.arch)?;
+            self.preprocess = PreprocessPlan::from_processor(&processor, origin);
+            if let Some(problem) = chain_size_problem(&self.augment.chain, self.preprocess.input_size) {
+                return Err(crate::error::Error::Model(format!("augment.chain: {problem}")));
+            }
+        }
+        pretrained.files = Some(files);
+        Ok(())
+    }
+}
+
+/// The image processor of a checkpoint on disk (its `preprocessor_config.json`, or the family
+/// default) and a note of where it came from.
+fn checkpoint_processor(files: &CheckpointFiles, arch: Arch) -> Result<(Processor, String)> {
+    match &files.preprocessor {
+        Some(path) => Ok((Processor::read(path, arch.family())?, format!("preset hf: {}", path.display()))),
+        None => Ok((
+            Processor::family_default(arch.family()),
+            format!("preset hf: {} has no preprocessor_config.json; {} family defaults", files.config.parent().unwrap_or(&files.config).display(), arch.family().name()),
+        )),
     }
 }
 
@@ -322,8 +400,45 @@ fn crop_size(check: &mut Checker, key: &str, size: Size) -> (u32, u32) {
     (height, width)
 }
 
-fn resolve_preprocess(check: &mut Checker, pre: &schema::Preprocess) -> PreprocessPlan {
-    let resize = resize_to(check, "preprocess.resize", pre.resize);
+fn resolve_preprocess(check: &mut Checker, pre: &schema::Preprocess, model: &ModelPlan) -> PreprocessPlan {
+    if pre.preset == Some(schema::PreprocessPreset::Hf) {
+        let explicit = [
+            ("preprocess.resize", pre.resize.is_some()),
+            ("preprocess.center_crop", pre.center_crop.is_some()),
+            ("preprocess.interpolation", pre.interpolation.is_some()),
+            ("preprocess.mean", pre.mean.is_some()),
+            ("preprocess.std", pre.std.is_some()),
+        ];
+        for (key, set) in explicit {
+            if set {
+                check.fail(key, None, "preprocess.preset = \"hf\" takes every preprocessing value from the image processor; remove this key or the preset");
+            }
+        }
+        let files = model.pretrained.as_ref().and_then(|p| p.files.as_ref());
+        let (processor, origin) = match (files, &model.pretrained) {
+            (Some(files), _) => match checkpoint_processor(files, model.arch) {
+                Ok(found) => found,
+                Err(e) => {
+                    check.fail("model.pretrained", None, e.to_string());
+                    (Processor::family_default(model.arch.family()), String::new())
+                }
+            },
+            (None, Some(p)) => (
+                Processor::family_default(model.arch.family()),
+                format!(
+                    "preset hf: {} family defaults until {} is downloaded (then its preprocessor_config.json)",
+                    model.arch.family().name(),
+                    p.locator.describe()
+                ),
+            ),
+            (None, None) => (
+                Processor::family_default(model.arch.family()),
+                format!("preset hf: {} family defaults (no model.pretrained)", model.arch.family().name()),
+            ),
+        };
+        return PreprocessPlan::from_processor(&processor, origin);
+    }
+    let resize = resize_to(check, "preprocess.resize", pre.resize.unwrap_or(Size::Exact([224, 224])));
     let center_crop = pre.center_crop.map(|size| crop_size(check, "preprocess.center_crop", size));
     let input_size = match (center_crop, resize.fixed_size()) {
         (Some(crop), _) => crop,
@@ -331,21 +446,38 @@ fn resolve_preprocess(check: &mut Checker, pre: &schema::Preprocess) -> Preproce
         (None, None) => {
             check.fail(
                 "preprocess.resize",
-                Some(format!("{pre_resize:?}", pre_resize = pre.resize)),
+                pre.resize.map(|r| format!("{r:?}")),
                 "a single number resizes the shorter edge, so images of other shapes would differ in size; give [height, width] or add preprocess.center_crop",
             );
             (1, 1)
         }
     };
-    for (c, &std) in pre.std.iter().enumerate() {
-        if !(std.is_finite() && std > 0.0) {
-            check.fail(&format!("preprocess.std[{c}]"), Some(std.to_string()), "must be positive");
+    let std = pre.std.unwrap_or([0.5; 3]);
+    for (c, &value) in std.iter().enumerate() {
+        if !(value.is_finite() && value > 0.0) {
+            check.fail(&format!("preprocess.std[{c}]"), Some(value.to_string()), "must be positive");
         }
     }
     PreprocessPlan {
-        recipe: Recipe { resize: Some((resize, interpolation(pre.interpolation))), center_crop },
-        normalize: Normalize { mean: pre.mean.map(|v| v as f32), std: pre.std.map(|v| v as f32) },
+        recipe: Recipe { resize: Some((resize, interpolation(pre.interpolation.unwrap_or_default()))), center_crop },
+        normalize: Normalize { mean: pre.mean.unwrap_or([0.5; 3]).map(|v| v as f32), std: std.map(|v| v as f32) },
         input_size,
+        preset: None,
+    }
+}
+
+/// Why `chain` cannot feed a model whose inputs are `input_size`, if it cannot.
+fn chain_size_problem(chain: &Chain, input_size: (u32, u32)) -> Option<String> {
+    if chain.ops.is_empty() {
+        return None;
+    }
+    match chain.output_size(None) {
+        Some(size) if size == input_size => None,
+        Some((h, w)) => Some(format!(
+            "the chain produces {h}x{w} images but the model input (preprocess) is {}x{}; end the chain with a resize or random_resized_crop of that size",
+            input_size.0, input_size.1
+        )),
+        None => Some("the chain's output size depends on each image; end it with a resize to [height, width] or a random_resized_crop".into()),
     }
 }
 
@@ -419,26 +551,11 @@ fn resolve_augment(check: &mut Checker, aug: &schema::Augment, input_size: (u32,
         ops.extend(resolved);
     }
     let chain = Chain { ops };
-    if !chain.ops.is_empty() {
-        if aug.copies == 0 {
-            check.fail("augment.copies", Some("0".into()), "must be at least 1 when augment.chain has ops (or remove the chain)");
-        }
-        match chain.output_size(None) {
-            Some(size) if size == input_size => {}
-            Some((h, w)) => check.fail(
-                "augment.chain",
-                None,
-                format!(
-                    "the chain produces {h}x{w} images but the model input (preprocess) is {}x{}; end the chain with a resize or random_resized_crop of that size",
-                    input_size.0, input_size.1
-                ),
-            ),
-            None => check.fail(
-                "augment.chain",
-                None,
-                "the chain's output size depends on each image; end it with a resize to [height, width] or a random_resized_crop",
-            ),
-        }
+    if !chain.ops.is_empty() && aug.copies == 0 {
+        check.fail("augment.copies", Some("0".into()), "must be at least 1 when augment.chain has ops (or remove the chain)");
+    }
+    if let Some(problem) = chain_size_problem(&chain, input_size) {
+        check.fail("augment.chain", None, problem);
     }
     let mode = match aug.mode {
         schema::AugmentMode::Append => AugmentMode::Append,
@@ -447,7 +564,7 @@ fn resolve_augment(check: &mut Checker, aug: &schema::Augment, input_size: (u32,
     AugmentPlan { mode, copies: aug.copies, chain }
 }
 
-fn resolve_model(check: &mut Checker, model: &schema::Model) -> ModelSpec {
+fn resolve_model(check: &mut Checker, model: &schema::Model) -> ModelPlan {
     let arch = Arch::parse(&model.arch).unwrap_or_else(|| {
         let names = Arch::names();
         let hint = closest(&model.arch, names.iter().copied()).map(|best| format!("did you mean {best:?}?"));
@@ -463,7 +580,33 @@ fn resolve_model(check: &mut Checker, model: &schema::Model) -> ModelSpec {
         check.range("model.drop_path_rate", rate, 0.0, 1.0, true, false);
     }
     check.range("model.dropout", model.dropout, 0.0, 1.0, true, false);
-    ModelSpec { arch, options: Options { drop_path_rate: model.drop_path_rate, dropout: model.dropout } }
+    let pretrained = model.pretrained.as_ref().and_then(|value| {
+        let base = check.loaded.base_dir("model.pretrained");
+        match Locator::parse(value, base.as_deref()) {
+            Err(message) => {
+                check.fail("model.pretrained", Some(format!("{value:?}")), message);
+                None
+            }
+            Ok(locator) => match locator.find_local() {
+                Ok(files) => Some(PretrainedPlan { locator, files }),
+                Err(e) => {
+                    check.fail("model.pretrained", Some(format!("{value:?}")), e.to_string());
+                    None
+                }
+            },
+        }
+    });
+    for prefix in &model.freeze {
+        if prefix.is_empty() || prefix.starts_with('.') || prefix.ends_with('.') {
+            check.fail("model.freeze", Some(format!("{prefix:?}")), "must be a dotted parameter-path prefix (e.g. \"cvt.encoder.stages.0\") or \"backbone\"");
+        }
+    }
+    ModelPlan {
+        arch,
+        options: Options { drop_path_rate: model.drop_path_rate, dropout: model.dropout },
+        pretrained,
+        freeze: model.freeze.clone(),
+    }
 }
 
 fn resolve_train(check: &mut Checker, train: &schema::Train) -> TrainPlan {
@@ -496,6 +639,9 @@ fn resolve_train(check: &mut Checker, train: &schema::Train) -> TrainPlan {
     if let Some(patience) = train.early_stop_patience {
         check.positive("train.early_stop_patience", patience);
     }
+    if let Some(steps) = train.max_steps {
+        check.positive("train.max_steps", steps);
+    }
     TrainPlan {
         epochs: train.epochs,
         batch_size: train.batch_size,
@@ -518,5 +664,6 @@ fn resolve_train(check: &mut Checker, train: &schema::Train) -> TrainPlan {
             schema::SelectMetric::Loss => Select::Loss,
         },
         patience: train.early_stop_patience,
+        max_steps: train.max_steps,
     }
 }

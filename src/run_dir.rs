@@ -104,6 +104,7 @@ pub struct Meta {
     /// Files in the dataset folders that are not images.
     pub skipped_files: Vec<String>,
     pub model: ModelMeta,
+    pub preprocess: PreprocessMeta,
     pub train: TrainMeta,
     #[serde(default)]
     pub report: ReportMeta,
@@ -122,9 +123,33 @@ pub struct Meta {
 pub struct ModelMeta {
     pub arch: String,
     pub parameters: usize,
+    /// Parameters kept fixed (`model.freeze`).
+    #[serde(default)]
+    pub frozen: usize,
     pub input_size: [u32; 2],
+    /// The spec's `model.pretrained`.
     #[serde(default)]
     pub pretrained: Option<String>,
+    /// Every architecture hyperparameter (`model::ArchConfig`), so the run folder alone can
+    /// rebuild the model.
+    #[serde(default)]
+    pub config: serde_json::Value,
+    /// What importing the pretrained checkpoint did (`model::ImportReport`).
+    #[serde(default)]
+    pub import: Option<serde_json::Value>,
+    /// Things worth knowing about how the model was built.
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+/// How every image became a model input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreprocessMeta {
+    pub recipe: crate::data::images::Recipe,
+    pub normalize: crate::data::tensor::Normalize,
+    /// Where `preset = "hf"` took the values from.
+    #[serde(default)]
+    pub preset: Option<String>,
 }
 
 /// What the report of this run shows (from the spec's `[report]`).

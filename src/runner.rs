@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use burn::module::Module;
+use burn::module::ParamGroup;
 use burn::optim::{AdamWConfig, ModuleOptimizer};
 use burn::tensor::Device;
 use image::RgbImage;
@@ -17,11 +17,12 @@ use crate::data::images::{self, Recipe};
 use crate::data::loader::{AugmentMode, TrainSet};
 use crate::data::{Dataset, Item, download};
 use crate::error::{Error, Result};
-use crate::model::CvtForImageClassification;
+use crate::model::{self, Model, params};
+use crate::train::Classifier;
 use crate::plan::Plan;
 use crate::progress::Progress;
 use crate::report;
-use crate::run_dir::{self, Checkpoint, Counts, EpochRow, Meta, ModelMeta, Part, PredictionRow, ReportMeta, RunDir, SplitRow, Status, StepRow, TrainMeta};
+use crate::run_dir::{self, Checkpoint, Counts, EpochRow, Meta, ModelMeta, Part, PredictionRow, PreprocessMeta, ReportMeta, RunDir, SplitRow, Status, StepRow, TrainMeta};
 use crate::train::schedule::{Schedule, Shape};
 use crate::train::{self, EpochRecord, EvalSet, Hyper, Journal, StepRecord, TrainState};
 use crate::{backend, spec};
@@ -85,12 +86,9 @@ pub fn counts_table(dataset: &Dataset) -> String {
 pub fn run(plan: &Plan, options: &RunOptions) -> Result<Outcome> {
     let started = Instant::now();
     let progress = &options.progress;
-    if let Some(pretrained) = &plan.pretrained {
-        return Err(Error::Model(format!(
-            "model.pretrained = {pretrained:?}: importing pretrained weights is not supported by this version of brasa yet; \
-             remove model.pretrained to train from scratch"
-        )));
-    }
+    let mut plan = plan.clone();
+    plan.fetch_checkpoint(progress)?;
+    let plan = &plan;
     if let Some(threads) = plan.runtime.threads {
         backend::set_threads(threads);
     }
@@ -107,6 +105,26 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<Outcome> {
         ));
     }
 
+    let source = plan.model.pretrained.as_ref().map(|p| p.locator.describe());
+    let request = model::Request {
+        arch: plan.model.arch,
+        options: plan.model.options,
+        classes: &dataset.classes,
+        input_size: plan.preprocess.input_size,
+        pretrained: plan.model.pretrained.as_ref().and_then(|p| p.files.as_ref()).zip(source.as_deref()),
+        freeze: &plan.model.freeze,
+    };
+    let built = model::build(&request, &device)?;
+    if let Some(import) = &built.import {
+        progress.log(import.summary());
+    }
+    for note in &built.notes {
+        progress.log(format!("model: {note}"));
+    }
+    if built.frozen > 0 {
+        progress.log(format!("model: {} parameter tensors frozen ({})", built.frozen, plan.model.freeze.join(", ")));
+    }
+
     let dir = match &options.out {
         Some(out) => out.clone(),
         None => new_run_dir(Path::new("reports").join(&plan.name)),
@@ -116,7 +134,7 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<Outcome> {
     run.write(run_dir::SPEC, plan.resolved_toml.as_bytes())?;
     run.write_split(&split_rows(&dataset))?;
 
-    let mut meta = initial_meta(plan, &dataset, &run, resumed.as_ref())?;
+    let mut meta = initial_meta(plan, &dataset, &run, &built, resumed.as_ref())?;
     run.write_meta(&meta)?;
     progress.log(format!(
         "run folder: {} (if interrupted, the same command with --out {} resumes it)",
@@ -124,7 +142,10 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<Outcome> {
         spec::display_path(run.root())
     ));
 
-    let result = train_and_evaluate(plan, &dataset, &run, &device, &mut meta, progress);
+    let result = match built.model {
+        Model::Cvt(model) => train_and_evaluate(model, plan, &dataset, &run, &device, &mut meta, progress),
+        Model::Vit(model) => train_and_evaluate(model, plan, &dataset, &run, &device, &mut meta, progress),
+    };
     meta.wall_seconds = Some(meta.wall_seconds.unwrap_or(0.0) + started.elapsed().as_secs_f64());
     meta.finished_at = Some(timestamp(SystemTime::now()));
     match result {
@@ -209,11 +230,16 @@ fn steps_per_epoch(plan: &Plan, train_items: usize) -> (usize, usize) {
     (samples, samples.div_ceil(plan.train.batch_size))
 }
 
-fn initial_meta(plan: &Plan, dataset: &Dataset, run: &RunDir, previous: Option<&Meta>) -> Result<Meta> {
+/// Optimizer steps of the whole run: every epoch's, or `train.max_steps` if fewer.
+fn total_steps(plan: &Plan, steps_per_epoch: usize) -> usize {
+    let all = steps_per_epoch * plan.train.epochs;
+    plan.train.max_steps.map_or(all, |max| max.min(all))
+}
+
+fn initial_meta(plan: &Plan, dataset: &Dataset, run: &RunDir, built: &model::Built, previous: Option<&Meta>) -> Result<Meta> {
     let counts = dataset.counts();
     let (samples, steps) = steps_per_epoch(plan, dataset.split.train.len());
-    let total_steps = steps * plan.train.epochs;
-    let parameters = plan.model.cvt_config(dataset.classes.len()).init(&Device::flex()).num_params();
+    let total_steps = total_steps(plan, steps);
     let run_id = run.root().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     Ok(Meta {
         experiment: plan.name.clone(),
@@ -237,9 +263,18 @@ fn initial_meta(plan: &Plan, dataset: &Dataset, run: &RunDir, previous: Option<&
         skipped_files: dataset.skipped.iter().map(|p| p.display().to_string()).collect(),
         model: ModelMeta {
             arch: plan.model.arch.name().into(),
-            parameters,
+            parameters: built.model.num_params(),
+            frozen: built.frozen,
             input_size: [plan.preprocess.input_size.0, plan.preprocess.input_size.1],
-            pretrained: plan.pretrained.clone(),
+            pretrained: plan.model.pretrained.as_ref().map(|p| p.locator.describe()),
+            config: serde_json::to_value(&built.config).expect("configs serialise"),
+            import: built.import.as_ref().map(|i| serde_json::to_value(i).expect("reports serialise")),
+            notes: built.notes.clone(),
+        },
+        preprocess: PreprocessMeta {
+            recipe: plan.preprocess.recipe,
+            normalize: plan.preprocess.normalize,
+            preset: plan.preprocess.preset.clone(),
         },
         train: TrainMeta {
             epochs: plan.train.epochs,
@@ -294,7 +329,8 @@ fn decode(plan: &Plan, dataset: &Dataset, progress: &Progress) -> Result<Images>
     Ok(Images { train_folder, sources, test })
 }
 
-fn train_and_evaluate(
+fn train_and_evaluate<M: Classifier>(
+    model: M,
     plan: &Plan,
     dataset: &Dataset,
     run: &RunDir,
@@ -329,14 +365,8 @@ fn train_and_evaluate(
 
     let num_classes = dataset.classes.len();
     device.seed(plan.seed);
-    let mut model = plan.model.init(num_classes, device);
-    let mut optimizer = AdamWConfig::new()
-        .with_beta_1(plan.train.betas.0 as f32)
-        .with_beta_2(plan.train.betas.1 as f32)
-        .with_epsilon(plan.train.eps as f32)
-        .with_weight_decay(plan.train.weight_decay as f32)
-        .init();
-    let total_steps = meta.train.steps_per_epoch * plan.train.epochs;
+    let mut model = model;
+    let total_steps = total_steps(plan, meta.train.steps_per_epoch);
     let hyper = Hyper {
         num_classes,
         epochs: plan.train.epochs,
@@ -351,14 +381,17 @@ fn train_and_evaluate(
         grad_clip: plan.train.grad_clip,
         select: plan.train.select,
         patience: plan.train.patience,
+        max_steps: plan.train.max_steps,
         seed: plan.seed,
     };
 
     let mut journal = RunJournal { run, classes: &dataset.classes, steps: Vec::new(), epochs: Vec::new(), best_model: None, progress, epochs_total: plan.train.epochs };
     let mut state = TrainState::default();
+    let mut optimizer = new_optimizer(plan, &model);
     if let Some(checkpoint) = run.read_checkpoint_state::<TrainState>()? {
         model = load_model(model, run, &checkpoint.last_model)?;
-        optimizer = optimizer
+        // groups are keyed by parameter id: build them from the loaded model's ids
+        optimizer = new_optimizer(plan, &model)
             .load(run.path(&format!("{}/{}", run_dir::CHECKPOINTS, checkpoint.last_optimizer)))
             .map_err(|e| Error::run_dir(run.root(), format!("cannot load optimizer state {}: {e}", checkpoint.last_optimizer)))?;
         journal.steps = run.read_steps()?.into_iter().filter(|s| s.step <= checkpoint.train.step).collect();
@@ -412,7 +445,21 @@ fn train_and_evaluate(
     Ok((val_report, test_report))
 }
 
-fn load_model(model: CvtForImageClassification, run: &RunDir, file: &str) -> Result<CvtForImageClassification> {
+/// AdamW with the Hugging Face Trainer's grouping: no weight decay on biases and LayerNorm
+/// weights (`Trainer.get_decay_parameter_names`).
+fn new_optimizer<M: Classifier>(plan: &Plan, model: &M) -> ModuleOptimizer {
+    let config = |weight_decay: f64| {
+        AdamWConfig::new()
+            .with_beta_1(plan.train.betas.0 as f32)
+            .with_beta_2(plan.train.betas.1 as f32)
+            .with_epsilon(plan.train.eps as f32)
+            .with_weight_decay(weight_decay as f32)
+    };
+    let no_decay: Vec<_> = params::named_params(model).into_iter().filter(|p| !p.hf_decays()).map(|p| p.id).collect();
+    config(plan.train.weight_decay).init().with_group(ParamGroup::from_ids(no_decay), config(0.0).build(), None)
+}
+
+fn load_model<M: Classifier>(model: M, run: &RunDir, file: &str) -> Result<M> {
     let path = run.path(&format!("{}/{}", run_dir::CHECKPOINTS, file));
     crate::model::load(model, &path).map_err(|e| Error::run_dir(run.root(), format!("cannot load checkpoint {}: {e}", path.display())))
 }
@@ -428,13 +475,13 @@ struct RunJournal<'a> {
     epochs_total: usize,
 }
 
-impl Journal<CvtForImageClassification> for RunJournal<'_> {
+impl<M: Classifier> Journal<M> for RunJournal<'_> {
     fn step(&mut self, record: &StepRecord) -> Result<()> {
         self.steps.push(StepRow { step: record.step, epoch: record.epoch, loss: record.loss, lr: record.lr, grad_norm: record.grad_norm });
         Ok(())
     }
 
-    fn epoch(&mut self, record: &EpochRecord, model: &CvtForImageClassification, optimizer: &ModuleOptimizer, state: &TrainState) -> Result<()> {
+    fn epoch(&mut self, record: &EpochRecord, model: &M, optimizer: &ModuleOptimizer, state: &TrainState) -> Result<()> {
         let tag = format!("epoch-{:04}", record.epoch);
         let model_file = format!("{tag}.bpk");
         let optimizer_file = format!("{tag}.optim.bpk");

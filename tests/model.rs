@@ -1,19 +1,37 @@
 //! CvT forward shapes for every variant, and checkpoints that round-trip exactly.
 
-use brasa::model::{Arch, ModelSpec, Options};
+use brasa::model::{Arch, ArchConfig, CvtForImageClassification, Model};
 use brasa::train::Classifier;
 use burn::module::Module;
 use burn::tensor::{Device, Distribution, Tensor};
 
+fn tiny(num_labels: usize, device: &Device) -> CvtForImageClassification {
+    match ArchConfig::for_arch(Arch::CvtTiny, num_labels, (96, 96)).init(device) {
+        Model::Cvt(m) => m,
+        Model::Vit(_) => unreachable!(),
+    }
+}
+
 #[test]
 fn every_variant_maps_images_to_class_logits() {
     let device = Device::flex();
-    for (arch, size, params) in [(Arch::CvtTiny, 96, 0.6e6), (Arch::Cvt13, 224, 19.6e6), (Arch::Cvt21, 224, 31.2e6)] {
-        let model = ModelSpec { arch, options: Options::default() }.init(4, &device).valid();
+    for (arch, size, params) in [
+        (Arch::CvtTiny, 96, 0.62e6),
+        (Arch::Cvt13, 224, 19.6e6),
+        (Arch::Cvt21, 224, 31.2e6),
+        (Arch::VitTiny, 96, 2.7e6),
+        (Arch::VitTinyPatch16, 224, 5.5e6),
+        (Arch::VitSmallPatch16, 224, 21.7e6),
+        (Arch::VitBasePatch16, 224, 85.8e6),
+    ] {
+        let model = ArchConfig::for_arch(arch, 4, (size as u32, size as u32)).init(&device);
         let n = model.num_params() as f64;
         assert!((n - params).abs() / params < 0.05, "{}: {n} parameters", arch.name());
         let pixels = Tensor::<4>::random([2, 3, size, size], Distribution::Normal(0.0, 1.0), &device);
-        let logits = model.logits(pixels);
+        let logits = match model {
+            Model::Cvt(m) => m.valid().logits(pixels),
+            Model::Vit(m) => m.valid().logits(pixels),
+        };
         assert_eq!(logits.dims(), [2, 4], "{}", arch.name());
         let values: Vec<f32> = logits.into_data().try_into_vec().unwrap();
         assert!(values.iter().all(|v| v.is_finite()), "{}", arch.name());
@@ -23,7 +41,7 @@ fn every_variant_maps_images_to_class_logits() {
 #[test]
 fn smaller_inputs_and_other_class_counts_work() {
     let device = Device::flex();
-    let model = ModelSpec { arch: Arch::CvtTiny, options: Options::default() }.init(7, &device).valid();
+    let model = tiny(7, &device).valid();
     let logits = model.logits(Tensor::<4>::zeros([3, 3, 16, 16], &device));
     assert_eq!(logits.dims(), [3, 7]);
 }
@@ -47,7 +65,7 @@ fn parameter_names_mirror_hugging_face() {
             self.names.push(self.path.join("."));
         }
     }
-    let model = ModelSpec { arch: Arch::CvtTiny, options: Options::default() }.init(4, &Device::flex());
+    let model = tiny(4, &Device::flex());
     let mut names = Names::default();
     model.visit(&mut names);
     let names = Names { names: names.names.clone(), path: Vec::new() };
@@ -69,19 +87,31 @@ fn parameter_names_mirror_hugging_face() {
 #[test]
 fn checkpoint_round_trip_keeps_weights_and_batchnorm_statistics() {
     let device = Device::flex().autodiff();
-    let spec = ModelSpec { arch: Arch::CvtTiny, options: Options::default() };
-    let model = spec.init(4, &device);
+    let model = tiny(4, &device);
     // a training-mode forward pass moves the BatchNorm running statistics
     let pixels = Tensor::<4>::random([4, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
     let _ = model.logits(pixels.clone());
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("model.bpk");
     brasa::model::save(&model, &path).unwrap();
-    let restored = brasa::model::load(spec.init(4, &device), &path).unwrap();
+    let restored = brasa::model::load(tiny(4, &device), &path).unwrap();
     let eval = |m: &brasa::model::CvtForImageClassification| -> Vec<f32> {
         m.valid().logits(pixels.clone().without_autodiff()).into_data().try_into_vec().unwrap()
     };
     assert_eq!(eval(&model), eval(&restored));
-    let fresh = spec.init(4, &device);
+    let fresh = tiny(4, &device);
     assert_ne!(eval(&model), eval(&fresh));
+}
+
+#[test]
+fn hf_weight_decay_spares_biases_and_layer_norms() {
+    let params = brasa::model::params::named_params(&tiny(4, &Device::flex()));
+    let decays = |path: &str| params.iter().find(|p| p.path == path).unwrap_or_else(|| panic!("{path}")).hf_decays();
+    assert!(decays("classifier.weight"));
+    assert!(!decays("classifier.bias"));
+    assert!(!decays("layernorm.gamma") && !decays("layernorm.beta"));
+    assert!(decays("cvt.encoder.stages.2.cls_token"));
+    // BatchNorm weights are decayed by the Trainer (only LayerNorm is exempt), their biases not
+    let bn = "cvt.encoder.stages.0.layers.0.attention.attention.convolution_projection_query.convolution_projection.normalization";
+    assert!(decays(&format!("{bn}.gamma")) && !decays(&format!("{bn}.beta")));
 }

@@ -4,7 +4,8 @@
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer, images::Image};
 use image::RgbImage;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Interpolation {
     Nearest,
     Bilinear,
@@ -23,7 +24,8 @@ impl Interpolation {
 }
 
 /// Target of a resize, as torchvision's `Resize` understands its `size` argument.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ResizeTo {
     /// `Resize((h, w))`: exactly this size, aspect ratio not kept.
     Exact { height: u32, width: u32 },
@@ -65,7 +67,12 @@ pub fn resize(image: &RgbImage, to: ResizeTo, interpolation: Interpolation) -> R
 }
 
 /// Crops `region` = (left, top, width, height) out of `image` and resizes it to `(height, width)`
-/// (PIL's `img.crop(box).resize(size)`, in one pass).
+/// (PIL's `img.resize(size, box=region)`).
+///
+/// Like PIL, the horizontal pass runs first and its result is rounded to 8 bits before the
+/// vertical pass (fast_image_resize alone runs the vertical pass first for 8-bit images, which
+/// moves bicubic results by up to 3 levels where the filter overshoots); the vertical pass
+/// reads rows outside the box where the filter reaches them, as PIL does.
 pub fn resize_region(
     image: &RgbImage,
     region: (u32, u32, u32, u32),
@@ -73,11 +80,32 @@ pub fn resize_region(
     interpolation: Interpolation,
 ) -> RgbImage {
     let (left, top, width, height) = region;
-    if (left, top, width, height) == (0, 0, image.width(), image.height())
-        && (out_width, out_height) == image.dimensions()
-    {
-        return image.clone();
+    let (image_width, image_height) = image.dimensions();
+    // Horizontal: columns of the box → `out_width`, for every row of the image.
+    let horizontal = if out_width != width {
+        resize_pass(image, (left, 0, width, image_height), (out_width, image_height), interpolation)
+    } else if (left, width) != (0, image_width) {
+        image::imageops::crop_imm(image, left, 0, width, image_height).to_image()
+    } else {
+        image.clone()
+    };
+    // Vertical: rows of the box → `out_height`.
+    if out_height != height {
+        resize_pass(&horizontal, (0, top, out_width, height), (out_width, out_height), interpolation)
+    } else if (top, height) != (0, image_height) {
+        image::imageops::crop_imm(&horizontal, 0, top, out_width, height).to_image()
+    } else {
+        horizontal
     }
+}
+
+/// One fast_image_resize call that changes a single dimension (so it is a single pass).
+fn resize_pass(
+    image: &RgbImage,
+    (left, top, width, height): (u32, u32, u32, u32),
+    (out_width, out_height): (u32, u32),
+    interpolation: Interpolation,
+) -> RgbImage {
     let mut dst = Image::new(out_width, out_height, PixelType::U8x3);
     let options = ResizeOptions::new()
         .resize_alg(interpolation.algorithm())

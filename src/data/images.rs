@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::progress::Progress;
 
 /// What to do to a decoded image before keeping it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Recipe {
     pub resize: Option<(ResizeTo, Interpolation)>,
     pub center_crop: Option<(u32, u32)>,

@@ -13,7 +13,7 @@ use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::{Device, Distribution, Tensor};
 
 /// Hyperparameters of a CvT, one entry per stage (`CvtConfig` in transformers).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CvtConfig {
     pub num_channels: usize,
     pub num_labels: usize,

@@ -1,14 +1,23 @@
-//! Model variants: the registry of architectures a spec can name, and their burn modules.
+//! Models: the registry of architectures a spec can name, their concrete configurations, and
+//! building one — from scratch, or from a Hugging Face checkpoint.
 
 pub mod cvt;
+pub mod hub;
+pub mod params;
+pub mod pretrained;
+pub mod vit;
 
 use std::path::Path;
 
-use burn::module::Module;
+use burn::module::{Module, ParamGroup};
 use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
 
 pub use cvt::{CvtConfig, CvtForImageClassification};
+pub use pretrained::{Family, ImportReport};
+pub use vit::{ViTForImageClassification, VitConfig};
 
+use crate::error::{Error, Result};
 use crate::train::Classifier;
 
 /// An architecture a spec can name in `model.arch`.
@@ -17,16 +26,32 @@ pub enum Arch {
     Cvt13,
     Cvt21,
     CvtTiny,
+    VitBasePatch16,
+    VitSmallPatch16,
+    VitTinyPatch16,
+    VitTiny,
 }
 
 impl Arch {
-    pub const ALL: [Arch; 3] = [Arch::Cvt13, Arch::Cvt21, Arch::CvtTiny];
+    pub const ALL: [Arch; 7] = [
+        Arch::Cvt13,
+        Arch::Cvt21,
+        Arch::CvtTiny,
+        Arch::VitBasePatch16,
+        Arch::VitSmallPatch16,
+        Arch::VitTinyPatch16,
+        Arch::VitTiny,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Arch::Cvt13 => "cvt-13",
             Arch::Cvt21 => "cvt-21",
             Arch::CvtTiny => "cvt-tiny",
+            Arch::VitBasePatch16 => "vit-base-patch16-224",
+            Arch::VitSmallPatch16 => "vit-small-patch16-224",
+            Arch::VitTinyPatch16 => "vit-tiny-patch16-224",
+            Arch::VitTiny => "vit-tiny",
         }
     }
 
@@ -37,58 +62,261 @@ impl Arch {
     pub fn names() -> Vec<&'static str> {
         Self::ALL.iter().map(|a| a.name()).collect()
     }
+
+    pub fn family(self) -> Family {
+        match self {
+            Arch::Cvt13 | Arch::Cvt21 | Arch::CvtTiny => Family::Cvt,
+            _ => Family::Vit,
+        }
+    }
+
+    /// The patch size a ViT needs the input size to be a multiple of.
+    pub fn patch_size(self) -> Option<usize> {
+        match self {
+            Arch::VitTiny => Some(8),
+            a if a.family() == Family::Vit => Some(16),
+            _ => None,
+        }
+    }
 }
 
-/// Options a spec may set on top of an architecture's defaults.
+/// Options a spec may set on top of an architecture's (or a checkpoint's) configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Options {
-    /// Stochastic depth of the last stage.
+    /// Stochastic depth of the last CvT stage.
     pub drop_path_rate: Option<f64>,
     /// Dropout after projections and in the MLP.
     pub dropout: f64,
 }
 
-/// A concrete model description: architecture, its options, and the class count.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ModelSpec {
-    pub arch: Arch,
-    pub options: Options,
+/// Every hyperparameter of a concrete model (saved in each run's `meta.json`, so a run folder
+/// can rebuild its model without the checkpoint it started from).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "family", rename_all = "snake_case")]
+pub enum ArchConfig {
+    Cvt(CvtConfig),
+    Vit(VitConfig),
 }
 
-impl ModelSpec {
-    pub fn cvt_config(&self, num_labels: usize) -> CvtConfig {
-        let mut config = match self.arch {
-            Arch::Cvt13 => CvtConfig::cvt13(num_labels),
-            Arch::Cvt21 => CvtConfig::cvt21(num_labels),
-            Arch::CvtTiny => CvtConfig::tiny(num_labels),
-        };
-        if let Some(rate) = self.options.drop_path_rate {
-            *config.drop_path_rate.last_mut().expect("stages") = rate;
+impl ArchConfig {
+    /// The named architecture's defaults for `num_labels` classes and `input_size` images.
+    pub fn for_arch(arch: Arch, num_labels: usize, input_size: (u32, u32)) -> Self {
+        match arch {
+            Arch::Cvt13 => Self::Cvt(CvtConfig::cvt13(num_labels)),
+            Arch::Cvt21 => Self::Cvt(CvtConfig::cvt21(num_labels)),
+            Arch::CvtTiny => Self::Cvt(CvtConfig::tiny(num_labels)),
+            Arch::VitBasePatch16 => Self::Vit(VitConfig { image_size: input_size.0 as usize, ..VitConfig::base_patch16_224(num_labels) }),
+            Arch::VitSmallPatch16 => Self::Vit(VitConfig { image_size: input_size.0 as usize, ..VitConfig::small_patch16_224(num_labels) }),
+            Arch::VitTinyPatch16 => Self::Vit(VitConfig { image_size: input_size.0 as usize, ..VitConfig::tiny_patch16_224(num_labels) }),
+            Arch::VitTiny => Self::Vit(VitConfig::tiny_patch8(num_labels, input_size.0 as usize)),
         }
-        config.drop_rate = vec![self.options.dropout; config.stages()];
-        config
     }
 
-    /// A freshly initialised model for `num_labels` classes.
-    pub fn init(&self, num_labels: usize, device: &Device) -> CvtForImageClassification {
-        self.cvt_config(num_labels).init(device)
+    pub fn family(&self) -> Family {
+        match self {
+            Self::Cvt(_) => Family::Cvt,
+            Self::Vit(_) => Family::Vit,
+        }
     }
+
+    pub fn num_labels(&self) -> usize {
+        match self {
+            Self::Cvt(c) => c.num_labels,
+            Self::Vit(c) => c.num_labels,
+        }
+    }
+
+    /// Applies the spec's dropout / drop-path options.
+    pub fn with_options(mut self, options: &Options) -> Self {
+        match &mut self {
+            Self::Cvt(c) => {
+                if let Some(rate) = options.drop_path_rate {
+                    *c.drop_path_rate.last_mut().expect("stages") = rate;
+                }
+                if options.dropout > 0.0 {
+                    c.drop_rate = vec![options.dropout; c.stages()];
+                }
+            }
+            Self::Vit(c) => {
+                if options.dropout > 0.0 {
+                    c.hidden_dropout_prob = options.dropout;
+                }
+            }
+        }
+        self
+    }
+
+    pub fn init(&self, device: &Device) -> Model {
+        match self {
+            Self::Cvt(c) => Model::Cvt(c.init(device)),
+            Self::Vit(c) => Model::Vit(c.init(device)),
+        }
+    }
+}
+
+/// A built model of one of the families.
+#[derive(Debug)]
+pub enum Model {
+    Cvt(CvtForImageClassification),
+    Vit(ViTForImageClassification),
+}
+
+impl Model {
+    pub fn num_params(&self) -> usize {
+        match self {
+            Model::Cvt(m) => m.num_params(),
+            Model::Vit(m) => m.num_params(),
+        }
+    }
+}
+
+/// What to build.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    pub arch: Arch,
+    pub options: Options,
+    pub classes: &'a [String],
+    pub input_size: (u32, u32),
+    /// A checkpoint to start from, and how the spec named it.
+    pub pretrained: Option<(&'a hub::CheckpointFiles, &'a str)>,
+    /// Parameter path prefixes to freeze (`backbone`: everything but the classifier).
+    pub freeze: &'a [String],
+}
+
+/// A model ready to train, with its configuration and what importing weights did.
+pub struct Built {
+    pub model: Model,
+    pub config: ArchConfig,
+    pub import: Option<ImportReport>,
+    /// Things the user should know (e.g. the checkpoint's labels differ from the classes).
+    pub notes: Vec<String>,
+    /// Number of parameters frozen.
+    pub frozen: usize,
+}
+
+/// Builds the model `request` describes on `device`.
+pub fn build(request: &Request, device: &Device) -> Result<Built> {
+    let num_classes = request.classes.len();
+    let mut notes = Vec::new();
+    let (config, checkpoint) = match request.pretrained {
+        None => (ArchConfig::for_arch(request.arch, num_classes, request.input_size), None),
+        Some((files, source)) => {
+            let hf = pretrained::HfConfig::read(&files.config)?;
+            if hf.family != request.arch.family() {
+                return Err(Error::Model(format!(
+                    "model.arch = {:?} is a {} but {source} is a {} checkpoint",
+                    request.arch.name(),
+                    request.arch.family().name(),
+                    hf.family.name()
+                )));
+            }
+            let config = match hf.family {
+                Family::Cvt => ArchConfig::Cvt(hf.cvt(num_classes)?),
+                Family::Vit => ArchConfig::Vit(hf.vit(num_classes)?),
+            };
+            let replace = hf.labels.len() != num_classes;
+            if replace {
+                notes.push(format!(
+                    "{source} classifies {} labels; its classifier is replaced by a new one for the {num_classes} classes",
+                    hf.labels.len()
+                ));
+            } else if hf.labels != request.classes {
+                notes.push(format!(
+                    "{source}'s labels {:?} differ from the classes {:?}; the classifier is kept (same size) and fine-tuned",
+                    hf.labels, request.classes
+                ));
+            }
+            (config, Some((files, source, replace)))
+        }
+    };
+    let config = config.with_options(&request.options);
+    let mut model = config.init(device);
+    let mut import = None;
+    if let Some((files, source, replace)) = checkpoint {
+        import = Some(match &mut model {
+            Model::Cvt(m) => pretrained::import(m, &files.weights, source, replace)?,
+            Model::Vit(m) => pretrained::import(m, &files.weights, source, replace)?,
+        });
+    }
+    // ViT position embeddings follow the input size.
+    let (model, config) = match (model, config) {
+        (Model::Vit(m), ArchConfig::Vit(mut c)) => {
+            let size = request.input_size.0 as usize;
+            if request.input_size.0 != request.input_size.1 || size % c.patch_size != 0 {
+                return Err(Error::Model(format!(
+                    "a ViT with patch size {} needs square inputs whose side is a multiple of it; the input is {}x{}",
+                    c.patch_size, request.input_size.0, request.input_size.1
+                )));
+            }
+            if size != c.image_size {
+                notes.push(format!("position embeddings interpolated from {0}x{0} to {1}x{1} pixels", c.image_size, size));
+            }
+            let m = m.resize_position_embeddings(size);
+            c.image_size = size;
+            (Model::Vit(m), ArchConfig::Vit(c))
+        }
+        other => other,
+    };
+    let (model, frozen) = freeze(model, request.freeze)?;
+    Ok(Built { model, config, import, notes, frozen })
+}
+
+/// Freezes every parameter under the given path prefixes; a prefix that names nothing is an
+/// error listing the top-level modules.
+fn freeze(model: Model, prefixes: &[String]) -> Result<(Model, usize)> {
+    if prefixes.is_empty() {
+        return Ok((model, 0));
+    }
+    let params = match &model {
+        Model::Cvt(m) => params::named_params(m),
+        Model::Vit(m) => params::named_params(m),
+    };
+    let mut ids = Vec::new();
+    for prefix in prefixes {
+        let matched: Vec<_> = params
+            .iter()
+            .filter(|p| if prefix == "backbone" { !p.is_under("classifier") } else { p.is_under(prefix) })
+            .map(|p| p.id)
+            .collect();
+        if matched.is_empty() {
+            let mut tops: Vec<String> = params.iter().map(|p| p.path.split('.').take(3).collect::<Vec<_>>().join(".")).collect();
+            tops.dedup();
+            return Err(Error::Model(format!(
+                "model.freeze: {prefix:?} names no parameter; paths start with e.g. {}",
+                tops.iter().take(6).cloned().collect::<Vec<_>>().join(", ")
+            )));
+        }
+        ids.extend(matched);
+    }
+    let count = ids.len();
+    let group = ParamGroup::from_ids(ids);
+    let model = match model {
+        Model::Cvt(m) => Model::Cvt(m.freeze_group(group)),
+        Model::Vit(m) => Model::Vit(m.freeze_group(group)),
+    };
+    Ok((model, count))
 }
 
 /// Saves a module's weights, BatchNorm running statistics included, as a burnpack file
 /// (written atomically; parameter ids kept, so optimizer state saved beside it still matches).
-pub fn save<M: Module>(model: &M, path: &Path) -> Result<(), String> {
+pub fn save<M: Module>(model: &M, path: &Path) -> std::result::Result<(), String> {
     // `valid()` folds pending running-statistics updates into the module first: without it a
     // record would hold the statistics of the last `valid()` call.
     model.valid().into_record().save(path).map_err(|e| e.to_string())
 }
 
 /// Loads weights saved by [`save`] into `model` (which must have the same architecture).
-pub fn load<M: Module>(model: M, path: &Path) -> Result<M, String> {
+pub fn load<M: Module>(model: M, path: &Path) -> std::result::Result<M, String> {
     model.try_load_file(path).map_err(|e| e.to_string())
 }
 
 impl Classifier for CvtForImageClassification {
+    fn logits(&self, pixels: Tensor<4>) -> Tensor<2> {
+        self.forward(pixels)
+    }
+}
+
+impl Classifier for ViTForImageClassification {
     fn logits(&self, pixels: Tensor<4>) -> Tensor<2> {
         self.forward(pixels)
     }

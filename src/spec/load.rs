@@ -146,6 +146,15 @@ impl LoadedSpec {
             None => display_path(&self.file),
         }
     }
+
+    /// The folder of the spec file that set `key`, for resolving relative paths (`None` when
+    /// an environment variable or `--set` set it: those are relative to the working directory).
+    pub fn base_dir(&self, key: &str) -> Option<PathBuf> {
+        match self.figment.find_metadata(key).and_then(|m| m.source.as_ref()) {
+            Some(Source::File(path)) => path.parent().map(Path::to_path_buf),
+            _ => None,
+        }
+    }
 }
 
 /// The files of an `extends` chain, base first, each path resolved against the file naming it.

@@ -222,46 +222,49 @@ pub enum Interpolation {
     Bicubic,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// How every image becomes a model input. Either `preset = "hf"` (the checkpoint's image
+/// processor, or the model family's) or explicit values.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Preprocess {
-    /// Size every clean image is resized to (the model's input size unless `center_crop` is set).
-    pub resize: Size,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<PreprocessPreset>,
+    /// Size every clean image is resized to (224x224 when unset and there is no preset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resize: Option<Size>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub center_crop: Option<Size>,
-    #[serde(default)]
-    pub interpolation: Interpolation,
-    /// Per-channel mean and std, applied after pixels are scaled to 0..1.
-    #[serde(default = "default_half3")]
-    pub mean: [f64; 3],
-    #[serde(default = "default_half3")]
-    pub std: [f64; 3],
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interpolation: Option<Interpolation>,
+    /// Per-channel mean and std, applied after pixels are scaled to 0..1 (0.5 when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean: Option<[f64; 3]>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub std: Option<[f64; 3]>,
 }
 
-impl Default for Preprocess {
-    fn default() -> Self {
-        Self {
-            resize: Size::Exact([224, 224]),
-            center_crop: None,
-            interpolation: Interpolation::Bilinear,
-            mean: default_half3(),
-            std: default_half3(),
-        }
-    }
-}
-
-fn default_half3() -> [f64; 3] {
-    [0.5; 3]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PreprocessPreset {
+    /// The Hugging Face image processor of `model.pretrained` (its
+    /// `preprocessor_config.json`), or the model family's default processor.
+    Hf,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Model {
-    /// `cvt-13`, `cvt-21` or `cvt-tiny`.
+    /// `cvt-13`, `cvt-21`, `cvt-tiny`, `vit-base-patch16-224`, `vit-small-patch16-224`,
+    /// `vit-tiny-patch16-224` or `vit-tiny`.
     pub arch: String,
-    /// Pretrained weights (`hf:org/name` or a path); imported by a later version of brasa.
+    /// Weights to start from: `hf:org/name[@revision]`, or a checkpoint file or folder
+    /// (relative paths resolve against the spec file that sets them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pretrained: Option<String>,
+    /// Parameter-path prefixes to freeze (`cvt.encoder.stages.0`), or `backbone` for
+    /// everything but the classifier.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub freeze: Vec<String>,
     /// Stochastic-depth rate of the last stage (the architecture's default when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drop_path_rate: Option<f64>,
@@ -293,6 +296,10 @@ pub struct Train {
     /// Stop after this many epochs without improvement of `select_best`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub early_stop_patience: Option<usize>,
+    /// Stop after this many optimizer steps (the schedule ends there too), like the Trainer's
+    /// `max_steps`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_steps: Option<usize>,
 }
 
 impl Default for Train {
@@ -306,6 +313,7 @@ impl Default for Train {
             grad_clip: None,
             select_best: SelectMetric::default(),
             early_stop_patience: None,
+            max_steps: None,
         }
     }
 }

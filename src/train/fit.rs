@@ -70,7 +70,15 @@ pub struct Hyper {
     pub grad_clip: Option<f64>,
     pub select: Select,
     pub patience: Option<usize>,
+    /// Stop after this many optimizer steps in all.
+    pub max_steps: Option<usize>,
     pub seed: u64,
+}
+
+impl Hyper {
+    fn steps_exhausted(&self, step: usize) -> bool {
+        self.max_steps.is_some_and(|max| step >= max)
+    }
 }
 
 /// Where a run stands between epochs; saved with each checkpoint so a killed run resumes.
@@ -130,7 +138,7 @@ pub fn fit<M: Classifier>(
 ) -> Result<TrainState> {
     let loss_fn = CrossEntropyLossConfig::new().init(device);
     let steps_per_epoch = train.len().div_ceil(hyper.batch_size);
-    while state.epochs_done < hyper.epochs && !state.stopped_early {
+    while state.epochs_done < hyper.epochs && !state.stopped_early && !hyper.steps_exhausted(state.step) {
         let epoch = state.epochs_done;
         let started = Instant::now();
         device.seed(draw_seed(hyper.seed, 1, epoch as u64));
@@ -140,6 +148,9 @@ pub fn fit<M: Classifier>(
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
         let mut lr = hyper.schedule.lr(state.step);
         for batch in order.chunks(hyper.batch_size) {
+            if hyper.steps_exhausted(state.step) {
+                break;
+            }
             lr = hyper.schedule.lr(state.step);
             let images: Vec<_> = batch.iter().map(|&s| train.image(s)).collect();
             let labels: Vec<usize> = batch.iter().map(|&s| train.label(s)).collect();

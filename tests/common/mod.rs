@@ -134,3 +134,34 @@ pub fn csv_rows(path: &Path) -> Vec<Vec<String>> {
     let mut reader = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     reader.records().map(|r| r.unwrap().iter().map(String::from).collect()).collect()
 }
+
+/// A tensor read from a safetensors fixture: shape and values (f32, or u8 widened to f32).
+pub struct FixtureTensor {
+    pub shape: Vec<usize>,
+    pub values: Vec<f32>,
+}
+
+/// Every tensor of a safetensors file.
+pub fn read_safetensors(path: &Path) -> std::collections::HashMap<String, FixtureTensor> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    tensors
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let values = match view.dtype() {
+                safetensors::Dtype::F32 => {
+                    view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+                }
+                safetensors::Dtype::U8 => view.data().iter().map(|&b| b as f32).collect(),
+                other => panic!("{name}: unexpected dtype {other:?}"),
+            };
+            (name, FixtureTensor { shape: view.shape().to_vec(), values })
+        })
+        .collect()
+}
+
+/// The fixture folder `tests/fixtures/<name>`.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}

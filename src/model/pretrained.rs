@@ -1,0 +1,459 @@
+//! Hugging Face checkpoints: `config.json` → architecture, `preprocessor_config.json` →
+//! preprocessing, and weights (`model.safetensors` or `pytorch_model.bin`) → a burn module,
+//! with an exact account of what was loaded, what is new and what was ignored.
+
+use std::path::Path;
+
+use burn::module::Module;
+use burn::store::{ApplyResult, ModuleSnapshot, PathFilter, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::cvt::CvtConfig;
+use super::vit::VitConfig;
+use crate::augment::{Interpolation, ResizeTo};
+use crate::error::{Error, Result};
+
+/// Model families brasa implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Family {
+    Cvt,
+    Vit,
+}
+
+impl Family {
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Cvt => "cvt",
+            Family::Vit => "vit",
+        }
+    }
+}
+
+/// A checkpoint's `config.json`.
+#[derive(Debug, Clone)]
+pub struct HfConfig {
+    pub family: Family,
+    /// `id2label` in id order (`LABEL_0`, ... when the config has none).
+    pub labels: Vec<String>,
+    raw: Value,
+    path: String,
+}
+
+impl HfConfig {
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let raw: Value = serde_json::from_str(&text)
+            .map_err(|e| Error::Model(format!("{}: not valid JSON: {e}", path.display())))?;
+        let path = path.display().to_string();
+        let family = match raw["model_type"].as_str() {
+            Some("cvt") => Family::Cvt,
+            Some("vit") => Family::Vit,
+            Some(other) => {
+                return Err(Error::Model(format!("{path}: model_type {other:?} is not supported (brasa knows cvt and vit)")));
+            }
+            None => return Err(Error::Model(format!("{path}: no model_type"))),
+        };
+        let labels = match raw["id2label"].as_object() {
+            Some(map) => {
+                let mut pairs: Vec<(usize, String)> = map
+                    .iter()
+                    .map(|(k, v)| Ok((k.parse::<usize>().map_err(|_| format!("id {k:?}"))?, v.as_str().unwrap_or_default().to_string())))
+                    .collect::<std::result::Result<_, String>>()
+                    .map_err(|e| Error::Model(format!("{path}: id2label has a non-numeric {e}")))?;
+                pairs.sort();
+                if pairs.iter().enumerate().any(|(i, (id, _))| *id != i) {
+                    return Err(Error::Model(format!("{path}: id2label ids are not 0..n")));
+                }
+                pairs.into_iter().map(|(_, label)| label).collect()
+            }
+            None => {
+                let n = raw["num_labels"].as_u64().unwrap_or(2) as usize;
+                (0..n).map(|i| format!("LABEL_{i}")).collect()
+            }
+        };
+        Ok(Self { family, labels, raw, path })
+    }
+
+    fn list<T: serde::de::DeserializeOwned + Clone>(&self, key: &str, default: &[T]) -> Result<Vec<T>> {
+        match self.raw.get(key) {
+            None | Some(Value::Null) => Ok(default.to_vec()),
+            Some(value) => serde_json::from_value(value.clone())
+                .map_err(|e| Error::Model(format!("{}: `{key}` = {value}: {e}", self.path))),
+        }
+    }
+
+    fn scalar<T: serde::de::DeserializeOwned>(&self, key: &str, default: T) -> Result<T> {
+        match self.raw.get(key) {
+            None | Some(Value::Null) => Ok(default),
+            Some(value) => serde_json::from_value(value.clone())
+                .map_err(|e| Error::Model(format!("{}: `{key}` = {value}: {e}", self.path))),
+        }
+    }
+
+    /// The CvT architecture this config describes, with `num_labels` outputs.
+    pub fn cvt(&self, num_labels: usize) -> Result<CvtConfig> {
+        let d = CvtConfig::cvt13(num_labels);
+        let methods: Vec<String> = self.list("qkv_projection_method", &["dw_bn".to_string()])?;
+        if let Some(other) = methods.iter().find(|m| *m != "dw_bn") {
+            return Err(Error::Model(format!("{}: qkv_projection_method {other:?} is not supported (only dw_bn)", self.path)));
+        }
+        let config = CvtConfig {
+            num_channels: self.scalar("num_channels", d.num_channels)?,
+            num_labels,
+            patch_sizes: self.list("patch_sizes", &d.patch_sizes)?,
+            patch_stride: self.list("patch_stride", &d.patch_stride)?,
+            patch_padding: self.list("patch_padding", &d.patch_padding)?,
+            embed_dim: self.list("embed_dim", &d.embed_dim)?,
+            num_heads: self.list("num_heads", &d.num_heads)?,
+            depth: self.list("depth", &d.depth)?,
+            mlp_ratio: self.list("mlp_ratio", &d.mlp_ratio)?,
+            attention_drop_rate: self.list("attention_drop_rate", &d.attention_drop_rate)?,
+            drop_rate: self.list("drop_rate", &d.drop_rate)?,
+            drop_path_rate: self.list("drop_path_rate", &d.drop_path_rate)?,
+            qkv_bias: self.list("qkv_bias", &d.qkv_bias)?,
+            cls_token: self.list("cls_token", &d.cls_token)?,
+            kernel_qkv: self.list("kernel_qkv", &d.kernel_qkv)?,
+            padding_kv: self.list("padding_kv", &d.padding_kv)?,
+            stride_kv: self.list("stride_kv", &d.stride_kv)?,
+            padding_q: self.list("padding_q", &d.padding_q)?,
+            stride_q: self.list("stride_q", &d.stride_q)?,
+            initializer_range: self.scalar("initializer_range", d.initializer_range)?,
+        };
+        let stages = config.depth.len();
+        let lengths = [
+            config.patch_sizes.len(), config.patch_stride.len(), config.patch_padding.len(), config.embed_dim.len(),
+            config.num_heads.len(), config.mlp_ratio.len(), config.drop_path_rate.len(), config.qkv_bias.len(),
+            config.cls_token.len(), config.kernel_qkv.len(), config.padding_kv.len(), config.stride_kv.len(),
+            config.padding_q.len(), config.stride_q.len(), config.drop_rate.len(), config.attention_drop_rate.len(),
+        ];
+        if stages == 0 || lengths.iter().any(|&l| l != stages) {
+            return Err(Error::Model(format!("{}: the per-stage lists must all have {stages} entries", self.path)));
+        }
+        if config.embed_dim.iter().zip(&config.num_heads).any(|(d, h)| *h == 0 || d % h != 0) {
+            return Err(Error::Model(format!("{}: embed_dim must be divisible by num_heads in every stage", self.path)));
+        }
+        Ok(config)
+    }
+
+    /// The ViT architecture this config describes, with `num_labels` outputs.
+    pub fn vit(&self, num_labels: usize) -> Result<VitConfig> {
+        let d = VitConfig::base_patch16_224(num_labels);
+        let activation: String = self.scalar("hidden_act", "gelu".to_string())?;
+        if activation != "gelu" {
+            return Err(Error::Model(format!("{}: hidden_act {activation:?} is not supported (only the exact gelu)", self.path)));
+        }
+        let config = VitConfig {
+            num_channels: self.scalar("num_channels", d.num_channels)?,
+            num_labels,
+            hidden_size: self.scalar("hidden_size", d.hidden_size)?,
+            num_hidden_layers: self.scalar("num_hidden_layers", d.num_hidden_layers)?,
+            num_attention_heads: self.scalar("num_attention_heads", d.num_attention_heads)?,
+            intermediate_size: self.scalar("intermediate_size", d.intermediate_size)?,
+            hidden_dropout_prob: self.scalar("hidden_dropout_prob", d.hidden_dropout_prob)?,
+            attention_probs_dropout_prob: self.scalar("attention_probs_dropout_prob", d.attention_probs_dropout_prob)?,
+            layer_norm_eps: self.scalar("layer_norm_eps", d.layer_norm_eps)?,
+            image_size: self.scalar("image_size", d.image_size)?,
+            patch_size: self.scalar("patch_size", d.patch_size)?,
+            qkv_bias: self.scalar("qkv_bias", d.qkv_bias)?,
+            initializer_range: self.scalar("initializer_range", d.initializer_range)?,
+        };
+        if config.num_attention_heads == 0 || config.hidden_size % config.num_attention_heads != 0 {
+            return Err(Error::Model(format!("{}: hidden_size must be divisible by num_attention_heads", self.path)));
+        }
+        Ok(config)
+    }
+}
+
+/// What a Hugging Face image processor does, in brasa's terms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Processor {
+    pub resize: ResizeTo,
+    pub center_crop: Option<(u32, u32)>,
+    pub interpolation: Interpolation,
+    pub mean: [f64; 3],
+    pub std: [f64; 3],
+}
+
+const IMAGENET_MEAN: [f64; 3] = [0.485, 0.456, 0.406];
+const IMAGENET_STD: [f64; 3] = [0.229, 0.224, 0.225];
+
+impl Processor {
+    /// The default image processor of a family: CvT checkpoints use the ConvNext processor
+    /// (shorter edge 224 / crop_pct 0.875 = 256, centre crop 224, bicubic, ImageNet statistics);
+    /// ViT resizes to 224×224 (bilinear) with mean and std 0.5.
+    pub fn family_default(family: Family) -> Self {
+        match family {
+            Family::Cvt => Self {
+                resize: ResizeTo::ShorterEdge(256),
+                center_crop: Some((224, 224)),
+                interpolation: Interpolation::Bicubic,
+                mean: IMAGENET_MEAN,
+                std: IMAGENET_STD,
+            },
+            Family::Vit => Self {
+                resize: ResizeTo::Exact { height: 224, width: 224 },
+                center_crop: None,
+                interpolation: Interpolation::Bilinear,
+                mean: [0.5; 3],
+                std: [0.5; 3],
+            },
+        }
+    }
+
+    /// Reads a `preprocessor_config.json` (ConvNext-style `shortest_edge` + `crop_pct`, or
+    /// ViT-style `{height, width}` / a single size).
+    pub fn read(path: &Path, family: Family) -> Result<Self> {
+        let fail = |message: String| Error::Model(format!("{}: {message}", path.display()));
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let raw: Value = serde_json::from_str(&text).map_err(|e| fail(format!("not valid JSON: {e}")))?;
+        let mut processor = Self::family_default(family);
+        let flag = |key: &str| raw.get(key).and_then(Value::as_bool).unwrap_or(true);
+        if flag("do_rescale") {
+            let factor = raw.get("rescale_factor").and_then(Value::as_f64).unwrap_or(1.0 / 255.0);
+            if (factor - 1.0 / 255.0).abs() > 1e-9 {
+                return Err(fail(format!("rescale_factor {factor} is not supported (brasa always scales by 1/255)")));
+            }
+        } else {
+            return Err(fail("do_rescale = false is not supported (brasa always scales pixels to 0..1)".into()));
+        }
+        if let Some(code) = raw.get("resample").and_then(Value::as_u64) {
+            processor.interpolation = match code {
+                0 => Interpolation::Nearest,
+                2 => Interpolation::Bilinear,
+                3 => Interpolation::Bicubic,
+                other => return Err(fail(format!("resample = {other} (a PIL filter brasa does not implement; 0, 2 and 3 are)"))),
+            };
+        }
+        if flag("do_normalize") {
+            let triple = |key: &str, default: [f64; 3]| -> Result<[f64; 3]> {
+                match raw.get(key) {
+                    None | Some(Value::Null) => Ok(default),
+                    Some(value) => serde_json::from_value::<Vec<f64>>(value.clone())
+                        .ok()
+                        .and_then(|v| <[f64; 3]>::try_from(v).ok())
+                        .ok_or_else(|| fail(format!("`{key}` = {value}: expected three numbers"))),
+                }
+            };
+            processor.mean = triple("image_mean", processor.mean)?;
+            processor.std = triple("image_std", processor.std)?;
+        } else {
+            processor.mean = [0.0; 3];
+            processor.std = [1.0; 3];
+        }
+        if !flag("do_resize") {
+            return Err(fail("do_resize = false is not supported (every model input needs one size)".into()));
+        }
+        let size = raw.get("size");
+        let as_u32 = |v: &Value| v.as_u64().map(|n| n as u32);
+        let crop_pct = raw.get("crop_pct").and_then(Value::as_f64);
+        match size {
+            Some(Value::Object(map)) if map.contains_key("shortest_edge") => {
+                let edge = map.get("shortest_edge").and_then(as_u32).ok_or_else(|| fail("size.shortest_edge must be a number".into()))?;
+                match crop_pct {
+                    // transformers' ConvNext processor: below 384 px, resize the shorter edge to
+                    // edge / crop_pct and centre-crop edge x edge; above, resize to a square.
+                    Some(pct) if edge < 384 => {
+                        processor.resize = ResizeTo::ShorterEdge((edge as f64 / pct) as u32);
+                        processor.center_crop = Some((edge, edge));
+                    }
+                    Some(_) => {
+                        processor.resize = ResizeTo::Exact { height: edge, width: edge };
+                        processor.center_crop = None;
+                    }
+                    None => {
+                        processor.resize = ResizeTo::ShorterEdge(edge);
+                        let crop = raw.get("crop_size");
+                        processor.center_crop = match crop {
+                            Some(Value::Object(c)) => Some((
+                                c.get("height").and_then(as_u32).unwrap_or(edge),
+                                c.get("width").and_then(as_u32).unwrap_or(edge),
+                            )),
+                            Some(v) => v.as_u64().map(|n| (n as u32, n as u32)),
+                            None => None,
+                        };
+                        if processor.center_crop.is_none() {
+                            return Err(fail("size.shortest_edge without crop_pct or crop_size gives images of different shapes".into()));
+                        }
+                    }
+                }
+            }
+            Some(Value::Object(map)) => {
+                let height = map.get("height").and_then(as_u32).ok_or_else(|| fail("size needs height and width".into()))?;
+                let width = map.get("width").and_then(as_u32).ok_or_else(|| fail("size needs height and width".into()))?;
+                processor.resize = ResizeTo::Exact { height, width };
+                processor.center_crop = None;
+            }
+            Some(value) => {
+                let edge = as_u32(value).ok_or_else(|| fail(format!("size = {value} is not understood")))?;
+                processor.resize = ResizeTo::Exact { height: edge, width: edge };
+                processor.center_crop = None;
+            }
+            None => {}
+        }
+        if flag("do_center_crop") && processor.center_crop.is_none()
+            && let Some(crop) = raw.get("crop_size")
+        {
+            let (h, w) = match crop {
+                Value::Object(c) => (c.get("height").and_then(as_u32), c.get("width").and_then(as_u32)),
+                v => (as_u32(v), as_u32(v)),
+            };
+            if let (Some(h), Some(w)) = (h, w) {
+                processor.center_crop = Some((h, w));
+            }
+        }
+        Ok(processor)
+    }
+
+    /// The model input size `(height, width)`.
+    pub fn input_size(&self) -> Option<(u32, u32)> {
+        self.center_crop.or(self.resize.fixed_size())
+    }
+}
+
+/// What importing a checkpoint did, tensor by tensor (parameter paths in burn's naming).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ImportReport {
+    pub source: String,
+    pub file: String,
+    /// Parameters set from the checkpoint.
+    pub loaded: Vec<String>,
+    /// Parameters left at their fresh initialisation (a replaced classifier).
+    pub new: Vec<String>,
+    /// Checkpoint tensors with no parameter to go to (e.g. BatchNorm `num_batches_tracked`).
+    pub ignored: Vec<String>,
+}
+
+impl ImportReport {
+    /// One log line: counts, and the names of what is new.
+    pub fn summary(&self) -> String {
+        let mut ignored_kinds: std::collections::BTreeMap<&str, usize> = Default::default();
+        for name in &self.ignored {
+            *ignored_kinds.entry(name.rsplit('.').next().unwrap_or(name)).or_default() += 1;
+        }
+        let ignored: Vec<String> = ignored_kinds.iter().map(|(k, n)| format!("{k} x{n}")).collect();
+        format!(
+            "pretrained {} ({}): loaded {} tensors; new {}{}; ignored {}{}",
+            self.source,
+            self.file,
+            self.loaded.len(),
+            self.new.len(),
+            if self.new.is_empty() { String::new() } else { format!(" ({})", self.new.join(", ")) },
+            self.ignored.len(),
+            if ignored.is_empty() { String::new() } else { format!(" ({})", ignored.join(", ")) },
+        )
+    }
+}
+
+/// Loads a Hugging Face checkpoint file into `model` (Linear weights transposed and norm
+/// weight/bias mapped to gamma/beta by burn-store's PyTorch adapter). With
+/// `replace_classifier`, `classifier.*` keeps its fresh initialisation (transformers'
+/// `ignore_mismatched_sizes` for a different class count).
+///
+/// A checkpoint that does not fit — a shape mismatch, or a parameter the file lacks — is an
+/// error listing the first offending keys.
+pub fn import<M: Module + ModuleSnapshot>(model: &mut M, weights: &Path, source: &str, replace_classifier: bool) -> Result<ImportReport> {
+    fn not_classifier(path: &str, _container: &str) -> bool {
+        !(path == "classifier" || path.starts_with("classifier."))
+    }
+    let filter = if replace_classifier { PathFilter::new().with_predicate(not_classifier) } else { PathFilter::all() };
+    let is_pickle = weights.extension().is_some_and(|e| e == "bin" || e == "pt" || e == "pth");
+    let fail = |message: String| Error::Model(format!("cannot load {}: {message}", weights.display()));
+    let result: ApplyResult = if is_pickle {
+        let mut store = PytorchStore::from_file(weights).allow_partial(true).validate(false).filter(filter);
+        model.load_from(&mut store).map_err(|e| fail(e.to_string()))?
+    } else {
+        let mut store = SafetensorsStore::from_file(weights)
+            .with_from_adapter(PyTorchToBurnAdapter)
+            .allow_partial(true)
+            .validate(false)
+            .filter(filter);
+        model.load_from(&mut store).map_err(|e| fail(e.to_string()))?
+    };
+    if !result.errors.is_empty() {
+        let first: Vec<String> = result.errors.iter().take(5).map(ToString::to_string).collect();
+        return Err(Error::Model(format!(
+            "{} does not fit the architecture ({} mismatches), e.g.:\n  {}",
+            weights.display(),
+            result.errors.len(),
+            first.join("\n  ")
+        )));
+    }
+    if !result.missing.is_empty() {
+        let first: Vec<&str> = result.missing.iter().take(5).map(|(path, _)| path.as_str()).collect();
+        let unused: Vec<&str> = result.unused.iter().take(5).map(String::as_str).collect();
+        return Err(Error::Model(format!(
+            "{} lacks {} parameters of the architecture, e.g. {}; its unused tensors include {}",
+            weights.display(),
+            result.missing.len(),
+            first.join(", "),
+            if unused.is_empty() { "none".to_string() } else { unused.join(", ") }
+        )));
+    }
+    Ok(ImportReport {
+        source: source.to_string(),
+        file: weights.display().to_string(),
+        loaded: result.applied,
+        new: result.skipped,
+        ignored: result.unused,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, json: &str) -> std::path::PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, json).unwrap();
+        path
+    }
+
+    #[test]
+    fn convnext_processor_resizes_the_short_edge_then_crops() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            "p.json",
+            r#"{"crop_pct": 0.875, "do_normalize": true, "do_rescale": true, "do_resize": true,
+                "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225],
+                "resample": 3, "rescale_factor": 0.00392156862745098, "size": {"shortest_edge": 224}}"#,
+        );
+        let p = Processor::read(&path, Family::Cvt).unwrap();
+        assert_eq!(p, Processor::family_default(Family::Cvt));
+        assert_eq!(p.input_size(), Some((224, 224)));
+    }
+
+    #[test]
+    fn vit_processor_and_unsupported_options() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "p.json", r#"{"size": {"height": 384, "width": 384}, "resample": 2, "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}"#);
+        let p = Processor::read(&path, Family::Vit).unwrap();
+        assert_eq!(p.resize, ResizeTo::Exact { height: 384, width: 384 });
+        let legacy = write(dir.path(), "legacy.json", r#"{"size": 224}"#);
+        assert_eq!(Processor::read(&legacy, Family::Vit).unwrap(), Processor::family_default(Family::Vit));
+        let lanczos = write(dir.path(), "l.json", r#"{"resample": 1}"#);
+        assert!(Processor::read(&lanczos, Family::Vit).unwrap_err().to_string().contains("resample = 1"));
+    }
+
+    #[test]
+    fn config_json_gives_architecture_and_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            "config.json",
+            r#"{"model_type": "cvt", "embed_dim": [16, 32, 48], "depth": [1, 2, 3], "num_heads": [1, 2, 3],
+                "id2label": {"1": "b", "0": "a"}}"#,
+        );
+        let config = HfConfig::read(&path).unwrap();
+        assert_eq!(config.family, Family::Cvt);
+        assert_eq!(config.labels, ["a", "b"]);
+        let cvt = config.cvt(2).unwrap();
+        assert_eq!((cvt.embed_dim, cvt.depth, cvt.num_labels), (vec![16, 32, 48], vec![1, 2, 3], 2));
+        let bad = write(dir.path(), "bad.json", r#"{"model_type": "cvt", "embed_dim": [16, 32]}"#);
+        assert!(HfConfig::read(&bad).unwrap().cvt(2).unwrap_err().to_string().contains("per-stage lists"));
+        let other = write(dir.path(), "other.json", r#"{"model_type": "resnet"}"#);
+        assert!(HfConfig::read(&other).unwrap_err().to_string().contains("resnet"));
+    }
+}
