@@ -12,6 +12,7 @@ pub mod error;
 pub mod metrics;
 pub mod model;
 pub mod plan;
+pub mod predict;
 pub mod progress;
 pub mod report;
 pub mod run_dir;

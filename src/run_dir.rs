@@ -104,7 +104,8 @@ pub struct Meta {
     /// Files in the dataset folders that are not images.
     pub skipped_files: Vec<String>,
     pub model: ModelMeta,
-    pub preprocess: PreprocessMeta,
+    #[serde(default)]
+    pub preprocess: Option<PreprocessMeta>,
     pub train: TrainMeta,
     #[serde(default)]
     pub report: ReportMeta,

@@ -271,11 +271,11 @@ fn initial_meta(plan: &Plan, dataset: &Dataset, run: &RunDir, built: &model::Bui
             import: built.import.as_ref().map(|i| serde_json::to_value(i).expect("reports serialise")),
             notes: built.notes.clone(),
         },
-        preprocess: PreprocessMeta {
+        preprocess: Some(PreprocessMeta {
             recipe: plan.preprocess.recipe,
             normalize: plan.preprocess.normalize,
             preset: plan.preprocess.preset.clone(),
-        },
+        }),
         train: TrainMeta {
             epochs: plan.train.epochs,
             batch_size: plan.train.batch_size,

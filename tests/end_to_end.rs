@@ -4,8 +4,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -132,27 +131,17 @@ fn report_on_a_folder_that_is_not_a_run_is_an_error() {
 
 /// Serves `body` for `GET /archive.zip` and 404 for anything else, until the test ends.
 fn serve(body: Vec<u8>) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut request = Vec::new();
-            let mut buffer = [0u8; 1024];
-            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                match stream.read(&mut buffer) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => request.extend_from_slice(&buffer[..n]),
-                }
-            }
-            let found = String::from_utf8_lossy(&request).starts_with("GET /archive.zip ");
-            let (status, payload): (&str, &[u8]) = if found { ("200 OK", &body) } else { ("404 Not Found", b"not here") };
-            let head = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Type: application/zip\r\nConnection: close\r\n\r\n", payload.len());
-            let _ = stream.write_all(head.as_bytes());
-            let _ = stream.write_all(payload);
-        }
-    });
-    port
+    common::serve_http(move |request| {
+        let found = request.starts_with("GET /archive.zip ");
+        let (status, payload): (&str, &[u8]) = if found { ("200 OK", &body) } else { ("404 Not Found", b"not here") };
+        let mut response = format!(
+            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Type: application/zip\r\nConnection: close\r\n\r\n",
+            payload.len()
+        )
+        .into_bytes();
+        response.extend_from_slice(payload);
+        response
+    })
 }
 
 /// A zip of `folder` with every entry under `top/`, as GitHub archives are laid out.

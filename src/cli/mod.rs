@@ -1,5 +1,6 @@
 //! Command-line interface: one file per subcommand, each a thin layer over the library.
 
+mod predict;
 mod report;
 mod run;
 mod validate;
@@ -26,6 +27,8 @@ enum Command {
     Validate(validate::ValidateArgs),
     /// Rebuild the charts and report of a run folder from its files.
     Report(report::ReportArgs),
+    /// Classify images with a trained run or a pretrained checkpoint (CSV).
+    Predict(predict::PredictArgs),
 }
 
 /// The spec and the layers on top of it, shared by the subcommands that read a spec.
@@ -62,5 +65,6 @@ pub fn execute(cli: Cli) -> Result<()> {
         Command::Run(args) => run::execute(args),
         Command::Validate(args) => validate::execute(args),
         Command::Report(args) => report::execute(args),
+        Command::Predict(args) => predict::execute(args),
     }
 }

@@ -16,6 +16,7 @@ pub fn execute(args: ValidateArgs) -> Result<()> {
     let loaded = args.spec.load(None)?;
     let plan = Plan::resolve(&loaded)?;
     let mut text = plan.resolved_toml.clone();
+    text.push_str(&describe_model(&plan));
     let root = &plan.data.layout.root;
     if !root.is_dir() {
         let source = plan.data.source.as_deref().unwrap_or("?");
@@ -43,4 +44,31 @@ pub fn execute(args: ValidateArgs) -> Result<()> {
         ));
     }
     super::print_out(&text)
+}
+
+/// Comment lines on what the spec's model and preprocessing resolve to.
+fn describe_model(plan: &Plan) -> String {
+    let mut text = String::new();
+    if let Some(pretrained) = &plan.model.pretrained {
+        let whereabouts = match &pretrained.files {
+            Some(files) => format!("found: {}", files.weights.display()),
+            None => format!("not on this machine yet; `brasa run` downloads it into {}", brasa::model::hub::cache_dir().display()),
+        };
+        text.push_str(&format!("\n# model: {} from {} ({whereabouts})\n", plan.model.arch.name(), pretrained.locator.describe()));
+    }
+    if let Some(origin) = &plan.preprocess.preset {
+        let recipe = &plan.preprocess.recipe;
+        let resize = match recipe.resize {
+            Some((brasa::augment::ResizeTo::ShorterEdge(edge), interpolation)) => format!("shorter edge to {edge} ({interpolation:?})"),
+            Some((brasa::augment::ResizeTo::Exact { height, width }, interpolation)) => format!("{height}x{width} ({interpolation:?})"),
+            None => "none".into(),
+        };
+        let crop = recipe.center_crop.map(|(h, w)| format!(", centre crop {h}x{w}")).unwrap_or_default();
+        let n = &plan.preprocess.normalize;
+        text.push_str(&format!(
+            "# preprocess ({origin}): resize {resize}{crop}, mean {:?}, std {:?}\n",
+            n.mean, n.std
+        ));
+    }
+    text
 }

@@ -326,13 +326,20 @@ pub struct ImportReport {
 }
 
 impl ImportReport {
-    /// One log line: counts, and the names of what is new.
+    /// One log line: counts, the names of what is new, and what was ignored (names repeated
+    /// across layers, like `num_batches_tracked`, grouped). The full lists go to `meta.json`.
     pub fn summary(&self) -> String {
-        let mut ignored_kinds: std::collections::BTreeMap<&str, usize> = Default::default();
+        let mut by_leaf: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
         for name in &self.ignored {
-            *ignored_kinds.entry(name.rsplit('.').next().unwrap_or(name)).or_default() += 1;
+            by_leaf.entry(name.rsplit('.').next().unwrap_or(name)).or_default().push(name);
         }
-        let ignored: Vec<String> = ignored_kinds.iter().map(|(k, n)| format!("{k} x{n}")).collect();
+        let ignored: Vec<String> = by_leaf
+            .iter()
+            .flat_map(|(leaf, names)| match names.len() {
+                n if n > 3 => vec![format!("{leaf} x{n}")],
+                _ => names.iter().map(|n| n.to_string()).collect(),
+            })
+            .collect();
         format!(
             "pretrained {} ({}): loaded {} tensors; new {}{}; ignored {}{}",
             self.source,
@@ -391,12 +398,16 @@ pub fn import<M: Module + ModuleSnapshot>(model: &mut M, weights: &Path, source:
             if unused.is_empty() { "none".to_string() } else { unused.join(", ") }
         )));
     }
+    // The checkpoint's own classifier, when replaced, is as unused as `num_batches_tracked`.
+    let mut ignored = result.unused;
+    ignored.extend(result.skipped.iter().cloned());
+    ignored.sort();
     Ok(ImportReport {
         source: source.to_string(),
         file: weights.display().to_string(),
         loaded: result.applied,
         new: result.skipped,
-        ignored: result.unused,
+        ignored,
     })
 }
 

@@ -165,3 +165,26 @@ pub fn read_safetensors(path: &Path) -> std::collections::HashMap<String, Fixtur
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
 }
+
+/// A tiny HTTP server on 127.0.0.1 for the tests: `respond` gets each request's head (request
+/// line and headers) and returns the whole response. Runs until the test process ends.
+pub fn serve_http(respond: impl Fn(&str) -> Vec<u8> + Send + 'static) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = Vec::new();
+            let mut buffer = [0u8; 4096];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buffer) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buffer[..n]),
+                }
+            }
+            let _ = stream.write_all(&respond(&String::from_utf8_lossy(&request)));
+        }
+    });
+    port
+}

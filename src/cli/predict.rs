@@ -1,0 +1,73 @@
+//! `brasa predict`: classify images with a trained run or a pretrained checkpoint, as CSV.
+
+use std::path::PathBuf;
+
+use brasa::Result;
+use brasa::backend::Backend;
+use brasa::predict::{Predictor, collect_images};
+use brasa::progress::Progress;
+use clap::{ArgGroup, Args, ValueEnum};
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("model").required(true).args(["run", "pretrained"])))]
+pub struct PredictArgs {
+    /// A run folder: its best checkpoint, classes and preprocessing.
+    #[arg(long, value_name = "RUN_DIR")]
+    run: Option<PathBuf>,
+    /// A Hugging Face checkpoint: `hf:org/name[@revision]`, or a file or folder.
+    #[arg(long, value_name = "PATH_OR_HF_ID")]
+    pretrained: Option<String>,
+    /// Preprocessing: the model family's Hugging Face image processor (the default with
+    /// --pretrained; with --run it replaces the run's own preprocessing).
+    #[arg(long, value_enum)]
+    preprocess: Option<PreprocessChoice>,
+    /// Images, or folders searched recursively for images.
+    #[arg(required = true, value_name = "IMAGE_OR_FOLDER")]
+    inputs: Vec<PathBuf>,
+    /// Write the CSV here instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Compute backend (flex, wgpu, cuda).
+    #[arg(long, default_value = "flex")]
+    backend: String,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum PreprocessChoice {
+    Hf,
+}
+
+pub fn execute(args: PredictArgs) -> Result<()> {
+    let backend = Backend::parse(&args.backend)
+        .ok_or_else(|| brasa::Error::Backend(format!("--backend {:?}: expected flex, wgpu or cuda", args.backend)))?;
+    let device = backend.device()?;
+    let progress = if args.quiet { Progress::hidden() } else { Progress::stderr() };
+    if args.batch_size == 0 {
+        return Err(brasa::Error::Data("--batch-size must be at least 1".into()));
+    }
+    let paths = collect_images(&args.inputs)?;
+    let predictor = match (&args.run, &args.pretrained) {
+        (Some(run), _) => Predictor::from_run(run, args.preprocess.is_some(), &device)?,
+        (None, Some(pretrained)) => Predictor::from_pretrained(pretrained, &device, &progress)?,
+        (None, None) => unreachable!("clap requires one of --run / --pretrained"),
+    };
+    progress.log(format!("predicting {} image(s) with {}", paths.len(), predictor.source));
+    let probabilities = predictor.predict(&paths, args.batch_size, &device, &progress)?;
+    match &args.out {
+        Some(file) => {
+            let mut buffer = Vec::new();
+            predictor.write_csv(&mut buffer, &paths, &probabilities)?;
+            brasa::run_dir::write_atomic(file, &buffer)
+        }
+        None => {
+            let mut buffer = Vec::new();
+            predictor.write_csv(&mut buffer, &paths, &probabilities)?;
+            super::print_out(&String::from_utf8_lossy(&buffer))
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! Classifying new images with a trained run or a pretrained checkpoint: class probabilities
+//! per image, written as CSV (`path, predicted, <one column per class>`).
+//!
+//! Images are decoded in parallel and classified in batches, a chunk at a time, so a large
+//! folder never has to fit in memory.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::tensor::Device;
+use walkdir::WalkDir;
+
+use crate::data::folder::IMAGE_EXTENSIONS;
+use crate::data::images::{self, Recipe};
+use crate::data::tensor::Normalize;
+use crate::data::Item;
+use crate::error::{Error, Result};
+use crate::metrics::argmax;
+use crate::model::hub::Locator;
+use crate::model::pretrained::{HfConfig, Processor};
+use crate::model::{self, ArchConfig, Family, Model};
+use crate::progress::Progress;
+use crate::run_dir::{self, RunDir};
+use crate::train::{EvalSet, evaluate};
+
+/// A model ready to classify: weights, class names and the preprocessing it expects.
+pub struct Predictor {
+    model: Model,
+    pub classes: Vec<String>,
+    recipe: Recipe,
+    normalize: Normalize,
+    /// What the predictions come from (for logs).
+    pub source: String,
+}
+
+impl Predictor {
+    /// The best checkpoint of a finished run; `hf_preprocess` swaps the run's preprocessing for
+    /// the model family's Hugging Face image processor.
+    pub fn from_run(dir: &Path, hf_preprocess: bool, device: &Device) -> Result<Self> {
+        let run = RunDir::open(dir)?;
+        let meta = run.read_meta()?;
+        let config: ArchConfig = serde_json::from_value(meta.model.config.clone())
+            .map_err(|e| Error::run_dir(dir, format!("{} has no usable model.config ({e}); it was written by an older brasa", run_dir::META)))?;
+        let checkpoint = run
+            .read_checkpoint_state::<serde_json::Value>()?
+            .and_then(|c| c.best_model)
+            .ok_or_else(|| Error::run_dir(dir, "has no best checkpoint yet (did its first epoch finish?)"))?;
+        let path = run.path(&format!("{}/{checkpoint}", run_dir::CHECKPOINTS));
+        let fail = |e: String| Error::run_dir(dir, format!("cannot load {}: {e}", path.display()));
+        let model = match config.init(device) {
+            Model::Cvt(m) => Model::Cvt(model::load(m, &path).map_err(fail)?),
+            Model::Vit(m) => Model::Vit(model::load(m, &path).map_err(fail)?),
+        };
+        let (recipe, normalize) = match (&meta.preprocess, hf_preprocess) {
+            (_, true) => processor_parts(&Processor::family_default(config.family())),
+            (Some(pre), false) => (pre.recipe, pre.normalize),
+            (None, false) => {
+                return Err(Error::run_dir(dir, format!("{} does not record its preprocessing (an older brasa wrote it); pass --preprocess hf", run_dir::META)));
+            }
+        };
+        Ok(Self { model, classes: meta.classes, recipe, normalize, source: format!("{} (best epoch)", dir.display()) })
+    }
+
+    /// A Hugging Face checkpoint (`hf:org/name`, or a file or folder), with its own labels and
+    /// image processor.
+    pub fn from_pretrained(value: &str, device: &Device, progress: &Progress) -> Result<Self> {
+        let locator = Locator::parse(value, None).map_err(|e| Error::Model(format!("--pretrained {value:?}: {e}")))?;
+        let files = locator.fetch(progress)?;
+        let hf = HfConfig::read(&files.config)?;
+        let classes = hf.labels.clone();
+        let config = match hf.family {
+            Family::Cvt => ArchConfig::Cvt(hf.cvt(classes.len())?),
+            Family::Vit => ArchConfig::Vit(hf.vit(classes.len())?),
+        };
+        let processor = match &files.preprocessor {
+            Some(path) => Processor::read(path, hf.family)?,
+            None => Processor::family_default(hf.family),
+        };
+        let source = locator.describe();
+        let mut model = config.init(device);
+        match &mut model {
+            Model::Cvt(m) => model::pretrained::import(m, &files.weights, &source, false)?,
+            Model::Vit(m) => model::pretrained::import(m, &files.weights, &source, false)?,
+        };
+        // A ViT whose processor gives another size than its position embeddings were laid out for.
+        if let (Model::Vit(_), Some((h, _))) = (&model, processor.input_size()) {
+            if let Model::Vit(m) = model {
+                model = Model::Vit(m.resize_position_embeddings(h as usize));
+            }
+        }
+        let (recipe, normalize) = processor_parts(&processor);
+        Ok(Self { model, classes, recipe, normalize, source })
+    }
+
+    /// Class probabilities of each image, in order (each file is decoded once; an unreadable
+    /// file is an error naming it).
+    pub fn predict(&self, paths: &[PathBuf], batch_size: usize, device: &Device, progress: &Progress) -> Result<Vec<Vec<f32>>> {
+        const CHUNK: usize = 256;
+        let bar = progress.bar(paths.len() as u64, "predicting");
+        let mut probabilities = Vec::with_capacity(paths.len());
+        for chunk in paths.chunks(CHUNK) {
+            let items: Vec<Item> = chunk.iter().map(|p| Item { path: p.clone(), label: 0 }).collect();
+            let decoded = images::decode_all(&items, &[self.recipe], &Progress::hidden(), "decoding")?;
+            let set = EvalSet { images: decoded.per_recipe[0].iter().collect(), labels: vec![0; items.len()] };
+            let evaluation = match &self.model {
+                Model::Cvt(m) => evaluate(&m.valid(), &set, batch_size, &self.normalize, device, &Progress::hidden(), ""),
+                Model::Vit(m) => evaluate(&m.valid(), &set, batch_size, &self.normalize, device, &Progress::hidden(), ""),
+            };
+            probabilities.extend(evaluation.probabilities);
+            bar.inc(chunk.len() as u64);
+        }
+        bar.finish_and_clear();
+        Ok(probabilities)
+    }
+
+    /// The CSV of `predict`'s output.
+    pub fn write_csv(&self, out: impl Write, paths: &[PathBuf], probabilities: &[Vec<f32>]) -> Result<()> {
+        let fail = |e: csv::Error| Error::Io { path: PathBuf::from("<predictions>"), source: e.into() };
+        let mut writer = csv::Writer::from_writer(out);
+        let mut header = vec!["path".to_string(), "predicted".to_string()];
+        header.extend(self.classes.iter().cloned());
+        writer.write_record(&header).map_err(fail)?;
+        for (path, probs) in paths.iter().zip(probabilities) {
+            let mut record = vec![path.display().to_string(), self.classes[argmax(probs)].clone()];
+            record.extend(probs.iter().map(|p| format!("{p:.6}")));
+            writer.write_record(&record).map_err(fail)?;
+        }
+        writer.flush().map_err(|e| Error::io("<predictions>", e))
+    }
+}
+
+fn processor_parts(processor: &Processor) -> (Recipe, Normalize) {
+    (
+        Recipe { resize: Some((processor.resize, processor.interpolation)), center_crop: processor.center_crop },
+        Normalize { mean: processor.mean.map(|v| v as f32), std: processor.std.map(|v| v as f32) },
+    )
+}
+
+/// The images named by `inputs`: files as given, folders searched recursively for image files
+/// (sorted). A named file is decoded whatever its extension; a missing path is an error.
+pub fn collect_images(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let is_image = |p: &Path| {
+        p.extension().and_then(|e| e.to_str()).is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|k| k.eq_ignore_ascii_case(e)))
+    };
+    let mut images = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            let mut found: Vec<PathBuf> = WalkDir::new(input)
+                .sort_by_file_name()
+                .into_iter()
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_type().is_file() && is_image(e.path()))
+                .map(|e| e.into_path())
+                .collect();
+            if found.is_empty() {
+                return Err(Error::Data(format!("{} holds no images ({})", input.display(), IMAGE_EXTENSIONS.join(", "))));
+            }
+            images.append(&mut found);
+        } else if input.is_file() {
+            images.push(input.clone());
+        } else {
+            return Err(Error::Data(format!("{} does not exist", input.display())));
+        }
+    }
+    Ok(images)
+}
