@@ -147,6 +147,7 @@ pub fn collect_images(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     for input in inputs {
         if input.is_dir() {
             let mut found: Vec<PathBuf> = WalkDir::new(input)
+                .follow_links(true)
                 .sort_by_file_name()
                 .into_iter()
                 .filter_map(|e| e.ok())

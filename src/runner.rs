@@ -401,14 +401,15 @@ fn train_and_evaluate<M: Classifier>(
         progress.log(format!("resuming after epoch {} (step {})", state.epochs_done, state.step));
     }
     progress.log(format!(
-        "training {} ({} parameters) for {} epochs: {} samples, {} steps per epoch on {} ({} threads)",
+        "training {} ({} parameters) for {} epochs: {} samples, {} steps per epoch on {} ({} threads){}",
         plan.model.arch.name(),
         meta.model.parameters,
         plan.train.epochs,
         meta.train.samples_per_epoch,
         meta.train.steps_per_epoch,
         plan.runtime.backend.name(),
-        backend::threads()
+        backend::threads(),
+        plan.train.max_steps.map(|m| format!(", stopping after {m} steps (train.max_steps)")).unwrap_or_default()
     ));
     let state = train::fit(model.clone(), optimizer, state, &hyper, &mut train_set, &val, &plan.preprocess.normalize, device, &mut journal, progress)?;
     meta.best_epoch = state.best_epoch;

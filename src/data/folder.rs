@@ -34,7 +34,8 @@ pub fn class_folders(dir: &Path) -> Result<Vec<String>> {
     let mut classes = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
-        if entry.file_type().map_err(|e| Error::io(entry.path(), e))?.is_dir() {
+        // `Path::is_dir` follows symbolic links: a linked class folder counts
+        if entry.path().is_dir() {
             classes.push(entry.file_name().to_string_lossy().into_owned());
         }
     }
@@ -79,7 +80,7 @@ pub fn scan(dir: &Path, classes: &[String], require_all: bool) -> Result<SplitFo
             continue;
         }
         let mut count = 0;
-        for entry in WalkDir::new(&class_dir).sort_by_file_name() {
+        for entry in WalkDir::new(&class_dir).follow_links(true).sort_by_file_name() {
             let entry = entry.map_err(|e| Error::Data(format!("cannot list {}: {e}", class_dir.display())))?;
             if !entry.file_type().is_file() {
                 continue;
@@ -137,6 +138,23 @@ mod tests {
             .collect();
         assert_eq!(names, [("x.jpeg".into(), 0), ("1.jpg".into(), 1), ("2.PNG".into(), 1)]);
         assert_eq!(folder.skipped, [root.join("a_class/notes.txt"), root.join("stray.jpg")]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symbolic_links_to_images_and_class_folders_are_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("store");
+        touch(&store.join("a.png"));
+        touch(&store.join("b_images/b.png"));
+        let root = dir.path().join("split");
+        std::fs::create_dir_all(root.join("a")).unwrap();
+        std::os::unix::fs::symlink(store.join("a.png"), root.join("a/linked.png")).unwrap();
+        std::os::unix::fs::symlink(store.join("b_images"), root.join("b")).unwrap();
+        let classes = class_folders(&root).unwrap();
+        assert_eq!(classes, ["a", "b"]);
+        let folder = scan(&root, &classes, true).unwrap();
+        assert_eq!(folder.items.len(), 2);
     }
 
     #[test]
