@@ -7,6 +7,7 @@
 
 pub mod augment;
 pub mod backend;
+pub mod compare;
 pub mod data;
 pub mod error;
 pub mod metrics;
@@ -18,6 +19,8 @@ pub mod report;
 pub mod run_dir;
 pub mod runner;
 pub mod spec;
+pub mod stats;
+pub mod sweep;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -239,6 +239,8 @@ impl Plan {
         }
         let mut resolved = spec.clone();
         resolved.data.root = data.layout.root.clone().into();
+        // a plan is one run: the sweep that may have produced it is not part of its spec
+        resolved.sweep = None;
         let resolved_toml = toml::to_string(&resolved).map_err(|e| {
             SpecError::single(SpecIssue {
                 origin: crate::spec::display_path(&loaded.file),

@@ -1,5 +1,6 @@
 //! Command-line interface: one file per subcommand, each a thin layer over the library.
 
+mod compare;
 mod predict;
 mod report;
 mod run;
@@ -9,6 +10,7 @@ use std::path::PathBuf;
 
 use brasa::Result;
 use brasa::spec::{Layers, LoadedSpec, Override};
+
 use clap::{Args, Parser, Subcommand};
 
 /// A declarative experiment runner for image classification.
@@ -29,6 +31,8 @@ enum Command {
     Report(report::ReportArgs),
     /// Classify images with a trained run or a pretrained checkpoint (CSV).
     Predict(predict::PredictArgs),
+    /// Compare runs on the same test images: differences with CIs, McNemar's test, a verdict.
+    Compare(compare::CompareArgs),
 }
 
 /// The spec and the layers on top of it, shared by the subcommands that read a spec.
@@ -42,11 +46,14 @@ pub struct SpecArgs {
 }
 
 impl SpecArgs {
+    /// `--set` and `BRASA_*` environment layers.
+    fn layers(&self) -> Layers {
+        Layers { overrides: self.overrides.clone(), env: true }
+    }
+
     /// Loads the spec with its `extends` chain, `BRASA_*` environment variables and `--set`.
-    fn load(&self, extra: impl IntoIterator<Item = Override>) -> Result<LoadedSpec> {
-        let mut overrides = self.overrides.clone();
-        overrides.extend(extra);
-        Ok(LoadedSpec::load(&self.spec, &Layers { overrides, env: true })?)
+    fn load(&self) -> Result<LoadedSpec> {
+        Ok(LoadedSpec::load(&self.spec, &self.layers())?)
     }
 }
 
@@ -66,5 +73,6 @@ pub fn execute(cli: Cli) -> Result<()> {
         Command::Validate(args) => validate::execute(args),
         Command::Report(args) => report::execute(args),
         Command::Predict(args) => predict::execute(args),
+        Command::Compare(args) => compare::execute(args),
     }
 }

@@ -1,37 +1,130 @@
-//! `brasa run SPEC`: train and evaluate one experiment into a run folder.
+//! `brasa run SPEC`: train and evaluate one experiment into a run folder — or every trial of its
+//! `[sweep]`, each in its own process.
 
 use std::path::PathBuf;
 
-use brasa::Result;
 use brasa::plan::Plan;
 use brasa::progress::Progress;
 use brasa::runner::{self, RunOptions};
-use brasa::spec::{Override, display_path};
+use brasa::spec::{LoadedSpec, Override, display_path};
+use brasa::sweep::{self, SweepPlan, TrialStatus};
+use brasa::{Error, Result};
 use clap::Args;
+
+/// Set in a sweep's trial processes: the parent's pid, so an orphaned trial stops.
+const SWEEP_PARENT: &str = "BRASA_SWEEP_PARENT";
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
     #[command(flatten)]
     spec: super::SpecArgs,
     /// The run folder (default: reports/<experiment>/<timestamp>); an unfinished run of the same
-    /// spec there is resumed.
+    /// spec there is resumed. For a sweep, the sweep folder.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Compute backend, overriding `runtime.backend` (flex, wgpu, cuda).
     #[arg(long, value_name = "NAME")]
     backend: Option<String>,
+    /// CPU threads (overrides `runtime.threads`; not part of the run's spec, so a run can resume
+    /// with another count).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// Run only trial K of the spec's sweep (1-based), into its folder in the sweep.
+    #[arg(long, value_name = "K")]
+    trial: Option<usize>,
+    /// Trials of a sweep run at once (default: `sweep.jobs`, else 1); threads are split between them.
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
+    /// List the trials and their overrides, run nothing.
+    #[arg(long)]
+    dry_run: bool,
     /// No progress bars or log lines; only the final summary.
     #[arg(long, short)]
     quiet: bool,
 }
 
 pub fn execute(args: RunArgs) -> Result<()> {
-    let backend = args.backend.map(|name| Override { key: "runtime.backend".into(), value: name.into() });
-    let loaded = args.spec.load(backend)?;
-    let plan = Plan::resolve(&loaded)?;
+    let mut layers = args.spec.layers();
+    if let Some(name) = &args.backend {
+        layers.overrides.push(Override { key: "runtime.backend".into(), value: name.clone().into() });
+    }
+    if args.threads == Some(0) || args.jobs == Some(0) {
+        return Err(Error::Data("--threads and --jobs must be at least 1".into()));
+    }
     let progress = if args.quiet { Progress::hidden() } else { Progress::stderr() };
-    let outcome = runner::run(&plan, &RunOptions { out: args.out, progress })?;
+    let loaded = LoadedSpec::load(&args.spec.spec, &layers)?;
+    if loaded.spec.sweep.is_none() {
+        if args.trial.is_some_and(|k| k != 1) || args.jobs.is_some() {
+            return Err(Error::Data(format!("{} has no [sweep]: it is a single run (trial 1)", display_path(&args.spec.spec))));
+        }
+        if args.dry_run {
+            return super::print_out("1 trial: the spec as written (it has no [sweep])\n");
+        }
+        let plan = Plan::resolve(&loaded)?;
+        return run_one(plan, args.out, args.threads, progress);
+    }
 
+    let mut sweep = SweepPlan::resolve(&args.spec.spec, &layers)?;
+    if args.dry_run {
+        return super::print_out(&sweep.listing());
+    }
+    if let Some(number) = args.trial {
+        let dir = args.out.clone().unwrap_or_else(|| sweep.trial_dir(number));
+        let (trial, plan) = sweep.trial(number)?;
+        if sweep::trial_status(&dir) == TrialStatus::Complete {
+            return super::print_out(&format!("trial {number} ({}) is already complete: {}\n", trial.describe(), display_path(&dir)));
+        }
+        progress.log(format!("trial {number}: {}", trial.describe()));
+        watch_parent();
+        return run_one(plan.clone(), Some(dir), args.threads, progress);
+    }
+    if let Some(out) = &args.out {
+        sweep.dir = out.clone();
+    }
+    let jobs = args.jobs.unwrap_or(sweep.sweep.jobs);
+    let threads = args.threads.or(sweep.trials.first().and_then(|(_, p)| p.runtime.threads)).unwrap_or_else(brasa::backend::threads);
+    let exe = std::env::current_exe().map_err(|e| Error::io("<brasa executable>", e))?;
+    let spec = args.spec.spec.clone();
+    let overrides = args.spec.overrides.clone();
+    let backend = args.backend.clone();
+    let launcher = move |trial: &brasa::spec::sweep::Trial, dir: &std::path::Path, threads: usize| {
+        let mut command = std::process::Command::new(&exe);
+        command.arg("run").arg(&spec);
+        for o in &overrides {
+            command.arg("--set").arg(format!("{}={}", o.key, brasa::spec::render_value(&o.value)));
+        }
+        if let Some(backend) = &backend {
+            command.arg("--backend").arg(backend);
+        }
+        command.arg("--trial").arg(trial.number.to_string()).arg("--out").arg(dir).arg("--threads").arg(threads.to_string());
+        command.env(SWEEP_PARENT, std::process::id().to_string());
+        command
+    };
+    let failed = sweep::run(&sweep, jobs, threads, &launcher, &progress)?;
+    let summary = format!(
+        "sweep folder: {}\nreport:       {}\ntrials:       {} ({} complete)\n",
+        display_path(&sweep.dir),
+        display_path(&sweep.dir.join("report.md")),
+        sweep.trials.len(),
+        sweep.trials.len() - failed
+    );
+    super::print_out(&summary)?;
+    if failed > 0 {
+        return Err(Error::Train(format!(
+            "{failed} of {} trials did not complete (see {}); running the same command again retries them",
+            sweep.trials.len(),
+            display_path(&sweep.dir.join("trials.csv"))
+        )));
+    }
+    Ok(())
+}
+
+/// One run (or one sweep trial) to the end, then its summary on stdout.
+fn run_one(mut plan: Plan, out: Option<PathBuf>, threads: Option<usize>, progress: Progress) -> Result<()> {
+    if threads.is_some() {
+        plan.runtime.threads = threads;
+    }
+    let outcome = runner::run(&plan, &RunOptions { out, progress })?;
     let classes = brasa::run_dir::RunDir::open(&outcome.dir)?.read_meta()?.classes;
     let mut text = format!("run folder: {}\n", display_path(&outcome.dir));
     text.push_str(&format!("report:     {}\n", display_path(&outcome.dir.join(brasa::run_dir::REPORT_MD))));
@@ -42,9 +135,23 @@ pub fn execute(args: RunArgs) -> Result<()> {
     text.push_str(&format!("validation accuracy: {:.4}  macro F1: {:.4}\n", outcome.val.accuracy, outcome.val.macro_avg.f1));
     if let Some(test) = &outcome.test {
         text.push_str(&format!("test accuracy:       {:.4}  macro F1: {:.4}\n", test.accuracy, test.macro_avg.f1));
-        let recalls: Vec<String> =
-            classes.iter().zip(&test.per_class).map(|(c, s)| format!("{c} {:.4}", s.recall)).collect();
+        let recalls: Vec<String> = classes.iter().zip(&test.per_class).map(|(c, s)| format!("{c} {:.4}", s.recall)).collect();
         text.push_str(&format!("test recall: {}\n", recalls.join(", ")));
     }
     super::print_out(&text)
+}
+
+/// In a sweep's trial process, exits when the sweep that started it is gone (killed), instead of
+/// training on as an orphan that a restarted sweep would collide with.
+fn watch_parent() {
+    #[cfg(unix)]
+    if let Some(parent) = std::env::var(SWEEP_PARENT).ok().and_then(|p| p.parse::<u32>().ok()) {
+        std::thread::spawn(move || loop {
+            if std::os::unix::process::parent_id() != parent {
+                eprintln!("the sweep that started this trial is gone; stopping (its checkpoints resume it)");
+                std::process::exit(130);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        });
+    }
 }

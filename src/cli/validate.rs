@@ -13,9 +13,17 @@ pub struct ValidateArgs {
 }
 
 pub fn execute(args: ValidateArgs) -> Result<()> {
-    let loaded = args.spec.load(None)?;
+    let loaded = args.spec.load()?;
     let plan = Plan::resolve(&loaded)?;
     let mut text = plan.resolved_toml.clone();
+    if loaded.spec.sweep.is_some() {
+        // every trial is resolved, so a bad swept key or value fails here, not mid-sweep
+        let sweep = brasa::sweep::SweepPlan::resolve(&args.spec.spec, &args.spec.layers())?;
+        text.push_str(&format!("\n[sweep]\n{}", sweep.sweep_toml));
+        for line in sweep.listing().lines() {
+            text.push_str(&format!("# {line}\n"));
+        }
+    }
     text.push_str(&describe_model(&plan));
     let root = &plan.data.layout.root;
     if !root.is_dir() {

@@ -250,3 +250,45 @@ pub fn confusion(title: &str, classes: &[String], matrix: &[Vec<usize>]) -> Resu
     }
     Ok(svg)
 }
+
+/// Points of `y` against `x` (markers joined in x order); `log_x` plots x on a log10 axis.
+pub fn scatter(title: &str, x_desc: &str, y_desc: &str, points: &[(f64, f64)], log_x: bool) -> Result<String> {
+    let mut points: Vec<(f64, f64)> = points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
+    points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let project = |x: f64| if log_x { x.log10() } else { x };
+    let xs: Vec<f64> = points.iter().map(|p| project(p.0)).collect();
+    let (x_lo, x_hi) = xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+    let pad_x = ((x_hi - x_lo) * 0.08).max(1e-3);
+    let (y_lo, y_hi) = points.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| (lo.min(p.1), hi.max(p.1)));
+    let pad_y = ((y_hi - y_lo) * 0.15).max(0.01);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| chart_error(title, e))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d((x_lo - pad_x)..(x_hi + pad_x), (y_lo - pad_y)..(y_hi + pad_y))
+            .map_err(|e| chart_error(title, e))?;
+        let x_format = |x: &f64| if log_x { format!("{:.1e}", 10f64.powf(*x)) } else { format_tick(*x) };
+        chart
+            .configure_mesh()
+            .x_desc(if log_x { format!("{x_desc} (log scale)") } else { x_desc.to_string() })
+            .y_desc(y_desc)
+            .x_label_formatter(&x_format)
+            .y_label_formatter(&|y| format_tick(*y))
+            .draw()
+            .map_err(|e| chart_error(title, e))?;
+        let projected: Vec<(f64, f64)> = points.iter().map(|&(x, y)| (project(x), y)).collect();
+        chart
+            .draw_series(LineSeries::new(projected.clone(), PALETTE[0].mix(0.5).stroke_width(1)))
+            .map_err(|e| chart_error(title, e))?;
+        chart
+            .draw_series(projected.iter().map(|&p| Circle::new(p, 5, PALETTE[0].filled())))
+            .map_err(|e| chart_error(title, e))?;
+        root.present().map_err(|e| chart_error(title, e))?;
+    }
+    Ok(svg)
+}

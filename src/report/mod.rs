@@ -3,6 +3,7 @@
 
 pub mod charts;
 pub mod grid;
+pub mod sweep;
 
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::Serialize;
@@ -10,6 +11,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::metrics::{ClassScores, Report};
 use crate::run_dir::{self, EpochRow, Meta, Part, RunDir};
+use crate::stats::{self, Metric};
 
 const MARKDOWN_TEMPLATE: &str = include_str!("../../templates/report.md.j2");
 const HTML_TEMPLATE: &str = include_str!("../../templates/report.html.j2");
@@ -58,6 +60,10 @@ struct PartReport {
     part: &'static str,
     title: &'static str,
     accuracy: String,
+    /// 95% bootstrap intervals, `[low, high]`.
+    accuracy_ci: String,
+    macro_f1_ci: String,
+    weighted_f1_ci: String,
     total: usize,
     rows: Vec<ScoreRow>,
     macro_avg: ScoreRow,
@@ -99,7 +105,11 @@ fn score_row(name: &str, s: &ClassScores) -> ScoreRow {
     }
 }
 
-fn part_report(part: Part, report: &Report, classes: &[String]) -> PartReport {
+fn part_report(part: Part, report: &Report, classes: &[String], truth: &[usize], predicted: &[usize], seed: u64) -> PartReport {
+    let ci = |metric: Metric| {
+        let i = stats::metric_interval(truth, predicted, classes.len(), metric, seed);
+        format!("[{:.4}, {:.4}]", i.low, i.high)
+    };
     let mut confusion_header = vec!["true \\ predicted".to_string()];
     confusion_header.extend(classes.iter().cloned());
     PartReport {
@@ -110,6 +120,9 @@ fn part_report(part: Part, report: &Report, classes: &[String]) -> PartReport {
             Part::Test => "Test",
         },
         accuracy: format!("{:.4}", report.accuracy),
+        accuracy_ci: ci(Metric::Accuracy),
+        macro_f1_ci: ci(Metric::MacroF1),
+        weighted_f1_ci: ci(Metric::WeightedF1),
         total: report.weighted_avg.support,
         rows: classes.iter().zip(&report.per_class).map(|(c, s)| score_row(c, s)).collect(),
         macro_avg: score_row("macro avg", &report.macro_avg),
@@ -200,7 +213,7 @@ pub fn render(run: &RunDir) -> Result<Rendered> {
             file: format!("charts/confusion_{}.svg", part.name()),
             svg: charts::confusion(&title, classes, &report.confusion)?,
         });
-        parts.push(part_report(part, &report, classes));
+        parts.push(part_report(part, &report, classes, &labels, &predicted, meta.seed));
     }
     for chart in &charts {
         run.write(&chart.file, chart.svg.as_bytes())?;

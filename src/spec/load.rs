@@ -331,9 +331,11 @@ pub fn render_value(value: &Value) -> String {
         Value::String(_, s) => format!("{s:?}"),
         Value::Char(_, c) => format!("{:?}", c.to_string()),
         Value::Bool(_, b) => b.to_string(),
-        Value::Num(_, n) => match n.to_f64() {
-            Some(f) if n.to_i128().is_none() => f.to_string(),
-            _ => n.to_i128().map(|i| i.to_string()).unwrap_or_default(),
+        Value::Num(_, n) => match (n.to_i128(), n.to_u128(), n.to_f64()) {
+            (Some(i), _, _) => i.to_string(),
+            (_, Some(u), _) => u.to_string(),
+            (_, _, Some(f)) => f.to_string(),
+            _ => String::new(),
         },
         Value::Empty(_, _) => "<empty>".into(),
         Value::Array(_, items) => {

@@ -3,6 +3,7 @@
 mod error;
 mod load;
 pub mod schema;
+pub mod sweep;
 
 pub use error::{SpecError, SpecIssue, closest};
 pub use load::{ENV_PREFIX, ENV_SEPARATOR, Layers, LoadedSpec, Override, display_path, render_value};

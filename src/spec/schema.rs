@@ -29,6 +29,10 @@ pub struct Spec {
     pub runtime: Runtime,
     #[serde(default)]
     pub report: Report,
+    /// Keys to vary across trials (see `spec::sweep`); parsed separately, as its keys are
+    /// arbitrary dotted paths.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<figment::value::Dict>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,0 +1,175 @@
+//! Paired comparison of runs on the same test images: metric differences with bootstrap
+//! intervals, McNemar's exact test on per-image correctness, per-class recall deltas, and a
+//! verdict sentence. Reads run folders only.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::metrics::Report;
+use crate::run_dir::{Part, PredictionRow, RunDir};
+use crate::stats::{self, Interval, Metric};
+
+/// Significance level of the verdict.
+pub const ALPHA: f64 = 0.05;
+
+/// A run's test predictions.
+#[derive(Debug, Clone)]
+pub struct RunPredictions {
+    pub dir: PathBuf,
+    /// `experiment/run-id`.
+    pub name: String,
+    pub classes: Vec<String>,
+    pub rows: Vec<PredictionRow>,
+    pub seed: u64,
+}
+
+impl RunPredictions {
+    pub fn load(dir: &Path) -> Result<Self> {
+        let run = RunDir::open(dir)?;
+        let meta = run.read_meta()?;
+        if !run.path(&Part::Test.predictions_file()).is_file() {
+            return Err(Error::run_dir(dir, "has no test predictions (no test set, or the run did not finish)"));
+        }
+        let rows = run.read_predictions(Part::Test, &meta.classes)?;
+        Ok(Self { dir: dir.to_path_buf(), name: format!("{}/{}", meta.experiment, meta.run_id), classes: meta.classes, rows, seed: meta.seed })
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MetricComparison {
+    pub metric: &'static str,
+    pub a: Interval,
+    pub b: Interval,
+    /// `b - a`, with a paired bootstrap interval.
+    pub difference: Interval,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RecallDelta {
+    pub class: String,
+    pub a: f64,
+    pub b: f64,
+    pub delta: f64,
+}
+
+/// Run `b` against run `a` on the same test images.
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub a: String,
+    pub b: String,
+    pub images: usize,
+    pub metrics: Vec<MetricComparison>,
+    /// Images only `a` classifies correctly.
+    pub only_a_correct: usize,
+    /// Images only `b` classifies correctly.
+    pub only_b_correct: usize,
+    pub mcnemar_p: f64,
+    pub significant: bool,
+    pub recall: Vec<RecallDelta>,
+    pub verdict: String,
+}
+
+/// Compares `b` with `a`; refuses runs whose test sets (images and labels) differ.
+pub fn compare(a: &RunPredictions, b: &RunPredictions) -> Result<Comparison> {
+    if a.classes != b.classes {
+        return Err(Error::Data(format!(
+            "{} and {} have different classes ({:?} vs {:?}): their test results cannot be paired",
+            a.name, b.name, a.classes, b.classes
+        )));
+    }
+    let by_path: HashMap<&str, &PredictionRow> = b.rows.iter().map(|r| (r.path.as_str(), r)).collect();
+    let only_a = a.rows.iter().filter(|r| !by_path.contains_key(r.path.as_str())).count();
+    let a_paths: std::collections::HashSet<&str> = a.rows.iter().map(|r| r.path.as_str()).collect();
+    let only_b = b.rows.iter().filter(|r| !a_paths.contains(r.path.as_str())).count();
+    let relabelled = a.rows.iter().filter(|r| by_path.get(r.path.as_str()).is_some_and(|o| o.label != r.label)).count();
+    if only_a + only_b + relabelled > 0 || a.rows.len() != b.rows.len() {
+        return Err(Error::Data(format!(
+            "{} and {} were tested on different images ({only_a} only in the first, {only_b} only in the second, \
+             {relabelled} labelled differently): a paired comparison needs the same test set",
+            a.name, b.name
+        )));
+    }
+    let truth: Vec<usize> = a.rows.iter().map(|r| r.label).collect();
+    let pred_a: Vec<usize> = a.rows.iter().map(|r| r.prediction).collect();
+    let pred_b: Vec<usize> = a.rows.iter().map(|r| by_path[r.path.as_str()].prediction).collect();
+    let n_classes = a.classes.len();
+    let seed = a.seed ^ b.seed.rotate_left(17);
+    let metrics = Metric::ALL
+        .iter()
+        .map(|&metric| MetricComparison {
+            metric: metric.name(),
+            a: stats::metric_interval(&truth, &pred_a, n_classes, metric, seed),
+            b: stats::metric_interval(&truth, &pred_b, n_classes, metric, seed),
+            difference: stats::paired_difference(&truth, &pred_a, &pred_b, n_classes, metric, seed),
+        })
+        .collect::<Vec<_>>();
+    let correct = |p: &[usize], i: usize| p[i] == truth[i];
+    let only_a_correct = (0..truth.len()).filter(|&i| correct(&pred_a, i) && !correct(&pred_b, i)).count();
+    let only_b_correct = (0..truth.len()).filter(|&i| !correct(&pred_a, i) && correct(&pred_b, i)).count();
+    let mcnemar_p = stats::mcnemar_exact(only_a_correct, only_b_correct);
+    let significant = mcnemar_p < ALPHA;
+    let (report_a, report_b) = (Report::new(&truth, &pred_a, n_classes), Report::new(&truth, &pred_b, n_classes));
+    let recall = a
+        .classes
+        .iter()
+        .enumerate()
+        .map(|(c, class)| RecallDelta {
+            class: class.clone(),
+            a: report_a.per_class[c].recall,
+            b: report_b.per_class[c].recall,
+            delta: report_b.per_class[c].recall - report_a.per_class[c].recall,
+        })
+        .collect();
+    let accuracy = &metrics[0];
+    let direction = match accuracy.difference.value {
+        d if d > 0.0 => format!("{} is {:.4} more accurate than {}", b.name, d, a.name),
+        d if d < 0.0 => format!("{} is {:.4} less accurate than {}", b.name, -d, a.name),
+        _ => format!("{} and {} are equally accurate", b.name, a.name),
+    };
+    let verdict = format!(
+        "{direction} on the same {} test images (95% CI of the difference [{:+.4}, {:+.4}]); McNemar's exact test \
+         on the {} images they disagree on gives p = {:.4}: the difference is {}significant at {ALPHA}.",
+        truth.len(),
+        accuracy.difference.low,
+        accuracy.difference.high,
+        only_a_correct + only_b_correct,
+        mcnemar_p,
+        if significant { "" } else { "not " },
+    );
+    Ok(Comparison {
+        a: a.name.clone(),
+        b: b.name.clone(),
+        images: truth.len(),
+        metrics,
+        only_a_correct,
+        only_b_correct,
+        mcnemar_p,
+        significant,
+        recall,
+        verdict,
+    })
+}
+
+/// Markdown for one comparison (used by `brasa compare` and the sweep report).
+pub fn markdown(c: &Comparison) -> String {
+    let ci = |i: &Interval| format!("{:.4} [{:.4}, {:.4}]", i.value, i.low, i.high);
+    let signed = |i: &Interval| format!("{:+.4} [{:+.4}, {:+.4}]", i.value, i.low, i.high);
+    let mut text = format!("### `{}` vs `{}`\n\n", c.b, c.a);
+    text.push_str(&format!("**Verdict.** {}\n\n", c.verdict));
+    text.push_str(&format!("| metric (test, 95% CI) | `{}` | `{}` | difference |\n|---|---|---|---|\n", c.a, c.b));
+    for m in &c.metrics {
+        text.push_str(&format!("| {} | {} | {} | {} |\n", m.metric, ci(&m.a), ci(&m.b), signed(&m.difference)));
+    }
+    text.push_str(&format!(
+        "\nMcNemar's exact test: {} images only `{}` gets right, {} only `{}`; p = {:.4}.\n\n",
+        c.only_a_correct, c.a, c.only_b_correct, c.b, c.mcnemar_p
+    ));
+    text.push_str("| class | recall (first) | recall (second) | delta |\n|---|---|---|---|\n");
+    for r in &c.recall {
+        text.push_str(&format!("| {} | {:.4} | {:.4} | {:+.4} |\n", r.class, r.a, r.b, r.delta));
+    }
+    text
+}
