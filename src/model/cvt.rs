@@ -12,6 +12,8 @@ use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Initializer, 
 use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::{Device, Distribution, Tensor};
 
+use super::attention::Attentions;
+
 /// Hyperparameters of a CvT, one entry per stage (`CvtConfig` in transformers).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CvtConfig {
@@ -137,6 +139,17 @@ impl CvtForImageClassification {
     /// Logits `[batch, num_labels]` for pixels `[batch, channels, height, width]`.
     pub fn forward(&self, pixel_values: Tensor<4>) -> Tensor<2> {
         let (sequence, cls_token) = self.cvt.forward(pixel_values);
+        self.classify(sequence, cls_token)
+    }
+
+    /// [`forward`](Self::forward) that also returns the attention probabilities of the last
+    /// stage's layers (for attention maps; the model should be a `valid()` copy).
+    pub fn forward_with_attention(&self, pixel_values: Tensor<4>) -> (Tensor<2>, Attentions) {
+        let (sequence, cls_token, attentions) = self.cvt.forward_with_attention(pixel_values);
+        (self.classify(sequence, cls_token), attentions)
+    }
+
+    fn classify(&self, sequence: Tensor<4>, cls_token: Option<Tensor<3>>) -> Tensor<2> {
         let normed = match cls_token {
             Some(cls) => self.layernorm.forward(cls),
             None => {
@@ -166,6 +179,18 @@ impl CvtModel {
             cls_token = cls;
         }
         (hidden, cls_token)
+    }
+
+    /// [`forward`](Self::forward) and the attention probabilities of every layer of the last
+    /// stage, `[batch, heads, (1 +) H*W, (1 +) H_kv*W_kv]` (the cls token first where the stage
+    /// has one; keys and values come from the stride-2 convolution, so their grid is smaller).
+    pub fn forward_with_attention(&self, pixel_values: Tensor<4>) -> (Tensor<4>, Option<Tensor<3>>, Attentions) {
+        let (last, earlier) = self.encoder.stages.split_last().expect("at least one stage");
+        let mut hidden = pixel_values;
+        for stage in earlier {
+            hidden = stage.forward(hidden).0;
+        }
+        last.forward_with_attention(hidden)
     }
 }
 
@@ -206,6 +231,28 @@ impl CvtStage {
     }
 
     fn forward(&self, pixel_values: Tensor<4>) -> (Tensor<4>, Option<Tensor<3>>) {
+        self.run(pixel_values, |layer, hidden, h, w| layer.forward(hidden, h, w))
+    }
+
+    fn forward_with_attention(&self, pixel_values: Tensor<4>) -> (Tensor<4>, Option<Tensor<3>>, Attentions) {
+        let mut probs = Vec::with_capacity(self.layers.len());
+        let mut key_grid = [0, 0];
+        let (hidden, cls) = self.run(pixel_values, |layer, hidden, h, w| {
+            let (hidden, layer_probs, grid) = layer.forward_with_attention(hidden, h, w);
+            probs.push(layer_probs);
+            key_grid = grid;
+            hidden
+        });
+        (hidden, cls, Attentions { probs, key_grid, cls_token: self.cls_token.is_some() })
+    }
+
+    /// Embedding, cls token, `layer_forward(layer, tokens, height, width)` for each layer in
+    /// turn, and the split back into a feature map and the cls token.
+    fn run(
+        &self,
+        pixel_values: Tensor<4>,
+        mut layer_forward: impl FnMut(&CvtLayer, Tensor<3>, usize, usize) -> Tensor<3>,
+    ) -> (Tensor<4>, Option<Tensor<3>>) {
         let embedded = self.embedding.forward(pixel_values);
         let [b, c, h, w] = embedded.dims();
         let mut hidden = embedded.reshape([b, c, h * w]).swap_dims(1, 2);
@@ -213,7 +260,7 @@ impl CvtStage {
             hidden = Tensor::cat(vec![cls.val().expand([b, 1, c]), hidden], 1);
         }
         for layer in &self.layers {
-            hidden = layer.forward(hidden, h, w);
+            hidden = layer_forward(layer, hidden, h, w);
         }
         let (cls, hidden) = match self.cls_token {
             Some(_) => (Some(hidden.clone().narrow(1, 0, 1)), hidden.narrow(1, 1, h * w)),
@@ -285,7 +332,25 @@ impl CvtLayer {
     }
 
     fn forward(&self, hidden: Tensor<3>, height: usize, width: usize) -> Tensor<3> {
-        let attended = self.attention.forward(self.layernorm_before.forward(hidden.clone()), height, width);
+        self.run(hidden, |attention, normed| attention.forward(normed, height, width))
+    }
+
+    /// [`forward`](Self::forward), the attention probabilities and the key grid.
+    fn forward_with_attention(&self, hidden: Tensor<3>, height: usize, width: usize) -> (Tensor<3>, Tensor<4>, [usize; 2]) {
+        let mut probs = None;
+        let hidden = self.run(hidden, |attention, normed| {
+            let (context, layer_probs, key_grid) = attention.forward_with_attention(normed, height, width);
+            probs = Some((layer_probs, key_grid));
+            context
+        });
+        let (probs, key_grid) = probs.expect("the layer ran its self-attention");
+        (hidden, probs, key_grid)
+    }
+
+    /// The block around its self-attention, which `self_attention` computes.
+    fn run(&self, hidden: Tensor<3>, self_attention: impl FnOnce(&CvtSelfAttention, Tensor<3>) -> Tensor<3>) -> Tensor<3> {
+        let context = self_attention(&self.attention.attention, self.layernorm_before.forward(hidden.clone()));
+        let attended = self.attention.output.forward(context);
         let hidden = self.drop_path.forward(attended) + hidden;
         let mlp = self.intermediate.forward(self.layernorm_after.forward(hidden.clone()));
         // HF quirk: `CvtOutput` adds the residual, and drop path is then applied to the sum
@@ -298,12 +363,6 @@ impl CvtLayer {
 pub struct CvtAttention {
     pub attention: CvtSelfAttention,
     pub output: CvtSelfOutput,
-}
-
-impl CvtAttention {
-    fn forward(&self, hidden: Tensor<3>, height: usize, width: usize) -> Tensor<3> {
-        self.output.forward(self.attention.forward(hidden, height, width))
-    }
 }
 
 /// Multi-head attention whose queries, keys and values are depthwise-convolved token maps
@@ -344,6 +403,19 @@ impl CvtSelfAttention {
     }
 
     fn forward(&self, hidden: Tensor<3>, height: usize, width: usize) -> Tensor<3> {
+        let (probs, value, _) = self.probs_and_values(hidden, height, width);
+        merge_heads(probs.matmul(value))
+    }
+
+    /// [`forward`](Self::forward), the attention probabilities `[batch, heads, queries, keys]`
+    /// and the grid `[height, width]` the keys after the cls token lie on.
+    fn forward_with_attention(&self, hidden: Tensor<3>, height: usize, width: usize) -> (Tensor<3>, Tensor<4>, [usize; 2]) {
+        let (probs, value, key_grid) = self.probs_and_values(hidden, height, width);
+        (merge_heads(probs.clone().matmul(value)), probs, key_grid)
+    }
+
+    /// Softmax attention (after dropout) and values split into heads, and the key grid.
+    fn probs_and_values(&self, hidden: Tensor<3>, height: usize, width: usize) -> (Tensor<4>, Tensor<4>, [usize; 2]) {
         let (cls_token, hidden) = if self.with_cls_token {
             (Some(hidden.clone().narrow(1, 0, 1)), hidden.narrow(1, 1, height * width))
         } else {
@@ -351,7 +423,9 @@ impl CvtSelfAttention {
         };
         let [b, _, c] = hidden.dims();
         let spatial = hidden.swap_dims(1, 2).reshape([b, c, height, width]);
-        let mut key = self.convolution_projection_key.forward(spatial.clone());
+        let key = self.convolution_projection_key.project(spatial.clone());
+        let [_, _, key_height, key_width] = key.dims();
+        let mut key = flatten_tokens(key);
         let mut query = self.convolution_projection_query.forward(spatial.clone());
         let mut value = self.convolution_projection_value.forward(spatial);
         if let Some(cls) = cls_token {
@@ -365,10 +439,7 @@ impl CvtSelfAttention {
         // HF quirk: scaled by the full embedding dim, not the head dim (`embed_dim ** -0.5`).
         let scale = (self.embed_dim as f64).powf(-0.5);
         let scores = query.matmul(key.swap_dims(2, 3)).mul_scalar(scale);
-        let probs = self.dropout.forward(softmax(scores, 3));
-        let context = probs.matmul(value);
-        let [b, heads, tokens, head_dim] = context.dims();
-        context.swap_dims(1, 2).reshape([b, tokens, heads * head_dim])
+        (self.dropout.forward(softmax(scores, 3)), value, [key_height, key_width])
     }
 
     /// `[b, tokens, embed]` → `[b, heads, tokens, head_dim]`.
@@ -404,12 +475,25 @@ impl CvtSelfAttentionProjection {
     }
 
     fn forward(&self, spatial: Tensor<4>) -> Tensor<3> {
-        let projected = self.convolution_projection.normalization.forward(
-            self.convolution_projection.convolution.forward(spatial),
-        );
-        let [b, c, h, w] = projected.dims();
-        projected.reshape([b, c, h * w]).swap_dims(1, 2)
+        flatten_tokens(self.project(spatial))
     }
+
+    /// The projected map `[batch, channels, height, width]`, before flattening.
+    fn project(&self, spatial: Tensor<4>) -> Tensor<4> {
+        self.convolution_projection.normalization.forward(self.convolution_projection.convolution.forward(spatial))
+    }
+}
+
+/// `[batch, channels, height, width]` → `[batch, height * width, channels]`.
+fn flatten_tokens(map: Tensor<4>) -> Tensor<3> {
+    let [b, c, h, w] = map.dims();
+    map.reshape([b, c, h * w]).swap_dims(1, 2)
+}
+
+/// `[batch, heads, tokens, head_dim]` → `[batch, tokens, heads * head_dim]`.
+fn merge_heads(context: Tensor<4>) -> Tensor<3> {
+    let [b, heads, tokens, head_dim] = context.dims();
+    context.swap_dims(1, 2).reshape([b, tokens, heads * head_dim])
 }
 
 #[derive(Module, Debug)]

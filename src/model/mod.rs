@@ -1,6 +1,8 @@
 //! Models: the registry of architectures a spec can name, their concrete configurations, and
-//! building one — from scratch, or from a Hugging Face checkpoint.
+//! building one — from scratch, or from a Hugging Face checkpoint — and reading attention maps
+//! out of one.
 
+pub mod attention;
 pub mod cvt;
 pub mod hub;
 pub mod params;
@@ -13,6 +15,7 @@ use burn::module::{Module, ParamGroup};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+pub use attention::{AttentionMap, attention_maps};
 pub use cvt::{CvtConfig, CvtForImageClassification};
 pub use pretrained::{Family, ImportReport};
 pub use vit::{ViTForImageClassification, VitConfig};

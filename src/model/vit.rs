@@ -11,6 +11,8 @@ use burn::nn::{Dropout, DropoutConfig, Initializer, LayerNorm, LayerNormConfig, 
 use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::{Device, Tensor, TensorData};
 
+use super::attention::Attentions;
+
 /// Hyperparameters of a ViT (`ViTConfig` in transformers).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct VitConfig {
@@ -143,7 +145,17 @@ pub struct ViTForImageClassification {
 impl ViTForImageClassification {
     /// Logits `[batch, num_labels]` from the final cls token.
     pub fn forward(&self, pixel_values: Tensor<4>) -> Tensor<2> {
-        let sequence = self.vit.forward(pixel_values);
+        self.classify(self.vit.forward(pixel_values))
+    }
+
+    /// [`forward`](Self::forward) that also returns every encoder layer's attention
+    /// probabilities (for attention maps; the model should be a `valid()` copy).
+    pub fn forward_with_attention(&self, pixel_values: Tensor<4>) -> (Tensor<2>, Attentions) {
+        let (sequence, attentions) = self.vit.forward_with_attention(pixel_values);
+        (self.classify(sequence), attentions)
+    }
+
+    fn classify(&self, sequence: Tensor<3>) -> Tensor<2> {
         let [b, _, h] = sequence.dims();
         self.classifier.forward(sequence.narrow(1, 0, 1).reshape([b, h]))
     }
@@ -220,9 +232,27 @@ pub struct ViTModel {
 impl ViTModel {
     /// The normalised token sequence `[batch, 1 + patches, hidden]`.
     pub fn forward(&self, pixel_values: Tensor<4>) -> Tensor<3> {
+        self.run(pixel_values, |layer, hidden| layer.forward(hidden))
+    }
+
+    /// [`forward`](Self::forward) and the attention probabilities `[batch, heads, 1 + patches,
+    /// 1 + patches]` of every layer, first to last (token 0 is the cls token).
+    pub fn forward_with_attention(&self, pixel_values: Tensor<4>) -> (Tensor<3>, Attentions) {
+        let key_grid = self.embeddings.patch_embeddings.grid(&pixel_values);
+        let mut probs = Vec::with_capacity(self.encoder.layer.len());
+        let sequence = self.run(pixel_values, |layer, hidden| {
+            let (hidden, layer_probs) = layer.forward_with_attention(hidden);
+            probs.push(layer_probs);
+            hidden
+        });
+        (sequence, Attentions { probs, key_grid, cls_token: true })
+    }
+
+    /// Embeddings, `layer_forward` for each encoder layer in turn, final LayerNorm.
+    fn run(&self, pixel_values: Tensor<4>, mut layer_forward: impl FnMut(&ViTLayer, Tensor<3>) -> Tensor<3>) -> Tensor<3> {
         let mut hidden = self.embeddings.forward(pixel_values);
         for layer in &self.encoder.layer {
-            hidden = layer.forward(hidden);
+            hidden = layer_forward(layer, hidden);
         }
         self.layernorm.forward(hidden)
     }
@@ -257,6 +287,16 @@ pub struct ViTPatchEmbeddings {
 }
 
 impl ViTPatchEmbeddings {
+    /// The patch grid `[height, width]` of `pixel_values` (an unpadded convolution).
+    fn grid(&self, pixel_values: &Tensor<4>) -> [usize; 2] {
+        let [_, _, height, width] = pixel_values.dims();
+        let conv = &self.projection;
+        [
+            (height - conv.kernel_size[0]) / conv.stride[0] + 1,
+            (width - conv.kernel_size[1]) / conv.stride[1] + 1,
+        ]
+    }
+
     fn forward(&self, pixel_values: Tensor<4>) -> Tensor<3> {
         let projected = self.projection.forward(pixel_values);
         let [b, h, gh, gw] = projected.dims();
@@ -281,7 +321,23 @@ pub struct ViTLayer {
 
 impl ViTLayer {
     fn forward(&self, hidden: Tensor<3>) -> Tensor<3> {
-        let attended = self.attention.forward(self.layernorm_before.forward(hidden.clone()));
+        self.run(hidden, |attention, normed| attention.forward(normed))
+    }
+
+    fn forward_with_attention(&self, hidden: Tensor<3>) -> (Tensor<3>, Tensor<4>) {
+        let mut probs = None;
+        let hidden = self.run(hidden, |attention, normed| {
+            let (context, layer_probs) = attention.forward_with_attention(normed);
+            probs = Some(layer_probs);
+            context
+        });
+        (hidden, probs.expect("the layer ran its self-attention"))
+    }
+
+    /// The block around its self-attention, which `self_attention` computes.
+    fn run(&self, hidden: Tensor<3>, self_attention: impl FnOnce(&ViTSelfAttention, Tensor<3>) -> Tensor<3>) -> Tensor<3> {
+        let context = self_attention(&self.attention.attention, self.layernorm_before.forward(hidden.clone()));
+        let attended = self.attention.output.forward(context);
         let hidden = attended + hidden;
         let mlp = self.intermediate.forward(self.layernorm_after.forward(hidden.clone()));
         self.output.forward(mlp, hidden)
@@ -292,12 +348,6 @@ impl ViTLayer {
 pub struct ViTAttention {
     pub attention: ViTSelfAttention,
     pub output: ViTSelfOutput,
-}
-
-impl ViTAttention {
-    fn forward(&self, hidden: Tensor<3>) -> Tensor<3> {
-        self.output.forward(self.attention.forward(hidden))
-    }
 }
 
 #[derive(Module, Debug)]
@@ -311,6 +361,18 @@ pub struct ViTSelfAttention {
 
 impl ViTSelfAttention {
     fn forward(&self, hidden: Tensor<3>) -> Tensor<3> {
+        let (probs, value) = self.probs_and_values(hidden);
+        merge_heads(probs.matmul(value))
+    }
+
+    /// [`forward`](Self::forward) and the attention probabilities `[batch, heads, tokens, tokens]`.
+    fn forward_with_attention(&self, hidden: Tensor<3>) -> (Tensor<3>, Tensor<4>) {
+        let (probs, value) = self.probs_and_values(hidden);
+        (merge_heads(probs.clone().matmul(value)), probs)
+    }
+
+    /// Softmax attention (after dropout) and values, both split into heads.
+    fn probs_and_values(&self, hidden: Tensor<3>) -> (Tensor<4>, Tensor<4>) {
         let [b, tokens, h] = hidden.dims();
         let heads = self.num_attention_heads;
         let head_dim = h / heads;
@@ -319,9 +381,14 @@ impl ViTSelfAttention {
         let key = split(self.key.forward(hidden.clone()));
         let value = split(self.value.forward(hidden));
         let scores = query.matmul(key.swap_dims(2, 3)).mul_scalar((head_dim as f64).powf(-0.5));
-        let probs = self.dropout.forward(softmax(scores, 3));
-        probs.matmul(value).swap_dims(1, 2).reshape([b, tokens, h])
+        (self.dropout.forward(softmax(scores, 3)), value)
     }
+}
+
+/// `[batch, heads, tokens, head_dim]` → `[batch, tokens, heads * head_dim]`.
+fn merge_heads(context: Tensor<4>) -> Tensor<3> {
+    let [b, heads, tokens, head_dim] = context.dims();
+    context.swap_dims(1, 2).reshape([b, tokens, heads * head_dim])
 }
 
 #[derive(Module, Debug)]
