@@ -54,6 +54,6 @@ pub fn prediction_grid(rows: &[PredictionRow], classes: &[String], count: usize,
     Ok(svg)
 }
 
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }

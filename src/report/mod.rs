@@ -1,6 +1,7 @@
 //! The report: charts and documents rendered from the files of a run folder alone — never from
 //! the trainer's memory — so `brasa report RUN_DIR` rebuilds exactly what `brasa run` wrote.
 
+pub mod attention;
 pub mod charts;
 pub mod grid;
 pub mod sweep;
