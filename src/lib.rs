@@ -3,8 +3,10 @@
 //! The pipeline, one module per stage:
 //! `spec` (TOML → [`spec::Spec`]) → `plan` (validated [`plan::Plan`]) → `runner` (one trial:
 //! `data` → `model` → `train`) → `run_dir` (the run folder's files) → `report` (charts and
-//! documents rendered from the run folder alone).
+//! documents rendered from the run folder alone). Beside it, `audit` finds duplicate pictures,
+//! split leakage and label conflicts in a dataset.
 
+pub mod audit;
 pub mod augment;
 pub mod backend;
 pub mod compare;

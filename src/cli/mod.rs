@@ -1,6 +1,7 @@
 //! Command-line interface: one file per subcommand, each a thin layer over the library.
 
 mod compare;
+mod data;
 mod predict;
 mod report;
 mod run;
@@ -33,6 +34,8 @@ enum Command {
     Predict(predict::PredictArgs),
     /// Compare runs on the same test images: differences with CIs, McNemar's test, a verdict.
     Compare(compare::CompareArgs),
+    /// Inspect a dataset: `brasa data audit ROOT` finds duplicates, leakage and unreadable files.
+    Data(data::DataArgs),
 }
 
 /// The spec and the layers on top of it, shared by the subcommands that read a spec.
@@ -74,5 +77,6 @@ pub fn execute(cli: Cli) -> Result<()> {
         Command::Report(args) => report::execute(args),
         Command::Predict(args) => predict::execute(args),
         Command::Compare(args) => compare::execute(args),
+        Command::Data(args) => data::execute(args),
     }
 }
