@@ -157,7 +157,7 @@ pub fn compare(a: &RunPredictions, b: &RunPredictions) -> Result<Comparison> {
 pub fn markdown(c: &Comparison) -> String {
     let ci = |i: &Interval| format!("{:.4} [{:.4}, {:.4}]", i.value, i.low, i.high);
     let signed = |i: &Interval| format!("{:+.4} [{:+.4}, {:+.4}]", i.value, i.low, i.high);
-    let mut text = format!("### `{}` vs `{}`\n\n", c.b, c.a);
+    let mut text = format!("### `{}` against the baseline `{}`\n\n", c.b, c.a);
     text.push_str(&format!("**Verdict.** {}\n\n", c.verdict));
     text.push_str(&format!("| metric (test, 95% CI) | `{}` | `{}` | difference |\n|---|---|---|---|\n", c.a, c.b));
     for m in &c.metrics {
@@ -167,7 +167,7 @@ pub fn markdown(c: &Comparison) -> String {
         "\nMcNemar's exact test: {} images only `{}` gets right, {} only `{}`; p = {:.4}.\n\n",
         c.only_a_correct, c.a, c.only_b_correct, c.b, c.mcnemar_p
     ));
-    text.push_str("| class | recall (first) | recall (second) | delta |\n|---|---|---|---|\n");
+    text.push_str(&format!("| class | recall `{}` | recall `{}` | difference |\n|---|---|---|---|\n", c.a, c.b));
     for r in &c.recall {
         text.push_str(&format!("| {} | {:.4} | {:.4} | {:+.4} |\n", r.class, r.a, r.b, r.delta));
     }
