@@ -146,6 +146,10 @@ pub struct ReportPlan {
     pub markdown: bool,
     pub html: bool,
     pub prediction_grid: usize,
+    pub mistakes: usize,
+    pub attention_maps: usize,
+    /// A folder of templates replacing the built-in ones, absolute.
+    pub templates: Option<PathBuf>,
 }
 
 /// Collects issues while resolving, each located through the loaded spec's provenance.
@@ -230,9 +234,25 @@ impl Plan {
         if let Some(threads) = spec.runtime.threads {
             check.positive("runtime.threads", threads);
         }
-        if spec.report.prediction_grid > 100 {
-            check.fail("report.prediction_grid", Some(spec.report.prediction_grid.to_string()), "must be at most 100");
+        for (key, value) in [
+            ("report.prediction_grid", spec.report.prediction_grid),
+            ("report.mistakes", spec.report.mistakes),
+            ("report.attention_maps", spec.report.attention_maps),
+        ] {
+            if value > 100 {
+                check.fail(key, Some(value.to_string()), "must be at most 100");
+            }
         }
+        let templates = spec.report.templates.as_ref().and_then(|value| {
+            let base = check.loaded.base_dir("report.templates").unwrap_or_default();
+            let dir = normalize(&base.join(value));
+            if dir.is_dir() {
+                Some(dir)
+            } else {
+                check.fail("report.templates", Some(format!("{value:?}")), format!("{} is not a folder", crate::spec::display_path(&dir)));
+                None
+            }
+        });
 
         if !check.issues.is_empty() {
             return Err(SpecError { issues: check.issues });
@@ -266,6 +286,9 @@ impl Plan {
                 markdown: spec.report.formats.contains(&schema::ReportFormat::Markdown),
                 html: spec.report.formats.contains(&schema::ReportFormat::Html),
                 prediction_grid: spec.report.prediction_grid,
+                mistakes: spec.report.mistakes,
+                attention_maps: spec.report.attention_maps,
+                templates,
             },
         })
     }
@@ -343,7 +366,12 @@ fn resolve_data(check: &mut Checker, data: &schema::Data, seed: u64) -> DataPlan
     check.range("data.split.validation", data.split.validation, 0.0, 1.0, false, false);
     DataPlan {
         layout: Layout { root, train: data.train.clone(), test: data.test.clone(), classes: data.classes.clone() },
-        split: SplitRule { validation: data.split.validation, stratify: data.split.stratify, seed: data.split.seed.unwrap_or(seed) },
+        split: SplitRule {
+            validation: data.split.validation,
+            stratify: data.split.stratify,
+            seed: data.split.seed.unwrap_or(seed),
+            group_duplicates: data.split.group_duplicates,
+        },
         source: data.source.clone(),
         expect: data.expect.clone(),
     }

@@ -29,6 +29,10 @@ pub const STATE: &str = "checkpoints/state.json";
 pub const CHARTS: &str = "charts";
 pub const REPORT_MD: &str = "report.md";
 pub const REPORT_HTML: &str = "report.html";
+/// Groups of duplicate images among the run's images (the dataset audit's format).
+pub const DUPLICATES: &str = "duplicates.csv";
+/// Attention maps of a few test images, for the report.
+pub const ATTENTION: &str = "attention.json";
 
 /// The evaluated parts of a dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,11 +164,20 @@ pub struct ReportMeta {
     pub html: bool,
     /// Test images drawn with their true and predicted labels.
     pub prediction_grid: usize,
+    /// The most confident mistakes shown.
+    #[serde(default)]
+    pub mistakes: usize,
+    /// Test images shown with attention maps (`attention.json`).
+    #[serde(default)]
+    pub attention_maps: usize,
+    /// A folder of templates replacing the built-in ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub templates: Option<String>,
 }
 
 impl Default for ReportMeta {
     fn default() -> Self {
-        Self { markdown: true, html: true, prediction_grid: 15 }
+        Self { markdown: true, html: true, prediction_grid: 15, mistakes: 10, attention_maps: 4, templates: None }
     }
 }
 
@@ -185,7 +198,7 @@ pub struct TrainMeta {
 }
 
 /// One row of `epochs.csv`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EpochRow {
     pub epoch: usize,
     pub train_loss: f64,
@@ -227,6 +240,31 @@ pub struct SplitRow {
     pub path: String,
     pub class: String,
     pub split: Part,
+    /// The file's size as stored (absent in run folders of brasa before 0.2 and before decoding).
+    #[serde(default)]
+    pub width: Option<u32>,
+    #[serde(default)]
+    pub height: Option<u32>,
+}
+
+/// One row of `duplicates.csv`: a file of a duplicate group (`kind` is `exact` or `near`),
+/// `split` its part of the run (`train`, `val`, `test`), `path` relative to the data root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DuplicateRow {
+    pub group: usize,
+    pub kind: String,
+    pub split: String,
+    pub class: String,
+    pub path: String,
+}
+
+/// One entry of `attention.json`: a test image, its classes and the map of where the model looked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttentionEntry {
+    pub path: String,
+    pub label: String,
+    pub prediction: String,
+    pub map: crate::model::AttentionMap,
 }
 
 /// Resume point saved with every epoch's checkpoint; `S` is the trainer's own state.
@@ -330,6 +368,36 @@ impl RunDir {
 
     pub fn read_split(&self) -> Result<Vec<SplitRow>> {
         self.read_csv(SPLIT, |r| r.deserialize().collect())
+    }
+
+    pub fn write_duplicates(&self, rows: &[DuplicateRow]) -> Result<()> {
+        self.write_csv(DUPLICATES, |w| {
+            if rows.is_empty() {
+                w.write_record(["group", "kind", "split", "class", "path"])?;
+            }
+            for row in rows {
+                w.serialize(row)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The attention maps of the run, `None` for a run folder without them.
+    pub fn read_attention(&self) -> Result<Option<Vec<AttentionEntry>>> {
+        if !self.path(ATTENTION).is_file() {
+            return Ok(None);
+        }
+        serde_json::from_str(&self.read_to_string(ATTENTION)?)
+            .map(Some)
+            .map_err(|e| Error::run_dir(&self.root, format!("{ATTENTION} is malformed: {e}")))
+    }
+
+    /// The duplicate groups of the run, `None` for a run folder without the file.
+    pub fn read_duplicates(&self) -> Result<Option<Vec<DuplicateRow>>> {
+        if !self.path(DUPLICATES).is_file() {
+            return Ok(None);
+        }
+        self.read_csv(DUPLICATES, |r| r.deserialize().collect()).map(Some)
     }
 
     pub fn write_epochs(&self, rows: &[EpochRow], classes: &[String]) -> Result<()> {

@@ -94,8 +94,7 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<Outcome> {
     }
     let device = plan.runtime.backend.device()?.autodiff();
 
-    let dataset = prepare_dataset(plan, progress)?;
-    progress.log(format!("data: {} classes, split (seed {}):\n{}", dataset.classes.len(), plan.data.split.seed, counts_table(&dataset)));
+    let mut dataset = prepare_dataset(plan, progress)?;
     if !dataset.skipped.is_empty() {
         progress.log(format!(
             "warning: {} file(s) in the dataset folders are not images ({}) and are not used, e.g. {}",
@@ -125,6 +124,35 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<Outcome> {
         progress.log(format!("model: {} parameter tensors frozen ({})", built.frozen, plan.model.freeze.join(", ")));
     }
 
+    let decode_started = Instant::now();
+    let images = decode(plan, &dataset, progress)?;
+    progress.log(format!(
+        "decoded {} images in {:.1} s",
+        dataset.train_folder.len() + dataset.test.len(),
+        decode_started.elapsed().as_secs_f64()
+    ));
+    let duplicates = duplicate_groups(&images);
+    if plan.data.split.group_duplicates {
+        let within_training_folder: Vec<Vec<usize>> = crate::audit::group(&images.train_fingerprints, crate::audit::NEAR_THRESHOLD)
+            .into_iter()
+            .map(|g| g.members)
+            .collect();
+        let moved = dataset.keep_groups_together(&within_training_folder);
+        if dataset.split.val.is_empty() || dataset.split.train.is_empty() {
+            let largest = within_training_folder.iter().map(Vec::len).max().unwrap_or(0);
+            return Err(Error::Data(format!(
+                "data.split.group_duplicates leaves the {} part empty: the largest duplicate group of the training folder holds {largest} of its {} images",
+                if dataset.split.val.is_empty() { "validation" } else { "training" },
+                dataset.train_folder.len()
+            )));
+        }
+        progress.log(format!(
+            "data: data.split.group_duplicates moved {moved} image(s) so that each of {} duplicate group(s) of the training folder is on one side",
+            within_training_folder.len()
+        ));
+    }
+    progress.log(format!("data: {} classes, split (seed {}):\n{}", dataset.classes.len(), plan.data.split.seed, counts_table(&dataset)));
+
     let dir = match &options.out {
         Some(out) => out.clone(),
         None => new_run_dir(Path::new("reports").join(&plan.name)),
@@ -132,7 +160,8 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<Outcome> {
     let run = RunDir::create(&dir)?;
     let resumed = check_resumable(&run, plan)?;
     run.write(run_dir::SPEC, plan.resolved_toml.as_bytes())?;
-    run.write_split(&split_rows(&dataset))?;
+    run.write_split(&split_rows(&dataset, &images))?;
+    run.write_duplicates(&duplicate_rows(&dataset, &duplicates, &plan.data.layout.root))?;
 
     let mut meta = initial_meta(plan, &dataset, &run, &built, resumed.as_ref())?;
     run.write_meta(&meta)?;
@@ -143,8 +172,8 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<Outcome> {
     ));
 
     let result = match built.model {
-        Model::Cvt(model) => train_and_evaluate(model, plan, &dataset, &run, &device, &mut meta, progress),
-        Model::Vit(model) => train_and_evaluate(model, plan, &dataset, &run, &device, &mut meta, progress),
+        Model::Cvt(model) => train_and_evaluate(model, plan, Loaded { dataset: &dataset, images }, &run, &device, &mut meta, progress),
+        Model::Vit(model) => train_and_evaluate(model, plan, Loaded { dataset: &dataset, images }, &run, &device, &mut meta, progress),
     };
     meta.wall_seconds = Some(meta.wall_seconds.unwrap_or(0.0) + started.elapsed().as_secs_f64());
     meta.finished_at = Some(timestamp(SystemTime::now()));
@@ -208,19 +237,57 @@ fn check_resumable(run: &RunDir, plan: &Plan) -> Result<Option<Meta>> {
     Ok(Some(previous))
 }
 
-fn split_rows(dataset: &Dataset) -> Vec<SplitRow> {
-    let row = |item: &Item, split: Part| SplitRow {
-        path: item.path.display().to_string(),
-        class: dataset.classes[item.label].clone(),
-        split,
-    };
-    let mut rows: Vec<SplitRow> = Vec::new();
+/// Every image of the run with its part: the training folder's items, then the test items.
+fn parts_of(dataset: &Dataset) -> Vec<(&Item, Part)> {
     let mut in_val = vec![false; dataset.train_folder.len()];
     dataset.split.val.iter().for_each(|&i| in_val[i] = true);
-    for (i, item) in dataset.train_folder.iter().enumerate() {
-        rows.push(row(item, if in_val[i] { Part::Val } else { Part::Train }));
+    let train = dataset.train_folder.iter().zip(in_val).map(|(item, val)| (item, if val { Part::Val } else { Part::Train }));
+    train.chain(dataset.test.iter().map(|item| (item, Part::Test))).collect()
+}
+
+fn split_rows(dataset: &Dataset, images: &Images) -> Vec<SplitRow> {
+    let sizes = images.train_sizes.iter().chain(&images.test_sizes);
+    parts_of(dataset)
+        .into_iter()
+        .zip(sizes)
+        .map(|((item, split), &(width, height))| SplitRow {
+            path: item.path.display().to_string(),
+            class: dataset.classes[item.label].clone(),
+            split,
+            width: Some(width),
+            height: Some(height),
+        })
+        .collect()
+}
+
+/// Duplicate groups among all the run's images, indexed like [`parts_of`].
+fn duplicate_groups(images: &Images) -> Vec<crate::audit::Group> {
+    let all: Vec<crate::audit::Fingerprint> = images.train_fingerprints.iter().chain(&images.test_fingerprints).copied().collect();
+    crate::audit::group(&all, crate::audit::NEAR_THRESHOLD)
+}
+
+/// `duplicates.csv` rows: one per member of each group, paths relative to the data root.
+fn duplicate_rows(dataset: &Dataset, groups: &[crate::audit::Group], root: &Path) -> Vec<run_dir::DuplicateRow> {
+    let parts = parts_of(dataset);
+    let mut rows = Vec::new();
+    for group in groups {
+        let mut members: Vec<run_dir::DuplicateRow> = group
+            .members
+            .iter()
+            .map(|&i| {
+                let (item, part) = parts[i];
+                run_dir::DuplicateRow {
+                    group: group.id,
+                    kind: group.kind.as_str().to_string(),
+                    split: part.name().to_string(),
+                    class: dataset.classes[item.label].clone(),
+                    path: item.path.strip_prefix(root).unwrap_or(&item.path).to_string_lossy().replace('\\', "/"),
+                }
+            })
+            .collect();
+        members.sort_by(|a, b| a.path.cmp(&b.path));
+        rows.extend(members);
     }
-    rows.extend(dataset.test.iter().map(|item| row(item, Part::Test)));
     rows
 }
 
@@ -257,7 +324,11 @@ fn initial_meta(plan: &Plan, dataset: &Dataset, run: &RunDir, built: &model::Bui
         data_root: plan.data.layout.root.display().to_string(),
         started_at: previous.map(|m| m.started_at.clone()).unwrap_or_else(|| timestamp(SystemTime::now())),
         finished_at: None,
-        wall_seconds: previous.and_then(|m| m.wall_seconds),
+        // a killed run never wrote its wall time: count at least the epochs it finished
+        wall_seconds: match previous {
+            Some(m) => m.wall_seconds.or_else(|| run.read_epochs().ok().map(|epochs| epochs.iter().map(|e| e.seconds).sum())),
+            None => None,
+        },
         classes: dataset.classes.clone(),
         counts: Counts { train: counts.train, val: counts.val, test: counts.test },
         skipped_files: dataset.skipped.iter().map(|p| p.display().to_string()).collect(),
@@ -299,7 +370,14 @@ fn initial_meta(plan: &Plan, dataset: &Dataset, run: &RunDir, built: &model::Bui
             samples_per_epoch: samples,
             steps_per_epoch: steps,
         },
-        report: ReportMeta { markdown: plan.report.markdown, html: plan.report.html, prediction_grid: plan.report.prediction_grid },
+        report: ReportMeta {
+            markdown: plan.report.markdown,
+            html: plan.report.html,
+            prediction_grid: plan.report.prediction_grid,
+            mistakes: plan.report.mistakes,
+            attention_maps: plan.report.attention_maps,
+            templates: plan.report.templates.as_ref().map(|p| p.display().to_string()),
+        },
         best_epoch: None,
         epochs_run: 0,
         stopped_early: false,
@@ -314,6 +392,10 @@ struct Images {
     /// Augmentation sources of the training folder's items (shared when the recipe is the same).
     sources: Arc<Vec<RgbImage>>,
     test: Vec<RgbImage>,
+    train_sizes: Vec<(u32, u32)>,
+    test_sizes: Vec<(u32, u32)>,
+    train_fingerprints: Vec<crate::audit::Fingerprint>,
+    test_fingerprints: Vec<crate::audit::Fingerprint>,
 }
 
 fn decode(plan: &Plan, dataset: &Dataset, progress: &Progress) -> Result<Images> {
@@ -325,26 +407,34 @@ fn decode(plan: &Plan, dataset: &Dataset, progress: &Progress) -> Result<Images>
     let mut forms = decoded.per_recipe.into_iter();
     let train_folder = Arc::new(forms.next().expect("clean recipe"));
     let sources = forms.next().map(Arc::new).unwrap_or_else(|| train_folder.clone());
-    let test = images::decode_all(&dataset.test, &[clean], progress, "decoding test")?.per_recipe.remove(0);
-    Ok(Images { train_folder, sources, test })
+    let mut test = images::decode_all(&dataset.test, &[clean], progress, "decoding test")?;
+    Ok(Images {
+        train_folder,
+        sources,
+        test: test.per_recipe.remove(0),
+        train_sizes: decoded.original_sizes,
+        test_sizes: test.original_sizes,
+        train_fingerprints: decoded.fingerprints,
+        test_fingerprints: test.fingerprints,
+    })
 }
 
-fn train_and_evaluate<M: Classifier>(
+/// The scanned dataset and its decoded images.
+struct Loaded<'a> {
+    dataset: &'a Dataset,
+    images: Images,
+}
+
+fn train_and_evaluate<M: Classifier + model::Attending>(
     model: M,
     plan: &Plan,
-    dataset: &Dataset,
+    loaded: Loaded,
     run: &RunDir,
     device: &Device,
     meta: &mut Meta,
     progress: &Progress,
 ) -> Result<(crate::metrics::Report, Option<crate::metrics::Report>)> {
-    let decode_started = Instant::now();
-    let images = decode(plan, dataset, progress)?;
-    progress.log(format!(
-        "decoded {} images in {:.1} s",
-        dataset.train_folder.len() + dataset.test.len(),
-        decode_started.elapsed().as_secs_f64()
-    ));
+    let Loaded { dataset, images } = loaded;
 
     let train_labels: Vec<usize> = dataset.split.train.iter().map(|&i| dataset.train_folder[i].label).collect();
     let mut train_set = TrainSet::new(
@@ -443,8 +533,53 @@ fn train_and_evaluate<M: Classifier>(
     } else {
         Some(evaluate(Part::Test, &test, &dataset.test.iter().collect::<Vec<_>>())?)
     };
+    if plan.report.attention_maps > 0 && !dataset.test.is_empty() {
+        write_attention_maps(&best, plan, dataset, &test, run, device, progress)?;
+    }
     Ok((val_report, test_report))
 }
+
+/// Attention maps of a seeded choice of test images, into `attention.json` for the report.
+fn write_attention_maps<M: Classifier + model::Attending>(
+    best: &M,
+    plan: &Plan,
+    dataset: &Dataset,
+    test: &EvalSet,
+    run: &RunDir,
+    device: &Device,
+    progress: &Progress,
+) -> Result<()> {
+    use rand::SeedableRng;
+    let started = Instant::now();
+    let count = plan.report.attention_maps.min(test.images.len());
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(plan.seed ^ ATTENTION_SEED);
+    let mut picked = rand::seq::index::sample(&mut rng, test.images.len(), count).into_vec();
+    picked.sort_unstable();
+    let images: Vec<&RgbImage> = picked.iter().map(|&i| test.images[i]).collect();
+    let pixels = plan.preprocess.normalize.batch(&images, device);
+    let logits = best.logits(pixels.clone());
+    let [_, classes] = logits.dims();
+    let logits: Vec<f32> = logits.into_data().try_into_vec().expect("logits are f32");
+    let predictions: Vec<usize> = logits.chunks_exact(classes).map(crate::metrics::argmax).collect();
+    let maps = best.attention_maps(pixels)?;
+    let entries: Vec<run_dir::AttentionEntry> = picked
+        .iter()
+        .zip(maps)
+        .zip(predictions)
+        .map(|((&i, map), prediction)| run_dir::AttentionEntry {
+            path: dataset.test[i].path.display().to_string(),
+            label: dataset.classes[dataset.test[i].label].clone(),
+            prediction: dataset.classes[prediction].clone(),
+            map,
+        })
+        .collect();
+    run.write(run_dir::ATTENTION, serde_json::to_string(&entries).expect("maps serialise").as_bytes())?;
+    progress.log(format!("attention maps of {count} test image(s) in {:.1} s", started.elapsed().as_secs_f64()));
+    Ok(())
+}
+
+/// Mixed into the run's seed for the choice of attention-map images.
+const ATTENTION_SEED: u64 = 0xa77e_4710;
 
 /// AdamW with the Hugging Face Trainer's grouping: no weight decay on biases and LayerNorm
 /// weights (`Trainer.get_decay_parameter_names`).

@@ -103,6 +103,32 @@ pub fn paired_difference(truth: &[usize], a: &[usize], b: &[usize], num_classes:
     Interval { value, low, high }
 }
 
+/// `metric(a) - metric(b)` of two independent samples (e.g. validation and test images), with
+/// an interval from resampling each sample on its own.
+pub fn independent_difference(a: (&[usize], &[usize]), b: (&[usize], &[usize]), num_classes: usize, metric: Metric, seed: u64) -> Interval {
+    let of = |(truth, pred): (&[usize], &[usize]), idx: &[usize]| -> f64 {
+        let t: Vec<usize> = idx.iter().map(|&i| truth[i]).collect();
+        let p: Vec<usize> = idx.iter().map(|&i| pred[i]).collect();
+        metric.of(&Report::new(&t, &p, num_classes))
+    };
+    let value = metric.of(&Report::new(a.0, a.1, num_classes)) - metric.of(&Report::new(b.0, b.1, num_classes));
+    let mut rng_a = ChaCha8Rng::seed_from_u64(seed);
+    let mut rng_b = ChaCha8Rng::seed_from_u64(seed.wrapping_add(1));
+    let (na, nb) = (a.0.len().max(1), b.0.len().max(1));
+    let (mut idx_a, mut idx_b) = (vec![0usize; a.0.len()], vec![0usize; b.0.len()]);
+    let mut values: Vec<f64> = (0..RESAMPLES)
+        .map(|_| {
+            idx_a.iter_mut().for_each(|i| *i = rng_a.random_range(0..na));
+            idx_b.iter_mut().for_each(|i| *i = rng_b.random_range(0..nb));
+            of(a, &idx_a) - of(b, &idx_b)
+        })
+        .filter(|v| v.is_finite())
+        .collect();
+    values.sort_by(f64::total_cmp);
+    let tail = (1.0 - CONFIDENCE) / 2.0;
+    Interval { value, low: quantile(&values, tail), high: quantile(&values, 1.0 - tail) }
+}
+
 /// McNemar's exact test on paired correctness: `b` = images only the first model gets right,
 /// `c` = images only the second gets right. Two-sided p-value of the binomial test
 /// `min(b, c) ~ Binomial(b + c, 1/2)` (statsmodels' `mcnemar(table, exact=True)`).

@@ -32,8 +32,10 @@ fn run_writes_every_artifact_and_report_rebuilds_it() {
     for file in [
         "spec.toml", "meta.json", "split.csv", "epochs.csv", "steps.csv", "val_predictions.csv", "test_predictions.csv",
         "val_report.csv", "test_report.csv", "confusion_val.csv", "confusion_test.csv", "checkpoints/state.json",
-        "charts/class_distribution.svg", "charts/loss.svg", "charts/metrics.svg", "charts/learning_rate.svg",
-        "charts/confusion_test.svg", "charts/confusion_val.svg", "report.md", "report.html",
+        "charts/class_distribution_train.svg", "charts/class_distribution_val.svg", "charts/class_distribution_test.svg",
+        "charts/loss.svg", "charts/metrics.svg", "charts/learning_rate.svg", "charts/grad_norm.svg",
+        "charts/confusion_test.svg", "charts/confusion_val.svg", "charts/predictions_test.svg", "report.md", "report.html",
+        "duplicates.csv", "attention.json", "charts/attention_test.svg", "charts/mistakes_test.svg",
     ] {
         assert!(run.join(file).is_file(), "missing {file}");
     }
@@ -86,13 +88,37 @@ fn run_writes_every_artifact_and_report_rebuilds_it() {
     let total: usize = confusion.iter().flat_map(|r| r[1..].iter()).map(|c| c.parse::<usize>().unwrap()).sum();
     assert_eq!(total, 12);
 
+    assert_eq!(csv_header(&run.join("split.csv")), ["path", "class", "split", "width", "height"]);
+    let sizes: Vec<(String, String)> = csv_rows(&run.join("split.csv")).into_iter().map(|r| (r[3].clone(), r[4].clone())).collect();
+    assert_eq!(sizes.len(), 48);
+    assert!(sizes.iter().all(|(w, h)| ["20", "21", "22"].contains(&w.as_str()) && h == "20"), "{sizes:?}");
+    assert_eq!(csv_header(&run.join("duplicates.csv")), ["group", "kind", "split", "class", "path"]);
+    let attention: serde_json::Value = serde_json::from_str(&read(&run.join("attention.json"))).unwrap();
+    let maps = attention.as_array().unwrap();
+    assert_eq!(maps.len(), 4, "[report] attention_maps defaults to 4");
+    for entry in maps {
+        let map = &entry["map"];
+        assert_eq!(map["method"], "cls-attention");
+        let cells = map["height"].as_u64().unwrap() * map["width"].as_u64().unwrap();
+        assert_eq!(map["values"].as_array().unwrap().len() as u64, cells);
+        assert!(CLASSES.contains(&entry["label"].as_str().unwrap()) && CLASSES.contains(&entry["prediction"].as_str().unwrap()));
+    }
+
     let report = read(&run.join("report.md"));
-    for section in ["# tiny", "## Results", "## Data", "## Training", "## Test classification report", "charts/confusion_test.svg"] {
-        assert!(report.contains(section), "report.md lacks {section}");
+    for section in [
+        "# tiny", "## Findings", "## Results", "## Data", "## Dataset audit", "## Training", "## Validation classification report",
+        "## Test classification report", "## Test predictions", "## Most confident mistakes", "## Attention maps", "charts/confusion_test.svg",
+        "charts/class_distribution_test.svg", "Row-normalised", "| train | 27 | 3 | 20 / 21 / 22 | 20 / 20 / 20 |",
+    ] {
+        assert!(report.contains(section), "report.md lacks {section}:\n{report}");
+    }
+    // every chart the markdown links is there, relative to the run folder
+    for link in report.split("](").skip(1).filter_map(|rest| rest.split(')').next()).filter(|l| l.starts_with("charts/")) {
+        assert!(run.join(link).is_file(), "report.md links {link}, which is missing");
     }
 
     // `brasa report` rebuilds the same documents and charts from the folder alone
-    let rebuilt_files = ["report.md", "report.html", "charts/loss.svg", "charts/confusion_test.svg", "charts/class_distribution.svg"];
+    let rebuilt_files = ["report.md", "report.html", "charts/loss.svg", "charts/confusion_test.svg", "charts/class_distribution_train.svg", "charts/predictions_test.svg"];
     let before: Vec<String> = rebuilt_files.iter().map(|f| read(&run.join(f))).collect();
     for file in rebuilt_files {
         std::fs::remove_file(run.join(file)).unwrap();
@@ -261,4 +287,129 @@ fn killed_run_resumes_from_its_last_epoch_and_matches_an_uninterrupted_run() {
         read(&dir.path().join("straight/test_predictions.csv")),
         "a resumed run must end where an uninterrupted one does"
     );
+}
+
+#[test]
+fn templates_can_be_replaced_and_a_missing_variable_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    write_image_folder(&dir.path().join("data"), 6, 2, 16);
+    std::fs::create_dir(dir.path().join("my-templates")).unwrap();
+    let template = dir.path().join("my-templates/report.md.j2");
+    std::fs::write(&template, "# custom {{ meta.experiment }}: {{ findings | length }} finding(s)\n").unwrap();
+    let spec = format!("{}\n[report]\ntemplates = \"my-templates\"\n", tiny_spec("custom", "data", 1));
+    std::fs::write(dir.path().join("spec.toml"), spec).unwrap();
+    assert_success(&run_in(dir.path(), &["run", "spec.toml", "--out", "run"]));
+    let report = read(&dir.path().join("run/report.md"));
+    assert!(report.starts_with("# custom custom: "), "{report}");
+    // the HTML template was not replaced: the built-in one rendered
+    assert!(read(&dir.path().join("run/report.html")).contains("<h2 id=\"findings\">"));
+
+    std::fs::write(&template, "# {{ meta.experiment }}\n{{ meta.no_such_thing }}\n").unwrap();
+    let output = run_in(dir.path(), &["report", "run"]);
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(err.contains("my-templates/report.md.j2") && err.contains("`meta.no_such_thing` is not defined"), "{err}");
+
+    std::fs::write(&template, "{% for part in parts %}{{ part.no_such_field }}{% endfor %}\n").unwrap();
+    let err = stderr(&run_in(dir.path(), &["report", "run"]));
+    assert!(err.contains("my-templates/report.md.j2, line 1") && err.contains("`part.no_such_field` is not defined"), "{err}");
+
+    // a templates folder that does not exist is a spec error naming the key
+    let spec = format!("{}\n[report]\ntemplates = \"nowhere\"\n", tiny_spec("custom", "data", 1));
+    std::fs::write(dir.path().join("bad.toml"), spec).unwrap();
+    let err = stderr(&run_in(dir.path(), &["validate", "bad.toml"]));
+    assert!(err.contains("report.templates") && err.contains("is not a folder"), "{err}");
+}
+
+#[test]
+fn duplicates_are_found_kept_on_one_side_and_leak_free_metrics_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    write_distinct_images(&data, 12, 4);
+    // the same pictures under other names: three training images copied into the test folder,
+    // and a group of three inside the training folder (re-encoded: identical pixels, other bytes)
+    for (i, class) in CLASSES.iter().enumerate() {
+        let from = data.join(format!("train/{class}/{class}_{:03}.png", i + 1));
+        assert!(from.is_file());
+        std::fs::copy(&from, data.join(format!("test/{class}/copy_of_train.png"))).unwrap();
+    }
+    let source = image::open(data.join("train/cat/cat_005.png")).unwrap();
+    for name in ["again_a.png", "again_b.png"] {
+        source.save(data.join("train/cat").join(name)).unwrap();
+    }
+    let spec = tiny_spec("dups", "data", 1).replace("validation = 0.25", "validation = 0.25\ngroup_duplicates = true");
+    std::fs::write(dir.path().join("spec.toml"), spec).unwrap();
+    let output = run_in(dir.path(), &["run", "spec.toml", "--out", "run"]);
+    assert_success(&output);
+    assert!(stderr(&output).contains("data.split.group_duplicates moved"), "{}", stderr(&output));
+
+    let run = dir.path().join("run");
+    let rows = csv_rows(&run.join("duplicates.csv"));
+    let side: std::collections::HashMap<String, String> =
+        csv_rows(&run.join("split.csv")).into_iter().map(|r| (r[0].clone(), r[2].clone())).collect();
+    let mut groups: std::collections::BTreeMap<String, Vec<&Vec<String>>> = Default::default();
+    for row in &rows {
+        groups.entry(row[0].clone()).or_default().push(row);
+        let absolute = data.join(&row[4]);
+        assert_eq!(side.get(&absolute.display().to_string()), Some(&row[2]), "split of {} agrees with split.csv", row[4]);
+    }
+    let exact: Vec<&Vec<&Vec<String>>> = groups.values().filter(|g| g[0][1] == "exact").collect();
+    assert!(exact.iter().any(|g| g.len() == 3 && g.iter().any(|r| r[4] == "train/cat/again_a.png")), "{rows:?}");
+    for class in CLASSES {
+        let copy = format!("test/{class}/copy_of_train.png");
+        assert!(exact.iter().any(|g| g.len() == 2 && g.iter().any(|r| r[4] == copy && r[2] == "test")), "{copy} pairs with its original: {rows:?}");
+    }
+    // group_duplicates: no group has members on both sides of train / validation
+    for members in groups.values() {
+        let sides: std::collections::BTreeSet<&str> = members.iter().map(|r| r[2].as_str()).filter(|s| *s != "test").collect();
+        assert!(sides.len() <= 1, "a group spans train and validation: {members:?}");
+    }
+
+    let report = read(&run.join("report.md"));
+    assert!(report.contains("| Test, leak-free |"), "{report}");
+    assert!(report.contains("## Test classification report, leak-free"));
+    assert!(report.contains("have an exact or near duplicate among the training/validation images"), "{report}");
+    assert!(report.contains("([Dataset audit](#dataset-audit))"));
+}
+
+/// `<root>/{train,test}/<class>/<class>_NNN.png`: 32 px pictures of random 4×4 blocks tinted by
+/// class, each unlike every other (no exact or near duplicates among them).
+fn write_distinct_images(root: &Path, train_per_class: usize, test_per_class: usize) {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for (split, count) in [("train", train_per_class), ("test", test_per_class)] {
+        for (label, class) in CLASSES.iter().enumerate() {
+            let dir = root.join(split).join(class);
+            std::fs::create_dir_all(&dir).unwrap();
+            for i in 0..count {
+                let blocks: Vec<u8> = (0..64).map(|_| (next() % 200) as u8).collect();
+                let image = image::RgbImage::from_fn(32, 32, |x, y| {
+                    let v = blocks[(y / 4 * 8 + x / 4) as usize];
+                    let mut pixel = [v / 2, v / 2, v / 2];
+                    pixel[label] = v.saturating_add(55);
+                    image::Rgb(pixel)
+                });
+                image.save(dir.join(format!("{class}_{i:03}.png"))).unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn grouping_that_empties_a_part_is_a_clear_error() {
+    // the striped test pictures all look alike: one near-duplicate group holds every image
+    let dir = tempfile::tempdir().unwrap();
+    write_image_folder(&dir.path().join("data"), 6, 2, 20);
+    let spec = tiny_spec("grouped", "data", 1).replace("validation = 0.25", "validation = 0.25\ngroup_duplicates = true");
+    std::fs::write(dir.path().join("spec.toml"), spec).unwrap();
+    let output = run_in(dir.path(), &["run", "spec.toml", "--out", "run"]);
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(err.contains("data.split.group_duplicates leaves the validation part empty"), "{err}");
+    assert!(!dir.path().join("run").exists(), "nothing is written before the data is usable");
 }

@@ -8,7 +8,7 @@ use common::{assert_success, real_data, run_in, stdout};
 #[test]
 fn stratified_split_gives_the_reference_counts() {
     let layout = Layout { root: real_data(), train: "Training".into(), test: Some("Testing".into()), classes: None };
-    let dataset = Dataset::scan(&layout, SplitRule { validation: 0.2, stratify: true, seed: 42 }).unwrap();
+    let dataset = Dataset::scan(&layout, SplitRule { validation: 0.2, stratify: true, seed: 42, group_duplicates: false }).unwrap();
     assert_eq!(dataset.classes, ["glioma_tumor", "meningioma_tumor", "no_tumor", "pituitary_tumor"]);
     let counts = dataset.counts();
     assert_eq!(counts.train, [661, 657, 316, 662]);
@@ -16,7 +16,7 @@ fn stratified_split_gives_the_reference_counts() {
     assert_eq!(counts.test, [100, 115, 105, 74]);
     assert!(dataset.skipped.is_empty(), "{:?}", dataset.skipped);
     // another seed moves images between train and validation but keeps the counts
-    let other = Dataset::scan(&layout, SplitRule { validation: 0.2, stratify: true, seed: 7 }).unwrap();
+    let other = Dataset::scan(&layout, SplitRule { validation: 0.2, stratify: true, seed: 7, group_duplicates: false }).unwrap();
     assert_eq!(other.counts(), counts);
     assert_ne!(other.split, dataset.split);
 }

@@ -44,6 +44,9 @@ pub fn execute(args: ValidateArgs) -> Result<()> {
     for line in runner::counts_table(&dataset).lines() {
         text.push_str(&format!("#   {line}\n"));
     }
+    if split.group_duplicates {
+        text.push_str("# data.split.group_duplicates: `brasa run` then moves duplicates found while decoding to one side; it logs the final counts\n");
+    }
     if !dataset.skipped.is_empty() {
         text.push_str(&format!(
             "# {} file(s) are not images and will not be used, e.g. {}\n",

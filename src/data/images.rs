@@ -8,6 +8,7 @@ use std::path::Path;
 use image::RgbImage;
 use rayon::prelude::*;
 
+use crate::audit::Fingerprint;
 use crate::augment::{Interpolation, ResizeTo, resize};
 use crate::data::Item;
 use crate::error::{Error, Result};
@@ -33,12 +34,15 @@ impl Recipe {
     }
 }
 
-/// Decoded images, one list per recipe, in item order, and each file's original size.
+/// Decoded images, one list per recipe, in item order, and each file's original size and
+/// fingerprint (for finding duplicates).
 #[derive(Debug, Default)]
 pub struct Decoded {
     pub per_recipe: Vec<Vec<RgbImage>>,
     /// `(width, height)` of each file as stored.
     pub original_sizes: Vec<(u32, u32)>,
+    /// Of the image as decoded, before any recipe.
+    pub fingerprints: Vec<Fingerprint>,
 }
 
 /// Reads one image file as 8-bit RGB.
@@ -55,14 +59,16 @@ pub fn read_rgb(path: &Path) -> Result<RgbImage> {
 /// Decodes `items` in parallel and applies each recipe to every image.
 pub fn decode_all(items: &[Item], recipes: &[Recipe], progress: &Progress, what: &str) -> Result<Decoded> {
     let bar = progress.bar(items.len() as u64, what);
-    let results: Vec<Result<(Vec<RgbImage>, (u32, u32))>> = items
+    type OneFile = (Vec<RgbImage>, (u32, u32), Fingerprint);
+    let results: Vec<Result<OneFile>> = items
         .par_iter()
         .map(|item| {
             let image = read_rgb(&item.path)?;
             let size = image.dimensions();
+            let fingerprint = crate::audit::fingerprint(&image);
             let forms = recipes.iter().map(|recipe| recipe.apply(image.clone())).collect();
             bar.inc(1);
-            Ok((forms, size))
+            Ok((forms, size, fingerprint))
         })
         .collect();
     bar.finish_and_clear();
@@ -71,11 +77,12 @@ pub fn decode_all(items: &[Item], recipes: &[Recipe], progress: &Progress, what:
     let mut decoded = Decoded { per_recipe: vec![Vec::with_capacity(items.len()); recipes.len()], ..Default::default() };
     for result in results {
         match result {
-            Ok((forms, size)) => {
+            Ok((forms, size, fingerprint)) => {
                 for (list, form) in decoded.per_recipe.iter_mut().zip(forms) {
                     list.push(form);
                 }
                 decoded.original_sizes.push(size);
+                decoded.fingerprints.push(fingerprint);
             }
             Err(e) => failures.push(e),
         }

@@ -32,6 +32,8 @@ pub struct SplitRule {
     pub validation: f64,
     pub stratify: bool,
     pub seed: u64,
+    /// Keep duplicate groups on one side (applied once the images are decoded and fingerprinted).
+    pub group_duplicates: bool,
 }
 
 /// A scanned dataset with its train/validation split fixed.
@@ -82,6 +84,12 @@ impl Dataset {
         let labels: Vec<usize> = train.items.iter().map(|i| i.label).collect();
         let split = split::split(&labels, classes.len(), rule.validation, rule.stratify, rule.seed)?;
         Ok(Self { classes, train_folder: train.items, split, test, skipped })
+    }
+
+    /// Keeps each group of duplicates (indices into `train_folder`) on one side of the split;
+    /// returns how many images moved.
+    pub fn keep_groups_together(&mut self, groups: &[Vec<usize>]) -> usize {
+        split::keep_groups_together(&mut self.split, groups)
     }
 
     pub fn train_items(&self) -> Vec<&Item> {

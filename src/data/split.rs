@@ -65,6 +65,33 @@ pub fn split(
     Ok(SplitIndices { train, val })
 }
 
+/// Moves every group (indices into the training folder) that the split divides to the side
+/// holding most of its members (ties: training), so that no image has a duplicate across the
+/// train/validation boundary. Returns how many images moved; the validation part's size may
+/// differ from the requested fraction by that many.
+pub fn keep_groups_together(split: &mut SplitIndices, groups: &[Vec<usize>]) -> usize {
+    let n = split.train.len() + split.val.len();
+    let mut in_val = vec![false; n];
+    split.val.iter().for_each(|&i| in_val[i] = true);
+    let mut moved = 0;
+    for group in groups {
+        let val_members = group.iter().filter(|&&i| in_val[i]).count();
+        if val_members == 0 || val_members == group.len() {
+            continue;
+        }
+        let to_val = val_members * 2 > group.len();
+        for &i in group {
+            if in_val[i] != to_val {
+                in_val[i] = to_val;
+                moved += 1;
+            }
+        }
+    }
+    split.train = (0..n).filter(|&i| !in_val[i]).collect();
+    split.val = (0..n).filter(|&i| in_val[i]).collect();
+    moved
+}
+
 /// Shares `total` draws between classes of `counts` items by largest remainder (exact
 /// integer arithmetic; ties go to the lower class id).
 pub fn allocate(counts: &[usize], total: usize) -> Vec<usize> {
@@ -109,6 +136,15 @@ mod tests {
         assert_ne!(split(&labels, 2, 0.2, true, 8).unwrap(), a);
         let plain = split(&labels, 2, 0.2, false, 7).unwrap();
         assert_eq!(plain.val.len(), 20);
+    }
+
+    #[test]
+    fn groups_end_up_on_one_side() {
+        let mut s = SplitIndices { train: vec![0, 1, 2, 5], val: vec![3, 4, 6] };
+        // {0, 3}: tie → train; {4, 6, 1}: two in val → val; {2, 5}: already together
+        let moved = keep_groups_together(&mut s, &[vec![0, 3], vec![1, 4, 6], vec![2, 5]]);
+        assert_eq!(moved, 2);
+        assert_eq!(s, SplitIndices { train: vec![0, 2, 3, 5], val: vec![1, 4, 6] });
     }
 
     #[test]

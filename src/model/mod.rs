@@ -324,3 +324,25 @@ impl Classifier for ViTForImageClassification {
         self.forward(pixels)
     }
 }
+
+/// A model that can show where it looked: [`attention_maps`] for a concrete model type.
+pub trait Attending: Clone {
+    fn into_model(self) -> Model;
+
+    /// One map per image of `pixels` (normalised model inputs on a plain device).
+    fn attention_maps(&self, pixels: Tensor<4>) -> Result<Vec<AttentionMap>> {
+        attention_maps(&self.clone().into_model(), pixels)
+    }
+}
+
+impl Attending for CvtForImageClassification {
+    fn into_model(self) -> Model {
+        Model::Cvt(self)
+    }
+}
+
+impl Attending for ViTForImageClassification {
+    fn into_model(self) -> Model {
+        Model::Vit(self)
+    }
+}

@@ -26,9 +26,10 @@ const CAPTION: u32 = 44;
 const ALPHA: f32 = 0.6;
 
 /// One SVG of `(image file, true label, predicted label, map)` items, two `<image>` elements per
-/// item (the thumbnail, then the overlay). `Err` names an image that could not be read or
-/// encoded, or a map whose values do not fill its grid.
-pub fn overlay_svg(items: &[(&Path, &str, &str, &AttentionMap)]) -> Result<String, String> {
+/// item (the thumbnail, then the overlay). `view` turns a decoded file into what the model saw
+/// (the run's resize and centre crop), so the map lies over the right pixels. `Err` names an
+/// image that could not be read or encoded, or a map whose values do not fill its grid.
+pub fn overlay_svg(items: &[(&Path, &str, &str, &AttentionMap)], view: impl Fn(RgbImage) -> RgbImage) -> Result<String, String> {
     let columns = COLUMNS.min(items.len().max(1));
     let rows = items.len().div_ceil(columns);
     let (cell_w, cell_h) = (2 * THUMB + GAP + 20, THUMB + CAPTION + 8);
@@ -47,7 +48,7 @@ pub fn overlay_svg(items: &[(&Path, &str, &str, &AttentionMap)]) -> Result<Strin
                 map.width
             ));
         }
-        let image = read_rgb(path).map_err(|e| e.to_string())?;
+        let image = view(read_rgb(path).map_err(|e| e.to_string())?);
         let thumb = resize::resize(&image, ResizeTo::Exact { height: THUMB, width: THUMB }, Interpolation::Bilinear);
         let overlay = blend(&thumb, &upsample(&map.normalized(), map.height, map.width, THUMB, THUMB));
         let (x, y) = ((k % columns) as u32 * cell_w + 8, (k / columns) as u32 * cell_h + 22);
@@ -133,7 +134,7 @@ mod tests {
         let rollout = AttentionMap { height: 2, width: 2, values: vec![0.1, 0.2, 0.3, 0.4], method: ROLLOUT.into() };
         let cls = AttentionMap { height: 3, width: 2, values: vec![0.0, 0.1, 0.0, 0.5, 0.2, 0.2], method: CLS_ATTENTION.into() };
         let items = [(path.as_path(), "<b>&", "x", &rollout), (path.as_path(), "y", "y", &cls), (path.as_path(), "z", "<b>&", &rollout)];
-        let svg = overlay_svg(&items).unwrap();
+        let svg = overlay_svg(&items, |i| i).unwrap();
         assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\"") && svg.ends_with("</svg>\n"));
         assert_eq!(svg.matches("<image ").count(), 2 * items.len());
         assert_eq!(svg.matches("href=\"data:image/jpeg;base64,").count(), 2 * items.len());
@@ -144,9 +145,9 @@ mod tests {
         assert_eq!(svg.matches('<').count(), svg.matches('>').count());
 
         let broken = AttentionMap { values: vec![0.1], ..rollout.clone() };
-        assert!(overlay_svg(&[(path.as_path(), "a", "a", &broken)]).unwrap_err().contains("1 values for a 2x2 grid"));
+        assert!(overlay_svg(&[(path.as_path(), "a", "a", &broken)], |i| i).unwrap_err().contains("1 values for a 2x2 grid"));
         let missing = dir.path().join("missing.png");
-        assert!(overlay_svg(&[(missing.as_path(), "a", "a", &rollout)]).unwrap_err().contains("missing.png"));
+        assert!(overlay_svg(&[(missing.as_path(), "a", "a", &rollout)], |i| i).unwrap_err().contains("missing.png"));
     }
 
     #[test]

@@ -36,7 +36,7 @@ fn draw_legend<'a, 'b: 'a>(chart: &mut Chart2d<'a, 'b>, name: &str) -> Result<()
 }
 
 /// Grouped bars: images per class (x) for each named part (one colour each).
-pub fn class_distribution(classes: &[String], parts: &[(&str, &[usize])]) -> Result<String> {
+pub fn class_distribution(title: &str, classes: &[String], parts: &[(&str, &[usize])]) -> Result<String> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
@@ -44,7 +44,7 @@ pub fn class_distribution(classes: &[String], parts: &[(&str, &[usize])]) -> Res
         let max = parts.iter().flat_map(|(_, counts)| counts.iter()).copied().max().unwrap_or(1).max(1);
         let n = classes.len().max(1);
         let mut chart = ChartBuilder::on(&root)
-            .caption("Images per class", ("sans-serif", 20))
+            .caption(title, ("sans-serif", 20))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(50)
@@ -192,6 +192,12 @@ pub fn metric_curves(epochs: &[EpochRow]) -> Result<String> {
         Series::new("train accuracy", per_epoch(|e| e.train_accuracy)),
     ];
     lines("Accuracy, F1 and recall", "epoch", "score", &series, Some((0.0, 1.0)))
+}
+
+/// The global gradient norm per step, before clipping.
+pub fn grad_norm(steps: &[StepRow]) -> Result<String> {
+    let series = vec![Series::new("gradient norm", steps.iter().map(|s| (s.step as f64, s.grad_norm)).collect())];
+    lines("Gradient norm", "step", "L2 norm over all parameters", &series, None)
 }
 
 /// Learning rate per step.

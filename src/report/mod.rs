@@ -3,19 +3,20 @@
 
 pub mod attention;
 pub mod charts;
+pub mod findings;
 pub mod grid;
+pub mod leakage;
+pub mod sizes;
 pub mod sweep;
+pub mod templates;
 
-use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::metrics::{ClassScores, Report};
 use crate::run_dir::{self, EpochRow, Meta, Part, RunDir};
 use crate::stats::{self, Metric};
 
-const MARKDOWN_TEMPLATE: &str = include_str!("../../templates/report.md.j2");
-const HTML_TEMPLATE: &str = include_str!("../../templates/report.html.j2");
 
 /// The files a rendering wrote, relative to the run folder.
 #[derive(Debug, Clone, Default)]
@@ -24,27 +25,43 @@ pub struct Rendered {
 }
 
 #[derive(Serialize)]
-struct Chart {
+pub(crate) struct Chart {
     title: String,
     file: String,
     /// The SVG markup without its XML declaration, for inlining in HTML.
     svg: String,
 }
 
-/// Everything the templates can use.
+/// Everything the templates can use (documented for template authors in the README).
 #[derive(Serialize)]
 struct Context<'a> {
     meta: &'a Meta,
+    /// When the run finished (or started, for an unfinished one).
+    generated_at: String,
     wall_time: Option<String>,
+    findings: Vec<findings::Finding>,
     counts: Vec<CountRow>,
     totals: [usize; 3],
+    sizes: Vec<sizes::SizeRow>,
+    /// Class distribution per part.
+    data_charts: Vec<Chart>,
+    /// Duplicate groups among the run's images; `None` for runs without `duplicates.csv`.
+    audit: Option<leakage::AuditSummary>,
     epochs: Vec<EpochLine>,
     best: Option<EpochLine>,
+    /// Loss, metrics, learning rate and gradient norm.
+    training_charts: Vec<Chart>,
     parts: Vec<PartReport>,
-    charts: Vec<Chart>,
+    /// The test part on the images without a duplicate on the training side, when some leak.
+    leak_free: Option<PartReport>,
     /// The prediction grid, or why it is missing.
     grid: Option<Chart>,
     grid_note: Option<String>,
+    mistakes: Option<Chart>,
+    mistakes_note: Option<String>,
+    /// Attention maps of a few test images (`attention.json`).
+    attention: Option<Chart>,
+    attention_note: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -60,7 +77,11 @@ struct ScoreRow {
 struct PartReport {
     part: &'static str,
     title: &'static str,
+    /// Anchor of its section.
+    anchor: &'static str,
     accuracy: String,
+    #[serde(skip)]
+    accuracy_interval: stats::Interval,
     /// 95% bootstrap intervals, `[low, high]`.
     accuracy_ci: String,
     macro_f1_ci: String,
@@ -71,7 +92,9 @@ struct PartReport {
     weighted_avg: ScoreRow,
     confusion_header: Vec<String>,
     confusion_rows: Vec<Vec<String>>,
-    chart: String,
+    /// Row-normalised: each row sums to 100%.
+    confusion_percent_rows: Vec<Vec<String>>,
+    confusion_chart: Chart,
 }
 
 #[derive(Serialize)]
@@ -106,9 +129,10 @@ fn score_row(name: &str, s: &ClassScores) -> ScoreRow {
     }
 }
 
-fn part_report(part: Part, report: &Report, classes: &[String], truth: &[usize], predicted: &[usize], seed: u64) -> PartReport {
+fn part_report(part: Part, report: &Report, classes: &[String], truth: &[usize], predicted: &[usize], seed: u64, confusion_chart: Chart) -> PartReport {
+    let interval = |metric: Metric| stats::metric_interval(truth, predicted, classes.len(), metric, seed);
     let ci = |metric: Metric| {
-        let i = stats::metric_interval(truth, predicted, classes.len(), metric, seed);
+        let i = interval(metric);
         format!("[{:.4}, {:.4}]", i.low, i.high)
     };
     let mut confusion_header = vec!["true \\ predicted".to_string()];
@@ -120,7 +144,13 @@ fn part_report(part: Part, report: &Report, classes: &[String], truth: &[usize],
             Part::Val => "Validation",
             Part::Test => "Test",
         },
+        anchor: match part {
+            Part::Train => "training",
+            Part::Val => "validation-classification-report",
+            Part::Test => "test-classification-report",
+        },
         accuracy: format!("{:.4}", report.accuracy),
+        accuracy_interval: interval(Metric::Accuracy),
         accuracy_ci: ci(Metric::Accuracy),
         macro_f1_ci: ci(Metric::MacroF1),
         weighted_f1_ci: ci(Metric::WeightedF1),
@@ -134,7 +164,15 @@ fn part_report(part: Part, report: &Report, classes: &[String], truth: &[usize],
             .zip(&report.confusion)
             .map(|(c, row)| std::iter::once(c.clone()).chain(row.iter().map(usize::to_string)).collect())
             .collect(),
-        chart: format!("charts/confusion_{}.svg", part.name()),
+        confusion_percent_rows: classes
+            .iter()
+            .zip(&report.confusion)
+            .map(|(c, row)| {
+                let total = row.iter().sum::<usize>().max(1) as f64;
+                std::iter::once(c.clone()).chain(row.iter().map(|&n| format!("{:.1}%", 100.0 * n as f64 / total))).collect()
+            })
+            .collect(),
+        confusion_chart,
     }
 }
 
@@ -171,24 +209,49 @@ pub fn render(run: &RunDir) -> Result<Rendered> {
     let classes = &meta.classes;
     let epochs = run.read_epochs()?;
     let steps = run.read_steps()?;
+    let split = run.read_split()?;
     let mut rendered = Rendered::default();
 
-    let mut charts = vec![Chart {
-        title: "Images per class".into(),
-        file: "charts/class_distribution.svg".into(),
-        svg: charts::class_distribution(
-            classes,
-            &[("train", &meta.counts.train), ("validation", &meta.counts.val), ("test", &meta.counts.test)],
-        )?,
-    }];
+    let mut data_charts = Vec::new();
+    for (part, title, counts) in [
+        ("train", "Images per class: train", &meta.counts.train),
+        ("val", "Images per class: validation", &meta.counts.val),
+        ("test", "Images per class: test", &meta.counts.test),
+    ] {
+        if counts.iter().sum::<usize>() > 0 {
+            data_charts.push(Chart {
+                title: title.into(),
+                file: format!("charts/class_distribution_{part}.svg"),
+                svg: charts::class_distribution(title, classes, &[(part, counts)])?,
+            });
+        }
+    }
+    let mut training_charts = Vec::new();
     if !epochs.is_empty() {
-        charts.push(Chart { title: "Loss".into(), file: "charts/loss.svg".into(), svg: charts::loss_curves(&epochs, &steps)? });
-        charts.push(Chart { title: "Validation metrics".into(), file: "charts/metrics.svg".into(), svg: charts::metric_curves(&epochs)? });
-        charts.push(Chart { title: "Learning rate".into(), file: "charts/learning_rate.svg".into(), svg: charts::learning_rate(&steps)? });
+        training_charts.push(Chart { title: "Loss".into(), file: "charts/loss.svg".into(), svg: charts::loss_curves(&epochs, &steps)? });
+        training_charts.push(Chart { title: "Validation metrics".into(), file: "charts/metrics.svg".into(), svg: charts::metric_curves(&epochs)? });
+        training_charts.push(Chart { title: "Learning rate".into(), file: "charts/learning_rate.svg".into(), svg: charts::learning_rate(&steps)? });
+        training_charts.push(Chart { title: "Gradient norm".into(), file: "charts/grad_norm.svg".into(), svg: charts::grad_norm(&steps)? });
     }
 
+    let duplicates = run.read_duplicates()?;
+    let (audit, leaked) = match &duplicates {
+        Some(rows) => {
+            let (summary, leaked) = leakage::summarise(rows);
+            (Some(summary), Some(leaked))
+        }
+        None => (None, None),
+    };
+    let data_root = std::path::Path::new(&meta.data_root);
+    let relative = |path: &str| -> String {
+        let p = std::path::Path::new(path);
+        p.strip_prefix(data_root).unwrap_or(p).to_string_lossy().replace('\\', "/")
+    };
+
     let mut parts = Vec::new();
-    let (mut grid, mut grid_note) = (None, None);
+    let mut part_labels: Vec<(Part, Vec<usize>, Vec<usize>)> = Vec::new();
+    let mut leak_free = None;
+    let (mut grid, mut grid_note, mut mistakes, mut mistakes_note) = (None, None, None, None);
     for part in [Part::Val, Part::Test] {
         if !run.path(&part.predictions_file()).is_file() {
             continue;
@@ -196,29 +259,97 @@ pub fn render(run: &RunDir) -> Result<Rendered> {
         let predictions = run.read_predictions(part, classes)?;
         if part == Part::Test && meta.report.prediction_grid > 0 {
             match grid::prediction_grid(&predictions, classes, meta.report.prediction_grid, meta.seed) {
-                Ok(svg) => {
-                    let file = "charts/predictions_test.svg".to_string();
-                    run.write(&file, svg.as_bytes())?;
-                    rendered.files.push(file.clone());
-                    grid = Some(Chart { title: "Test images: true and predicted class".into(), file, svg: strip_xml_header(&svg) });
-                }
+                Ok(svg) => grid = Some(Chart { title: "Test images: true and predicted class".into(), file: "charts/predictions_test.svg".into(), svg }),
                 Err(why) => grid_note = Some(format!("the prediction grid could not be drawn: {why}")),
+            }
+        }
+        if part == Part::Test && meta.report.mistakes > 0 {
+            let wrong = grid::confident_mistakes(&predictions, meta.report.mistakes);
+            if wrong.is_empty() {
+                mistakes_note = Some("no test image is misclassified.".to_string());
+            } else {
+                match grid::mistakes_gallery(&wrong, classes) {
+                    Ok(svg) => mistakes = Some(Chart { title: "Most confident mistakes (test)".into(), file: "charts/mistakes_test.svg".into(), svg }),
+                    Err(why) => mistakes_note = Some(format!("the gallery could not be drawn: {why}")),
+                }
             }
         }
         let labels: Vec<usize> = predictions.iter().map(|p| p.label).collect();
         let predicted: Vec<usize> = predictions.iter().map(|p| p.prediction).collect();
         let report = Report::new(&labels, &predicted, classes.len());
         let title = format!("Confusion matrix ({}, best epoch)", if part == Part::Test { "test" } else { "validation" });
-        charts.push(Chart {
-            title: title.clone(),
-            file: format!("charts/confusion_{}.svg", part.name()),
-            svg: charts::confusion(&title, classes, &report.confusion)?,
-        });
-        parts.push(part_report(part, &report, classes, &labels, &predicted, meta.seed));
+        let chart = Chart { title: title.clone(), file: format!("charts/confusion_{}.svg", part.name()), svg: charts::confusion(&title, classes, &report.confusion)? };
+        parts.push(part_report(part, &report, classes, &labels, &predicted, meta.seed, chart));
+        // the test metrics again on the images without a duplicate on the training side
+        if let Some(leaked) = leaked.as_ref().filter(|l| part == Part::Test && !l.is_empty()) {
+            let keep: Vec<usize> = (0..predictions.len()).filter(|&i| !leaked.contains(&relative(&predictions[i].path))).collect();
+            if !keep.is_empty() {
+                let t: Vec<usize> = keep.iter().map(|&i| labels[i]).collect();
+                let p: Vec<usize> = keep.iter().map(|&i| predicted[i]).collect();
+                let report = Report::new(&t, &p, classes.len());
+                let chart = Chart { title: String::new(), file: String::new(), svg: String::new() };
+                let mut free = part_report(part, &report, classes, &t, &p, meta.seed, chart);
+                free.title = "Test, leak-free";
+                leak_free = Some(free);
+            }
+        }
+        part_labels.push((part, labels, predicted));
     }
-    for chart in &charts {
+
+    let labels_of = |part: Part| {
+        part_labels.iter().find(|(p, _, _)| *p == part).map(|(_, t, p)| findings::Labels { truth: t, predicted: p })
+    };
+    let leak_facts = audit.as_ref().map(|a| findings::LeakFacts {
+        test_leaked: a.test_leaked,
+        test_total: meta.counts.test.iter().sum(),
+        val_leaked: a.val_leaked,
+        val_total: meta.counts.val.iter().sum(),
+        conflicts: a.conflict_groups,
+        leak_free_accuracy: leak_free.as_ref().map(|f| f.accuracy_interval),
+    });
+    let findings = findings::derive(&findings::Inputs {
+        classes,
+        epochs: &epochs,
+        steps: &steps,
+        best_epoch: meta.best_epoch,
+        val: labels_of(Part::Val),
+        test: labels_of(Part::Test),
+        leaks: leak_facts.as_ref(),
+        seed: meta.seed,
+    });
+
+    let (mut attention, mut attention_note) = (None, None);
+    if let Some(entries) = run.read_attention()? {
+        let items: Vec<(&std::path::Path, &str, &str, &crate::model::AttentionMap)> = entries
+            .iter()
+            .map(|e| (std::path::Path::new(&e.path), e.label.as_str(), e.prediction.as_str(), &e.map))
+            .collect();
+        // draw the maps over what the model saw: the run's resize and centre crop
+        let recipe = meta.preprocess.as_ref().map(|p| p.recipe);
+        let view = |image: image::RgbImage| match &recipe {
+            Some(recipe) => recipe.apply(image),
+            None => image,
+        };
+        match attention::overlay_svg(&items, view) {
+            Ok(svg) => {
+                let method = match entries.first().map(|e| e.map.method.as_str()) {
+                    Some(crate::model::attention::ROLLOUT) => "attention rollout",
+                    _ => "last-stage cls attention",
+                };
+                attention = Some(Chart { title: format!("Test images with their {method}"), file: "charts/attention_test.svg".into(), svg });
+            }
+            Err(why) => attention_note = Some(format!("the attention maps could not be drawn: {why}")),
+        }
+    }
+
+    // every chart is written under charts/ for the markdown and inlined in the HTML
+    let mut written: Vec<&mut Chart> = data_charts.iter_mut().chain(training_charts.iter_mut()).collect();
+    written.extend(parts.iter_mut().map(|p| &mut p.confusion_chart));
+    written.extend(grid.iter_mut().chain(mistakes.iter_mut()).chain(attention.iter_mut()));
+    for chart in written {
         run.write(&chart.file, chart.svg.as_bytes())?;
         rendered.files.push(chart.file.clone());
+        chart.svg = strip_xml_header(&chart.svg);
     }
 
     let counts: Vec<CountRow> = classes
@@ -232,31 +363,37 @@ pub fn render(run: &RunDir) -> Result<Rendered> {
         })
         .collect();
     let best = epochs.iter().find(|e| e.best && Some(e.epoch) == meta.best_epoch).map(epoch_line);
-    let charts = charts.into_iter().map(|c| Chart { svg: strip_xml_header(&c.svg), ..c }).collect();
-    let context = Value::from(minijinja::value::Serde(Context {
+    let context = Context {
         meta: &meta,
+        generated_at: meta.finished_at.clone().unwrap_or_else(|| meta.started_at.clone()),
         wall_time: meta.wall_seconds.map(format_duration),
+        findings,
         counts,
         totals: [meta.counts.train.iter().sum(), meta.counts.val.iter().sum(), meta.counts.test.iter().sum()],
+        sizes: sizes::summarise(&split),
+        data_charts,
+        audit,
         epochs: epochs.iter().map(epoch_line).collect(),
         best,
+        training_charts,
         parts,
-        charts,
+        leak_free,
         grid,
         grid_note,
-    }));
+        mistakes,
+        mistakes_note,
+        attention,
+        attention_note,
+    };
 
-    let mut env = Environment::new();
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
-    env.add_template("report.md", MARKDOWN_TEMPLATE).map_err(template_error)?;
-    env.add_template("report.html", HTML_TEMPLATE).map_err(template_error)?;
+    let templates = templates::Templates::load(meta.report.templates.as_deref().map(std::path::Path::new))?;
     if meta.report.markdown {
-        let text = env.get_template("report.md").and_then(|t| t.render(&context)).map_err(template_error)?;
+        let text = templates.render("report.md.j2", &context)?;
         run.write(run_dir::REPORT_MD, text.as_bytes())?;
         rendered.files.push(run_dir::REPORT_MD.into());
     }
     if meta.report.html {
-        let text = env.get_template("report.html").and_then(|t| t.render(&context)).map_err(template_error)?;
+        let text = templates.render("report.html.j2", &context)?;
         run.write(run_dir::REPORT_HTML, text.as_bytes())?;
         rendered.files.push(run_dir::REPORT_HTML.into());
     }
@@ -268,14 +405,4 @@ fn strip_xml_header(svg: &str) -> String {
         Some(start) => svg[start..].to_string(),
         None => svg.to_string(),
     }
-}
-
-fn template_error(e: minijinja::Error) -> Error {
-    let mut message = format!("template {}: {e}", e.name().unwrap_or("?"));
-    let mut source = std::error::Error::source(&e);
-    while let Some(inner) = source {
-        message.push_str(&format!(": {inner}"));
-        source = inner.source();
-    }
-    Error::Report(message)
 }

@@ -2,7 +2,6 @@
 //! against each swept value, all validation curves overlaid, the best trial linked, and a paired
 //! comparison of the best two.
 
-use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 
 use super::charts::{self, Series};
@@ -11,8 +10,6 @@ use crate::error::{Error, Result};
 use crate::run_dir::{self, RunDir};
 use crate::sweep::{SweepPlan, TrialRow};
 use crate::train::Select;
-
-const TEMPLATE: &str = include_str!("../../templates/sweep.md.j2");
 
 #[derive(Clone, Serialize)]
 struct RankedTrial {
@@ -144,12 +141,8 @@ pub fn render(plan: &SweepPlan, rows: &[TrialRow]) -> Result<()> {
         comparison,
         sweep_toml: plan.sweep_toml.clone(),
     };
-    let mut env = Environment::new();
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
-    env.add_template("sweep.md", TEMPLATE).map_err(|e| Error::Report(format!("template sweep.md: {e}")))?;
-    let text = env
-        .get_template("sweep.md")
-        .and_then(|t| t.render(Value::from(minijinja::value::Serde(&context))))
-        .map_err(|e| Error::Report(format!("template sweep.md: {e}")))?;
+    // the trials share the base spec's `[report] templates`
+    let dir = plan.trials.first().and_then(|(_, p)| p.report.templates.as_deref());
+    let text = super::templates::Templates::load(dir)?.render("sweep.md.j2", &context)?;
     run_dir::write_atomic(&plan.dir.join("report.md"), text.as_bytes())
 }

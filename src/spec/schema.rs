@@ -95,11 +95,15 @@ pub struct Split {
     /// Defaults to `experiment.seed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// Keep every group of duplicate images (identical pixels or near-identical, as the dataset
+    /// audit finds them) on one side of the train/validation split.
+    #[serde(default)]
+    pub group_duplicates: bool,
 }
 
 impl Default for Split {
     fn default() -> Self {
-        Self { validation: default_validation(), stratify: true, seed: None }
+        Self { validation: default_validation(), stratify: true, seed: None, group_duplicates: false }
     }
 }
 
@@ -441,12 +445,36 @@ pub struct Report {
     /// Test images shown with their true and predicted labels.
     #[serde(default = "default_prediction_grid")]
     pub prediction_grid: usize,
+    /// The most confident wrong test predictions shown as a gallery.
+    #[serde(default = "default_mistakes")]
+    pub mistakes: usize,
+    /// Test images shown with the model's attention (ViT rollout, CvT last-stage cls attention).
+    #[serde(default = "default_attention_maps")]
+    pub attention_maps: usize,
+    /// A folder of templates (`report.md.j2`, `report.html.j2`) replacing the built-in ones
+    /// file by file; relative paths resolve against the spec file that sets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub templates: Option<String>,
 }
 
 impl Default for Report {
     fn default() -> Self {
-        Self { formats: default_formats(), prediction_grid: default_prediction_grid() }
+        Self {
+            formats: default_formats(),
+            prediction_grid: default_prediction_grid(),
+            mistakes: default_mistakes(),
+            attention_maps: default_attention_maps(),
+            templates: None,
+        }
     }
+}
+
+fn default_mistakes() -> usize {
+    10
+}
+
+fn default_attention_maps() -> usize {
+    4
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
