@@ -4,7 +4,8 @@
 //! request leaves the file, and a phone-width window needs no horizontal scrolling.
 //!
 //! Without a browser the test fails, naming what to install; `BRASA_SKIP_BROWSER=1` skips it
-//! explicitly (printing so).
+//! explicitly (printing so). `BRASA_REPORT_HTML=path/to/report.html` checks that report instead
+//! of one from a fresh synthetic run (e.g. a real run's).
 
 mod common;
 
@@ -103,13 +104,23 @@ fn html_report_renders_in_chromium() {
         panic!("no Chromium found (install Debian's `chromium`, or set BRASA_CHROMIUM=/path/to/chrome; BRASA_SKIP_BROWSER=1 skips this test)");
     };
     let dir = tempfile::tempdir().unwrap();
-    write_image_folder(&dir.path().join("data"), 12, 4, 20);
-    // a user-provided string that must come out escaped
-    let spec = tiny_spec("browser", "data", 2).replace("tiny synthetic run", "<script>alert(1)</script> & <b>bold</b>");
-    std::fs::write(dir.path().join("spec.toml"), spec).unwrap();
-    assert_success(&run_in(dir.path(), &["run", "spec.toml", "--out", "run"]));
-    let html = std::fs::read_to_string(dir.path().join("run/report.html")).unwrap();
-    assert!(html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt; &amp; &lt;b&gt;bold&lt;&#x2f;b&gt;"), "the description is escaped");
+    let given = std::env::var_os("BRASA_REPORT_HTML").map(PathBuf::from);
+    let report = match &given {
+        Some(path) => path.clone(),
+        None => {
+            write_image_folder(&dir.path().join("data"), 12, 4, 20);
+            // a user-provided string that must come out escaped
+            let spec = tiny_spec("browser", "data", 2).replace("tiny synthetic run", "<script>alert(1)</script> & <b>bold</b>");
+            std::fs::write(dir.path().join("spec.toml"), spec).unwrap();
+            assert_success(&run_in(dir.path(), &["run", "spec.toml", "--out", "run"]));
+            dir.path().join("run/report.html")
+        }
+    };
+    let html = std::fs::read_to_string(&report).unwrap();
+    eprintln!("checking {} ({} bytes)", report.display(), html.len());
+    if given.is_none() {
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt; &amp; &lt;b&gt;bold&lt;&#x2f;b&gt;"), "the description is escaped");
+    }
     assert!(!html.contains("<script"), "the report carries no script");
     for attribute in ["src=\"http", "href=\"http", "src='http", "href='http", "url(http"] {
         assert!(!html.contains(attribute), "external reference {attribute}");
@@ -126,10 +137,11 @@ fn html_report_renders_in_chromium() {
     assert!(wide["text"].as_u64().unwrap() > 2000, "{wide}");
     let narrow = check(&browser, &html, dir.path(), (390, 844));
     assert!(narrow["overflow"].as_i64().unwrap() <= 0, "horizontal scrolling on a phone-width window: {narrow}");
+    eprintln!("rendered: {wide}");
 
     for (width, height) in [(1280, 2400), (390, 2400)] {
         let png = dir.path().join(format!("screenshot-{width}.png"));
-        chromium(&browser, &dir.path().join("run/report.html"), (width, height), &[&format!("--screenshot={}", png.display())]);
+        chromium(&browser, &report, (width, height), &[&format!("--screenshot={}", png.display())]);
         let (ink, colours) = ink(&png);
         assert!(ink > 0.03 && colours > 50, "the {width}px screenshot looks blank: {:.1}% ink, {colours} colours", ink * 100.0);
         eprintln!("screenshot {width}x{height}: {:.1}% ink, {colours} colours", ink * 100.0);
