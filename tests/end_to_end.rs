@@ -370,6 +370,9 @@ fn duplicates_are_found_kept_on_one_side_and_leak_free_metrics_reported() {
     assert!(report.contains("## Test classification report, leak-free"));
     assert!(report.contains("have an exact or near duplicate among the training/validation images"), "{report}");
     assert!(report.contains("([Dataset audit](#dataset-audit))"));
+    assert!(report.contains("![The largest duplicate groups](charts/duplicates.svg)"));
+    let sheet = read(&run.join("charts/duplicates.svg"));
+    assert!(sheet.matches("<image ").count() >= 6 && sheet.contains("group 1 (exact)"), "{sheet:.300}");
 }
 
 /// `<root>/{train,test}/<class>/<class>_NNN.png`: 32 px pictures of random 4×4 blocks tinted by

@@ -47,6 +47,9 @@ struct Context<'a> {
     data_charts: Vec<Chart>,
     /// Duplicate groups among the run's images; `None` for runs without `duplicates.csv`.
     audit: Option<leakage::AuditSummary>,
+    /// Thumbnails of the largest duplicate groups, or why they are missing.
+    duplicate_sheet: Option<Chart>,
+    duplicate_note: Option<String>,
     epochs: Vec<EpochLine>,
     best: Option<EpochLine>,
     /// Loss, metrics, learning rate and gradient norm.
@@ -191,6 +194,10 @@ fn epoch_line(e: &EpochRow) -> EpochLine {
     }
 }
 
+/// Duplicate groups drawn in the audit section, and files shown per group.
+const SHEET_GROUPS: usize = 4;
+const SHEET_MEMBERS: usize = 5;
+
 /// Human-readable duration: `1 h 02 min`, `7 min 31 s`, `12.4 s`.
 pub fn format_duration(seconds: f64) -> String {
     let s = seconds.round() as u64;
@@ -243,6 +250,38 @@ pub fn render(run: &RunDir) -> Result<Rendered> {
         None => (None, None),
     };
     let data_root = std::path::Path::new(&meta.data_root);
+    // contact sheets of the largest groups, from the original files
+    let (mut duplicate_sheet, mut duplicate_note) = (None, None);
+    if let (Some(rows), Some(summary)) = (&duplicates, &audit) {
+        let paths: Vec<String> = rows.iter().map(|r| data_root.join(&r.path).display().to_string()).collect();
+        let mut tiles = Vec::new();
+        for line in summary.largest.iter().take(SHEET_GROUPS) {
+            // one file of each part first, so a leak shows as train and test side by side
+            let all: Vec<(&run_dir::DuplicateRow, &String)> = rows.iter().zip(&paths).filter(|(r, _)| r.group == line.group).collect();
+            let mut shown: Vec<usize> = Vec::new();
+            for (i, (r, _)) in all.iter().enumerate() {
+                if !shown.iter().any(|&j| all[j].0.split == r.split) {
+                    shown.push(i);
+                }
+            }
+            shown.extend((0..all.len()).filter(|i| !shown.contains(i)).collect::<Vec<_>>());
+            shown.truncate(SHEET_MEMBERS);
+            shown.sort_unstable();
+            tiles.extend(shown.into_iter().map(|i| all[i]).map(|(r, path)| grid::Tile {
+                path,
+                caption: vec![
+                    (format!("group {} ({})", r.group, r.kind), "#222"),
+                    (format!("{} · {}", r.split, r.class), "#57606a"),
+                ],
+            }));
+        }
+        if !tiles.is_empty() {
+            match grid::gallery(&tiles) {
+                Ok(svg) => duplicate_sheet = Some(Chart { title: "The largest duplicate groups".into(), file: "charts/duplicates.svg".into(), svg }),
+                Err(why) => duplicate_note = Some(format!("the duplicate groups could not be drawn: {why}")),
+            }
+        }
+    }
     let relative = |path: &str| -> String {
         let p = std::path::Path::new(path);
         p.strip_prefix(data_root).unwrap_or(p).to_string_lossy().replace('\\', "/")
@@ -345,7 +384,7 @@ pub fn render(run: &RunDir) -> Result<Rendered> {
     // every chart is written under charts/ for the markdown and inlined in the HTML
     let mut written: Vec<&mut Chart> = data_charts.iter_mut().chain(training_charts.iter_mut()).collect();
     written.extend(parts.iter_mut().map(|p| &mut p.confusion_chart));
-    written.extend(grid.iter_mut().chain(mistakes.iter_mut()).chain(attention.iter_mut()));
+    written.extend(grid.iter_mut().chain(mistakes.iter_mut()).chain(attention.iter_mut()).chain(duplicate_sheet.iter_mut()));
     for chart in written {
         run.write(&chart.file, chart.svg.as_bytes())?;
         rendered.files.push(chart.file.clone());
@@ -373,6 +412,8 @@ pub fn render(run: &RunDir) -> Result<Rendered> {
         sizes: sizes::summarise(&split),
         data_charts,
         audit,
+        duplicate_sheet,
+        duplicate_note,
         epochs: epochs.iter().map(epoch_line).collect(),
         best,
         training_charts,
