@@ -133,10 +133,12 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<Outcome> {
     ));
     let duplicates = duplicate_groups(&images);
     if plan.data.split.group_duplicates {
-        let within_training_folder: Vec<Vec<usize>> = crate::audit::group(&images.train_fingerprints, crate::audit::NEAR_THRESHOLD)
-            .into_iter()
-            .map(|g| g.members)
-            .collect();
+        // the groups found above (training-folder items come first), merged where they overlap
+        let n = dataset.train_folder.len();
+        let clusters = crate::audit::clusters(&duplicates, n + dataset.test.len());
+        let mut together: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+        (0..n).for_each(|i| together.entry(clusters[i]).or_default().push(i));
+        let within_training_folder: Vec<Vec<usize>> = together.into_values().filter(|members| members.len() > 1).collect();
         let moved = dataset.keep_groups_together(&within_training_folder);
         if dataset.split.val.is_empty() || dataset.split.train.is_empty() {
             let largest = within_training_folder.iter().map(Vec::len).max().unwrap_or(0);
@@ -281,7 +283,7 @@ fn duplicate_rows(dataset: &Dataset, groups: &[crate::audit::Group], root: &Path
                     kind: group.kind.as_str().to_string(),
                     split: part.name().to_string(),
                     class: dataset.classes[item.label].clone(),
-                    path: item.path.strip_prefix(root).unwrap_or(&item.path).to_string_lossy().replace('\\', "/"),
+                    path: crate::audit::relative(root, &item.path),
                 }
             })
             .collect();

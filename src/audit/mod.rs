@@ -18,6 +18,7 @@ use rayon::prelude::*;
 
 pub use fingerprint::{Fingerprint, NEAR_THRESHOLD, PHASH_BITS, Phash, fingerprint, is_near};
 pub use group::{Group, Kind, clusters, crossing, group, leaked};
+pub use scan::relative;
 
 use crate::data::images::read_rgb;
 use crate::error::Result;

@@ -68,7 +68,9 @@ pub fn split(
 /// Moves every group (indices into the training folder) that the split divides to the side
 /// holding most of its members (ties: training), so that no image has a duplicate across the
 /// train/validation boundary. Returns how many images moved; the validation part's size may
-/// differ from the requested fraction by that many.
+/// differ from the requested fraction by that many. The groups must be disjoint (overlapping
+/// duplicate groups merged first, as `audit::clusters` does): a later group could otherwise
+/// split an earlier one.
 pub fn keep_groups_together(split: &mut SplitIndices, groups: &[Vec<usize>]) -> usize {
     let n = split.train.len() + split.val.len();
     let mut in_val = vec![false; n];

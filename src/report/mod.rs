@@ -97,7 +97,8 @@ struct PartReport {
     confusion_rows: Vec<Vec<String>>,
     /// Row-normalised: each row sums to 100%.
     confusion_percent_rows: Vec<Vec<String>>,
-    confusion_chart: Chart,
+    /// `None` for the leak-free subset, whose matrix is only tabulated.
+    confusion_chart: Option<Chart>,
 }
 
 #[derive(Serialize)]
@@ -132,12 +133,12 @@ fn score_row(name: &str, s: &ClassScores) -> ScoreRow {
     }
 }
 
-fn part_report(part: Part, report: &Report, classes: &[String], truth: &[usize], predicted: &[usize], seed: u64, confusion_chart: Chart) -> PartReport {
+fn part_report(part: Part, report: &Report, classes: &[String], truth: &[usize], predicted: &[usize], seed: u64, confusion_chart: Option<Chart>) -> PartReport {
     let interval = |metric: Metric| stats::metric_interval(truth, predicted, classes.len(), metric, seed);
-    let ci = |metric: Metric| {
-        let i = interval(metric);
-        format!("[{:.4}, {:.4}]", i.low, i.high)
-    };
+    let format = |i: stats::Interval| format!("[{:.4}, {:.4}]", i.low, i.high);
+    let ci = |metric: Metric| format(interval(metric));
+    // the findings use the accuracy interval too: bootstrap it once
+    let accuracy_interval = interval(Metric::Accuracy);
     let mut confusion_header = vec!["true \\ predicted".to_string()];
     confusion_header.extend(classes.iter().cloned());
     PartReport {
@@ -153,8 +154,8 @@ fn part_report(part: Part, report: &Report, classes: &[String], truth: &[usize],
             Part::Test => "test-classification-report",
         },
         accuracy: format!("{:.4}", report.accuracy),
-        accuracy_interval: interval(Metric::Accuracy),
-        accuracy_ci: ci(Metric::Accuracy),
+        accuracy_interval,
+        accuracy_ci: format(accuracy_interval),
         macro_f1_ci: ci(Metric::MacroF1),
         weighted_f1_ci: ci(Metric::WeightedF1),
         total: report.weighted_avg.support,
@@ -282,10 +283,7 @@ pub fn render(run: &RunDir) -> Result<Rendered> {
             }
         }
     }
-    let relative = |path: &str| -> String {
-        let p = std::path::Path::new(path);
-        p.strip_prefix(data_root).unwrap_or(p).to_string_lossy().replace('\\', "/")
-    };
+    let relative = |path: &str| crate::audit::relative(data_root, std::path::Path::new(path));
 
     let mut parts = Vec::new();
     let mut part_labels: Vec<(Part, Vec<usize>, Vec<usize>)> = Vec::new();
@@ -318,7 +316,7 @@ pub fn render(run: &RunDir) -> Result<Rendered> {
         let report = Report::new(&labels, &predicted, classes.len());
         let title = format!("Confusion matrix ({}, best epoch)", if part == Part::Test { "test" } else { "validation" });
         let chart = Chart { title: title.clone(), file: format!("charts/confusion_{}.svg", part.name()), svg: charts::confusion(&title, classes, &report.confusion)? };
-        parts.push(part_report(part, &report, classes, &labels, &predicted, meta.seed, chart));
+        parts.push(part_report(part, &report, classes, &labels, &predicted, meta.seed, Some(chart)));
         // the test metrics again on the images without a duplicate on the training side
         if let Some(leaked) = leaked.as_ref().filter(|l| part == Part::Test && !l.is_empty()) {
             let keep: Vec<usize> = (0..predictions.len()).filter(|&i| !leaked.contains(&relative(&predictions[i].path))).collect();
@@ -326,8 +324,7 @@ pub fn render(run: &RunDir) -> Result<Rendered> {
                 let t: Vec<usize> = keep.iter().map(|&i| labels[i]).collect();
                 let p: Vec<usize> = keep.iter().map(|&i| predicted[i]).collect();
                 let report = Report::new(&t, &p, classes.len());
-                let chart = Chart { title: String::new(), file: String::new(), svg: String::new() };
-                let mut free = part_report(part, &report, classes, &t, &p, meta.seed, chart);
+                let mut free = part_report(part, &report, classes, &t, &p, meta.seed, None);
                 free.title = "Test, leak-free";
                 leak_free = Some(free);
             }
@@ -383,7 +380,7 @@ pub fn render(run: &RunDir) -> Result<Rendered> {
 
     // every chart is written under charts/ for the markdown and inlined in the HTML
     let mut written: Vec<&mut Chart> = data_charts.iter_mut().chain(training_charts.iter_mut()).collect();
-    written.extend(parts.iter_mut().map(|p| &mut p.confusion_chart));
+    written.extend(parts.iter_mut().filter_map(|p| p.confusion_chart.as_mut()));
     written.extend(grid.iter_mut().chain(mistakes.iter_mut()).chain(attention.iter_mut()).chain(duplicate_sheet.iter_mut()));
     for chart in written {
         run.write(&chart.file, chart.svg.as_bytes())?;
