@@ -1,22 +1,31 @@
-//! Compute backends: which burn device a run uses, chosen at run time by name.
+//! Compute backends: which burn device a run uses, chosen at run time.
 //!
-//! `flex` (burn's pure-Rust CPU backend) is always built. GPU backends are cargo features, so a
-//! binary built without one says how to get it instead of failing obscurely.
+//! `flex` (burn's pure-Rust CPU backend) is always built. The GPU backend (burn's wgpu stack on
+//! Vulkan, Metal on macOS, DX12) is the cargo feature `gpu`, CUDA the feature `cuda`.
+//! `auto` takes the first real GPU adapter and falls back to flex; a software rasteriser
+//! (Mesa's llvmpipe / lavapipe, SwiftShader) is used only when `wgpu` is named. What was chosen,
+//! and why, is a [`Chosen`]: the log, `meta.json`, the report and `brasa validate` show it.
 
 use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
+    /// The first real GPU adapter, else flex.
+    Auto,
     Flex,
     Wgpu,
     Cuda,
 }
 
 impl Backend {
+    pub const ALL: [Backend; 4] = [Backend::Auto, Backend::Flex, Backend::Wgpu, Backend::Cuda];
+
     pub fn name(self) -> &'static str {
         match self {
+            Backend::Auto => "auto",
             Backend::Flex => "flex",
             Backend::Wgpu => "wgpu",
             Backend::Cuda => "cuda",
@@ -24,32 +33,323 @@ impl Backend {
     }
 
     pub fn parse(name: &str) -> Option<Self> {
-        [Backend::Flex, Backend::Wgpu, Backend::Cuda].into_iter().find(|b| b.name() == name)
+        Self::ALL.into_iter().find(|b| b.name() == name)
     }
 
-    /// The (non-autodiff) device for this backend.
-    pub fn device(self) -> Result<Device> {
+    /// Picks the device: `index` is `runtime.device` (among GPU adapters for `auto` and
+    /// `wgpu`, a CUDA ordinal for `cuda`).
+    pub fn choose(self, index: Option<usize>) -> Result<Chosen> {
         match self {
-            Backend::Flex => Ok(Device::flex()),
-            #[cfg(feature = "cuda")]
-            Backend::Cuda => Ok(Device::cuda(0)),
-            #[cfg(not(feature = "cuda"))]
-            Backend::Cuda => Err(Error::Backend(
-                "this brasa was built without CUDA support; rebuild it with \
-                 `cargo build --release --features cuda` on a machine with the CUDA toolkit and \
-                 internet access (burn's CUDA backend downloads an LLVM bundle while building)"
-                    .into(),
-            )),
-            #[cfg(feature = "wgpu")]
-            Backend::Wgpu => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
-            #[cfg(not(feature = "wgpu"))]
-            Backend::Wgpu => Err(Error::Backend(
-                "this brasa was built without the wgpu (Vulkan/Metal) backend; rebuild it with \
-                 `cargo build --release --features wgpu`"
-                    .into(),
-            )),
+            Backend::Flex => {
+                if index.is_some_and(|i| i > 0) {
+                    return Err(Error::Backend("runtime.device: flex has one device, 0".into()));
+                }
+                Ok(Chosen::flex("runtime.backend = \"flex\""))
+            }
+            Backend::Auto => {
+                let adapters = adapters();
+                let gpus: Vec<&Adapter> = adapters.iter().filter(|a| !a.software).collect();
+                match (index, gpus.is_empty()) {
+                    (_, true) => {
+                        let why = if !gpu_built() {
+                            "this brasa was built without the GPU backend (cargo feature `gpu`): using flex".to_string()
+                        } else if adapters.is_empty() {
+                            "no GPU adapter found: using flex".to_string()
+                        } else {
+                            format!(
+                                "no GPU adapter found (only the software rasteriser {}, used only when runtime.backend = \"wgpu\" names it): using flex",
+                                adapters[0].name
+                            )
+                        };
+                        Ok(Chosen::flex(&why))
+                    }
+                    (Some(i), false) if i >= gpus.len() => Err(Error::Backend(format!(
+                        "runtime.device = {i}, but this machine has {} GPU adapter(s): {}",
+                        gpus.len(),
+                        listing(&gpus)
+                    ))),
+                    (index, false) => {
+                        let adapter = gpus[index.unwrap_or(0)];
+                        let why = match index {
+                            Some(i) => format!("runtime.backend = \"auto\", runtime.device = {i}"),
+                            None if gpus.len() > 1 => format!("first of {} GPU adapters ({})", gpus.len(), listing(&gpus)),
+                            None => "the GPU adapter found".to_string(),
+                        };
+                        Ok(Chosen::gpu(adapter, why))
+                    }
+                }
+            }
+            Backend::Wgpu => {
+                if !gpu_built() {
+                    return Err(Error::Backend(
+                        "this brasa was built without the GPU backend; rebuild it with \
+                         `cargo build --release --features gpu`"
+                            .into(),
+                    ));
+                }
+                let adapters = adapters();
+                if adapters.is_empty() {
+                    return Err(Error::Backend(
+                        "runtime.backend = \"wgpu\" but no GPU adapter was found (no Vulkan/Metal driver answered; \
+                         on Linux install the GPU's Vulkan driver and libvulkan1, or mesa-vulkan-drivers for the software one); \
+                         runtime.backend = \"auto\" falls back to flex"
+                            .into(),
+                    ));
+                }
+                // real GPUs first, then software rasterisers
+                let mut ordered: Vec<&Adapter> = adapters.iter().filter(|a| !a.software).collect();
+                ordered.extend(adapters.iter().filter(|a| a.software));
+                let i = index.unwrap_or(0);
+                let Some(adapter) = ordered.get(i) else {
+                    return Err(Error::Backend(format!(
+                        "runtime.device = {i}, but this machine has {} adapter(s): {}",
+                        ordered.len(),
+                        listing(&ordered)
+                    )));
+                };
+                let why = match (index, adapter.software) {
+                    (_, true) => "runtime.backend = \"wgpu\" and no real GPU adapter: the software rasteriser (slow; for testing)".to_string(),
+                    (Some(i), false) => format!("runtime.backend = \"wgpu\", runtime.device = {i}"),
+                    (None, false) => "runtime.backend = \"wgpu\"".to_string(),
+                };
+                Ok(Chosen::gpu(adapter, why))
+            }
+            Backend::Cuda => cuda(index.unwrap_or(0)),
         }
     }
+}
+
+#[cfg(feature = "cuda")]
+fn cuda(index: usize) -> Result<Chosen> {
+    let device = Device::cuda(index);
+    let name = device.identity().map(|id| id.name).unwrap_or_else(|| format!("CUDA device {index}"));
+    Ok(Chosen {
+        device,
+        info: DeviceInfo {
+            backend: "cuda".into(),
+            adapter: Some(name),
+            api: Some("CUDA".into()),
+            reason: "runtime.backend = \"cuda\"".into(),
+            ..DeviceInfo::default()
+        },
+    })
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda(_index: usize) -> Result<Chosen> {
+    Err(Error::Backend(
+        "this brasa was built without CUDA support; rebuild it with `cargo build --release --features cuda` \
+         on a machine with internet access (burn's CUDA backend downloads an LLVM bundle while building), \
+         or use runtime.backend = \"wgpu\", which reaches NVIDIA GPUs through Vulkan"
+            .into(),
+    ))
+}
+
+/// The device a run uses, and what to tell the user about it.
+#[derive(Clone)]
+pub struct Chosen {
+    pub device: Device,
+    pub info: DeviceInfo,
+}
+
+impl std::fmt::Debug for Chosen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.info.fmt(f)
+    }
+}
+
+/// What was chosen, for logs, `meta.json` and the report.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeviceInfo {
+    /// `flex`, `wgpu` or `cuda`.
+    pub backend: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<String>,
+    /// Discrete GPU, integrated GPU, software rasteriser, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    /// Vulkan, Metal, DX12, CUDA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<String>,
+    /// Why this device.
+    pub reason: String,
+}
+
+impl DeviceInfo {
+    /// One line: `wgpu: NVIDIA H100 (discrete GPU, Vulkan, driver NVIDIA 580.1) — first GPU adapter`.
+    pub fn describe(&self) -> String {
+        let mut details: Vec<&str> = Vec::new();
+        details.extend(self.kind.as_deref());
+        details.extend(self.api.as_deref());
+        let driver = self.driver.as_ref().map(|d| format!("driver {d}"));
+        details.extend(driver.as_deref());
+        match &self.adapter {
+            Some(adapter) => format!("{}: {adapter} ({}); {}", self.backend, details.join(", "), self.reason),
+            None => format!("{} (CPU, {} threads); {}", self.backend, threads(), self.reason),
+        }
+    }
+
+    /// Like [`DeviceInfo::describe`], without the current process's thread count (for reports).
+    pub fn summary(&self) -> String {
+        let mut details: Vec<&str> = Vec::new();
+        details.extend(self.kind.as_deref());
+        details.extend(self.api.as_deref());
+        let driver = self.driver.as_ref().map(|d| format!("driver {d}"));
+        details.extend(driver.as_deref());
+        match &self.adapter {
+            Some(adapter) => format!("{adapter} ({}) — {}", details.join(", "), self.reason),
+            None => format!("CPU ({}) — {}", self.backend, self.reason),
+        }
+    }
+
+    pub fn is_gpu(&self) -> bool {
+        self.backend != "flex"
+    }
+}
+
+impl Chosen {
+    fn flex(reason: &str) -> Self {
+        Chosen { device: Device::flex(), info: DeviceInfo { backend: "flex".into(), reason: reason.into(), ..DeviceInfo::default() } }
+    }
+
+    #[allow(unused_variables)]
+    fn gpu(adapter: &Adapter, reason: String) -> Self {
+        #[cfg(feature = "gpu-backend")]
+        let device = adapter.device();
+        #[cfg(not(feature = "gpu-backend"))]
+        let device = unreachable!("no adapters are listed without the GPU backend");
+        Chosen {
+            device,
+            info: DeviceInfo {
+                backend: "wgpu".into(),
+                adapter: Some(adapter.name.clone()),
+                kind: Some(adapter.kind.clone()),
+                driver: Some(adapter.driver.clone()).filter(|d| !d.is_empty()),
+                api: Some(adapter.api.clone()),
+                reason,
+            },
+        }
+    }
+}
+
+/// A GPU adapter as the graphics API reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Adapter {
+    pub name: String,
+    pub kind: String,
+    pub driver: String,
+    pub api: String,
+    /// A CPU pretending to be a GPU (llvmpipe, lavapipe, SwiftShader, WARP).
+    pub software: bool,
+    #[cfg(feature = "gpu-backend")]
+    selector: (wgpu::Backend, burn::tensor::DeviceKind),
+}
+
+#[cfg(feature = "gpu-backend")]
+impl Adapter {
+    fn device(&self) -> Device {
+        let (api, kind) = self.selector.clone();
+        match api {
+            #[cfg(feature = "vulkan")]
+            wgpu::Backend::Vulkan => Device::vulkan(kind),
+            _ => {
+                let _ = api; // the runtime settles on the same API the adapter was listed on
+                Device::wgpu(kind)
+            }
+        }
+    }
+}
+
+fn listing(adapters: &[&Adapter]) -> String {
+    adapters.iter().enumerate().map(|(i, a)| format!("{i}: {} ({}, {})", a.name, a.kind, a.api)).collect::<Vec<_>>().join("; ")
+}
+
+/// Whether this binary has the GPU backend.
+pub fn gpu_built() -> bool {
+    cfg!(feature = "gpu-backend")
+}
+
+/// The GPU adapters of this machine on the first graphics API that has any (Vulkan, then Metal,
+/// then DX12), in the order the API lists them. Empty without the GPU backend or a driver.
+pub fn adapters() -> Vec<Adapter> {
+    #[cfg(feature = "gpu-backend")]
+    {
+        // a broken driver or loader must not take brasa down: no adapters, then
+        std::panic::catch_unwind(list_adapters).unwrap_or_default()
+    }
+    #[cfg(not(feature = "gpu-backend"))]
+    Vec::new()
+}
+
+#[cfg(feature = "gpu-backend")]
+fn list_adapters() -> Vec<Adapter> {
+    use burn::tensor::DeviceKind;
+    let apis = if cfg!(target_os = "macos") {
+        [wgpu::Backend::Metal, wgpu::Backend::Vulkan, wgpu::Backend::Dx12]
+    } else {
+        [wgpu::Backend::Vulkan, wgpu::Backend::Dx12, wgpu::Backend::Metal]
+    };
+    for api in apis {
+        // one instance limited to `api`, as burn's runtime makes, so indices agree with its own
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+            backends: api.into(),
+            ..wgpu::InstanceDescriptor::new_without_display_handle()
+        });
+        let infos: Vec<wgpu::AdapterInfo> =
+            futures_lite::future::block_on(instance.enumerate_adapters(api.into())).iter().map(wgpu::Adapter::get_info).collect();
+        let mut counts = [0usize; 3];
+        let mut found = Vec::new();
+        for info in infos {
+            let (kind, selector) = match info.device_type {
+                wgpu::DeviceType::DiscreteGpu => ("discrete GPU", DeviceKind::DiscreteGpu(bump(&mut counts[0]))),
+                wgpu::DeviceType::IntegratedGpu => ("integrated GPU", DeviceKind::IntegratedGpu(bump(&mut counts[1]))),
+                wgpu::DeviceType::VirtualGpu => ("virtual GPU", DeviceKind::VirtualGpu(bump(&mut counts[2]))),
+                wgpu::DeviceType::Cpu => ("software rasteriser", DeviceKind::Cpu),
+                // burn cannot address these by kind
+                wgpu::DeviceType::Other => continue,
+            };
+            if matches!(selector, DeviceKind::Cpu) && found.iter().any(|a: &Adapter| a.software) {
+                continue; // burn reaches only the first CPU adapter
+            }
+            let driver = [info.driver.as_str(), info.driver_info.as_str()].iter().filter(|s| !s.is_empty()).copied().collect::<Vec<_>>().join(" ");
+            found.push(Adapter {
+                name: info.name.clone(),
+                kind: kind.into(),
+                driver,
+                api: api_name(api).into(),
+                software: info.device_type == wgpu::DeviceType::Cpu,
+                selector: (api, selector),
+            });
+        }
+        if !found.is_empty() {
+            return found;
+        }
+    }
+    Vec::new()
+}
+
+#[cfg(feature = "gpu-backend")]
+fn bump(counter: &mut usize) -> usize {
+    *counter += 1;
+    *counter - 1
+}
+
+#[cfg(feature = "gpu-backend")]
+fn api_name(api: wgpu::Backend) -> &'static str {
+    match api {
+        wgpu::Backend::Vulkan => "Vulkan",
+        wgpu::Backend::Metal => "Metal",
+        wgpu::Backend::Dx12 => "DX12",
+        wgpu::Backend::Gl => "OpenGL",
+        _ => "other",
+    }
+}
+
+/// Bytes the device's allocator holds, where the backend tells.
+pub fn memory_reserved(device: &Device) -> Option<u64> {
+    device.memory_pool_usage().map(|usage| usage.bytes_reserved)
 }
 
 /// Sets the number of CPU threads (image decoding, augmentation and flex's kernels share the
@@ -61,4 +361,30 @@ pub fn set_threads(threads: usize) {
 /// Threads actually available to the global pool.
 pub fn threads() -> usize {
     rayon::current_num_threads()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for backend in Backend::ALL {
+            assert_eq!(Backend::parse(backend.name()), Some(backend));
+        }
+        assert_eq!(Backend::parse("tpu"), None);
+    }
+
+    #[test]
+    fn flex_has_one_device() {
+        assert!(Backend::Flex.choose(Some(1)).is_err());
+        assert_eq!(Backend::Flex.choose(None).unwrap().info.backend, "flex");
+    }
+
+    #[test]
+    fn auto_never_picks_a_software_rasteriser() {
+        let chosen = Backend::Auto.choose(None).unwrap();
+        let software = adapters().iter().any(|a| a.software && chosen.info.adapter.as_deref() == Some(a.name.as_str()));
+        assert!(!software, "{:?}", chosen.info);
+    }
 }

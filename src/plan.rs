@@ -138,6 +138,8 @@ impl Warmup {
 #[derive(Debug, Clone, Copy)]
 pub struct RuntimePlan {
     pub backend: Backend,
+    /// `runtime.device`: which GPU.
+    pub device: Option<usize>,
     pub threads: Option<usize>,
 }
 
@@ -227,6 +229,7 @@ impl Plan {
         }
         let train = resolve_train(&mut check, &spec.train);
         let backend = match spec.runtime.backend {
+            schema::BackendName::Auto => Backend::Auto,
             schema::BackendName::Flex => Backend::Flex,
             schema::BackendName::Wgpu => Backend::Wgpu,
             schema::BackendName::Cuda => Backend::Cuda,
@@ -281,7 +284,7 @@ impl Plan {
             augment,
             model,
             train,
-            runtime: RuntimePlan { backend, threads: spec.runtime.threads },
+            runtime: RuntimePlan { backend, device: spec.runtime.device, threads: spec.runtime.threads },
             report: ReportPlan {
                 markdown: spec.report.formats.contains(&schema::ReportFormat::Markdown),
                 html: spec.report.formats.contains(&schema::ReportFormat::Html),

@@ -94,6 +94,12 @@ pub struct Meta {
     pub git_commit: String,
     pub burn_version: String,
     pub backend: String,
+    /// The device chosen (adapter, driver, API) and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<crate::backend::DeviceInfo>,
+    /// The most GPU memory the allocator held during training (sampled), where the backend tells.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_memory_peak_bytes: Option<u64>,
     pub threads: usize,
     pub seed: u64,
     pub spec_file: String,

@@ -29,9 +29,12 @@ pub struct PredictArgs {
     out: Option<PathBuf>,
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
-    /// Compute backend (flex, wgpu, cuda).
-    #[arg(long, default_value = "flex")]
+    /// Compute backend: auto (the first GPU, else flex), flex, wgpu, cuda.
+    #[arg(long, default_value = "auto")]
     backend: String,
+    /// Which GPU when there are several (as `runtime.device`).
+    #[arg(long, value_name = "N")]
+    device: Option<usize>,
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
@@ -44,9 +47,11 @@ enum PreprocessChoice {
 
 pub fn execute(args: PredictArgs) -> Result<()> {
     let backend = Backend::parse(&args.backend)
-        .ok_or_else(|| brasa::Error::Backend(format!("--backend {:?}: expected flex, wgpu or cuda", args.backend)))?;
-    let device = backend.device()?;
+        .ok_or_else(|| brasa::Error::Backend(format!("--backend {:?}: expected auto, flex, wgpu or cuda", args.backend)))?;
+    let chosen = backend.choose(args.device)?;
+    let device = chosen.device.clone();
     let progress = if args.quiet { Progress::hidden() } else { Progress::stderr() };
+    progress.log(format!("device: {}", chosen.info.describe()));
     if args.batch_size == 0 {
         return Err(brasa::Error::Data("--batch-size must be at least 1".into()));
     }

@@ -25,6 +25,11 @@ pub fn execute(args: ValidateArgs) -> Result<()> {
         }
     }
     text.push_str(&describe_model(&plan));
+    // what `brasa run` would train on here (adapters are listed, none is opened)
+    match plan.runtime.backend.choose(plan.runtime.device) {
+        Ok(chosen) => text.push_str(&format!("# device: {}\n", chosen.info.describe())),
+        Err(e) => text.push_str(&format!("# device: {e}\n")),
+    }
     let root = &plan.data.layout.root;
     if !root.is_dir() {
         let source = plan.data.source.as_deref().unwrap_or("?");

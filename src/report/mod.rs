@@ -39,6 +39,8 @@ struct Context<'a> {
     /// When the run finished (or started, for an unfinished one).
     generated_at: String,
     wall_time: Option<String>,
+    /// The device the run trained on and why (runs from before devices were recorded: none).
+    device: Option<String>,
     findings: Vec<findings::Finding>,
     counts: Vec<CountRow>,
     totals: [usize; 3],
@@ -403,6 +405,10 @@ pub fn render(run: &RunDir) -> Result<Rendered> {
         meta: &meta,
         generated_at: meta.finished_at.clone().unwrap_or_else(|| meta.started_at.clone()),
         wall_time: meta.wall_seconds.map(format_duration),
+        device: meta.device.as_ref().map(|device| {
+            let memory = meta.gpu_memory_peak_bytes.map(|b| format!("; GPU memory held: {:.0} MB", b as f64 / 1e6)).unwrap_or_default();
+            format!("{}{memory}", device.summary())
+        }),
         findings,
         counts,
         totals: [meta.counts.train.iter().sum(), meta.counts.val.iter().sum(), meta.counts.test.iter().sum()],

@@ -423,6 +423,9 @@ pub enum SelectMetric {
 pub struct Runtime {
     #[serde(default)]
     pub backend: BackendName,
+    /// Which GPU when there are several (0 = the first GPU adapter, or CUDA device 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<usize>,
     /// CPU threads; all cores when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threads: Option<usize>,
@@ -431,7 +434,9 @@ pub struct Runtime {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BackendName {
+    /// The first real GPU adapter, else flex.
     #[default]
+    Auto,
     Flex,
     Wgpu,
     Cuda,
