@@ -92,7 +92,9 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<Outcome> {
     if let Some(threads) = plan.runtime.threads {
         backend::set_threads(threads);
     }
-    let device = plan.runtime.backend.device()?.autodiff();
+    let chosen = plan.runtime.backend.choose(plan.runtime.device)?;
+    progress.log(format!("device: {}", chosen.info.describe()));
+    let device = chosen.device.clone().autodiff();
 
     let mut dataset = prepare_dataset(plan, progress)?;
     if !dataset.skipped.is_empty() {
@@ -165,7 +167,7 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<Outcome> {
     run.write_split(&split_rows(&dataset, &images))?;
     run.write_duplicates(&duplicate_rows(&dataset, &duplicates, &plan.data.layout.root))?;
 
-    let mut meta = initial_meta(plan, &dataset, &run, &built, resumed.as_ref())?;
+    let mut meta = initial_meta(plan, &dataset, &run, &built, resumed.as_ref(), &chosen.info)?;
     run.write_meta(&meta)?;
     progress.log(format!(
         "run folder: {} (if interrupted, the same command with --out {} resumes it)",
@@ -212,7 +214,7 @@ fn new_run_dir(parent: PathBuf) -> PathBuf {
     candidate
 }
 
-fn timestamp(time: SystemTime) -> String {
+pub fn timestamp(time: SystemTime) -> String {
     humantime::format_rfc3339_seconds(time).to_string()
 }
 
@@ -224,7 +226,7 @@ fn check_resumable(run: &RunDir, plan: &Plan) -> Result<Option<Meta>> {
     }
     let previous = run.read_meta()?;
     let spec = run.read_to_string(run_dir::SPEC)?;
-    if spec != plan.resolved_toml {
+    if !same_run(&spec, &plan.resolved_toml) {
         return Err(Error::run_dir(
             run.root(),
             "holds a run of a different spec; choose another --out folder (or delete this one)",
@@ -237,6 +239,19 @@ fn check_resumable(run: &RunDir, plan: &Plan) -> Result<Option<Meta>> {
         ));
     }
     Ok(Some(previous))
+}
+
+/// Whether two resolved specs describe the same run: equal but for `[runtime]` (backend, device,
+/// threads), so a run started on one backend can resume on another (checkpoints hold plain
+/// f32 records, whatever device wrote them).
+fn same_run(a: &str, b: &str) -> bool {
+    let without_runtime = |text: &str| {
+        text.parse::<toml::Table>().ok().map(|mut table| {
+            table.remove("runtime");
+            table
+        })
+    };
+    a == b || matches!((without_runtime(a), without_runtime(b)), (Some(x), Some(y)) if x == y)
 }
 
 /// Every image of the run with its part: the training folder's items, then the test items.
@@ -305,7 +320,7 @@ fn total_steps(plan: &Plan, steps_per_epoch: usize) -> usize {
     plan.train.max_steps.map_or(all, |max| max.min(all))
 }
 
-fn initial_meta(plan: &Plan, dataset: &Dataset, run: &RunDir, built: &model::Built, previous: Option<&Meta>) -> Result<Meta> {
+fn initial_meta(plan: &Plan, dataset: &Dataset, run: &RunDir, built: &model::Built, previous: Option<&Meta>, device: &backend::DeviceInfo) -> Result<Meta> {
     let counts = dataset.counts();
     let (samples, steps) = steps_per_epoch(plan, dataset.split.train.len());
     let total_steps = total_steps(plan, steps);
@@ -319,7 +334,9 @@ fn initial_meta(plan: &Plan, dataset: &Dataset, run: &RunDir, built: &model::Bui
         brasa_version: BRASA_VERSION.into(),
         git_commit: GIT_COMMIT.into(),
         burn_version: BURN_VERSION.into(),
-        backend: plan.runtime.backend.name().into(),
+        backend: device.backend.clone(),
+        device: Some(device.clone()),
+        gpu_memory_peak_bytes: None,
         threads: backend::threads(),
         seed: plan.seed,
         spec_file: plan.spec_file.display().to_string(),
@@ -475,6 +492,7 @@ fn train_and_evaluate<M: Classifier + model::Attending>(
         patience: plan.train.patience,
         max_steps: plan.train.max_steps,
         seed: plan.seed,
+        sync_every: if meta.backend == "flex" { 1 } else { 16 },
     };
 
     let mut journal = RunJournal { run, classes: &dataset.classes, steps: Vec::new(), epochs: Vec::new(), best_model: None, progress, epochs_total: plan.train.epochs };
@@ -493,17 +511,19 @@ fn train_and_evaluate<M: Classifier + model::Attending>(
         progress.log(format!("resuming after epoch {} (step {})", state.epochs_done, state.step));
     }
     progress.log(format!(
-        "training {} ({} parameters) for {} epochs: {} samples, {} steps per epoch on {} ({} threads){}",
+        "training {} ({} parameters) for {} epochs: {} samples, {} steps per epoch on {} ({} CPU threads){}",
         plan.model.arch.name(),
         meta.model.parameters,
         plan.train.epochs,
         meta.train.samples_per_epoch,
         meta.train.steps_per_epoch,
-        plan.runtime.backend.name(),
+        meta.backend,
         backend::threads(),
         plan.train.max_steps.map(|m| format!(", stopping after {m} steps (train.max_steps)")).unwrap_or_default()
     ));
     let state = train::fit(model.clone(), optimizer, state, &hyper, &mut train_set, &val, &plan.preprocess.normalize, device, &mut journal, progress)?;
+    // the allocator keeps the pages it took, so what it holds now is the training's peak
+    meta.gpu_memory_peak_bytes = backend::memory_reserved(device).filter(|_| meta.backend != "flex");
     meta.best_epoch = state.best_epoch;
     meta.epochs_run = state.epochs_done;
     meta.stopped_early = state.stopped_early;
@@ -585,7 +605,7 @@ const ATTENTION_SEED: u64 = 0xa77e_4710;
 
 /// AdamW with the Hugging Face Trainer's grouping: no weight decay on biases and LayerNorm
 /// weights (`Trainer.get_decay_parameter_names`).
-fn new_optimizer<M: Classifier>(plan: &Plan, model: &M) -> ModuleOptimizer {
+pub fn new_optimizer<M: Classifier>(plan: &Plan, model: &M) -> ModuleOptimizer {
     let config = |weight_decay: f64| {
         AdamWConfig::new()
             .with_beta_1(plan.train.betas.0 as f32)

@@ -28,6 +28,13 @@ impl Normalize {
 
     /// A `[batch, 3, height, width]` tensor from same-sized images.
     pub fn batch(&self, images: &[&RgbImage], device: &Device) -> Tensor<4> {
+        let (values, shape) = self.values(images);
+        Tensor::from_data(TensorData::new(values, shape), device)
+    }
+
+    /// The values of [`Normalize::batch`]'s tensor and its shape, without making the tensor
+    /// (so a worker thread can assemble batches for the training thread).
+    pub fn values(&self, images: &[&RgbImage]) -> (Vec<f32>, [usize; 4]) {
         let (width, height) = images[0].dimensions();
         let per_image = 3 * (width * height) as usize;
         let mut values = vec![0f32; per_image * images.len()];
@@ -35,8 +42,7 @@ impl Normalize {
             assert_eq!(image.dimensions(), (width, height), "a batch mixes image sizes");
             self.write_chw(image, out);
         }
-        let shape = [images.len(), 3, height as usize, width as usize];
-        Tensor::from_data(TensorData::new(values, shape), device)
+        (values, [images.len(), 3, height as usize, width as usize])
     }
 }
 

@@ -44,6 +44,38 @@ pub fn global_norm<M: Module>(module: &M, grads: &GradientsParams) -> f64 {
     (total as f64).sqrt()
 }
 
+/// [`global_norm`] left on the device, as a `[1]` tensor (reading it would make a GPU wait).
+pub fn global_norm_tensor<M: Module>(module: &M, grads: &GradientsParams, device: &burn::tensor::Device) -> Tensor<1> {
+    let mut visitor = SquaredNorms { grads, sums: Vec::new() };
+    module.visit(&mut visitor);
+    if visitor.sums.is_empty() {
+        return Tensor::zeros([1], &device.clone().inner());
+    }
+    Tensor::cat(visitor.sums, 0).sum().sqrt()
+}
+
+/// Multiplies every gradient by a `[1]` tensor.
+struct ScaleBy<'a> {
+    grads: &'a mut GradientsParams,
+    factor: Tensor<1>,
+}
+
+impl ModuleVisitor for ScaleBy<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(grad) = self.grads.remove::<D>(param.id) {
+            self.grads.register(param.id, grad.mul(self.factor.clone().reshape([1; D])));
+        }
+    }
+}
+
+/// [`clip`] without leaving the device: `norm` is [`global_norm_tensor`]'s, and the gradients
+/// are multiplied by `min(1, max_norm / (norm + 1e-6))`, as `torch.nn.utils.clip_grad_norm_`
+/// does it (it never reads the norm back either).
+pub fn clip_tensor<M: Module>(module: &M, grads: &mut GradientsParams, norm: Tensor<1>, max_norm: f64) {
+    let factor = norm.add_scalar(1e-6).recip().mul_scalar(max_norm).clamp_max(1.0);
+    module.visit(&mut ScaleBy { grads, factor });
+}
+
 /// Scales the gradients so their global norm is at most `max_norm`; `norm` is their current
 /// global norm. PyTorch's coefficient: `max_norm / (norm + 1e-6)`, applied only when below 1.
 pub fn clip<M: Module>(module: &M, grads: &mut GradientsParams, norm: f64, max_norm: f64) {
@@ -76,5 +108,30 @@ mod tests {
         clip(&linear, &mut grads, norm, 1.0);
         let clipped = global_norm(&linear, &grads);
         assert!((clipped - 1.0).abs() < 1e-4, "clipped norm {clipped}");
+    }
+
+    #[test]
+    fn clipping_on_the_device_equals_clipping_on_the_host() {
+        let device = Device::flex().autodiff();
+        let linear = LinearConfig::new(3, 2).init(&device);
+        let grads = || {
+            let input = Tensor::<2>::from_data(TensorData::new(vec![1.0f32, -2.0, 3.0, 0.5, 4.0, -1.0], [2, 3]), &device);
+            let loss = linear.forward(input).powf_scalar(2.0).sum().mul_scalar(10.0);
+            GradientsParams::from_grads(loss.backward(), &linear)
+        };
+        let norm = global_norm(&linear, &grads());
+        let on_device: f32 = global_norm_tensor(&linear, &grads(), &device).into_scalar();
+        assert!((on_device as f64 - norm).abs() / norm < 1e-6);
+        for max_norm in [0.5, 1.0, 1e9] {
+            let (mut host, mut dev) = (grads(), grads());
+            clip(&linear, &mut host, norm, max_norm);
+            let norm_tensor = global_norm_tensor(&linear, &dev, &device);
+            clip_tensor(&linear, &mut dev, norm_tensor, max_norm);
+            let a: Vec<f32> = host.get::<2>(linear.weight.id).unwrap().into_data().try_into_vec().unwrap();
+            let b: Vec<f32> = dev.get::<2>(linear.weight.id).unwrap().into_data().try_into_vec().unwrap();
+            for (x, y) in a.iter().zip(&b) {
+                assert!((x - y).abs() <= 1e-6 * x.abs().max(1.0), "max_norm {max_norm}: {a:?} vs {b:?}");
+            }
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! Inference over a labelled image list: class probabilities and the mean cross-entropy.
 
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
 use image::RgbImage;
 
 use super::Classifier;
@@ -42,18 +42,23 @@ pub fn evaluate<M: Classifier>(
     what: &str,
 ) -> Evaluation {
     let bar = progress.bar(set.images.len() as u64, what);
+    // logits stay on the device until the end: one read instead of one per batch
+    let mut logits = Vec::with_capacity(set.images.len().div_ceil(batch_size.max(1)));
+    for images in set.images.chunks(batch_size) {
+        logits.push(model.logits(normalize.batch(images, device)));
+        bar.inc(images.len() as u64);
+    }
     let mut probabilities = Vec::with_capacity(set.images.len());
     let mut loss_sum = 0.0;
-    for (images, labels) in set.images.chunks(batch_size).zip(set.labels.chunks(batch_size)) {
-        let logits = model.logits(normalize.batch(images, device));
+    if !logits.is_empty() {
+        let logits = Tensor::cat(logits, 0);
         let [_, classes] = logits.dims();
-        let values: Vec<f32> = logits.into_data().try_into_vec().expect("logits are f32");
-        for (row, &label) in values.chunks_exact(classes).zip(labels) {
+        let values: Vec<f32> = logits.into_data().convert::<f32>().try_into_vec::<f32>().expect("logits are f32");
+        for (row, &label) in values.chunks_exact(classes).zip(&set.labels) {
             let (log_probs, probs) = log_softmax(row);
             loss_sum -= log_probs[label];
             probabilities.push(probs);
         }
-        bar.inc(images.len() as u64);
     }
     bar.finish_and_clear();
     let loss = if probabilities.is_empty() { 0.0 } else { loss_sum / probabilities.len() as f64 };

@@ -6,9 +6,9 @@
 
 use std::time::Instant;
 
-use burn::nn::loss::CrossEntropyLossConfig;
+use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::{GradientsParams, ModuleOptimizer};
-use burn::tensor::Device;
+use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::evaluate::{EvalSet, evaluate};
@@ -73,6 +73,9 @@ pub struct Hyper {
     /// Stop after this many optimizer steps in all.
     pub max_steps: Option<usize>,
     pub seed: u64,
+    /// Steps whose numbers are read back from the device together (1 on the CPU, where reading
+    /// costs nothing; more on a GPU, which would otherwise wait for the host after every step).
+    pub sync_every: usize,
 }
 
 impl Hyper {
@@ -122,7 +125,63 @@ pub trait Journal<M> {
     fn epoch(&mut self, record: &EpochRecord, model: &M, optimizer: &ModuleOptimizer, state: &TrainState) -> Result<()>;
 }
 
+/// A batch assembled on a CPU worker thread: normalised pixels and labels, no tensor yet
+/// (tensors are made on the training thread only; burn's GPU backends leak memory for tensors
+/// made on other threads).
+struct HostBatch {
+    pixels: Vec<f32>,
+    shape: [usize; 4],
+    labels: Vec<usize>,
+}
+
+impl HostBatch {
+    fn assemble(train: &TrainSet, samples: &[crate::data::loader::Sample], normalize: &Normalize) -> Self {
+        let images: Vec<_> = samples.iter().map(|&s| train.image(s)).collect();
+        let (pixels, shape) = normalize.values(&images);
+        Self { pixels, shape, labels: samples.iter().map(|&s| train.label(s)).collect() }
+    }
+}
+
+/// Batches assembled ahead of the step that uses them.
+const PREFETCH: usize = 4;
+
+/// One step's numbers, still on the device: loss, gradient norm, correct predictions.
+struct PendingStep {
+    stats: Tensor<1>,
+    lr: f64,
+    size: usize,
+}
+
+/// One optimizer step: forward, cross-entropy, backward, the global gradient-norm clip, AdamW.
+/// Returns the updated model and, still on the device, `[loss, gradient norm, correct]`.
+#[allow(clippy::too_many_arguments)]
+pub fn train_step<M: Classifier>(
+    model: M,
+    optimizer: &mut ModuleOptimizer,
+    loss_fn: &CrossEntropyLoss,
+    pixels: Tensor<4>,
+    labels: Tensor<1, Int>,
+    lr: f64,
+    grad_clip: Option<f64>,
+    device: &Device,
+) -> (M, Tensor<1>) {
+    let logits = model.logits(pixels);
+    let loss = loss_fn.forward(logits.clone(), labels.clone());
+    let right = logits.inner().argmax(1).squeeze_dim::<1>(1).equal(labels.inner()).int().sum().float();
+    let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+    let grad_norm = clip::global_norm_tensor(&model, &grads, device);
+    if let Some(max_norm) = grad_clip {
+        clip::clip_tensor(&model, &mut grads, grad_norm.clone(), max_norm);
+    }
+    let model = optimizer.step(lr, model, grads);
+    (model, Tensor::cat(vec![loss.inner().reshape([1]), grad_norm, right.reshape([1])], 0))
+}
+
 /// Trains `model` from `state` (a fresh `TrainState` or one restored from a checkpoint).
+///
+/// The next batches are assembled on a worker thread while the device computes, and the
+/// step's numbers (loss, gradient norm, accuracy) stay on the device until `hyper.sync_every`
+/// steps have queued up, so a GPU is not made to wait for the host after every step.
 #[allow(clippy::too_many_arguments)]
 pub fn fit<M: Classifier>(
     mut model: M,
@@ -138,47 +197,75 @@ pub fn fit<M: Classifier>(
 ) -> Result<TrainState> {
     let loss_fn = CrossEntropyLossConfig::new().init(device);
     let steps_per_epoch = train.len().div_ceil(hyper.batch_size);
+    let sync_every = hyper.sync_every.max(1);
     while state.epochs_done < hyper.epochs && !state.stopped_early && !hyper.steps_exhausted(state.step) {
         let epoch = state.epochs_done;
         let started = Instant::now();
         device.seed(draw_seed(hyper.seed, 1, epoch as u64));
         train.prepare_epoch(epoch, progress);
         let order = train.shuffled(epoch);
+        let remaining = hyper.max_steps.map_or(usize::MAX, |max| max.saturating_sub(state.step));
+        let batches: Vec<&[crate::data::loader::Sample]> = order.chunks(hyper.batch_size).take(remaining).collect();
         let bar = progress.epoch_bar(steps_per_epoch as u64, &format!("epoch {}/{}", epoch + 1, hyper.epochs));
-        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
+        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0.0f64, 0usize);
         let mut lr = hyper.schedule.lr(state.step);
-        for batch in order.chunks(hyper.batch_size) {
-            if hyper.steps_exhausted(state.step) {
-                break;
+        let train_ref: &TrainSet = train;
+        let trained: Result<M> = std::thread::scope(|scope| {
+            let mut model = model;
+            let (sender, receiver) = std::sync::mpsc::sync_channel::<HostBatch>(PREFETCH);
+            scope.spawn(move || {
+                for batch in batches {
+                    if sender.send(HostBatch::assemble(train_ref, batch, normalize)).is_err() {
+                        break; // training stopped
+                    }
+                }
+            });
+            let mut pending: Vec<PendingStep> = Vec::with_capacity(sync_every);
+            let mut flush = |pending: &mut Vec<PendingStep>, state: &TrainState, journal: &mut dyn Journal<M>| -> Result<()> {
+                if pending.is_empty() {
+                    return Ok(());
+                }
+                let first_step = state.step - pending.len();
+                let stats: Vec<f32> = Tensor::cat(pending.iter().map(|p| p.stats.clone()).collect(), 0)
+                    .into_data()
+                    .convert::<f32>()
+                    .try_into_vec::<f32>()
+                    .expect("step statistics are f32");
+                for (k, (step, values)) in pending.drain(..).zip(stats.chunks_exact(3)).enumerate() {
+                    let (loss_value, grad_norm, right) = (values[0] as f64, values[1] as f64, values[2] as f64);
+                    if !loss_value.is_finite() {
+                        return Err(Error::Train(format!(
+                            "the loss became {loss_value} at step {} (epoch {}); lower train.optimizer.lr or set train.grad_clip",
+                            first_step + k + 1,
+                            epoch + 1
+                        )));
+                    }
+                    loss_sum += loss_value * step.size as f64;
+                    correct += right;
+                    seen += step.size;
+                    journal.step(&StepRecord { step: first_step + k + 1, epoch: epoch + 1, loss: loss_value, lr: step.lr, grad_norm })?;
+                }
+                bar.set_message(format!("epoch {}/{} loss {:.4}", epoch + 1, hyper.epochs, loss_sum / seen.max(1) as f64));
+                Ok(())
+            };
+            for host in receiver {
+                lr = hyper.schedule.lr(state.step);
+                let size = host.labels.len();
+                let pixels = Tensor::<4>::from_data(burn::tensor::TensorData::new(host.pixels, host.shape), device);
+                let labels = tensor::labels(&host.labels, device);
+                let (next, stats) = train_step(model, &mut optimizer, &loss_fn, pixels, labels, lr, hyper.grad_clip, device);
+                model = next;
+                pending.push(PendingStep { stats, lr, size });
+                state.step += 1;
+                if pending.len() >= sync_every {
+                    flush(&mut pending, &state, journal)?;
+                }
+                bar.inc(1);
             }
-            lr = hyper.schedule.lr(state.step);
-            let images: Vec<_> = batch.iter().map(|&s| train.image(s)).collect();
-            let labels: Vec<usize> = batch.iter().map(|&s| train.label(s)).collect();
-            let logits = model.logits(normalize.batch(&images, device));
-            let loss = loss_fn.forward(logits.clone(), tensor::labels(&labels, device));
-            let loss_value = loss.clone().into_scalar::<f32>() as f64;
-            if !loss_value.is_finite() {
-                return Err(Error::Train(format!(
-                    "the loss became {loss_value} at step {} (epoch {}); lower train.optimizer.lr or set train.grad_clip",
-                    state.step + 1,
-                    epoch + 1
-                )));
-            }
-            let predicted: Vec<i64> = logits.argmax(1).into_data().try_into_vec_as().expect("argmax gives integers");
-            correct += predicted.iter().zip(&labels).filter(|(p, l)| **p as usize == **l).count();
-            let mut grads = GradientsParams::from_grads(loss.backward(), &model);
-            let grad_norm = clip::global_norm(&model, &grads);
-            if let Some(max_norm) = hyper.grad_clip {
-                clip::clip(&model, &mut grads, grad_norm, max_norm);
-            }
-            model = optimizer.step(lr, model, grads);
-            loss_sum += loss_value * batch.len() as f64;
-            seen += batch.len();
-            state.step += 1;
-            journal.step(&StepRecord { step: state.step, epoch: epoch + 1, loss: loss_value, lr, grad_norm })?;
-            bar.set_message(format!("epoch {}/{} loss {:.4}", epoch + 1, hyper.epochs, loss_sum / seen as f64));
-            bar.inc(1);
-        }
+            flush(&mut pending, &state, journal)?;
+            Ok(model)
+        });
+        model = trained?;
         bar.finish_and_clear();
 
         let evaluation = evaluate(&model.valid(), val, hyper.eval_batch_size, normalize, device, progress, "validating");
@@ -199,7 +286,7 @@ pub fn fit<M: Classifier>(
         let record = EpochRecord {
             epoch: state.epochs_done,
             train_loss: loss_sum / seen.max(1) as f64,
-            train_accuracy: correct as f64 / seen.max(1) as f64,
+            train_accuracy: correct / seen.max(1) as f64,
             val_loss: evaluation.loss,
             val: report,
             lr,

@@ -10,7 +10,7 @@ use burn::module::Module;
 use burn::tensor::Tensor;
 
 pub use evaluate::{EvalSet, Evaluation, evaluate};
-pub use fit::{EpochRecord, Hyper, Journal, Select, StepRecord, TrainState, fit};
+pub use fit::{EpochRecord, Hyper, Journal, Select, StepRecord, TrainState, fit, train_step};
 
 /// A model that maps images `[batch, 3, height, width]` to class logits `[batch, classes]`.
 pub trait Classifier: Module {
