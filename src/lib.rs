@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod augment;
 pub mod backend;
+pub mod bench;
 pub mod compare;
 pub mod data;
 pub mod error;

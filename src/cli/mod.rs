@@ -1,5 +1,6 @@
 //! Command-line interface: one file per subcommand, each a thin layer over the library.
 
+mod bench;
 mod compare;
 mod data;
 mod predict;
@@ -34,6 +35,8 @@ enum Command {
     Predict(predict::PredictArgs),
     /// Compare runs on the same test images: differences with CIs, McNemar's test, a verdict.
     Compare(compare::CompareArgs),
+    /// Time training, inference and the data path of a spec's model on this machine.
+    Bench(bench::BenchArgs),
     /// Inspect a dataset: `brasa data audit ROOT` finds duplicates, leakage and unreadable files.
     Data(data::DataArgs),
 }
@@ -78,5 +81,6 @@ pub fn execute(cli: Cli) -> Result<()> {
         Command::Predict(args) => predict::execute(args),
         Command::Compare(args) => compare::execute(args),
         Command::Data(args) => data::execute(args),
+        Command::Bench(args) => bench::execute(args),
     }
 }

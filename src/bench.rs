@@ -1,0 +1,328 @@
+//! `brasa bench`: how fast this machine trains and runs a spec's model, and how fast it feeds it.
+//!
+//! - **train**: samples/s of the real training step ([`crate::train::train_step`]: forward,
+//!   cross-entropy, backward, global gradient clip, AdamW) on the spec's model, image size, batch
+//!   and backend, fed seeded random pixels from the host each step as a run feeds its batches;
+//! - **infer**: samples/s of the inference copy of the model (`model.valid()`) on the same batch;
+//! - **data**: images/s of the data path over the spec's training folder: decode, the spec's
+//!   preprocessing and augmentation-source resize, its random augmentation chain, and the
+//!   normalised channels-first batch values (what the trainer's worker thread assembles).
+//!
+//! Device work is timed over all timed steps with one wait at the end (a GPU queues steps as a
+//! run does); warm-up steps (autotuning, first allocations) are not timed.
+
+use std::time::Instant;
+
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::backend::{self, DeviceInfo};
+use crate::data::images;
+use crate::error::{Error, Result};
+use crate::model::{self, Model};
+use crate::plan::Plan;
+use crate::progress::Progress;
+use crate::train::{self, Classifier};
+
+/// What to measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum What {
+    Train,
+    Infer,
+    Data,
+}
+
+impl What {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "train" => Some(What::Train),
+            "infer" => Some(What::Infer),
+            "data" => Some(What::Data),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub what: Vec<What>,
+    /// Timed steps of train and infer.
+    pub steps: usize,
+    /// Untimed steps before them.
+    pub warmup: usize,
+    /// At most this many training-folder images for the data path (all when `None`).
+    pub limit: Option<usize>,
+}
+
+/// One benchmark's figures, printed as one JSON line with `--json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Results {
+    pub brasa: String,
+    pub git_commit: String,
+    pub burn: String,
+    pub date: String,
+    pub machine: Machine,
+    pub device: DeviceInfo,
+    pub model: String,
+    pub parameters: usize,
+    pub image_size: [u32; 2],
+    pub batch: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub train: Option<Throughput>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub infer: Option<Throughput>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<DataThroughput>,
+    /// Peak resident memory of the process (Linux), bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_rss_bytes: Option<u64>,
+    /// What the GPU allocator held at the end, bytes (its high-water mark: pools keep their pages).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu_memory_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    pub cpu: String,
+    pub cores: usize,
+    pub threads: usize,
+    pub os: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Throughput {
+    pub samples_per_s: f64,
+    pub steps: usize,
+    pub warmup: usize,
+    pub seconds: f64,
+    /// Seconds of the warm-up steps (first-use costs: autotuning, kernel compilation, allocation).
+    pub warmup_seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DataThroughput {
+    pub images: usize,
+    /// Read + decode only.
+    pub decode_per_s: f64,
+    /// Read + decode + preprocessing + augmentation chain + normalised batch values.
+    pub full_per_s: f64,
+}
+
+/// Runs the benchmark of `plan`'s model, data and device.
+pub fn run(plan: &Plan, options: &Options, progress: &Progress) -> Result<Results> {
+    if options.steps == 0 {
+        return Err(Error::Data("brasa bench: --steps must be at least 1".into()));
+    }
+    if let Some(threads) = plan.runtime.threads {
+        backend::set_threads(threads);
+    }
+    let chosen = plan.runtime.backend.choose(plan.runtime.device)?;
+    progress.log(format!("device: {}", chosen.info.describe()));
+    let size = plan.preprocess.input_size;
+    let classes: Vec<String> = (0..4).map(|i| format!("class{i}")).collect();
+    let request = model::Request {
+        arch: plan.model.arch,
+        options: plan.model.options,
+        classes: &classes,
+        input_size: size,
+        pretrained: None,
+        freeze: &plan.model.freeze,
+    };
+    let mut results = Results {
+        brasa: crate::runner::BRASA_VERSION.into(),
+        git_commit: crate::runner::GIT_COMMIT.into(),
+        burn: crate::runner::BURN_VERSION.into(),
+        date: crate::runner::timestamp(std::time::SystemTime::now()),
+        machine: machine(),
+        device: chosen.info.clone(),
+        model: plan.model.arch.name().into(),
+        parameters: 0,
+        image_size: [size.0, size.1],
+        batch: plan.train.batch_size,
+        train: None,
+        infer: None,
+        data: None,
+        peak_rss_bytes: None,
+        gpu_memory_bytes: None,
+    };
+    let wants = |what| options.what.contains(&what);
+    if wants(What::Data) {
+        results.data = Some(data_path(plan, options.limit, progress)?);
+    }
+    if wants(What::Train) || wants(What::Infer) {
+        let device = chosen.device.clone().autodiff();
+        device.seed(plan.seed);
+        let built = model::build(&request, &device)?;
+        results.parameters = built.model.num_params();
+        let measured = match built.model {
+            Model::Cvt(model) => measure(model, plan, options, &device, progress)?,
+            Model::Vit(model) => measure(model, plan, options, &device, progress)?,
+        };
+        (results.train, results.infer) = measured;
+        results.gpu_memory_bytes = backend::memory_reserved(&chosen.device).filter(|_| chosen.info.is_gpu());
+    }
+    results.peak_rss_bytes = peak_rss();
+    Ok(results)
+}
+
+type Measured = (Option<Throughput>, Option<Throughput>);
+
+fn measure<M: Classifier>(model: M, plan: &Plan, options: &Options, device: &Device, progress: &Progress) -> Result<Measured> {
+    let batch = plan.train.batch_size;
+    let (width, height) = plan.preprocess.input_size;
+    let shape = [batch, 3, height as usize, width as usize];
+    let mut rng = ChaCha8Rng::seed_from_u64(plan.seed);
+    let pixels: Vec<f32> = (0..shape.iter().product::<usize>()).map(|_| rng.random_range(-2.0f32..2.0)).collect();
+    let labels: Vec<usize> = (0..batch).map(|_| rng.random_range(0..4)).collect();
+    let input = |device: &Device| Tensor::<4>::from_data(TensorData::new(pixels.clone(), shape), device);
+    let (mut train_result, mut infer_result) = (None, None);
+
+    if options.what.contains(&What::Infer) {
+        let inference = model.valid();
+        let inner = device.clone().inner();
+        let bar = progress.bar((options.warmup + options.steps) as u64, "bench: inference");
+        let mut step = |_: usize| -> Tensor<2> {
+            let logits = inference.logits(input(&inner));
+            bar.inc(1);
+            logits
+        };
+        infer_result = Some(timed(options, batch, &mut step, |logits| wait(logits.sum())));
+        bar.finish_and_clear();
+    }
+
+    if options.what.contains(&What::Train) {
+        let mut optimizer = crate::runner::new_optimizer(plan, &model);
+        let loss_fn = CrossEntropyLossConfig::new().init(device);
+        let label_tensor = |device: &Device| {
+            let values: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
+            Tensor::<1, Int>::from_data(TensorData::new(values, [batch]), device)
+        };
+        let bar = progress.bar((options.warmup + options.steps) as u64, "bench: training");
+        let mut current = Some(model);
+        let mut step = |k: usize| -> Tensor<1> {
+            let lr = plan.train.lr * (1.0 - k as f64 / (options.warmup + options.steps) as f64);
+            let (next, stats) = train::train_step(current.take().expect("model"), &mut optimizer, &loss_fn, input(device), label_tensor(device), lr, plan.train.grad_clip, device);
+            current = Some(next);
+            bar.inc(1);
+            stats
+        };
+        train_result = Some(timed(options, batch, &mut step, |stats| wait(stats)));
+        bar.finish_and_clear();
+    }
+    Ok((train_result, infer_result))
+}
+
+/// Waits until the device has computed `tensor` (reads it back).
+fn wait(tensor: Tensor<1>) {
+    let _ = tensor.into_data();
+}
+
+/// Runs `warmup` then `steps` steps, each waited for at the end of its phase only.
+fn timed<T>(options: &Options, batch: usize, step: &mut dyn FnMut(usize) -> T, finish: impl Fn(T)) -> Throughput {
+    let started = Instant::now();
+    let mut last = None;
+    for k in 0..options.warmup {
+        last = Some(step(k));
+    }
+    if let Some(last) = last.take() {
+        finish(last);
+    }
+    let warmup_seconds = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    for k in 0..options.steps {
+        last = Some(step(options.warmup + k));
+    }
+    finish(last.expect("at least one step"));
+    let seconds = started.elapsed().as_secs_f64();
+    Throughput { samples_per_s: (batch * options.steps) as f64 / seconds, steps: options.steps, warmup: options.warmup, seconds, warmup_seconds }
+}
+
+/// The data path over the spec's training folder.
+fn data_path(plan: &Plan, limit: Option<usize>, progress: &Progress) -> Result<DataThroughput> {
+    let dataset = crate::runner::prepare_dataset(plan, progress)?;
+    let mut items = dataset.train_folder.clone();
+    if let Some(limit) = limit {
+        items.truncate(limit);
+    }
+    if items.is_empty() {
+        return Err(Error::Data("brasa bench: the training folder has no images".into()));
+    }
+    // the page cache first, so the disk is not what is measured
+    for item in &items {
+        let _ = std::fs::read(&item.path);
+    }
+    let started = Instant::now();
+    items.par_iter().try_for_each(|item| images::read_rgb(&item.path).map(drop))?;
+    let decode_seconds = started.elapsed().as_secs_f64();
+
+    let clean = plan.preprocess.recipe;
+    let source = plan.augment.source_recipe();
+    let ops = plan.augment.chain.random_part();
+    let normalize = plan.preprocess.normalize;
+    let started = Instant::now();
+    items.par_iter().enumerate().try_for_each(|(i, item)| -> Result<()> {
+        let image = images::read_rgb(&item.path)?;
+        let input = clean.apply(image.clone());
+        let mut values = vec![0f32; 3 * (input.width() * input.height()) as usize];
+        normalize.write_chw(&input, &mut values);
+        if !ops.is_empty() {
+            let augmented = crate::augment::Chain::apply_ops(ops, &source.apply(image), i as u64);
+            let mut values = vec![0f32; 3 * (augmented.width() * augmented.height()) as usize];
+            normalize.write_chw(&augmented, &mut values);
+        }
+        Ok(())
+    })?;
+    let full_seconds = started.elapsed().as_secs_f64();
+    Ok(DataThroughput { images: items.len(), decode_per_s: items.len() as f64 / decode_seconds, full_per_s: items.len() as f64 / full_seconds })
+}
+
+fn machine() -> Machine {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| text.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_string()))
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    Machine {
+        cpu,
+        cores: std::thread::available_parallelism().map(usize::from).unwrap_or(1),
+        threads: backend::threads(),
+        os: std::env::consts::OS.into(),
+    }
+}
+
+/// The process's peak resident set (VmHWM), where the OS tells.
+pub fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+impl Results {
+    /// A few readable lines.
+    pub fn summary(&self) -> String {
+        let mut text = format!(
+            "{} ({} parameters) at {}x{}, batch {}\ndevice: {}\nmachine: {} ({} cores, {} threads)\n",
+            self.model, self.parameters, self.image_size[0], self.image_size[1], self.batch, self.device.describe(), self.machine.cpu, self.machine.cores, self.machine.threads
+        );
+        if let Some(t) = &self.train {
+            text.push_str(&format!("train: {:.2} samples/s ({} steps in {:.2} s; warm-up {:.1} s)\n", t.samples_per_s, t.steps, t.seconds, t.warmup_seconds));
+        }
+        if let Some(t) = &self.infer {
+            text.push_str(&format!("infer: {:.2} samples/s ({} batches in {:.2} s; warm-up {:.1} s)\n", t.samples_per_s, t.steps, t.seconds, t.warmup_seconds));
+        }
+        if let Some(d) = &self.data {
+            text.push_str(&format!("data:  {:.0} images/s decode only, {:.0} images/s decode + preprocess + augment + batch ({} images)\n", d.decode_per_s, d.full_per_s, d.images));
+        }
+        if let Some(rss) = self.peak_rss_bytes {
+            text.push_str(&format!("peak RSS: {:.0} MB\n", rss as f64 / 1e6));
+        }
+        if let Some(gpu) = self.gpu_memory_bytes {
+            text.push_str(&format!("GPU memory held: {:.0} MB\n", gpu as f64 / 1e6));
+        }
+        text
+    }
+}
