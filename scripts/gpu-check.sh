@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# brasa on a real GPU, side by side with PyTorch eager on the same card, in about 8 minutes:
+#   1. what `brasa validate` chooses here;
+#   2. training and inference throughput of CvT-13 and ViT-B/16 at 224 px, batch 16 and 64:
+#      `brasa bench` on the GPU backend, then bench/torch_bench.py (PyTorch eager, fp32) on CUDA;
+#   3. one full experiments/reference.toml run (CvT-13 from scratch, 224 px, 10 epochs, batch 16,
+#      validation every epoch, test at the end) with its wall time.
+# Results go to $OUT (default ./gpu-check-out): gpu-check.log, bench.jsonl, table.md, the run's
+# report and meta.json.
+#
+# For a Linux machine without network: carry a built brasa (BRASA=path, default
+# target/release/brasa), the dataset at data/brain-tumor-mri, and — if `ldconfig -p` shows no
+# libvulkan — the Vulkan loader packages as .deb files in GL_DEBS (default .gl/), which are unpacked
+# into / first. python3 with torch + transformers + torchvision must be there for step 2's reference.
+#
+# Knobs: STEPS (timed steps, default 10), WARMUP (default 3), MODELS ("cvt13 vitb16"), BATCHES
+# ("16 64"), REFERENCE=0 skips step 3, REFERENCE_LIMIT=seconds stops the reference run early (its
+# epochs so far and their times are still reported; the same command with the same REFERENCE_OUT
+# resumes it), BRASA_WGSL=path also benches a WGSL build (at the batches in WGSL_BATCHES, "16").
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-$PWD/gpu-check-out}
+mkdir -p "$OUT"
+BRASA=${BRASA:-target/release/brasa}
+STEPS=${STEPS:-10}
+WARMUP=${WARMUP:-3}
+MODELS=${MODELS:-"cvt13 vitb16"}
+BATCHES=${BATCHES:-"16 64"}
+REFERENCE=${REFERENCE:-1}
+REFERENCE_LIMIT=${REFERENCE_LIMIT:-0}
+REFERENCE_OUT=${REFERENCE_OUT:-$OUT/reference-run}   # an unfinished run there is resumed
+# REFERENCE_DEADLINE=unix-seconds: stop the reference run then (instead of REFERENCE_LIMIT)
+GL_DEBS=${GL_DEBS:-.gl}
+BACKEND=${BACKEND:-wgpu}          # flex: a dry run of this script on a machine without a GPU
+TORCH_DEVICE=${TORCH_DEVICE:-cuda}
+SIZE=${SIZE:-224}
+log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" | tee -a "$OUT/gpu-check.log" >&2; }
+started=$(date +%s)
+
+if ! ldconfig -p | grep -q libvulkan.so.1 && ls "$GL_DEBS"/*.deb >/dev/null 2>&1; then
+  log "unpacking the Vulkan loader from $GL_DEBS"
+  for f in "$GL_DEBS"/*.deb; do dpkg -x "$f" /; done
+  ldconfig
+fi
+for icd in /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json /usr/share/vulkan/icd.d/nvidia_icd.json /etc/vulkan/icd.d/nvidia_icd.json; do
+  if [ -z "${VK_DRIVER_FILES:-}" ] && [ -f "$icd" ]; then export VK_DRIVER_FILES=$icd; fi
+done
+log "VK_DRIVER_FILES=${VK_DRIVER_FILES:-unset}"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | tee -a "$OUT/gpu-check.log" >&2
+log "$("$BRASA" --version)"
+
+log "1. brasa validate experiments/reference.toml (the device lines)"
+"$BRASA" validate experiments/reference.toml 2>&1 | grep -E '^# (device|data)' | tee -a "$OUT/gpu-check.log" >&2
+"$BRASA" validate experiments/reference.toml --set 'runtime.backend="wgpu"' 2>&1 | grep -E '^# device' | tee -a "$OUT/gpu-check.log" >&2
+
+arch_of() { case $1 in cvt13) echo cvt-13 ;; vitb16) echo vit-base-patch16-224 ;; cvt-tiny) echo cvt-tiny ;; vit-tiny) echo vit-tiny ;; esac; }
+log "2. throughput: brasa bench (GPU backend) and PyTorch eager fp32 on CUDA, $STEPS timed steps after $WARMUP"
+: > "$OUT/bench.jsonl"
+for model in $MODELS; do
+  for batch in $BATCHES; do
+    binaries=("$BRASA")
+    [ -n "${BRASA_WGSL:-}" ] && [[ " ${WGSL_BATCHES:-16} " == *" $batch "* ]] && binaries+=("$BRASA_WGSL")
+    for binary in "${binaries[@]}"; do
+      log "brasa $(basename "$binary") $model batch $batch"
+      # each binary keeps its own autotune cache (~/.cache/cubecl)
+      HOME=/tmp/home-$(basename "$binary") timeout 240 "$binary" bench experiments/reference.toml --backend "$BACKEND" --what train,infer --json \
+        --steps "$STEPS" --warmup "$WARMUP" --set "model.arch=\"$(arch_of "$model")\"" \
+        --set "preprocess.resize=$SIZE" --set "preprocess.center_crop=$SIZE" --set "augment.chain=[]" \
+        --set train.batch_size="$batch" 2>>"$OUT/gpu-check.log" \
+        | sed "s/^{/{\"stack\":\"brasa\",\"binary\":\"$(basename "$binary")\",\"key\":\"$model-$batch\",/" >> "$OUT/bench.jsonl" \
+        || log "brasa bench $model $batch failed (see above)"
+    done
+    log "pytorch $model batch $batch"
+    timeout 240 python3 bench/torch_bench.py --device "$TORCH_DEVICE" --model "$model" --size "$SIZE" --batch "$batch" \
+      --steps "$STEPS" --warmup "$WARMUP" --what train,infer 2>>"$OUT/gpu-check.log" \
+      | sed "s/^{/{\"key\":\"$model-$batch\",/" >> "$OUT/bench.jsonl" || log "torch_bench $model $batch failed"
+  done
+done
+python3 - "$OUT/bench.jsonl" > "$OUT/table.md" <<'PY'
+import json, sys
+rows = {}
+for line in open(sys.argv[1]):
+    try:
+        r = json.loads(line)
+    except ValueError:
+        continue
+    who = r.get("binary", "brasa") if r.get("stack") == "brasa" else "pytorch"
+    rows.setdefault(r["key"], {})[who] = r
+print("| model, batch | brasa train | PyTorch train | ratio | brasa infer | PyTorch infer | ratio |")
+print("|---|---|---|---|---|---|---|")
+for key, by in rows.items():
+    for name, b in by.items():
+        if name == "pytorch":
+            continue
+        t = by.get("pytorch", {})
+        def cell(r, what):
+            return r.get(what, {}).get("samples_per_s")
+        def ratio(a, b):
+            return f"{a / b:.2f}×" if a and b else "–"
+        bt, pt, bi, pi = cell(b, "train"), cell(t, "train"), cell(b, "infer"), cell(t, "infer")
+        fmt = lambda v: f"{v:.1f}" if v else "–"
+        label = key if name == "brasa" else f"{key} ({name})"
+        print(f"| {label} | {fmt(bt)} | {fmt(pt)} | {ratio(bt, pt)} | {fmt(bi)} | {fmt(pi)} | {ratio(bi, pi)} |")
+PY
+cat "$OUT/table.md" | tee -a "$OUT/gpu-check.log" >&2
+
+if [ "$REFERENCE" = 1 ]; then
+  log "3. experiments/reference.toml end to end on the GPU (CvT-13 from scratch, 224 px, 10 epochs)"
+  limit=()
+  if [ -n "${REFERENCE_DEADLINE:-}" ]; then REFERENCE_LIMIT=$(( REFERENCE_DEADLINE - $(date +%s) )); fi
+  [ "$REFERENCE_LIMIT" != 0 ] && limit=(timeout --signal=INT "$REFERENCE_LIMIT") && log "stopping it after $REFERENCE_LIMIT s if not done"
+  run_start=$(date +%s.%N)
+  HOME=/tmp/home-$(basename "$BRASA") "${limit[@]}" "$BRASA" run experiments/reference.toml --backend "$BACKEND" --out "$REFERENCE_OUT" \
+    ${REFERENCE_SET:-} 2>&1 | tr '\r' '\n' > "$OUT/reference.log"
+  grep -v '^\s*$' "$OUT/reference.log" | grep -vE '[0-9]+/[0-9]+ *$' | tail -n 40 | tee -a "$OUT/gpu-check.log" >&2
+  run_end=$(date +%s.%N)
+  log "reference run wall time: $(python3 -c "print(f'{$run_end - $run_start:.1f} s')")"
+  cut -d, -f1-5,14 "$REFERENCE_OUT/epochs.csv" 2>/dev/null | tee -a "$OUT/gpu-check.log" >&2
+  python3 - "$REFERENCE_OUT/meta.json" <<'PY' 2>&1 | tee -a "$OUT/gpu-check.log" >&2
+import json, sys
+m = json.load(open(sys.argv[1]))
+print("status:", m["status"], "| epochs:", m.get("epochs_run"), "| wall:", m.get("wall_seconds"), "s | device:", m.get("device"), "| GPU memory peak:", m.get("gpu_memory_peak_bytes"))
+PY
+fi
+log "done in $(( $(date +%s) - started )) s"

@@ -1,0 +1,287 @@
+//! The GPU code path against flex (and transformers): burn's wgpu backend on whatever adapter
+//! the machine has — in CI, Mesa's software Vulkan (lavapipe), which runs the same SPIR-V
+//! kernels a real GPU does, only slowly.
+//!
+//! - the HF parity fixtures give the same logits on the GPU as on flex (and as transformers);
+//! - attention maps match flex's;
+//! - a few training steps of cvt-tiny and vit-tiny give per-step losses within 1e-3 (relative)
+//!   of flex's;
+//! - a run started on flex and killed resumes on the GPU and ends like the flex run.
+//!
+//! Those four compile and autotune hundreds of kernels: seconds on a real GPU, but hours on
+//! lavapipe (each kernel is compiled by LLVM on the CPU, and autotuning compiles several of
+//! each), so they are `#[ignore]`d and run on a machine with a GPU:
+//! `cargo test --release --features gpu --test gpu -- --include-ignored`. What CI runs on lavapipe
+//! is the small one: a forward and backward pass through the ops the models are made of (linear,
+//! conv, GELU, LayerNorm, BatchNorm, softmax, batched matmul, cross-entropy, AdamW) against flex.
+//!
+//! Without any Vulkan/Metal adapter the tests say so and pass, unless `BRASA_REQUIRE_GPU=1`
+//! (CI sets it, having installed lavapipe), which makes a missing adapter a failure.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use brasa::backend::Backend;
+use brasa::model::hub::CheckpointFiles;
+use brasa::model::pretrained::HfConfig;
+use brasa::model::{self, Arch, Model, Options, Request, attention};
+use brasa::train::Classifier;
+use burn::module::Module;
+use burn::tensor::{Device, Tensor, TensorData};
+use common::{FixtureTensor, assert_success, csv_rows, fixture, read_safetensors, run_in, stderr, tiny_spec, write_image_folder};
+
+/// Logits and attention maps: GPU against flex.
+const TOLERANCE: f32 = 1e-4;
+/// Per-step training losses, relative.
+const LOSS_TOLERANCE: f64 = 1e-3;
+
+/// The GPU device, or `None` (after saying why) where the machine has no adapter.
+fn gpu() -> Option<Device> {
+    match Backend::Wgpu.choose(None) {
+        Ok(chosen) => {
+            println!("GPU device: {}", chosen.info.describe());
+            Some(chosen.device)
+        }
+        Err(e) if std::env::var("BRASA_REQUIRE_GPU").is_ok_and(|v| v == "1") => panic!("BRASA_REQUIRE_GPU=1 but: {e}"),
+        Err(e) => {
+            println!("skipped: {e}");
+            None
+        }
+    }
+}
+
+fn build(arch: Arch, dir: &Path, input: u32, device: &Device) -> Model {
+    let files = CheckpointFiles { weights: dir.join("model.safetensors"), config: dir.join("config.json"), preprocessor: None };
+    let classes = HfConfig::read(&dir.join("config.json")).unwrap().labels;
+    let request = Request { arch, options: Options::default(), classes: &classes, input_size: (input, input), pretrained: Some((&files, "fixture")), freeze: &[] };
+    model::build(&request, device).unwrap_or_else(|e| panic!("{}: {e}", dir.display())).model
+}
+
+fn tensor(fixture: &FixtureTensor, device: &Device) -> Tensor<4> {
+    let shape: [usize; 4] = fixture.shape.clone().try_into().unwrap();
+    Tensor::from_data(TensorData::new(fixture.values.clone(), shape), device)
+}
+
+fn logits(model: &Model, pixels: Tensor<4>) -> Vec<f32> {
+    let out = match model {
+        Model::Cvt(m) => m.valid().logits(pixels),
+        Model::Vit(m) => m.valid().logits(pixels),
+    };
+    out.into_data().convert::<f32>().try_into_vec::<f32>().unwrap()
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// A tiny conv-attention block: the op kinds CvT and ViT are made of.
+#[derive(burn::module::Module, Debug)]
+struct Block {
+    conv: burn::nn::conv::Conv2d,
+    norm: burn::nn::BatchNorm,
+    qkv: burn::nn::Linear,
+    layer_norm: burn::nn::LayerNorm,
+    head: burn::nn::Linear,
+}
+
+impl Block {
+    fn new(device: &Device) -> Self {
+        Block {
+            conv: burn::nn::conv::Conv2dConfig::new([3, 8], [3, 3]).with_stride([2, 2]).init(device),
+            norm: burn::nn::BatchNormConfig::new(8).init(device),
+            qkv: burn::nn::LinearConfig::new(8, 24).init(device),
+            layer_norm: burn::nn::LayerNormConfig::new(8).init(device),
+            head: burn::nn::LinearConfig::new(8, 3).init(device),
+        }
+    }
+
+    fn forward(&self, pixels: Tensor<4>) -> Tensor<2> {
+        let x = self.norm.forward(self.conv.forward(pixels)); // [b, 8, h, w]
+        let [b, c, h, w] = x.dims();
+        let tokens = x.reshape([b, c, h * w]).swap_dims(1, 2); // [b, n, 8]
+        let qkv = self.qkv.forward(self.layer_norm.forward(tokens.clone()));
+        let q = qkv.clone().narrow(2, 0, 8);
+        let k = qkv.clone().narrow(2, 8, 8);
+        let v = qkv.narrow(2, 16, 8);
+        let attention = burn::tensor::activation::softmax(q.matmul(k.swap_dims(1, 2)).mul_scalar(8f32.powf(-0.5)), 2);
+        let out = burn::tensor::activation::gelu(attention.matmul(v)) + tokens;
+        self.head.forward(out.mean_dim(1).squeeze_dim::<2>(1))
+    }
+}
+
+#[test]
+fn the_models_ops_forward_and_backward_match_flex_on_the_gpu() {
+    use burn::module::Module;
+    use burn::optim::{AdamWConfig, GradientsParams};
+    let Some(gpu) = gpu() else { return };
+    let flex = Device::flex();
+    flex.seed(7);
+    let initial = Block::new(&flex.clone().autodiff());
+    let train = |device: &Device| -> (Vec<f32>, Vec<f32>) {
+        let device = device.clone().autodiff();
+        // the same weights on both devices: made once on flex, moved
+        let mut block = initial.clone().fork(&device);
+        let mut rng_values = (0..2 * 3 * 12 * 12).map(|i| ((i * 7919 % 113) as f32 / 113.0) - 0.5);
+        let pixels: Vec<f32> = (&mut rng_values).collect();
+        let pixels = Tensor::<4>::from_data(TensorData::new(pixels, [2, 3, 12, 12]), &device);
+        let labels = Tensor::<1, burn::tensor::Int>::from_data(TensorData::new(vec![0i64, 2], [2]), &device);
+        let loss_fn = burn::nn::loss::CrossEntropyLossConfig::new().init(&device);
+        let mut optimizer = AdamWConfig::new().init();
+        let mut losses = Vec::new();
+        for _ in 0..3 {
+            let loss = loss_fn.forward(block.forward(pixels.clone()), labels.clone());
+            losses.push(loss.clone().into_scalar::<f32>());
+            let grads = GradientsParams::from_grads(loss.backward(), &block);
+            block = optimizer.step(1e-2, block, grads);
+        }
+        // train mode (batch statistics): the BatchNorm running statistics are shared between clones
+        let logits = block.forward(pixels).into_data().convert::<f32>().try_into_vec::<f32>().unwrap();
+        (losses, logits)
+    };
+    let (flex_losses, flex_logits) = train(&Device::flex());
+    let (gpu_losses, gpu_logits) = train(&gpu);
+    let loss_gap = flex_losses.iter().zip(&gpu_losses).map(|(a, b)| ((a - b) / a).abs()).fold(0.0, f32::max);
+    let logit_gap = max_abs_diff(&flex_logits, &gpu_logits);
+    println!("3 AdamW steps: losses flex {flex_losses:?}, gpu {gpu_losses:?} (max relative gap {loss_gap:.2e}); logits after: max |gpu - flex| = {logit_gap:.2e}");
+    assert!(loss_gap as f64 <= LOSS_TOLERANCE, "{flex_losses:?} vs {gpu_losses:?}");
+    assert!(logit_gap <= 1e-3, "{flex_logits:?} vs {gpu_logits:?}");
+}
+
+#[test]
+#[ignore = "compiles hundreds of kernels: run on a machine with a GPU (see the file's header)"]
+fn hf_parity_fixtures_give_the_same_logits_on_the_gpu() {
+    let Some(gpu) = gpu() else { return };
+    let flex = Device::flex();
+    for (name, arch, input, pixels) in [
+        ("cvt-small", Arch::Cvt13, 64, "pixel_values"),
+        ("vit-small", Arch::VitTiny, 32, "pixel_values"),
+        ("vit-small", Arch::VitTiny, 48, "pixel_values_48"),
+    ] {
+        let dir = fixture(&format!("hf/{name}"));
+        let parity = read_safetensors(&dir.join("parity.safetensors"));
+        let on_flex = logits(&build(arch, &dir, input, &flex), tensor(&parity[pixels], &flex));
+        let on_gpu = logits(&build(arch, &dir, input, &gpu), tensor(&parity[pixels], &gpu));
+        let against_flex = max_abs_diff(&on_gpu, &on_flex);
+        let expected = if pixels == "pixel_values" { "logits".to_string() } else { format!("logits{}", &pixels["pixel_values".len()..]) };
+        let against_transformers = parity.get(&expected).map(|t| max_abs_diff(&on_gpu, &t.values));
+        println!("{name} at {input}: max |gpu - flex| = {against_flex:.2e}, max |gpu - transformers| = {against_transformers:?}");
+        assert!(against_flex <= TOLERANCE, "{name}: {against_flex}");
+        assert!(against_transformers.is_none_or(|d| d <= TOLERANCE), "{name}: {against_transformers:?}");
+    }
+}
+
+#[test]
+#[ignore = "compiles hundreds of kernels: run on a machine with a GPU (see the file's header)"]
+fn attention_maps_match_flex_on_the_gpu() {
+    let Some(gpu) = gpu() else { return };
+    let flex = Device::flex();
+    for (name, arch, input) in [("cvt-small", Arch::Cvt13, 64), ("vit-small", Arch::VitTiny, 32)] {
+        let dir = fixture(&format!("hf/{name}"));
+        let parity = read_safetensors(&dir.join("parity.safetensors"));
+        let maps = |device: &Device| attention::attention_maps(&build(arch, &dir, input, device), tensor(&parity["pixel_values"], device)).unwrap();
+        let (on_flex, on_gpu) = (maps(&flex), maps(&gpu));
+        assert_eq!(on_flex.len(), on_gpu.len());
+        let mut worst = 0f32;
+        for (a, b) in on_flex.iter().zip(&on_gpu) {
+            assert_eq!((a.height, a.width, &a.method), (b.height, b.width, &b.method));
+            worst = worst.max(max_abs_diff(&a.values, &b.values));
+        }
+        println!("{name}: {} maps, max |gpu - flex| = {worst:.2e}", on_gpu.len());
+        assert!(worst <= TOLERANCE, "{name}: {worst}");
+    }
+}
+
+/// The `loss` column of a run's steps.csv.
+fn losses(run: &Path) -> Vec<f64> {
+    let rows = csv_rows(&run.join("steps.csv"));
+    let header = common::csv_header(&run.join("steps.csv"));
+    let column = header.iter().position(|h| h == "loss").expect("a loss column");
+    rows.iter().map(|r| r[column].parse().unwrap()).collect()
+}
+
+fn assert_close(what: &str, flex: &[f64], gpu: &[f64]) {
+    assert_eq!(flex.len(), gpu.len(), "{what}: step counts");
+    let worst = flex.iter().zip(gpu).map(|(a, b)| (a - b).abs() / a.abs().max(1e-12)).fold(0.0, f64::max);
+    println!("{what}: {} steps, max relative loss difference gpu vs flex = {worst:.2e}", flex.len());
+    assert!(worst <= LOSS_TOLERANCE, "{what}: flex {flex:?}\ngpu {gpu:?}");
+}
+
+#[test]
+#[ignore = "compiles hundreds of kernels: run on a machine with a GPU (see the file's header)"]
+fn training_steps_on_the_gpu_follow_flex() {
+    if gpu().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write_image_folder(&dir.path().join("data"), 12, 2, 32);
+    std::fs::write(dir.path().join("spec.toml"), tiny_spec("gpu-steps", "data", 1)).unwrap();
+    for (arch, size) in [("cvt-tiny", 32), ("vit-tiny", 32)] {
+        let mut runs = Vec::new();
+        for backend in ["flex", "wgpu"] {
+            let out = format!("{arch}-{backend}");
+            let output = run_in(
+                dir.path(),
+                &[
+                    "run", "spec.toml", "--out", &out, "--quiet", "--backend", backend,
+                    "--set", &format!("model.arch=\"{arch}\""),
+                    "--set", &format!("preprocess.resize=[{size}, {size}]"),
+                    "--set", &format!("augment.chain=[{{ op = \"resize\", size = [{size}, {size}] }}, {{ op = \"horizontal_flip\", p = 0.5 }}]"),
+                    // no random masks: flex and the GPU draw them from different generators
+                    "--set", "model.drop_path_rate=0.0",
+                    "--set", "model.dropout=0.0",
+                    "--set", "train.max_steps=6",
+                    "--set", "report.attention_maps=0",
+                ],
+            );
+            assert_success(&output);
+            let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join(&out).join("meta.json")).unwrap()).unwrap();
+            assert_eq!(meta["backend"], backend, "{}", meta["device"]);
+            runs.push(losses(&dir.path().join(&out)));
+        }
+        assert_close(arch, &runs[0], &runs[1]);
+    }
+}
+
+#[test]
+#[ignore = "compiles hundreds of kernels: run on a machine with a GPU (see the file's header)"]
+fn a_run_started_on_flex_resumes_on_the_gpu() {
+    if gpu().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write_image_folder(&dir.path().join("data"), 12, 2, 16);
+    let spec = format!("{}\n", tiny_spec("cross-resume", "data", 3)).replace("arch = \"cvt-tiny\"", "arch = \"cvt-tiny\"\ndrop_path_rate = 0.0");
+    std::fs::write(dir.path().join("spec.toml"), spec).unwrap();
+
+    let output = run_in(dir.path(), &["run", "spec.toml", "--out", "straight", "--quiet", "--backend", "flex"]);
+    assert_success(&output);
+
+    let mut child = common::brasa()
+        .current_dir(dir.path())
+        .args(["run", "spec.toml", "--out", "moved", "--quiet", "--backend", "flex"])
+        .spawn()
+        .unwrap();
+    let state = dir.path().join("moved/checkpoints/state.json");
+    let started = Instant::now();
+    while !state.exists() {
+        assert!(started.elapsed() < Duration::from_secs(120), "no checkpoint after 2 minutes");
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be interrupted");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let done: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    let done = done["train"]["epochs_done"].as_u64().unwrap();
+
+    let output = run_in(dir.path(), &["run", "spec.toml", "--out", "moved", "--backend", "wgpu"]);
+    assert_success(&output);
+    assert!(stderr(&output).contains(&format!("resuming after epoch {done}")), "{}", stderr(&output));
+    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("moved/meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["backend"], "wgpu");
+    assert_eq!(meta["status"], "complete");
+    assert_close(&format!("flex to epoch {done}, then the GPU"), &losses(&dir.path().join("straight")), &losses(&dir.path().join("moved")));
+}
+
