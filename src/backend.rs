@@ -347,6 +347,15 @@ fn api_name(api: wgpu::Backend) -> &'static str {
     }
 }
 
+/// The error for a device that failed while computing a batch (out of memory, a kernel it cannot
+/// launch at that size): names the batch size to lower.
+pub fn device_failure(error: &dyn std::fmt::Debug, key: &str, batch: usize) -> Error {
+    Error::Train(format!(
+        "the device failed while computing a batch of {batch} ({error:?}); if it ran out of memory, lower {key} (e.g. --set {key}={})",
+        (batch / 2).max(1)
+    ))
+}
+
 /// Bytes the device's allocator holds, where the backend tells.
 pub fn memory_reserved(device: &Device) -> Option<u64> {
     device.memory_pool_usage().map(|usage| usage.bytes_reserved)

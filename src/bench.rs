@@ -190,7 +190,7 @@ fn measure<M: Classifier>(model: M, plan: &Plan, options: &Options, device: &Dev
             bar.inc(1);
             logits
         };
-        infer_result = Some(timed(options, batch, &mut step, |logits| wait(logits.sum())));
+        infer_result = Some(timed(options, batch, &mut step, |logits| wait(logits.sum(), batch))?);
         bar.finish_and_clear();
     }
 
@@ -210,35 +210,35 @@ fn measure<M: Classifier>(model: M, plan: &Plan, options: &Options, device: &Dev
             bar.inc(1);
             stats
         };
-        train_result = Some(timed(options, batch, &mut step, |stats| wait(stats)));
+        train_result = Some(timed(options, batch, &mut step, |stats| wait(stats, batch))?);
         bar.finish_and_clear();
     }
     Ok((train_result, infer_result))
 }
 
 /// Waits until the device has computed `tensor` (reads it back).
-fn wait(tensor: Tensor<1>) {
-    let _ = tensor.into_data();
+fn wait(tensor: Tensor<1>, batch: usize) -> Result<()> {
+    tensor.try_into_data().map(drop).map_err(|e| backend::device_failure(&e, "train.batch_size", batch))
 }
 
 /// Runs `warmup` then `steps` steps, each waited for at the end of its phase only.
-fn timed<T>(options: &Options, batch: usize, step: &mut dyn FnMut(usize) -> T, finish: impl Fn(T)) -> Throughput {
+fn timed<T>(options: &Options, batch: usize, step: &mut dyn FnMut(usize) -> T, finish: impl Fn(T) -> Result<()>) -> Result<Throughput> {
     let started = Instant::now();
     let mut last = None;
     for k in 0..options.warmup {
         last = Some(step(k));
     }
     if let Some(last) = last.take() {
-        finish(last);
+        finish(last)?;
     }
     let warmup_seconds = started.elapsed().as_secs_f64();
     let started = Instant::now();
     for k in 0..options.steps {
         last = Some(step(options.warmup + k));
     }
-    finish(last.expect("at least one step"));
+    finish(last.expect("at least one step"))?;
     let seconds = started.elapsed().as_secs_f64();
-    Throughput { samples_per_s: (batch * options.steps) as f64 / seconds, steps: options.steps, warmup: options.warmup, seconds, warmup_seconds }
+    Ok(Throughput { samples_per_s: (batch * options.steps) as f64 / seconds, steps: options.steps, warmup: options.warmup, seconds, warmup_seconds })
 }
 
 /// The data path over the spec's training folder.

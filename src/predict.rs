@@ -106,7 +106,11 @@ impl Predictor {
             let evaluation = match &self.model {
                 Model::Cvt(m) => evaluate(&m.valid(), &set, batch_size, &self.normalize, device, &Progress::hidden(), ""),
                 Model::Vit(m) => evaluate(&m.valid(), &set, batch_size, &self.normalize, device, &Progress::hidden(), ""),
-            };
+            }
+            .map_err(|e| match e {
+                crate::Error::Train(message) => crate::Error::Train(message.replace("train.eval_batch_size (e.g. --set train.eval_batch_size=", "--batch-size (e.g. --batch-size ")),
+                other => other,
+            })?;
             probabilities.extend(evaluation.probabilities);
             bar.inc(chunk.len() as u64);
         }

@@ -531,7 +531,7 @@ fn train_and_evaluate<M: Classifier + model::Attending>(
     let best_file = journal.best_model.clone().ok_or_else(|| Error::Train("no epoch finished".into()))?;
     let best = load_model(model, run, &best_file)?.valid();
     let evaluate = |part: Part, set: &EvalSet, items: &[&Item]| -> Result<crate::metrics::Report> {
-        let evaluation = train::evaluate(&best, set, plan.train.eval_batch_size, &plan.preprocess.normalize, device, progress, &format!("{} (best)", part.name()));
+        let evaluation = train::evaluate(&best, set, plan.train.eval_batch_size, &plan.preprocess.normalize, device, progress, &format!("{} (best)", part.name()))?;
         let report = evaluation.report(&set.labels, num_classes);
         let rows: Vec<PredictionRow> = items
             .iter()

@@ -285,3 +285,21 @@ fn a_run_started_on_flex_resumes_on_the_gpu() {
     assert_close(&format!("flex to epoch {done}, then the GPU"), &losses(&dir.path().join("straight")), &losses(&dir.path().join("moved")));
 }
 
+
+#[test]
+fn a_batch_the_device_cannot_hold_is_an_error_naming_the_batch_size() {
+    if gpu().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write_image_folder(&dir.path().join("data"), 2, 1, 16);
+    std::fs::write(dir.path().join("spec.toml"), tiny_spec("too-big", "data", 1)).unwrap();
+    // 60000 images of 96 px: more than lavapipe (or any GPU's dispatch limits) takes in one go
+    let output = run_in(
+        dir.path(),
+        &["bench", "spec.toml", "--backend", "wgpu", "--what", "infer", "--steps", "1", "--warmup", "0", "--set", "train.batch_size=60000", "--set", "preprocess.resize=[96, 96]", "--set", "augment.chain=[]"],
+    );
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(err.contains("error:") && err.contains("lower train.batch_size (e.g. --set train.batch_size=30000)"), "{err}");
+}

@@ -31,7 +31,8 @@ impl Evaluation {
     }
 }
 
-/// Runs `model` (an inference copy: `model.valid()`) over `set` in batches.
+/// Runs `model` (an inference copy: `model.valid()`) over `set` in batches. A device that fails
+/// (out of memory) is an error naming the batch size.
 pub fn evaluate<M: Classifier>(
     model: &M,
     set: &EvalSet,
@@ -40,7 +41,7 @@ pub fn evaluate<M: Classifier>(
     device: &Device,
     progress: &Progress,
     what: &str,
-) -> Evaluation {
+) -> crate::error::Result<Evaluation> {
     let bar = progress.bar(set.images.len() as u64, what);
     // logits stay on the device until the end: one read instead of one per batch
     let mut logits = Vec::with_capacity(set.images.len().div_ceil(batch_size.max(1)));
@@ -53,7 +54,12 @@ pub fn evaluate<M: Classifier>(
     if !logits.is_empty() {
         let logits = Tensor::cat(logits, 0);
         let [_, classes] = logits.dims();
-        let values: Vec<f32> = logits.into_data().convert::<f32>().try_into_vec::<f32>().expect("logits are f32");
+        let values: Vec<f32> = logits
+            .try_into_data()
+            .map_err(|e| crate::backend::device_failure(&e, "train.eval_batch_size", batch_size))?
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .expect("logits are f32");
         for (row, &label) in values.chunks_exact(classes).zip(&set.labels) {
             let (log_probs, probs) = log_softmax(row);
             loss_sum -= log_probs[label];
@@ -62,7 +68,7 @@ pub fn evaluate<M: Classifier>(
     }
     bar.finish_and_clear();
     let loss = if probabilities.is_empty() { 0.0 } else { loss_sum / probabilities.len() as f64 };
-    Evaluation { probabilities, loss }
+    Ok(Evaluation { probabilities, loss })
 }
 
 /// Log-probabilities (f64, for an accurate loss) and probabilities (f32) of one logit row.

@@ -227,7 +227,8 @@ pub fn fit<M: Classifier>(
                 }
                 let first_step = state.step - pending.len();
                 let stats: Vec<f32> = Tensor::cat(pending.iter().map(|p| p.stats.clone()).collect(), 0)
-                    .into_data()
+                    .try_into_data()
+                    .map_err(|e| crate::backend::device_failure(&e, "train.batch_size", hyper.batch_size))?
                     .convert::<f32>()
                     .try_into_vec::<f32>()
                     .expect("step statistics are f32");
@@ -268,7 +269,7 @@ pub fn fit<M: Classifier>(
         model = trained?;
         bar.finish_and_clear();
 
-        let evaluation = evaluate(&model.valid(), val, hyper.eval_batch_size, normalize, device, progress, "validating");
+        let evaluation = evaluate(&model.valid(), val, hyper.eval_batch_size, normalize, device, progress, "validating")?;
         let report = evaluation.report(&val.labels, hyper.num_classes);
         let value = hyper.select.value(&report, evaluation.loss);
         let improved = hyper.select.improves(value, state.best_value);
