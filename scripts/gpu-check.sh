@@ -8,15 +8,15 @@
 # Results go to $OUT (default ./gpu-check-out): gpu-check.log, bench.jsonl, table.md, the run's
 # report and meta.json.
 #
-# For a Linux machine without network: carry a built brasa (BRASA=path, default
-# target/release/brasa), the dataset at data/brain-tumor-mri, and — if `ldconfig -p` shows no
+# For a Linux machine without network: carry a brasa built with `cargo build --release --features gpu`
+# (BRASA=path, default target/release/brasa), the dataset at data/brain-tumor-mri, and — if `ldconfig -p` shows no
 # libvulkan — the Vulkan loader packages as .deb files in GL_DEBS (default .gl/), which are unpacked
 # into / first. python3 with torch + transformers + torchvision must be there for step 2's reference.
 #
-# Knobs: STEPS (timed steps, default 10), WARMUP (default 3), MODELS ("cvt13 vitb16"), BATCHES
+# Knobs: STEPS (timed steps, default 10), WARMUP (default 3), MODELS ("cvt13 vitb16"; "" skips step 2), BATCHES
 # ("16 64"), REFERENCE=0 skips step 3, REFERENCE_LIMIT=seconds stops the reference run early (its
 # epochs so far and their times are still reported; the same command with the same REFERENCE_OUT
-# resumes it), BRASA_WGSL=path also benches a WGSL build (at the batches in WGSL_BATCHES, "16").
+# resumes it), BRASA_ALT=path also benches another build beside it, e.g. one with `--features vulkan` (SPIR-V), at the batches in ALT_BATCHES ("16").
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/gpu-check-out}
@@ -24,7 +24,7 @@ mkdir -p "$OUT"
 BRASA=${BRASA:-target/release/brasa}
 STEPS=${STEPS:-10}
 WARMUP=${WARMUP:-3}
-MODELS=${MODELS:-"cvt13 vitb16"}
+MODELS=${MODELS-"cvt13 vitb16"}      # MODELS="" skips the throughput step
 BATCHES=${BATCHES:-"16 64"}
 REFERENCE=${REFERENCE:-1}
 REFERENCE_LIMIT=${REFERENCE_LIMIT:-0}
@@ -59,7 +59,7 @@ log "2. throughput: brasa bench (GPU backend) and PyTorch eager fp32 on CUDA, $S
 for model in $MODELS; do
   for batch in $BATCHES; do
     binaries=("$BRASA")
-    [ -n "${BRASA_WGSL:-}" ] && [[ " ${WGSL_BATCHES:-16} " == *" $batch "* ]] && binaries+=("$BRASA_WGSL")
+    [ -n "${BRASA_ALT:-}" ] && [[ " ${ALT_BATCHES:-16} " == *" $batch "* ]] && binaries+=("$BRASA_ALT")
     for binary in "${binaries[@]}"; do
       log "brasa $(basename "$binary") $model batch $batch"
       # each binary keeps its own autotune cache (~/.cache/cubecl)
