@@ -178,30 +178,26 @@ pub struct DeviceInfo {
 }
 
 impl DeviceInfo {
-    /// One line: `wgpu: NVIDIA H100 (discrete GPU, Vulkan, driver NVIDIA 580.1) — first GPU adapter`.
+    /// One line: `wgpu: NVIDIA H100 (discrete GPU, Vulkan, driver NVIDIA 580.1); first GPU adapter`.
     pub fn describe(&self) -> String {
-        let mut details: Vec<&str> = Vec::new();
-        details.extend(self.kind.as_deref());
-        details.extend(self.api.as_deref());
-        let driver = self.driver.as_ref().map(|d| format!("driver {d}"));
-        details.extend(driver.as_deref());
         match &self.adapter {
-            Some(adapter) => format!("{}: {adapter} ({}); {}", self.backend, details.join(", "), self.reason),
+            Some(adapter) => format!("{}: {adapter} ({}); {}", self.backend, self.details(), self.reason),
             None => format!("{} (CPU, {} threads); {}", self.backend, threads(), self.reason),
         }
     }
 
     /// Like [`DeviceInfo::describe`], without the current process's thread count (for reports).
     pub fn summary(&self) -> String {
-        let mut details: Vec<&str> = Vec::new();
-        details.extend(self.kind.as_deref());
-        details.extend(self.api.as_deref());
-        let driver = self.driver.as_ref().map(|d| format!("driver {d}"));
-        details.extend(driver.as_deref());
         match &self.adapter {
-            Some(adapter) => format!("{adapter} ({}) — {}", details.join(", "), self.reason),
+            Some(adapter) => format!("{adapter} ({}) — {}", self.details(), self.reason),
             None => format!("CPU ({}) — {}", self.backend, self.reason),
         }
+    }
+
+    /// `discrete GPU, Vulkan, driver …`: what is known of the adapter.
+    fn details(&self) -> String {
+        let driver = self.driver.as_ref().map(|d| format!("driver {d}"));
+        [self.kind.as_deref(), self.api.as_deref(), driver.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(", ")
     }
 
     pub fn is_gpu(&self) -> bool {

@@ -20,11 +20,13 @@ impl ModuleVisitor for SquaredNorms<'_> {
 }
 
 /// Multiplies every gradient by `factor`.
+#[cfg(test)]
 struct Scale<'a> {
     grads: &'a mut GradientsParams,
     factor: f64,
 }
 
+#[cfg(test)]
 impl ModuleVisitor for Scale<'_> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         if let Some(grad) = self.grads.remove::<D>(param.id) {
@@ -33,7 +35,9 @@ impl ModuleVisitor for Scale<'_> {
     }
 }
 
-/// The L2 norm of all gradients of `module`'s parameters taken together.
+/// The L2 norm of all gradients of `module`'s parameters taken together, read back (the reference
+/// [`global_norm_tensor`] is tested against).
+#[cfg(test)]
 pub fn global_norm<M: Module>(module: &M, grads: &GradientsParams) -> f64 {
     let mut visitor = SquaredNorms { grads, sums: Vec::new() };
     module.visit(&mut visitor);
@@ -78,6 +82,8 @@ pub fn clip_tensor<M: Module>(module: &M, grads: &mut GradientsParams, norm: Ten
 
 /// Scales the gradients so their global norm is at most `max_norm`; `norm` is their current
 /// global norm. PyTorch's coefficient: `max_norm / (norm + 1e-6)`, applied only when below 1.
+/// The host-side reference [`clip_tensor`] is tested against.
+#[cfg(test)]
 pub fn clip<M: Module>(module: &M, grads: &mut GradientsParams, norm: f64, max_norm: f64) {
     let factor = max_norm / (norm + 1e-6);
     if factor < 1.0 {
