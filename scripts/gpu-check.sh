@@ -17,6 +17,9 @@
 # ("16 64"), REFERENCE=0 skips step 3, REFERENCE_LIMIT=seconds stops the reference run early (its
 # epochs so far and their times are still reported; the same command with the same REFERENCE_OUT
 # resumes it), BRASA_ALT=path also benches another build beside it, e.g. one with `--features vulkan` (SPIR-V), at the batches in ALT_BATCHES ("16").
+# BENCH_ARGS adds options to every `brasa bench` (e.g. "--phases": where a training step's time goes).
+# BENCH_DEADLINE=unix-seconds: no benchmark starts after it, and none runs past it.
+# GPU utilisation is sampled every second into $OUT/gpu-util.txt (nvidia-smi dmon) while the script runs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/gpu-check-out}
@@ -48,6 +51,21 @@ done
 log "VK_DRIVER_FILES=${VK_DRIVER_FILES:-unset}"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | tee -a "$OUT/gpu-check.log" >&2
 log "$("$BRASA" --version)"
+if command -v nvidia-smi >/dev/null; then
+  nvidia-smi dmon -s u -o T > "$OUT/gpu-util.txt" 2>/dev/null &
+  dmon=$!
+  trap 'kill $dmon 2>/dev/null' EXIT
+fi
+# seconds a benchmark may run: 240, less when BENCH_DEADLINE is near (0: skip it)
+bench_limit() {
+  local limit=240
+  if [ -n "${BENCH_DEADLINE:-}" ]; then
+    local left=$(( BENCH_DEADLINE - $(date +%s) ))
+    (( left < limit )) && limit=$left
+    (( limit < 20 )) && limit=0
+  fi
+  echo "$limit"
+}
 
 log "1. brasa validate experiments/reference.toml (the device lines)"
 "$BRASA" validate experiments/reference.toml 2>&1 | grep -E '^# (device|data)' | tee -a "$OUT/gpu-check.log" >&2
@@ -61,17 +79,21 @@ for model in $MODELS; do
     binaries=("$BRASA")
     [ -n "${BRASA_ALT:-}" ] && [[ " ${ALT_BATCHES:-16} " == *" $batch "* ]] && binaries+=("$BRASA_ALT")
     for binary in "${binaries[@]}"; do
+      limit=$(bench_limit)
+      if [ "$limit" = 0 ]; then log "skipping brasa $model batch $batch: BENCH_DEADLINE"; continue; fi
       log "brasa $(basename "$binary") $model batch $batch"
       # each binary keeps its own autotune cache (~/.cache/cubecl)
-      HOME=/tmp/home-$(basename "$binary") timeout 240 "$binary" bench experiments/reference.toml --backend "$BACKEND" --what train,infer --json \
+      HOME=/tmp/home-$(basename "$binary") timeout "$limit" "$binary" bench experiments/reference.toml --backend "$BACKEND" --what train,infer --json ${BENCH_ARGS:-} \
         --steps "$STEPS" --warmup "$WARMUP" --set "model.arch=\"$(arch_of "$model")\"" \
         --set "preprocess.resize=$SIZE" --set "preprocess.center_crop=$SIZE" --set "augment.chain=[]" \
         --set train.batch_size="$batch" 2>>"$OUT/gpu-check.log" \
         | sed "s/^{/{\"stack\":\"brasa\",\"binary\":\"$(basename "$binary")\",\"key\":\"$model-$batch\",/" >> "$OUT/bench.jsonl" \
         || log "brasa bench $model $batch failed (see above)"
     done
+    limit=$(bench_limit)
+    if [ "$limit" = 0 ]; then log "skipping pytorch $model batch $batch: BENCH_DEADLINE"; continue; fi
     log "pytorch $model batch $batch"
-    timeout 240 python3 bench/torch_bench.py --device "$TORCH_DEVICE" --model "$model" --size "$SIZE" --batch "$batch" \
+    timeout "$limit" python3 bench/torch_bench.py --device "$TORCH_DEVICE" --model "$model" --size "$SIZE" --batch "$batch" \
       --steps "$STEPS" --warmup "$WARMUP" --what train,infer 2>>"$OUT/gpu-check.log" \
       | sed "s/^{/{\"key\":\"$model-$batch\",/" >> "$OUT/bench.jsonl" || log "torch_bench $model $batch failed"
   done
@@ -101,6 +123,13 @@ for key, by in rows.items():
         fmt = lambda v: f"{v:.1f}" if v else "–"
         label = key if name == "brasa" else f"{key} ({name})"
         print(f"| {label} | {fmt(bt)} | {fmt(pt)} | {ratio(bt, pt)} | {fmt(bi)} | {fmt(pi)} | {ratio(bi, pi)} |")
+for key, by in rows.items():
+    for name, b in by.items():
+        p = b.get("train", {}).get("phases") if name != "pytorch" else None
+        if p:
+            print(f"\n{key} ({name}), ms per training step waiting after each part: forward {p['forward_ms']:.1f}, "
+                  f"backward {p['backward_ms']:.1f}, clip + optimizer {p['optimizer_ms']:.1f}; "
+                  f"queued without waiting {p['queue_ms']:.1f} of {p['step_ms']:.1f}")
 PY
 cat "$OUT/table.md" | tee -a "$OUT/gpu-check.log" >&2
 

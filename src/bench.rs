@@ -56,6 +56,8 @@ pub struct Options {
     pub warmup: usize,
     /// At most this many training-folder images for the data path (all when `None`).
     pub limit: Option<usize>,
+    /// Also time each part of the training step, waiting for the device after each.
+    pub phases: bool,
 }
 
 /// One benchmark's figures, printed as one JSON line with `--json`.
@@ -101,6 +103,25 @@ pub struct Throughput {
     pub seconds: f64,
     /// Seconds of the warm-up steps (first-use costs: autotuning, kernel compilation, allocation).
     pub warmup_seconds: f64,
+    /// Where a training step's time goes (`--phases`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phases: Option<Phases>,
+}
+
+/// Milliseconds per training step in each part, measured over `steps` more steps with a wait
+/// for the device after each part, and how long the host takes to queue a whole step.
+#[derive(Debug, Clone, Serialize)]
+pub struct Phases {
+    pub steps: usize,
+    pub forward_ms: f64,
+    pub backward_ms: f64,
+    /// The global gradient clip and AdamW.
+    pub optimizer_ms: f64,
+    /// A step with no wait: the host's time to record and queue it (equals the step's time on a
+    /// backend that computes as it goes, like flex).
+    pub queue_ms: f64,
+    /// The same step, queued and then waited for.
+    pub step_ms: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -205,15 +226,79 @@ fn measure<M: Classifier>(model: M, plan: &Plan, options: &Options, device: &Dev
         let mut current = Some(model);
         let mut step = |k: usize| -> Tensor<1> {
             let lr = plan.train.lr * (1.0 - k as f64 / (options.warmup + options.steps) as f64);
-            let (next, stats) = train::train_step(current.take().expect("model"), &mut optimizer, &loss_fn, input(device), label_tensor(device), lr, plan.train.grad_clip, device);
+            let (next, stats) = train::train_step(current.take().expect("model"), &mut optimizer, &loss_fn, input(device), label_tensor(device), lr, plan.train.grad_clip);
             current = Some(next);
             bar.inc(1);
             stats
         };
-        train_result = Some(timed(options, batch, &mut step, |stats| wait(stats, batch))?);
+        let mut result = timed(options, batch, &mut step, |stats| wait(stats, batch))?;
         bar.finish_and_clear();
+        if options.phases {
+            let model = current.take().expect("model");
+            result.phases = Some(phases(model, &mut optimizer, &loss_fn, &input, &label_tensor, plan, options.steps, device, progress)?);
+        }
+        train_result = Some(result);
     }
     Ok((train_result, infer_result))
+}
+
+/// Times each [`train::Phase`] of `steps` more training steps, and queuing a step against waiting
+/// for it.
+#[allow(clippy::too_many_arguments)]
+fn phases<M: Classifier>(
+    mut model: M,
+    optimizer: &mut crate::train::optim::AdamW,
+    loss_fn: &burn::nn::loss::CrossEntropyLoss,
+    input: &dyn Fn(&Device) -> Tensor<4>,
+    labels: &dyn Fn(&Device) -> Tensor<1, Int>,
+    plan: &Plan,
+    steps: usize,
+    device: &Device,
+    progress: &Progress,
+) -> Result<Phases> {
+    let sync = |device: &Device| device.sync().map_err(|e| backend::device_failure(&e, "train.batch_size", plan.train.batch_size));
+    let bar = progress.bar(2 * steps as u64, "bench: training phases");
+    let mut spent = [0.0f64; 3];
+    let mut failure = None;
+    for _ in 0..steps {
+        let (pixels, targets) = (input(device), labels(device));
+        sync(device)?;
+        let mut mark = Instant::now();
+        let (next, _) = train::train_step_observed(model, optimizer, loss_fn, pixels, targets, plan.train.lr, plan.train.grad_clip, &mut |phase| {
+            if let Err(e) = sync(device) {
+                failure.get_or_insert(e);
+            }
+            spent[phase as usize] += mark.elapsed().as_secs_f64();
+            mark = Instant::now();
+        });
+        model = next;
+        bar.inc(1);
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let (mut queue, mut total) = (0.0, 0.0);
+    for _ in 0..steps {
+        let (pixels, targets) = (input(device), labels(device));
+        sync(device)?;
+        let started = Instant::now();
+        let (next, _) = train::train_step(model, optimizer, loss_fn, pixels, targets, plan.train.lr, plan.train.grad_clip);
+        queue += started.elapsed().as_secs_f64();
+        sync(device)?;
+        total += started.elapsed().as_secs_f64();
+        model = next;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let ms = |seconds: f64| 1e3 * seconds / steps as f64;
+    Ok(Phases {
+        steps,
+        forward_ms: ms(spent[0]),
+        backward_ms: ms(spent[1]),
+        optimizer_ms: ms(spent[2]),
+        queue_ms: ms(queue),
+        step_ms: ms(total),
+    })
 }
 
 /// Waits until the device has computed `tensor` (reads it back).
@@ -238,7 +323,7 @@ fn timed<T>(options: &Options, batch: usize, step: &mut dyn FnMut(usize) -> T, f
     }
     finish(last.expect("at least one step"))?;
     let seconds = started.elapsed().as_secs_f64();
-    Ok(Throughput { samples_per_s: (batch * options.steps) as f64 / seconds, steps: options.steps, warmup: options.warmup, seconds, warmup_seconds })
+    Ok(Throughput { samples_per_s: (batch * options.steps) as f64 / seconds, steps: options.steps, warmup: options.warmup, seconds, warmup_seconds, phases: None })
 }
 
 /// The data path over the spec's training folder.
@@ -310,6 +395,12 @@ impl Results {
         );
         if let Some(t) = &self.train {
             text.push_str(&format!("train: {:.2} samples/s ({} steps in {:.2} s; warm-up {:.1} s)\n", t.samples_per_s, t.steps, t.seconds, t.warmup_seconds));
+            if let Some(p) = &t.phases {
+                text.push_str(&format!(
+                    "  per step, waiting after each part: forward {:.1} ms, backward {:.1} ms, clip + optimizer {:.1} ms\n  queued without waiting: {:.1} ms of {:.1} ms\n",
+                    p.forward_ms, p.backward_ms, p.optimizer_ms, p.queue_ms, p.step_ms
+                ));
+            }
         }
         if let Some(t) = &self.infer {
             text.push_str(&format!("infer: {:.2} samples/s ({} batches in {:.2} s; warm-up {:.1} s)\n", t.samples_per_s, t.steps, t.seconds, t.warmup_seconds));

@@ -8,8 +8,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use burn::module::ParamGroup;
-use burn::optim::{AdamWConfig, ModuleOptimizer};
 use burn::tensor::Device;
 use image::RgbImage;
 
@@ -17,13 +15,14 @@ use crate::data::images::{self, Recipe};
 use crate::data::loader::{AugmentMode, TrainSet};
 use crate::data::{Dataset, Item, download};
 use crate::error::{Error, Result};
-use crate::model::{self, Model, params};
+use crate::model::{self, Model};
 use crate::train::Classifier;
 use crate::plan::Plan;
 use crate::progress::Progress;
 use crate::report;
 use crate::run_dir::{self, Checkpoint, Counts, EpochRow, Meta, ModelMeta, Part, PredictionRow, PreprocessMeta, ReportMeta, RunDir, SplitRow, Status, StepRow, TrainMeta};
 use crate::train::schedule::{Schedule, Shape};
+use crate::train::optim::{self, AdamW};
 use crate::train::{self, EpochRecord, EvalSet, Hyper, Journal, StepRecord, TrainState};
 use crate::{backend, spec};
 
@@ -502,8 +501,13 @@ fn train_and_evaluate<M: Classifier + model::Attending>(
         model = load_model(model, run, &checkpoint.last_model)?;
         // groups are keyed by parameter id: build them from the loaded model's ids
         optimizer = new_optimizer(plan, &model)
-            .load(run.path(&format!("{}/{}", run_dir::CHECKPOINTS, checkpoint.last_optimizer)))
-            .map_err(|e| Error::run_dir(run.root(), format!("cannot load optimizer state {}: {e}", checkpoint.last_optimizer)))?;
+            .load(&run.path(&format!("{}/{}", run_dir::CHECKPOINTS, checkpoint.last_optimizer)), &device.clone().inner())
+            .map_err(|e| {
+                Error::run_dir(
+                    run.root(),
+                    format!("cannot load optimizer state {}: {e} (written for another model, or by a brasa before its multi-tensor AdamW: resume with that brasa, or start again in another --out)", checkpoint.last_optimizer),
+                )
+            })?;
         journal.steps = run.read_steps()?.into_iter().filter(|s| s.step <= checkpoint.train.step).collect();
         journal.epochs = run.read_epochs()?.into_iter().filter(|e| e.epoch <= checkpoint.train.epochs_done).collect();
         journal.best_model = checkpoint.best_model.clone();
@@ -605,16 +609,9 @@ const ATTENTION_SEED: u64 = 0xa77e_4710;
 
 /// AdamW with the Hugging Face Trainer's grouping: no weight decay on biases and LayerNorm
 /// weights (`Trainer.get_decay_parameter_names`).
-pub fn new_optimizer<M: Classifier>(plan: &Plan, model: &M) -> ModuleOptimizer {
-    let config = |weight_decay: f64| {
-        AdamWConfig::new()
-            .with_beta_1(plan.train.betas.0 as f32)
-            .with_beta_2(plan.train.betas.1 as f32)
-            .with_epsilon(plan.train.eps as f32)
-            .with_weight_decay(weight_decay as f32)
-    };
-    let no_decay: Vec<_> = params::named_params(model).into_iter().filter(|p| !p.hf_decays()).map(|p| p.id).collect();
-    config(plan.train.weight_decay).init().with_group(ParamGroup::from_ids(no_decay), config(0.0).build(), None)
+pub fn new_optimizer<M: Classifier>(plan: &Plan, model: &M) -> AdamW {
+    let settings = optim::Settings { beta_1: plan.train.betas.0, beta_2: plan.train.betas.1, epsilon: plan.train.eps, weight_decay: plan.train.weight_decay };
+    AdamW::new(model, settings, |param| param.hf_decays())
 }
 
 fn load_model<M: Classifier>(model: M, run: &RunDir, file: &str) -> Result<M> {
@@ -639,7 +636,7 @@ impl<M: Classifier> Journal<M> for RunJournal<'_> {
         Ok(())
     }
 
-    fn epoch(&mut self, record: &EpochRecord, model: &M, optimizer: &ModuleOptimizer, state: &TrainState) -> Result<()> {
+    fn epoch(&mut self, record: &EpochRecord, model: &M, optimizer: &AdamW, state: &TrainState) -> Result<()> {
         let tag = format!("epoch-{:04}", record.epoch);
         let model_file = format!("{tag}.bpk");
         let optimizer_file = format!("{tag}.optim.bpk");
@@ -647,7 +644,7 @@ impl<M: Classifier> Journal<M> for RunJournal<'_> {
         // burnpack writes through a temporary file and renames it: each checkpoint is atomic.
         let failed = |file: &str, e: &dyn std::fmt::Display| Error::run_dir(self.run.root(), format!("cannot save checkpoint {file}: {e}"));
         crate::model::save(model, &dir.join(&model_file)).map_err(|e| failed(&model_file, &e))?;
-        optimizer.save(dir.join(&optimizer_file)).map_err(|e| failed(&optimizer_file, &e))?;
+        optimizer.save(&dir.join(&optimizer_file)).map_err(|e| failed(&optimizer_file, &e))?;
         if record.improved {
             self.best_model = Some(model_file.clone());
         }

@@ -27,7 +27,7 @@ use brasa::backend::Backend;
 use brasa::model::hub::CheckpointFiles;
 use brasa::model::pretrained::HfConfig;
 use brasa::model::{self, Arch, Model, Options, Request, attention};
-use brasa::train::Classifier;
+use brasa::train::{Classifier, optim};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use common::{FixtureTensor, assert_success, csv_rows, fixture, read_safetensors, run_in, stderr, tiny_spec, write_image_folder};
@@ -82,6 +82,8 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 struct Block {
     conv: burn::nn::conv::Conv2d,
     norm: burn::nn::BatchNorm,
+    /// CvT's convolutional projection: depthwise, strided, padded, no bias.
+    depthwise: burn::nn::conv::Conv2d,
     qkv: burn::nn::Linear,
     layer_norm: burn::nn::LayerNorm,
     head: burn::nn::Linear,
@@ -92,6 +94,12 @@ impl Block {
         Block {
             conv: burn::nn::conv::Conv2dConfig::new([3, 8], [3, 3]).with_stride([2, 2]).init(device),
             norm: burn::nn::BatchNormConfig::new(8).init(device),
+            depthwise: burn::nn::conv::Conv2dConfig::new([8, 8], [3, 3])
+                .with_groups(8)
+                .with_bias(false)
+                .with_stride([2, 2])
+                .with_padding(burn::nn::PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(device),
             qkv: burn::nn::LinearConfig::new(8, 24).init(device),
             layer_norm: burn::nn::LayerNormConfig::new(8).init(device),
             head: burn::nn::LinearConfig::new(8, 3).init(device),
@@ -99,7 +107,7 @@ impl Block {
     }
 
     fn forward(&self, pixels: Tensor<4>) -> Tensor<2> {
-        let x = self.norm.forward(self.conv.forward(pixels)); // [b, 8, h, w]
+        let x = self.depthwise.forward(self.norm.forward(self.conv.forward(pixels))); // [b, 8, h, w]
         let [b, c, h, w] = x.dims();
         let tokens = x.reshape([b, c, h * w]).swap_dims(1, 2); // [b, n, 8]
         let qkv = self.qkv.forward(self.layer_norm.forward(tokens.clone()));
@@ -115,39 +123,61 @@ impl Block {
 #[test]
 fn the_models_ops_forward_and_backward_match_flex_on_the_gpu() {
     use burn::module::Module;
-    use burn::optim::{AdamWConfig, GradientsParams};
+    use burn::optim::GradientsParams;
     let Some(gpu) = gpu() else { return };
     let flex = Device::flex();
     flex.seed(7);
     let initial = Block::new(&flex.clone().autodiff());
-    let train = |device: &Device| -> (Vec<f32>, Vec<f32>) {
+    let settings = optim::Settings { beta_1: 0.9, beta_2: 0.999, epsilon: 1e-8, weight_decay: 0.01 };
+    let state = tempfile::tempdir().unwrap();
+    let inputs = |device: &Device| {
+        let mut rng_values = (0..2 * 3 * 12 * 12).map(|i| ((i * 7919 % 113) as f32 / 113.0) - 0.5);
+        let pixels: Vec<f32> = (&mut rng_values).collect();
+        let pixels = Tensor::<4>::from_data(TensorData::new(pixels, [2, 3, 12, 12]), device);
+        let labels = Tensor::<1, burn::tensor::Int>::from_data(TensorData::new(vec![0i64, 2], [2]), device);
+        (pixels, labels)
+    };
+    // `steps` steps of brasa's AdamW with the global clip; with `resume`, from the weights and
+    // optimizer state flex saved after its second step (a run moved between backends)
+    let train = |device: &Device, steps: std::ops::Range<usize>, resume: bool| -> (Vec<f32>, Vec<f32>) {
         let device = device.clone().autodiff();
         // the same weights on both devices: made once on flex, moved
         let mut block = initial.clone().fork(&device);
-        let mut rng_values = (0..2 * 3 * 12 * 12).map(|i| ((i * 7919 % 113) as f32 / 113.0) - 0.5);
-        let pixels: Vec<f32> = (&mut rng_values).collect();
-        let pixels = Tensor::<4>::from_data(TensorData::new(pixels, [2, 3, 12, 12]), &device);
-        let labels = Tensor::<1, burn::tensor::Int>::from_data(TensorData::new(vec![0i64, 2], [2]), &device);
+        let mut optimizer = optim::AdamW::new(&block, settings, |p| p.hf_decays());
+        if resume {
+            block = brasa::model::load(block, &state.path().join("block.bpk")).unwrap();
+            optimizer = optimizer.load(&state.path().join("optim.bpk"), &device.clone().inner()).unwrap();
+        }
+        let (pixels, labels) = inputs(&device);
         let loss_fn = burn::nn::loss::CrossEntropyLossConfig::new().init(&device);
-        let mut optimizer = AdamWConfig::new().init();
         let mut losses = Vec::new();
-        for _ in 0..3 {
+        for step in steps {
             let loss = loss_fn.forward(block.forward(pixels.clone()), labels.clone());
             losses.push(loss.clone().into_scalar::<f32>());
             let grads = GradientsParams::from_grads(loss.backward(), &block);
-            block = optimizer.step(1e-2, block, grads);
+            block = optimizer.step(1e-2, block, grads, Some(1.0)).0;
+            if step == 1 && !resume && device.clone().inner() == Device::flex() {
+                brasa::model::save(&block, &state.path().join("block.bpk")).unwrap();
+                optimizer.save(&state.path().join("optim.bpk")).unwrap();
+            }
         }
         // train mode (batch statistics): the BatchNorm running statistics are shared between clones
         let logits = block.forward(pixels).into_data().convert::<f32>().try_into_vec::<f32>().unwrap();
         (losses, logits)
     };
-    let (flex_losses, flex_logits) = train(&Device::flex());
-    let (gpu_losses, gpu_logits) = train(&gpu);
+    let (flex_losses, flex_logits) = train(&Device::flex(), 0..4, false);
+    let (gpu_losses, gpu_logits) = train(&gpu, 0..4, false);
+    let (moved_losses, moved_logits) = train(&gpu, 2..4, true);
     let loss_gap = flex_losses.iter().zip(&gpu_losses).map(|(a, b)| ((a - b) / a).abs()).fold(0.0, f32::max);
     let logit_gap = max_abs_diff(&flex_logits, &gpu_logits);
-    println!("3 AdamW steps: losses flex {flex_losses:?}, gpu {gpu_losses:?} (max relative gap {loss_gap:.2e}); logits after: max |gpu - flex| = {logit_gap:.2e}");
+    println!("4 AdamW steps: losses flex {flex_losses:?}, gpu {gpu_losses:?} (max relative gap {loss_gap:.2e}); logits after: max |gpu - flex| = {logit_gap:.2e}");
     assert!(loss_gap as f64 <= LOSS_TOLERANCE, "{flex_losses:?} vs {gpu_losses:?}");
     assert!(logit_gap <= 1e-3, "{flex_logits:?} vs {gpu_logits:?}");
+    let moved_gap = flex_losses[2..].iter().zip(&moved_losses).map(|(a, b)| ((a - b) / a).abs()).fold(0.0, f32::max);
+    let moved_logit_gap = max_abs_diff(&flex_logits, &moved_logits);
+    println!("2 steps on flex, then 2 on the GPU from the saved weights and optimizer state: losses {moved_losses:?} (max relative gap to flex {moved_gap:.2e}); logits after: max |gpu - flex| = {moved_logit_gap:.2e}");
+    assert!(moved_gap as f64 <= LOSS_TOLERANCE, "{flex_losses:?} vs {moved_losses:?}");
+    assert!(moved_logit_gap <= 1e-3, "{flex_logits:?} vs {moved_logits:?}");
 }
 
 #[test]

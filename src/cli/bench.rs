@@ -30,6 +30,10 @@ pub struct BenchArgs {
     /// CPU threads (overrides `runtime.threads`).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
+    /// Also time each part of a training step (forward, backward, clip, optimizer), waiting for
+    /// the device after each, and queuing a step against waiting for it.
+    #[arg(long)]
+    phases: bool,
     /// One JSON line on stdout instead of text.
     #[arg(long)]
     json: bool,
@@ -54,7 +58,7 @@ pub fn execute(args: BenchArgs) -> Result<()> {
     let loaded = LoadedSpec::load(&args.spec.spec, &layers)?;
     let plan = Plan::resolve(&loaded)?;
     let progress = if args.json { Progress::hidden() } else { Progress::stderr() };
-    let options = bench::Options { what, steps: args.steps, warmup: args.warmup, limit: args.limit };
+    let options = bench::Options { what, steps: args.steps, warmup: args.warmup, limit: args.limit, phases: args.phases };
     let results = bench::run(&plan, &options, &progress)?;
     if args.json {
         let line = serde_json::to_string(&results).map_err(|e| Error::Data(format!("cannot write the results as JSON: {e}")))?;

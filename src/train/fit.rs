@@ -7,13 +7,14 @@
 use std::time::Instant;
 
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
-use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::evaluate::{EvalSet, evaluate};
 use super::schedule::Schedule;
-use super::{Classifier, clip};
+use super::Classifier;
+use super::optim::AdamW;
 use crate::augment::draw_seed;
 use crate::data::loader::TrainSet;
 use crate::data::tensor::{self, Normalize};
@@ -122,7 +123,7 @@ pub struct EpochRecord {
 pub trait Journal<M> {
     fn step(&mut self, record: &StepRecord) -> Result<()>;
     /// Called after each epoch's validation, with the state to resume from.
-    fn epoch(&mut self, record: &EpochRecord, model: &M, optimizer: &ModuleOptimizer, state: &TrainState) -> Result<()>;
+    fn epoch(&mut self, record: &EpochRecord, model: &M, optimizer: &AdamW, state: &TrainState) -> Result<()>;
 }
 
 /// A batch assembled on a CPU worker thread: normalised pixels and labels, no tensor yet
@@ -152,28 +153,52 @@ struct PendingStep {
     size: usize,
 }
 
+/// The parts of a training step, in order, as [`train_step_observed`] reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Logits, cross-entropy and the accuracy count.
+    Forward,
+    Backward,
+    /// The global gradient norm, the clip when set, and AdamW with the step's learning rate.
+    Optimizer,
+}
+
 /// One optimizer step: forward, cross-entropy, backward, the global gradient-norm clip, AdamW.
 /// Returns the updated model and, still on the device, `[loss, gradient norm, correct]`.
 #[allow(clippy::too_many_arguments)]
 pub fn train_step<M: Classifier>(
     model: M,
-    optimizer: &mut ModuleOptimizer,
+    optimizer: &mut AdamW,
     loss_fn: &CrossEntropyLoss,
     pixels: Tensor<4>,
     labels: Tensor<1, Int>,
     lr: f64,
     grad_clip: Option<f64>,
-    device: &Device,
+) -> (M, Tensor<1>) {
+    train_step_observed(model, optimizer, loss_fn, pixels, labels, lr, grad_clip, &mut |_| {})
+}
+
+/// [`train_step`], calling `done` after each [`Phase`] has been queued (`brasa bench --phases`
+/// waits for the device there to time each part).
+#[allow(clippy::too_many_arguments)]
+pub fn train_step_observed<M: Classifier>(
+    model: M,
+    optimizer: &mut AdamW,
+    loss_fn: &CrossEntropyLoss,
+    pixels: Tensor<4>,
+    labels: Tensor<1, Int>,
+    lr: f64,
+    grad_clip: Option<f64>,
+    done: &mut dyn FnMut(Phase),
 ) -> (M, Tensor<1>) {
     let logits = model.logits(pixels);
     let loss = loss_fn.forward(logits.clone(), labels.clone());
     let right = logits.inner().argmax(1).squeeze_dim::<1>(1).equal(labels.inner()).int().sum().float();
-    let mut grads = GradientsParams::from_grads(loss.backward(), &model);
-    let grad_norm = clip::global_norm_tensor(&model, &grads, device);
-    if let Some(max_norm) = grad_clip {
-        clip::clip_tensor(&model, &mut grads, grad_norm.clone(), max_norm);
-    }
-    let model = optimizer.step(lr, model, grads);
+    done(Phase::Forward);
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    done(Phase::Backward);
+    let (model, grad_norm) = optimizer.step(lr, model, grads, grad_clip);
+    done(Phase::Optimizer);
     (model, Tensor::cat(vec![loss.inner().reshape([1]), grad_norm, right.reshape([1])], 0))
 }
 
@@ -185,7 +210,7 @@ pub fn train_step<M: Classifier>(
 #[allow(clippy::too_many_arguments)]
 pub fn fit<M: Classifier>(
     mut model: M,
-    mut optimizer: ModuleOptimizer,
+    mut optimizer: AdamW,
     mut state: TrainState,
     hyper: &Hyper,
     train: &mut TrainSet,
@@ -254,7 +279,7 @@ pub fn fit<M: Classifier>(
                 let size = host.labels.len();
                 let pixels = Tensor::<4>::from_data(burn::tensor::TensorData::new(host.pixels, host.shape), device);
                 let labels = tensor::labels(&host.labels, device);
-                let (next, stats) = train_step(model, &mut optimizer, &loss_fn, pixels, labels, lr, hyper.grad_clip, device);
+                let (next, stats) = train_step(model, &mut optimizer, &loss_fn, pixels, labels, lr, hyper.grad_clip);
                 model = next;
                 pending.push(PendingStep { stats, lr, size });
                 state.step += 1;

@@ -1,16 +1,18 @@
 //! Training: the loop, its schedule and gradient clipping, and evaluation. Generic over any
 //! [`Classifier`]; never reads or writes files (see `Journal`).
 
-pub mod clip;
+#[cfg(test)]
+mod clip;
 pub mod evaluate;
 pub mod fit;
+pub mod optim;
 pub mod schedule;
 
 use burn::module::Module;
 use burn::tensor::Tensor;
 
 pub use evaluate::{EvalSet, Evaluation, evaluate};
-pub use fit::{EpochRecord, Hyper, Journal, Select, StepRecord, TrainState, fit, train_step};
+pub use fit::{EpochRecord, Hyper, Journal, Select, StepRecord, TrainState, Phase, fit, train_step, train_step_observed};
 
 /// A model that maps images `[batch, 3, height, width]` to class logits `[batch, classes]`.
 pub trait Classifier: Module {
