@@ -6,6 +6,7 @@
 //! documents rendered from the run folder alone). Beside it, `audit` finds duplicate pictures,
 //! split leakage and label conflicts in a dataset.
 
+pub mod allocator;
 pub mod audit;
 pub mod augment;
 pub mod backend;

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    brasa::allocator::tune();
     let args = cli::Cli::parse();
     match cli::execute(args) {
         Ok(()) => ExitCode::SUCCESS,
