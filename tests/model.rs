@@ -15,6 +15,12 @@ fn tiny(num_labels: usize, device: &Device) -> CvtForImageClassification {
 #[test]
 fn every_variant_maps_images_to_class_logits() {
     let device = Device::flex();
+    // transformers' own counts (`sum(p.numel() for p in model.parameters())` of the models
+    // bench/torch_bench.py builds: 4 labels): exact for the configurations both define
+    for (arch, size, exact) in [(Arch::CvtTiny, 96, 621_380), (Arch::Cvt13, 224, 19_614_020), (Arch::VitBasePatch16, 224, 85_801_732), (Arch::VitTiny, 96, 2_735_428)] {
+        let model = ArchConfig::for_arch(arch, 4, (size as u32, size as u32)).init(&device);
+        assert_eq!(model.num_params(), exact, "{}", arch.name());
+    }
     for (arch, size, params) in [
         (Arch::CvtTiny, 96, 0.62e6),
         (Arch::Cvt13, 224, 19.6e6),

@@ -165,10 +165,11 @@ pub enum Model {
 }
 
 impl Model {
+    /// Parameters as PyTorch counts them (BatchNorm running statistics are not parameters).
     pub fn num_params(&self) -> usize {
         match self {
-            Model::Cvt(m) => m.num_params(),
-            Model::Vit(m) => m.num_params(),
+            Model::Cvt(m) => params::count(m),
+            Model::Vit(m) => params::count(m),
         }
     }
 }

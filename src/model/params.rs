@@ -12,6 +12,8 @@ pub struct NamedParam {
     pub id: ParamId,
     /// The burn module type that owns it (`LayerNorm`, `Linear`, `BatchNorm`, ...).
     pub owner: String,
+    /// Number of values.
+    pub numel: usize,
 }
 
 impl NamedParam {
@@ -33,6 +35,11 @@ impl NamedParam {
         let is_bias = leaf == "bias" || leaf == "beta";
         let is_layer_norm_weight = self.owner == "LayerNorm" && leaf == "gamma";
         !(is_bias || is_layer_norm_weight)
+    }
+
+    /// A BatchNorm running mean or variance: state, not a parameter (a buffer in PyTorch).
+    pub fn is_running_statistic(&self) -> bool {
+        self.owner == "BatchNorm" && matches!(self.leaf(), "running_mean" | "running_var")
     }
 }
 
@@ -57,8 +64,15 @@ impl ModuleVisitor for Collector {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         // Entering a field reports the type of the struct that holds it: the parameter's owner.
         let owner = self.owners.last().cloned().unwrap_or_default();
-        self.params.push(NamedParam { path: self.path.join("."), id: param.id, owner });
+        let numel = param.lazy_shape().num_elements();
+        self.params.push(NamedParam { path: self.path.join("."), id: param.id, owner, numel });
     }
+}
+
+/// How many parameters `module` has, trainable or frozen, as PyTorch counts them
+/// (`sum(p.numel() for p in model.parameters())`): BatchNorm running statistics are not parameters.
+pub fn count<M: Module>(module: &M) -> usize {
+    named_params(module).iter().filter(|p| !p.is_running_statistic()).map(|p| p.numel).sum()
 }
 
 /// Every float parameter of `module` (trainable weights and running statistics), in order.
