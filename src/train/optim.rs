@@ -116,7 +116,9 @@ impl AdamW {
         assert_eq!(gather.next, self.slots.len(), "the optimizer was built for another model");
         let (values, gradients) = (gather.values, gather.gradients);
         let Some(device) = values.iter().flatten().next().map(Tensor::device) else {
-            return (model, Tensor::zeros([1], &Device::default()));
+            // nothing trains: a zero norm on the model's device
+            let device = model.devices().into_iter().next().unwrap_or_default().inner();
+            return (model, Tensor::zeros([1], &device));
         };
         let flat = |parts: Vec<Tensor<1>>| if parts.len() == 1 { parts.into_iter().next() } else if parts.is_empty() { None } else { Some(Tensor::cat(parts, 0)) };
         let values: Vec<Option<Tensor<1>>> = values.into_iter().map(flat).collect();
@@ -132,7 +134,8 @@ impl AdamW {
         }
 
         self.time += 1;
-        let Settings { beta_1, beta_2, epsilon, .. } = self.settings;
+        // the scalars in f32, as burn's AdamW computes them
+        let (beta_1, beta_2, epsilon) = (self.settings.beta_1 as f32, self.settings.beta_2 as f32, self.settings.epsilon as f32);
         let correction_1 = 1.0 - beta_1.powi(self.time as i32);
         let correction_2 = 1.0 - beta_2.powi(self.time as i32);
         let moments = self.moments.get_or_insert_with(|| {
@@ -151,7 +154,8 @@ impl AdamW {
                 .clone()
                 .div_scalar(correction_1)
                 .div(moments.second.clone().div_scalar(correction_2).sqrt().add_scalar(epsilon));
-            let decayed = if group.weight_decay == 0.0 { value } else { value.mul_scalar(1.0 - lr * group.weight_decay) };
+            let decay = lr * (group.weight_decay as f32) as f64;
+            let decayed = if decay == 0.0 { value } else { value.mul_scalar(1.0 - decay) };
             updated.push(Some(decayed - step.mul_scalar(lr)));
         }
         let mut scatter = Scatter { slots: &self.slots, next: 0, offsets: vec![0; self.groups.len()], updated };
@@ -379,6 +383,18 @@ mod tests {
         // a second step still finds every gradient
         let grads = GradientsParams::from_grads(model.loss(1, &device).backward(), &model);
         assert!(grads.get::<2>(model.first.weight.id).is_some());
+    }
+
+    #[test]
+    fn a_model_with_nothing_to_train_is_left_as_it_is() {
+        let device = Device::flex().autodiff();
+        let model = net(&device).no_grad();
+        let before = values(&model);
+        let mut flat = AdamW::new(&model, SETTINGS, decays);
+        assert!(flat.is_empty());
+        let (model, norm) = flat.step(0.1, model, GradientsParams::new(), Some(1.0));
+        assert_eq!(values(&model), before);
+        assert_eq!(norm.into_scalar::<f32>(), 0.0);
     }
 
     #[test]
