@@ -14,6 +14,7 @@ pub mod bench;
 pub mod compare;
 pub mod data;
 pub mod error;
+pub mod kernels;
 pub mod metrics;
 pub mod model;
 pub mod plan;

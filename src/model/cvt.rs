@@ -8,11 +8,15 @@
 
 use burn::module::{Flag, Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d};
-use burn::tensor::activation::{gelu, softmax};
+use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Device, Distribution, Tensor};
 
 use super::attention::Attentions;
+use super::norm::LayerNorm;
+use crate::kernels::{gelu, softmax};
+
+/// `nn.LayerNorm`'s default ε, which every CvT LayerNorm in transformers keeps.
+const LAYER_NORM_EPSILON: f64 = 1e-5;
 
 /// Hyperparameters of a CvT, one entry per stage (`CvtConfig` in transformers).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -106,7 +110,7 @@ impl CvtConfig {
         let last = *self.embed_dim.last().expect("at least one stage");
         CvtForImageClassification {
             cvt: CvtModel { encoder: CvtEncoder { stages } },
-            layernorm: LayerNormConfig::new(last).init(device),
+            layernorm: LayerNorm::new(last, LAYER_NORM_EPSILON, device),
             classifier: self.linear(last, self.num_labels, true, device),
         }
     }
@@ -221,7 +225,7 @@ impl CvtStage {
         let embedding = CvtEmbeddings {
             convolution_embeddings: CvtConvEmbeddings {
                 projection,
-                normalization: LayerNormConfig::new(dim).init(device),
+                normalization: LayerNorm::new(dim, LAYER_NORM_EPSILON, device),
             },
             dropout: DropoutConfig::new(config.drop_rate[stage]).init(),
         };
@@ -326,8 +330,8 @@ impl CvtLayer {
                 dropout: DropoutConfig::new(config.drop_rate[stage]).init(),
             },
             drop_path: DropPath::new(config.layer_drop_path(stage)),
-            layernorm_before: LayerNormConfig::new(dim).init(device),
-            layernorm_after: LayerNormConfig::new(dim).init(device),
+            layernorm_before: LayerNorm::new(dim, LAYER_NORM_EPSILON, device),
+            layernorm_after: LayerNorm::new(dim, LAYER_NORM_EPSILON, device),
         }
     }
 

@@ -5,6 +5,7 @@
 pub mod attention;
 pub mod cvt;
 pub mod hub;
+pub mod norm;
 pub mod params;
 pub mod pretrained;
 pub mod vit;

@@ -7,11 +7,12 @@
 
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{Dropout, DropoutConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::{gelu, softmax};
+use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::attention::Attentions;
+use super::norm::LayerNorm;
+use crate::kernels::{gelu, softmax};
 
 /// Hyperparameters of a ViT (`ViTConfig` in transformers).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -82,7 +83,7 @@ impl VitConfig {
     }
 
     fn layer_norm(&self, device: &Device) -> LayerNorm {
-        LayerNormConfig::new(self.hidden_size).with_epsilon(self.layer_norm_eps).init(device)
+        LayerNorm::new(self.hidden_size, self.layer_norm_eps, device)
     }
 
     /// A freshly initialised model (`ViTPreTrainedModel._init_weights`: truncated-normal

@@ -1,0 +1,125 @@
+//! [`FusedOps`] under autodiff over flex: each op records one backward step that runs its fused
+//! backward kernel, instead of the chain of primitives burn would record.
+
+use burn::backend::Flex;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
+use burn::backend::autodiff::Autodiff;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::flex::FlexTensor;
+use burn::backend::TensorMetadata;
+
+use super::flex::{contiguous, layer_norm_saving, tensor, values};
+use super::{FusedOps, gelu, layer_norm, softmax};
+
+#[derive(Debug)]
+struct GeluBackward;
+
+impl Backward<Flex, 1> for GeluBackward {
+    /// The input.
+    type State = FlexTensor;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let x = ops.state;
+        unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
+            let grad = contiguous(grad);
+            tensor(gelu::backward(values(&x), values(&grad)), x.shape())
+        });
+    }
+}
+
+#[derive(Debug)]
+struct SoftmaxBackward;
+
+impl Backward<Flex, 1> for SoftmaxBackward {
+    /// The output.
+    type State = FlexTensor;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let y = ops.state;
+        unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
+            let grad = contiguous(grad);
+            let shape = y.shape();
+            let width = shape.as_slice().last().copied().unwrap_or(1);
+            tensor(softmax::backward(values(&y), values(&grad), width), shape)
+        });
+    }
+}
+
+#[derive(Debug, Clone)]
+struct LayerNormState {
+    x: FlexTensor,
+    gamma: FlexTensor,
+    mean: std::sync::Arc<Vec<f32>>,
+    rstd: std::sync::Arc<Vec<f32>>,
+}
+
+#[derive(Debug)]
+struct LayerNormBackward;
+
+impl Backward<Flex, 3> for LayerNormBackward {
+    type State = LayerNormState;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_gamma, node_beta] = ops.parents;
+        let grad = contiguous(grads.consume::<Flex>(&ops.node));
+        let state = ops.state;
+        let gamma_shape = state.gamma.shape();
+        let d = layer_norm::backward(values(&state.x), values(&grad), &state.mean, &state.rstd, values(&state.gamma));
+        if let Some(node) = node_x {
+            grads.register::<Flex>(node.id, tensor(d.input, state.x.shape()));
+        }
+        if let Some(node) = node_gamma {
+            grads.register::<Flex>(node.id, tensor(d.gamma, gamma_shape.clone()));
+        }
+        if let Some(node) = node_beta {
+            grads.register::<Flex>(node.id, tensor(d.beta, gamma_shape));
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
+    fn fused_gelu(x: FloatTensor<Autodiff<Flex, C>>) -> FloatTensor<Autodiff<Flex, C>> {
+        match GeluBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let input = contiguous(x.primitive().clone());
+                let output = Flex::fused_gelu(input.clone());
+                prep.finish(input, output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::fused_gelu(x.into_primitive())),
+        }
+    }
+
+    fn fused_softmax(x: FloatTensor<Autodiff<Flex, C>>) -> FloatTensor<Autodiff<Flex, C>> {
+        match SoftmaxBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let output = Flex::fused_softmax(x.primitive().clone());
+                prep.finish(output.clone(), output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::fused_softmax(x.into_primitive())),
+        }
+    }
+
+    fn fused_layer_norm(
+        x: FloatTensor<Autodiff<Flex, C>>,
+        gamma: FloatTensor<Autodiff<Flex, C>>,
+        beta: FloatTensor<Autodiff<Flex, C>>,
+        epsilon: f64,
+    ) -> FloatTensor<Autodiff<Flex, C>> {
+        match LayerNormBackward.prepare::<C>([x.node(), gamma.node(), beta.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let input = contiguous(x.primitive().clone());
+                let gamma = contiguous(gamma.primitive().clone());
+                let (output, mean, rstd) = layer_norm_saving(input.clone(), gamma.clone(), beta.primitive().clone(), epsilon);
+                let state = LayerNormState { x: input, gamma, mean: mean.into(), rstd: rstd.into() };
+                prep.finish(state, output)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(Flex::fused_layer_norm(x.into_primitive(), gamma.into_primitive(), beta.into_primitive(), epsilon))
+            }
+        }
+    }
+}
+

@@ -1,0 +1,52 @@
+//! [`FusedOps`] on flex: the slice kernels applied to flex's tensors.
+
+use burn::backend::Flex;
+use burn::backend::flex::{FlexTensor, Layout};
+use burn::backend::TensorMetadata;
+use burn::tensor::{Bytes, DType, Shape};
+
+use super::{FusedOps, gelu, layer_norm, softmax};
+
+/// The tensor's values in row-major order (copied only when its layout is not already that).
+pub(super) fn contiguous(x: FlexTensor) -> FlexTensor {
+    assert_eq!(x.dtype(), DType::F32, "brasa's fused kernels take f32 tensors");
+    if x.layout().contiguous_offsets().is_some() { x } else { x.to_contiguous() }
+}
+
+pub(super) fn values(x: &FlexTensor) -> &[f32] {
+    x.as_slice::<f32>().expect("a contiguous f32 tensor")
+}
+
+pub(super) fn tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
+    FlexTensor::new(Bytes::from_elems(values), Layout::contiguous(shape), DType::F32)
+}
+
+fn last_axis(shape: &Shape) -> usize {
+    shape.as_slice().last().copied().unwrap_or(1)
+}
+
+impl FusedOps for Flex {
+    fn fused_gelu(x: FlexTensor) -> FlexTensor {
+        let x = contiguous(x);
+        tensor(gelu::forward(values(&x)), x.shape())
+    }
+
+    fn fused_softmax(x: FlexTensor) -> FlexTensor {
+        let x = contiguous(x);
+        let shape = x.shape();
+        tensor(softmax::forward(values(&x), last_axis(&shape)), shape)
+    }
+
+    fn fused_layer_norm(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, epsilon: f64) -> FlexTensor {
+        layer_norm_saving(x, gamma, beta, epsilon).0
+    }
+}
+
+/// Layer norm's output, and each row's mean and 1/σ for the backward.
+pub(super) fn layer_norm_saving(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, epsilon: f64) -> (FlexTensor, Vec<f32>, Vec<f32>) {
+    let (x, gamma, beta) = (contiguous(x), contiguous(gamma), contiguous(beta));
+    let shape = x.shape();
+    assert_eq!(last_axis(&shape), gamma.shape().num_elements(), "layer norm: the last axis is not gamma's length");
+    let out = layer_norm::forward(values(&x), values(&gamma), Some(values(&beta)), epsilon as f32);
+    (tensor(out.output, shape), out.mean, out.rstd)
+}

@@ -1,0 +1,99 @@
+//! GELU (the exact, erf form) and its derivative, element-parallel over the CPU's cores.
+
+use std::mem::MaybeUninit;
+
+use super::simd::{self, multiversion};
+use super::split::{ELEMENTS_PER_TASK, par_zip_map, par_zip2_map};
+
+const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
+/// 1/√(2π)
+const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
+
+/// gelu(x) = ½·x·(1 + erf(x/√2)).
+pub fn forward(x: &[f32]) -> Vec<f32> {
+    par_zip_map(x, ELEMENTS_PER_TASK, forward_chunk)
+}
+
+/// gelu'(x)·g = (Φ(x) + x·φ(x))·g with Φ the normal CDF, φ its density.
+pub fn backward(x: &[f32], grad: &[f32]) -> Vec<f32> {
+    par_zip2_map(x, grad, ELEMENTS_PER_TASK, backward_chunk)
+}
+
+multiversion! {
+    fn forward_chunk(x: &[f32], out: &mut [MaybeUninit<f32>]) {
+        for (o, &v) in out.iter_mut().zip(x) {
+            o.write(0.5 * v * (1.0 + simd::erf(v * FRAC_1_SQRT_2)));
+        }
+    }
+}
+
+multiversion! {
+    fn backward_chunk(x: &[f32], grad: &[f32], out: &mut [MaybeUninit<f32>]) {
+        for ((o, &v), &g) in out.iter_mut().zip(x).zip(grad) {
+            let cdf = 0.5 * (1.0 + simd::erf(v * FRAC_1_SQRT_2));
+            let pdf = FRAC_1_SQRT_2PI * simd::exp(-0.5 * v * v);
+            o.write(g * (cdf + v * pdf));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference(x: f64) -> (f64, f64) {
+        let cdf = 0.5 * (1.0 + erf64(x / std::f64::consts::SQRT_2));
+        let pdf = (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt();
+        (x * cdf, cdf + x * pdf)
+    }
+
+    // erf by series / continued fraction in f64 (as in simd's tests).
+    fn erf64(x: f64) -> f64 {
+        let ax = x.abs();
+        let value = if ax <= 3.0 {
+            let (mut term, mut total, mut n) = (ax, ax, 0.0);
+            loop {
+                n += 1.0;
+                term *= -ax * ax / n;
+                let add = term / (2.0 * n + 1.0);
+                total += add;
+                if add.abs() <= 1e-17 * total.abs() {
+                    break;
+                }
+            }
+            total * 2.0 / std::f64::consts::PI.sqrt()
+        } else {
+            let mut f = ax;
+            for k in (1..60).rev() {
+                f = ax + (k as f64 / 2.0) / f;
+            }
+            1.0 - (-ax * ax).exp() / (f * std::f64::consts::PI.sqrt())
+        };
+        value.copysign(x)
+    }
+
+    #[test]
+    fn gelu_and_its_derivative_match_the_definition() {
+        // More elements than one task, so the parallel split is exercised too.
+        let x: Vec<f32> = (0..3 * ELEMENTS_PER_TASK + 5).map(|i| (i as f32 * 0.37).sin() * 7.0).collect();
+        let grad: Vec<f32> = (0..x.len()).map(|i| ((i % 7) as f32 - 3.0) * 0.5).collect();
+        let y = forward(&x);
+        let dx = backward(&x, &grad);
+        for i in 0..x.len() {
+            let (want_y, want_d) = reference(x[i] as f64);
+            let want_dx = want_d * grad[i] as f64;
+            assert!((y[i] as f64 - want_y).abs() <= 1e-6 * (1.0 + want_y.abs()), "gelu({}) = {} not {}", x[i], y[i], want_y);
+            assert!((dx[i] as f64 - want_dx).abs() <= 2e-6 * (1.0 + want_dx.abs()), "gelu'({})·{} = {} not {}", x[i], grad[i], dx[i], want_dx);
+        }
+    }
+
+    #[test]
+    fn empty_and_special_values() {
+        assert!(forward(&[]).is_empty());
+        let y = forward(&[f32::NAN, 0.0, 30.0, -30.0]);
+        assert!(y[0].is_nan());
+        assert_eq!(y[1], 0.0);
+        assert_eq!(y[2], 30.0);
+        assert_eq!(y[3], 0.0);
+    }
+}

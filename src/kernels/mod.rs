@@ -1,0 +1,155 @@
+//! Fused CPU kernels for the ops burn's flex backend runs on one thread or, under autodiff, as a
+//! chain of single-threaded primitives: GELU, softmax over the last axis, and layer norm — each
+//! one pass over its data, split over rayon's threads, with its own backward.
+//!
+//! The functions here take and return ordinary `Tensor`s. On flex (with or without autodiff) and
+//! f32 they run the fused kernels through a burn backend extension; on any other backend or dtype,
+//! or with `BRASA_KERNELS=burn` in the environment, they call burn's own op, so GPU code paths are
+//! unchanged. This module must never hold model or training logic: it is ops only.
+
+mod autodiff;
+mod flex;
+pub mod gelu;
+pub mod layer_norm;
+pub mod simd;
+pub mod softmax;
+mod split;
+
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, Dispatch, DispatchDevice, backend_extension};
+use burn::tensor::{DType, Tensor};
+
+/// The ops with fused kernels, as a burn backend extension: implemented for flex
+/// ([`flex`]) and for autodiff over flex ([`autodiff`]).
+#[backend_extension(Flex, Autodiff)]
+pub trait FusedOps: Backend {
+    /// GELU, exact (erf) form.
+    fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// Softmax over the last axis.
+    fn fused_softmax(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// Layer norm over the last axis with a weight and a bias.
+    fn fused_layer_norm(x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, epsilon: f64) -> FloatTensor<Self>;
+}
+
+/// Whether the fused kernels serve tensors like `x`: f32 on flex, unless `BRASA_KERNELS=burn`.
+fn fused<const D: usize>(x: &Tensor<D>) -> bool {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let enabled = *ENABLED.get_or_init(|| std::env::var("BRASA_KERNELS").map(|v| v != "burn").unwrap_or(true));
+    enabled && x.dtype() == DType::F32 && matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_))
+}
+
+/// GELU (erf form), as `burn::tensor::activation::gelu`.
+pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if !fused(&x) {
+        return burn::tensor::activation::gelu(x);
+    }
+    Tensor::from_dispatch(<Dispatch as FusedOps>::fused_gelu(x.into_dispatch()))
+}
+
+/// Softmax along `dim`, as `burn::tensor::activation::softmax`; fused when `dim` is the last axis.
+pub fn softmax<const D: usize>(x: Tensor<D>, dim: usize) -> Tensor<D> {
+    if dim + 1 != D || !fused(&x) {
+        return burn::tensor::activation::softmax(x, dim);
+    }
+    Tensor::from_dispatch(<Dispatch as FusedOps>::fused_softmax(x.into_dispatch()))
+}
+
+/// Layer norm over the last axis, as `burn::tensor::module::layer_norm`.
+pub fn layer_norm<const D: usize>(x: Tensor<D>, gamma: Tensor<1>, beta: Option<Tensor<1>>, epsilon: f64) -> Tensor<D> {
+    match beta {
+        Some(beta) if fused(&x) => Tensor::from_dispatch(<Dispatch as FusedOps>::fused_layer_norm(
+            x.into_dispatch(),
+            gamma.into_dispatch(),
+            beta.into_dispatch(),
+            epsilon,
+        )),
+        beta => burn::tensor::module::layer_norm(x, gamma, beta, epsilon),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Each fused op against burn's own on flex, forward and gradients, through the `Tensor` API
+    //! the models use (so the extension's dispatch and the autodiff steps are covered too).
+    use burn::tensor::{Device, Distribution, Tensor};
+
+    use super::*;
+
+    fn device() -> Device {
+        Device::flex().autodiff()
+    }
+
+    fn assert_close<const D: usize>(got: Tensor<D>, want: Tensor<D>, tolerance: f32, what: &str) {
+        assert_eq!(got.dims(), want.dims(), "{what}: shapes");
+        let got = got.into_data().try_to_vec::<f32>().unwrap();
+        let want = want.into_data().try_to_vec::<f32>().unwrap();
+        let worst = got.iter().zip(&want).map(|(g, w)| (g - w).abs() / (1.0 + w.abs())).fold(0.0f32, f32::max);
+        assert!(worst <= tolerance, "{what}: worst relative gap {worst:e}");
+    }
+
+    /// A [2, 3, 40, 24] input seen through a transpose (not contiguous), tracked for gradients.
+    fn input(seed: u64) -> Tensor<4> {
+        let device = device();
+        device.seed(seed);
+        Tensor::<4>::random([2, 3, 24, 40], Distribution::Normal(0.0, 2.0), &device).swap_dims(2, 3).require_grad()
+    }
+
+    /// Gradient of Σ w·f(x) with respect to x, for a fixed random w.
+    fn gradient(x: &Tensor<4>, y: Tensor<4>) -> Tensor<4> {
+        y.device().seed(7);
+        let weights = Tensor::<4>::random(y.dims(), Distribution::Uniform(-1.0, 1.0), &y.device());
+        let grads = (y * weights).sum().backward();
+        x.grad(&grads).expect("x has a gradient")
+    }
+
+    #[test]
+    fn gelu_matches_burns() {
+        let (a, b) = (input(1), input(1));
+        let (ours, theirs) = (gelu(a.clone()), burn::tensor::activation::gelu(b.clone()));
+        assert_close(ours.clone(), theirs.clone(), 1e-6, "gelu");
+        assert_close(gradient(&a, ours), gradient(&b, theirs), 1e-5, "gelu gradient");
+    }
+
+    #[test]
+    fn softmax_matches_burns_on_the_last_axis_and_defers_on_others() {
+        let (a, b) = (input(2), input(2));
+        let (ours, theirs) = (softmax(a.clone(), 3), burn::tensor::activation::softmax(b.clone(), 3));
+        assert_close(ours.clone(), theirs.clone(), 1e-6, "softmax");
+        assert_close(gradient(&a, ours), gradient(&b, theirs), 1e-5, "softmax gradient");
+        let (ours, theirs) = (softmax(a.clone(), 1), burn::tensor::activation::softmax(b.clone(), 1));
+        assert_close(ours, theirs, 0.0, "softmax over an inner axis");
+    }
+
+    #[test]
+    fn layer_norm_matches_burns_with_all_three_gradients() {
+        let device = device();
+        let (a, b) = (input(3), input(3));
+        let gamma = Tensor::<1>::random([24], Distribution::Normal(1.0, 0.3), &device).require_grad();
+        let beta = Tensor::<1>::random([24], Distribution::Normal(0.0, 0.3), &device).require_grad();
+        let (gamma_b, beta_b) = (gamma.clone().detach().require_grad(), beta.clone().detach().require_grad());
+        let ours = layer_norm(a.clone(), gamma.clone(), Some(beta.clone()), 1e-5);
+        let theirs = burn::tensor::module::layer_norm(b.clone(), gamma_b.clone(), Some(beta_b.clone()), 1e-5);
+        assert_close(ours.clone(), theirs.clone(), 2e-6, "layer norm");
+        let w = Tensor::<4>::random(ours.dims(), Distribution::Uniform(-1.0, 1.0), &device);
+        let ours_grads = (ours * w.clone()).sum().backward();
+        let theirs_grads = (theirs * w).sum().backward();
+        assert_close(a.grad(&ours_grads).unwrap(), b.grad(&theirs_grads).unwrap(), 1e-4, "layer norm: x gradient");
+        assert_close(gamma.grad(&ours_grads).unwrap(), gamma_b.grad(&theirs_grads).unwrap(), 1e-4, "layer norm: γ gradient");
+        assert_close(beta.grad(&ours_grads).unwrap(), beta_b.grad(&theirs_grads).unwrap(), 1e-5, "layer norm: β gradient");
+    }
+
+    #[test]
+    fn ops_run_without_autodiff_too() {
+        let device = Device::flex();
+        let x = Tensor::<2>::random([5, 33], Distribution::Normal(0.0, 1.0), &device);
+        assert_close(gelu(x.clone()), burn::tensor::activation::gelu(x.clone()), 1e-6, "gelu (inference)");
+        assert_close(softmax(x.clone(), 1), burn::tensor::activation::softmax(x.clone(), 1), 1e-6, "softmax (inference)");
+        let (gamma, beta) = (Tensor::<1>::ones([33], &device), Tensor::<1>::zeros([33], &device));
+        assert_close(
+            layer_norm(x.clone(), gamma.clone(), Some(beta.clone()), 1e-12),
+            burn::tensor::module::layer_norm(x, gamma, Some(beta), 1e-12),
+            2e-6,
+            "layer norm (inference)",
+        );
+    }
+}
