@@ -12,6 +12,7 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::TensorMetadata;
 
 use super::flex::{contiguous, layer_norm_saving, tensor, values};
+use super::depthwise::{self, Geometry};
 use super::{FusedOps, gelu, layer_norm, softmax};
 
 #[derive(Debug)]
@@ -80,6 +81,32 @@ impl Backward<Flex, 3> for LayerNormBackward {
     }
 }
 
+#[derive(Debug, Clone)]
+struct DepthwiseState {
+    x: FlexTensor,
+    weight: FlexTensor,
+    geometry: Geometry,
+}
+
+#[derive(Debug)]
+struct DepthwiseBackward;
+
+impl Backward<Flex, 2> for DepthwiseBackward {
+    type State = DepthwiseState;
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_weight] = ops.parents;
+        let grad = contiguous(grads.consume::<Flex>(&ops.node));
+        let DepthwiseState { x, weight, geometry } = ops.state;
+        if let Some(node) = node_x {
+            grads.register::<Flex>(node.id, tensor(depthwise::input_grad(&geometry, values(&grad), values(&weight)), x.shape()));
+        }
+        if let Some(node) = node_weight {
+            grads.register::<Flex>(node.id, tensor(depthwise::weight_grad(&geometry, values(&x), values(&grad)), weight.shape()));
+        }
+    }
+}
+
 impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
     fn fused_gelu(x: FloatTensor<Autodiff<Flex, C>>) -> FloatTensor<Autodiff<Flex, C>> {
         match GeluBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
@@ -121,5 +148,41 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
             }
         }
     }
+
+    fn fused_depthwise_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        stride_h: usize,
+        stride_w: usize,
+        pad_top: usize,
+        pad_left: usize,
+        pad_bottom: usize,
+        pad_right: usize,
+    ) -> FloatTensor<Self> {
+        let conv = |x, weight| Flex::fused_depthwise_conv2d(x, weight, stride_h, stride_w, pad_top, pad_left, pad_bottom, pad_right);
+        match DepthwiseBackward.prepare::<C>([x.node(), weight.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let (x, weight) = (contiguous(x.primitive().clone()), contiguous(weight.primitive().clone()));
+                let output = conv(x.clone(), weight.clone());
+                let ([batch, channels, in_h, in_w], [_, _, out_h, out_w]) = (dims4(&x), dims4(&output));
+                let [_, _, kh, kw] = dims4(&weight);
+                let geometry = Geometry {
+                    batch,
+                    channels,
+                    input: [in_h, in_w],
+                    output: [out_h, out_w],
+                    kernel: [kh, kw],
+                    stride: [stride_h, stride_w],
+                    padding: [pad_top, pad_left],
+                };
+                prep.finish(DepthwiseState { x, weight, geometry }, output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(conv(x.into_primitive(), weight.into_primitive())),
+        }
+    }
+}
+
+fn dims4(x: &FlexTensor) -> [usize; 4] {
+    x.shape().as_slice().try_into().expect("a 4-D tensor")
 }
 

@@ -1,6 +1,8 @@
 //! [`FusedOps`] on flex: the slice kernels applied to flex's tensors.
 
 use burn::backend::Flex;
+use burn::backend::ops::ModuleOps;
+use burn::tensor::ops::ConvOptions;
 use burn::backend::flex::{FlexTensor, Layout};
 use burn::backend::TensorMetadata;
 use burn::tensor::{Bytes, DType, Shape};
@@ -39,6 +41,21 @@ impl FusedOps for Flex {
 
     fn fused_layer_norm(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, epsilon: f64) -> FlexTensor {
         layer_norm_saving(x, gamma, beta, epsilon).0
+    }
+
+    fn fused_depthwise_conv2d(
+        x: FlexTensor,
+        weight: FlexTensor,
+        stride_h: usize,
+        stride_w: usize,
+        pad_top: usize,
+        pad_left: usize,
+        pad_bottom: usize,
+        pad_right: usize,
+    ) -> FlexTensor {
+        let channels = x.shape().as_slice()[1];
+        let options = ConvOptions::new_with_padding([stride_h, stride_w], [(pad_top, pad_bottom), (pad_left, pad_right)], [1, 1], channels);
+        Flex::conv2d(x, weight, None, options)
     }
 }
 

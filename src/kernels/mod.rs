@@ -8,6 +8,7 @@
 //! unchanged. This module must never hold model or training logic: it is ops only.
 
 mod autodiff;
+pub mod depthwise;
 mod flex;
 pub mod gelu;
 pub mod layer_norm;
@@ -17,6 +18,8 @@ mod split;
 
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, DispatchDevice, backend_extension};
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2d;
 use burn::tensor::{DType, Tensor};
 
 /// The ops with fused kernels, as a burn backend extension: implemented for flex
@@ -29,6 +32,18 @@ pub trait FusedOps: Backend {
     fn fused_softmax(x: FloatTensor<Self>) -> FloatTensor<Self>;
     /// Layer norm over the last axis with a weight and a bias.
     fn fused_layer_norm(x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, epsilon: f64) -> FloatTensor<Self>;
+    /// Depthwise 2-D convolution without bias or dilation: weights `[channels, 1, kh, kw]`,
+    /// padding (top, left, bottom, right).
+    fn fused_depthwise_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        stride_h: usize,
+        stride_w: usize,
+        pad_top: usize,
+        pad_left: usize,
+        pad_bottom: usize,
+        pad_right: usize,
+    ) -> FloatTensor<Self>;
 }
 
 /// Whether the fused kernels serve tensors like `x`: f32 on flex, unless `BRASA_KERNELS=burn`.
@@ -52,6 +67,33 @@ pub fn softmax<const D: usize>(x: Tensor<D>, dim: usize) -> Tensor<D> {
         return burn::tensor::activation::softmax(x, dim);
     }
     Tensor::from_dispatch(<Dispatch as FusedOps>::fused_softmax(x.into_dispatch()))
+}
+
+/// A `Conv2d` module applied to `input`, as `Conv2d::forward`; depthwise ones (a filter per
+/// channel, no bias, no dilation) take the fused backward.
+pub fn conv2d(conv: &Conv2d, input: Tensor<4>) -> Tensor<4> {
+    let [_, channels, _, _] = input.dims();
+    let [out_channels, per_group, _, _] = conv.weight.dims();
+    let depthwise = conv.groups == channels && out_channels == channels && per_group == 1;
+    let (top, left, bottom, right) = match conv.padding {
+        PaddingConfig2d::Explicit(top, left, bottom, right) => (top, left, bottom, right),
+        PaddingConfig2d::Valid => (0, 0, 0, 0),
+        // `Same` pads by burn's own rule: left to burn.
+        PaddingConfig2d::Same => return conv.forward(input),
+    };
+    if !depthwise || conv.bias.is_some() || conv.dilation != [1, 1] || !fused(&input) {
+        return conv.forward(input);
+    }
+    Tensor::from_dispatch(<Dispatch as FusedOps>::fused_depthwise_conv2d(
+        input.into_dispatch(),
+        conv.weight.val().into_dispatch(),
+        conv.stride[0],
+        conv.stride[1],
+        top,
+        left,
+        bottom,
+        right,
+    ))
 }
 
 /// Layer norm over the last axis, as `burn::tensor::module::layer_norm`.
@@ -136,6 +178,32 @@ mod tests {
         assert_close(a.grad(&ours_grads).unwrap(), b.grad(&theirs_grads).unwrap(), 1e-4, "layer norm: x gradient");
         assert_close(gamma.grad(&ours_grads).unwrap(), gamma_b.grad(&theirs_grads).unwrap(), 1e-4, "layer norm: γ gradient");
         assert_close(beta.grad(&ours_grads).unwrap(), beta_b.grad(&theirs_grads).unwrap(), 1e-5, "layer norm: β gradient");
+    }
+
+    #[test]
+    fn depthwise_convolution_matches_burns_with_both_gradients() {
+        use burn::nn::PaddingConfig2d;
+        use burn::nn::conv::Conv2dConfig;
+        let device = device();
+        for (stride, padding) in [(1, 1), (2, 1), (2, 0)] {
+            let x = Tensor::<4>::random([2, 5, 11, 9], Distribution::Normal(0.0, 1.0), &device).require_grad();
+            let conv = Conv2dConfig::new([5, 5], [3, 3])
+                .with_groups(5)
+                .with_bias(false)
+                .with_stride([stride, stride])
+                .with_padding(PaddingConfig2d::Explicit(padding, padding, padding, padding))
+                .init(&device);
+            let x_b = x.clone().detach().require_grad();
+            let ours = conv2d(&conv, x.clone());
+            let theirs = conv.forward(x_b.clone());
+            assert_close(ours.clone(), theirs.clone(), 1e-6, "depthwise conv");
+            let w = Tensor::<4>::random(ours.dims(), Distribution::Uniform(-1.0, 1.0), &device);
+            let ours_grads = (ours * w.clone()).sum().backward();
+            let theirs_grads = (theirs * w).sum().backward();
+            assert_close(x.grad(&ours_grads).unwrap(), x_b.grad(&theirs_grads).unwrap(), 1e-5, "depthwise conv: x gradient");
+            let weight = conv.weight.val();
+            assert_close(weight.grad(&ours_grads).unwrap(), weight.grad(&theirs_grads).unwrap(), 1e-5, "depthwise conv: weight gradient");
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use burn::tensor::{Device, Distribution, Tensor};
 
 use super::attention::Attentions;
 use super::norm::LayerNorm;
-use crate::kernels::{gelu, softmax};
+use crate::kernels::{self, gelu, softmax};
 
 /// `nn.LayerNorm`'s default ε, which every CvT LayerNorm in transformers keeps.
 const LAYER_NORM_EPSILON: f64 = 1e-5;
@@ -484,7 +484,8 @@ impl CvtSelfAttentionProjection {
 
     /// The projected map `[batch, channels, height, width]`, before flattening.
     fn project(&self, spatial: Tensor<4>) -> Tensor<4> {
-        self.convolution_projection.normalization.forward(self.convolution_projection.convolution.forward(spatial))
+        let convolved = kernels::conv2d(&self.convolution_projection.convolution, spatial);
+        self.convolution_projection.normalization.forward(convolved)
     }
 }
 
