@@ -11,9 +11,9 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::flex::FlexTensor;
 use burn::backend::TensorMetadata;
 
-use super::flex::{contiguous, layer_norm_saving, tensor, values};
+use super::flex::{contiguous, layer_norm_saving, linear_dims, tensor, values};
 use super::depthwise::{self, Geometry};
-use super::{FusedOps, gelu, layer_norm, softmax};
+use super::{FusedOps, gelu, layer_norm, linear, softmax};
 
 #[derive(Debug)]
 struct GeluBackward;
@@ -107,6 +107,35 @@ impl Backward<Flex, 2> for DepthwiseBackward {
     }
 }
 
+#[derive(Debug, Clone)]
+struct LinearState {
+    x: FlexTensor,
+    weight: FlexTensor,
+}
+
+#[derive(Debug)]
+struct LinearBackward;
+
+impl Backward<Flex, 3> for LinearBackward {
+    type State = LinearState;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_weight, node_bias] = ops.parents;
+        let grad = contiguous(grads.consume::<Flex>(&ops.node));
+        let LinearState { x, weight } = ops.state;
+        let [m, k, n] = linear_dims(&x, &weight);
+        if let Some(node) = node_x {
+            grads.register::<Flex>(node.id, tensor(linear::input_grad(values(&grad), values(&weight), m, k, n), x.shape()));
+        }
+        if let Some(node) = node_weight {
+            grads.register::<Flex>(node.id, tensor(linear::weight_grad(values(&x), values(&grad), m, k, n), weight.shape()));
+        }
+        if let Some(node) = node_bias {
+            grads.register::<Flex>(node.id, tensor(linear::bias_grad(values(&grad), m, n), [n].into()));
+        }
+    }
+}
+
 impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
     fn fused_gelu(x: FloatTensor<Autodiff<Flex, C>>) -> FloatTensor<Autodiff<Flex, C>> {
         match GeluBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
@@ -146,6 +175,17 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
             OpsKind::UnTracked(prep) => {
                 prep.finish(Flex::fused_layer_norm(x.into_primitive(), gamma.into_primitive(), beta.into_primitive(), epsilon))
             }
+        }
+    }
+
+    fn fused_linear(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
+        match LinearBackward.prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let (x, weight) = (contiguous(x.primitive().clone()), contiguous(weight.primitive().clone()));
+                let output = Flex::fused_linear(x.clone(), weight.clone(), bias.primitive().clone());
+                prep.finish(LinearState { x, weight }, output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::fused_linear(x.into_primitive(), weight.into_primitive(), bias.into_primitive())),
         }
     }
 

@@ -7,7 +7,7 @@ use burn::backend::flex::{FlexTensor, Layout};
 use burn::backend::TensorMetadata;
 use burn::tensor::{Bytes, DType, Shape};
 
-use super::{FusedOps, gelu, layer_norm, softmax};
+use super::{FusedOps, gelu, layer_norm, linear, softmax};
 
 /// The tensor's values in row-major order (copied only when its layout is not already that).
 pub(super) fn contiguous(x: FlexTensor) -> FlexTensor {
@@ -43,6 +43,12 @@ impl FusedOps for Flex {
         layer_norm_saving(x, gamma, beta, epsilon).0
     }
 
+    fn fused_linear(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
+        let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
+        let [m, k, n] = linear_dims(&x, &weight);
+        tensor(linear::forward(values(&x), values(&weight), Some(values(&bias)), m, k, n), linear_output_shape(&x, n))
+    }
+
     fn fused_depthwise_conv2d(
         x: FlexTensor,
         weight: FlexTensor,
@@ -57,6 +63,20 @@ impl FusedOps for Flex {
         let options = ConvOptions::new_with_padding([stride_h, stride_w], [(pad_top, pad_bottom), (pad_left, pad_right)], [1, 1], channels);
         Flex::conv2d(x, weight, None, options)
     }
+}
+
+/// (m, k, n) of x `[.., k]` · W `[k, n]`, m the product of x's leading axes.
+pub(super) fn linear_dims(x: &FlexTensor, weight: &FlexTensor) -> [usize; 3] {
+    let k = last_axis(&x.shape());
+    let [w_in, n]: [usize; 2] = weight.shape().as_slice().try_into().expect("a 2-D linear weight");
+    assert_eq!(k, w_in, "linear: the input's last axis is {k} long, the weight takes {w_in}");
+    [x.shape().num_elements() / k.max(1), k, n]
+}
+
+pub(super) fn linear_output_shape(x: &FlexTensor, n: usize) -> Shape {
+    let mut dims = x.shape().as_slice().to_vec();
+    *dims.last_mut().expect("a linear input has at least one axis") = n;
+    Shape::from(dims)
 }
 
 /// Layer norm's output, and each row's mean and 1/σ for the backward.

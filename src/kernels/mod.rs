@@ -12,19 +12,21 @@ pub mod depthwise;
 mod flex;
 pub mod gelu;
 pub mod layer_norm;
+pub mod linear;
 pub mod simd;
 pub mod softmax;
 mod split;
 
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, DispatchDevice, backend_extension};
-use burn::nn::PaddingConfig2d;
+use burn::nn::{Linear, PaddingConfig2d};
 use burn::nn::conv::Conv2d;
 use burn::tensor::{DType, Tensor};
 
 /// The ops with fused kernels, as a burn backend extension: implemented for flex
 /// ([`flex`]) and for autodiff over flex ([`autodiff`]).
 #[backend_extension(Flex, Autodiff)]
+#[allow(clippy::too_many_arguments)] // a convolution's options, as burn passes them
 pub trait FusedOps: Backend {
     /// GELU, exact (erf) form.
     fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self>;
@@ -32,6 +34,8 @@ pub trait FusedOps: Backend {
     fn fused_softmax(x: FloatTensor<Self>) -> FloatTensor<Self>;
     /// Layer norm over the last axis with a weight and a bias.
     fn fused_layer_norm(x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, epsilon: f64) -> FloatTensor<Self>;
+    /// x·W + b over the last axis, W `[in, out]`.
+    fn fused_linear(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self>;
     /// Depthwise 2-D convolution without bias or dilation: weights `[channels, 1, kh, kw]`,
     /// padding (top, left, bottom, right).
     fn fused_depthwise_conv2d(
@@ -67,6 +71,18 @@ pub fn softmax<const D: usize>(x: Tensor<D>, dim: usize) -> Tensor<D> {
         return burn::tensor::activation::softmax(x, dim);
     }
     Tensor::from_dispatch(<Dispatch as FusedOps>::fused_softmax(x.into_dispatch()))
+}
+
+/// A `Linear` module applied to `input`, as `Linear::forward`.
+pub fn linear<const D: usize>(layer: &Linear, input: Tensor<D>) -> Tensor<D> {
+    match &layer.bias {
+        Some(bias) if fused(&input) => Tensor::from_dispatch(<Dispatch as FusedOps>::fused_linear(
+            input.into_dispatch(),
+            layer.weight.val().into_dispatch(),
+            bias.val().into_dispatch(),
+        )),
+        _ => layer.forward(input),
+    }
 }
 
 /// A `Conv2d` module applied to `input`, as `Conv2d::forward`; depthwise ones (a filter per
@@ -204,6 +220,24 @@ mod tests {
             let weight = conv.weight.val();
             assert_close(weight.grad(&ours_grads).unwrap(), weight.grad(&theirs_grads).unwrap(), 1e-5, "depthwise conv: weight gradient");
         }
+    }
+
+    #[test]
+    fn linear_matches_burns_with_all_three_gradients() {
+        use burn::nn::LinearConfig;
+        let device = device();
+        let layer = LinearConfig::new(24, 7).init(&device);
+        let (a, b) = (input(4), input(4));
+        let ours = linear(&layer, a.clone());
+        let theirs = layer.forward(b.clone());
+        assert_close(ours.clone(), theirs.clone(), 1e-5, "linear");
+        let w = Tensor::<4>::random(ours.dims(), Distribution::Uniform(-1.0, 1.0), &device);
+        let ours_grads = (ours * w.clone()).sum().backward();
+        let theirs_grads = (theirs * w).sum().backward();
+        assert_close(a.grad(&ours_grads).unwrap(), b.grad(&theirs_grads).unwrap(), 1e-5, "linear: x gradient");
+        let (weight, bias) = (layer.weight.val(), layer.bias.as_ref().unwrap().val());
+        assert_close(weight.grad(&ours_grads).unwrap(), weight.grad(&theirs_grads).unwrap(), 1e-5, "linear: weight gradient");
+        assert_close(bias.grad(&ours_grads).unwrap(), bias.grad(&theirs_grads).unwrap(), 1e-5, "linear: bias gradient");
     }
 
     #[test]

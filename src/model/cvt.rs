@@ -163,7 +163,7 @@ impl CvtForImageClassification {
         };
         let [b, _, c] = normed.dims();
         let pooled = normed.mean_dim(1).reshape([b, c]);
-        self.classifier.forward(pooled)
+        kernels::linear(&self.classifier, pooled)
     }
 }
 
@@ -437,9 +437,9 @@ impl CvtSelfAttention {
             key = Tensor::cat(vec![cls.clone(), key], 1);
             value = Tensor::cat(vec![cls, value], 1);
         }
-        let query = self.split_heads(self.projection_query.forward(query));
-        let key = self.split_heads(self.projection_key.forward(key));
-        let value = self.split_heads(self.projection_value.forward(value));
+        let query = self.split_heads(kernels::linear(&self.projection_query, query));
+        let key = self.split_heads(kernels::linear(&self.projection_key, key));
+        let value = self.split_heads(kernels::linear(&self.projection_value, value));
         // HF quirk: scaled by the full embedding dim, not the head dim (`embed_dim ** -0.5`).
         let scale = (self.embed_dim as f64).powf(-0.5);
         let scores = query.matmul(key.swap_dims(2, 3)).mul_scalar(scale);
@@ -515,7 +515,7 @@ pub struct CvtSelfOutput {
 
 impl CvtSelfOutput {
     fn forward(&self, hidden: Tensor<3>) -> Tensor<3> {
-        self.dropout.forward(self.dense.forward(hidden))
+        self.dropout.forward(kernels::linear(&self.dense, hidden))
     }
 }
 
@@ -526,7 +526,7 @@ pub struct CvtIntermediate {
 
 impl CvtIntermediate {
     fn forward(&self, hidden: Tensor<3>) -> Tensor<3> {
-        gelu(self.dense.forward(hidden))
+        gelu(kernels::linear(&self.dense, hidden))
     }
 }
 
@@ -538,7 +538,7 @@ pub struct CvtOutput {
 
 impl CvtOutput {
     fn forward(&self, hidden: Tensor<3>, residual: Tensor<3>) -> Tensor<3> {
-        self.dropout.forward(self.dense.forward(hidden)) + residual
+        self.dropout.forward(kernels::linear(&self.dense, hidden)) + residual
     }
 }
 

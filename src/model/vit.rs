@@ -12,7 +12,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use super::attention::Attentions;
 use super::norm::LayerNorm;
-use crate::kernels::{gelu, softmax};
+use crate::kernels::{self, gelu, softmax};
 
 /// Hyperparameters of a ViT (`ViTConfig` in transformers).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -158,7 +158,7 @@ impl ViTForImageClassification {
 
     fn classify(&self, sequence: Tensor<3>) -> Tensor<2> {
         let [b, _, h] = sequence.dims();
-        self.classifier.forward(sequence.narrow(1, 0, 1).reshape([b, h]))
+        kernels::linear(&self.classifier, sequence.narrow(1, 0, 1).reshape([b, h]))
     }
 
     /// Lays the position embeddings out for `image_size` inputs (bicubic, like transformers'
@@ -378,9 +378,9 @@ impl ViTSelfAttention {
         let heads = self.num_attention_heads;
         let head_dim = h / heads;
         let split = |x: Tensor<3>| x.reshape([b, tokens, heads, head_dim]).swap_dims(1, 2);
-        let query = split(self.query.forward(hidden.clone()));
-        let key = split(self.key.forward(hidden.clone()));
-        let value = split(self.value.forward(hidden));
+        let query = split(kernels::linear(&self.query, hidden.clone()));
+        let key = split(kernels::linear(&self.key, hidden.clone()));
+        let value = split(kernels::linear(&self.value, hidden));
         let scores = query.matmul(key.swap_dims(2, 3)).mul_scalar((head_dim as f64).powf(-0.5));
         (self.dropout.forward(softmax(scores, 3)), value)
     }
@@ -400,7 +400,7 @@ pub struct ViTSelfOutput {
 
 impl ViTSelfOutput {
     fn forward(&self, hidden: Tensor<3>) -> Tensor<3> {
-        self.dropout.forward(self.dense.forward(hidden))
+        self.dropout.forward(kernels::linear(&self.dense, hidden))
     }
 }
 
@@ -411,7 +411,7 @@ pub struct ViTIntermediate {
 
 impl ViTIntermediate {
     fn forward(&self, hidden: Tensor<3>) -> Tensor<3> {
-        gelu(self.dense.forward(hidden))
+        gelu(kernels::linear(&self.dense, hidden))
     }
 }
 
@@ -423,7 +423,7 @@ pub struct ViTOutput {
 
 impl ViTOutput {
     fn forward(&self, hidden: Tensor<3>, residual: Tensor<3>) -> Tensor<3> {
-        self.dropout.forward(self.dense.forward(hidden)) + residual
+        self.dropout.forward(kernels::linear(&self.dense, hidden)) + residual
     }
 }
 
