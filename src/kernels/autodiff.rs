@@ -11,9 +11,9 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::flex::FlexTensor;
 use burn::backend::TensorMetadata;
 
-use super::flex::{contiguous, layer_norm_saving, linear_dims, tensor, values};
+use super::flex::{attention_dims, contiguous, layer_norm_saving, linear_dims, tensor, values};
 use super::depthwise::{self, Geometry};
-use super::{FusedOps, gelu, layer_norm, linear, softmax};
+use super::{FusedOps, attention, gelu, layer_norm, linear, softmax};
 
 #[derive(Debug)]
 struct GeluBackward;
@@ -108,6 +108,35 @@ impl Backward<Flex, 2> for DepthwiseBackward {
 }
 
 #[derive(Debug, Clone)]
+struct AttentionState {
+    q: FlexTensor,
+    k: FlexTensor,
+    v: FlexTensor,
+    probs: std::sync::Arc<Vec<f32>>,
+    dims: attention::Dims,
+    scale: f32,
+}
+
+#[derive(Debug)]
+struct AttentionBackward;
+
+impl Backward<Flex, 3> for AttentionBackward {
+    type State = AttentionState;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let parents = ops.parents;
+        let grad = contiguous(grads.consume::<Flex>(&ops.node));
+        let AttentionState { q, k, v, probs, dims, scale } = ops.state;
+        let [dq, dk, dv] = attention::backward(values(&q), values(&k), values(&v), &probs, values(&grad), &dims, scale);
+        for ((parent, gradient), input) in parents.into_iter().zip([dq, dk, dv]).zip([&q, &k, &v]) {
+            if let Some(node) = parent {
+                grads.register::<Flex>(node.id, tensor(gradient, input.shape()));
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
 struct LinearState {
     x: FlexTensor,
     weight: FlexTensor,
@@ -175,6 +204,20 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
             OpsKind::UnTracked(prep) => {
                 prep.finish(Flex::fused_layer_norm(x.into_primitive(), gamma.into_primitive(), beta.into_primitive(), epsilon))
             }
+        }
+    }
+
+    fn fused_attention(q: FloatTensor<Self>, k: FloatTensor<Self>, v: FloatTensor<Self>, heads: usize, scale: f64) -> FloatTensor<Self> {
+        match AttentionBackward.prepare::<C>([q.node(), k.node(), v.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let (q, k, v) = (contiguous(q.primitive().clone()), contiguous(k.primitive().clone()), contiguous(v.primitive().clone()));
+                let dims = attention_dims(&q, &k, &v, heads);
+                let scale = scale as f32;
+                let (context, probs) = attention::forward(values(&q), values(&k), values(&v), &dims, scale);
+                let output = tensor(context, q.shape());
+                prep.finish(AttentionState { q, k, v, probs: probs.into(), dims, scale }, output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::fused_attention(q.into_primitive(), k.into_primitive(), v.into_primitive(), heads, scale)),
         }
     }
 

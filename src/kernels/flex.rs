@@ -7,7 +7,7 @@ use burn::backend::flex::{FlexTensor, Layout};
 use burn::backend::TensorMetadata;
 use burn::tensor::{Bytes, DType, Shape};
 
-use super::{FusedOps, gelu, layer_norm, linear, softmax};
+use super::{FusedOps, attention, gelu, layer_norm, linear, softmax};
 
 /// The tensor's values in row-major order (copied only when its layout is not already that).
 pub(super) fn contiguous(x: FlexTensor) -> FlexTensor {
@@ -43,6 +43,13 @@ impl FusedOps for Flex {
         layer_norm_saving(x, gamma, beta, epsilon).0
     }
 
+    fn fused_attention(q: FlexTensor, k: FlexTensor, v: FlexTensor, heads: usize, scale: f64) -> FlexTensor {
+        let (q, k, v) = (contiguous(q), contiguous(k), contiguous(v));
+        let dims = attention_dims(&q, &k, &v, heads);
+        let (context, _) = attention::forward(values(&q), values(&k), values(&v), &dims, scale as f32);
+        tensor(context, q.shape())
+    }
+
     fn fused_linear(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
         let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
         let [m, k, n] = linear_dims(&x, &weight);
@@ -63,6 +70,16 @@ impl FusedOps for Flex {
         let options = ConvOptions::new_with_padding([stride_h, stride_w], [(pad_top, pad_bottom), (pad_left, pad_right)], [1, 1], channels);
         Flex::conv2d(x, weight, None, options)
     }
+}
+
+/// The sizes of an attention over q `[batch, queries, width]`, k and v `[batch, keys, width]`.
+pub(super) fn attention_dims(q: &FlexTensor, k: &FlexTensor, v: &FlexTensor, heads: usize) -> attention::Dims {
+    let [batch, queries, width]: [usize; 3] = q.shape().as_slice().try_into().expect("a 3-D query");
+    let [k_batch, keys, k_width]: [usize; 3] = k.shape().as_slice().try_into().expect("a 3-D key");
+    assert_eq!(k.shape(), v.shape(), "attention: keys and values differ in shape");
+    assert!(k_batch == batch && k_width == width, "attention: queries and keys differ in batch or width");
+    assert!(heads > 0 && width % heads == 0, "attention: width {width} does not split into {heads} heads");
+    attention::Dims { batch, heads, queries, keys, head_dim: width / heads }
 }
 
 /// (m, k, n) of x `[.., k]` · W `[k, n]`, m the product of x's leading axes.

@@ -7,6 +7,7 @@
 //! or with `BRASA_KERNELS=burn` in the environment, they call burn's own op, so GPU code paths are
 //! unchanged. This module must never hold model or training logic: it is ops only.
 
+pub mod attention;
 mod autodiff;
 pub mod depthwise;
 mod flex;
@@ -34,6 +35,9 @@ pub trait FusedOps: Backend {
     fn fused_softmax(x: FloatTensor<Self>) -> FloatTensor<Self>;
     /// Layer norm over the last axis with a weight and a bias.
     fn fused_layer_norm(x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, epsilon: f64) -> FloatTensor<Self>;
+    /// softmax(q·kᵀ·scale)·v per head, q `[batch, queries, width]`, k and v
+    /// `[batch, keys, width]`, heads side by side along the width.
+    fn fused_attention(q: FloatTensor<Self>, k: FloatTensor<Self>, v: FloatTensor<Self>, heads: usize, scale: f64) -> FloatTensor<Self>;
     /// x·W + b over the last axis, W `[in, out]`.
     fn fused_linear(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self>;
     /// Depthwise 2-D convolution without bias or dilation: weights `[channels, 1, kh, kw]`,
@@ -71,6 +75,29 @@ pub fn softmax<const D: usize>(x: Tensor<D>, dim: usize) -> Tensor<D> {
         return burn::tensor::activation::softmax(x, dim);
     }
     Tensor::from_dispatch(<Dispatch as FusedOps>::fused_softmax(x.into_dispatch()))
+}
+
+/// Multi-head attention's core without dropout: softmax(q·kᵀ·scale)·v for each of `heads` heads
+/// laid side by side along the last axis of q `[batch, queries, width]` and k, v
+/// `[batch, keys, width]`; returns `[batch, queries, width]` with the heads merged back.
+pub fn attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize, scale: f64) -> Tensor<3> {
+    if fused(&q) {
+        return Tensor::from_dispatch(<Dispatch as FusedOps>::fused_attention(q.into_dispatch(), k.into_dispatch(), v.into_dispatch(), heads, scale));
+    }
+    let probs = softmax(split_heads(q, heads).matmul(split_heads(k, heads).swap_dims(2, 3)).mul_scalar(scale), 3);
+    merge_heads(probs.matmul(split_heads(v, heads)))
+}
+
+/// `[batch, tokens, heads·head_dim]` → `[batch, heads, tokens, head_dim]`.
+pub fn split_heads(x: Tensor<3>, heads: usize) -> Tensor<4> {
+    let [b, tokens, width] = x.dims();
+    x.reshape([b, tokens, heads, width / heads]).swap_dims(1, 2)
+}
+
+/// `[batch, heads, tokens, head_dim]` → `[batch, tokens, heads·head_dim]`.
+pub fn merge_heads(context: Tensor<4>) -> Tensor<3> {
+    let [b, heads, tokens, head_dim] = context.dims();
+    context.swap_dims(1, 2).reshape([b, tokens, heads * head_dim])
 }
 
 /// A `Linear` module applied to `input`, as `Linear::forward`.
@@ -238,6 +265,27 @@ mod tests {
         let (weight, bias) = (layer.weight.val(), layer.bias.as_ref().unwrap().val());
         assert_close(weight.grad(&ours_grads).unwrap(), weight.grad(&theirs_grads).unwrap(), 1e-5, "linear: weight gradient");
         assert_close(bias.grad(&ours_grads).unwrap(), bias.grad(&theirs_grads).unwrap(), 1e-5, "linear: bias gradient");
+    }
+
+    #[test]
+    fn attention_matches_burns_composition_with_all_three_gradients() {
+        let device = device();
+        let make = |tokens: usize, seed: u64| {
+            device.seed(seed);
+            Tensor::<3>::random([3, tokens, 12], Distribution::Normal(0.0, 1.0), &device).require_grad()
+        };
+        let (q, k, v) = (make(7, 10), make(5, 11), make(5, 12));
+        let (qb, kb, vb) = (q.clone().detach().require_grad(), k.clone().detach().require_grad(), v.clone().detach().require_grad());
+        let ours = attention(q.clone(), k.clone(), v.clone(), 3, 0.4);
+        let probs = burn::tensor::activation::softmax(split_heads(qb.clone(), 3).matmul(split_heads(kb.clone(), 3).swap_dims(2, 3)).mul_scalar(0.4), 3);
+        let theirs = merge_heads(probs.matmul(split_heads(vb.clone(), 3)));
+        assert_close(ours.clone(), theirs.clone(), 1e-5, "attention");
+        let w = Tensor::<3>::random(ours.dims(), Distribution::Uniform(-1.0, 1.0), &device);
+        let ours_grads = (ours * w.clone()).sum().backward();
+        let theirs_grads = (theirs * w).sum().backward();
+        for (name, a, b) in [("q", &q, &qb), ("k", &k, &kb), ("v", &v, &vb)] {
+            assert_close(a.grad(&ours_grads).unwrap(), b.grad(&theirs_grads).unwrap(), 1e-5, &format!("attention: {name} gradient"));
+        }
     }
 
     #[test]

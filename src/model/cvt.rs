@@ -407,19 +407,38 @@ impl CvtSelfAttention {
     }
 
     fn forward(&self, hidden: Tensor<3>, height: usize, width: usize) -> Tensor<3> {
+        if self.dropout.prob == 0.0 || !hidden.device().is_autodiff() {
+            let (query, key, value, _) = self.projections(hidden, height, width);
+            return kernels::attention(query, key, value, self.num_heads, self.scale());
+        }
         let (probs, value, _) = self.probs_and_values(hidden, height, width);
-        merge_heads(probs.matmul(value))
+        kernels::merge_heads(probs.matmul(value))
     }
 
     /// [`forward`](Self::forward), the attention probabilities `[batch, heads, queries, keys]`
     /// and the grid `[height, width]` the keys after the cls token lie on.
     fn forward_with_attention(&self, hidden: Tensor<3>, height: usize, width: usize) -> (Tensor<3>, Tensor<4>, [usize; 2]) {
         let (probs, value, key_grid) = self.probs_and_values(hidden, height, width);
-        (merge_heads(probs.clone().matmul(value)), probs, key_grid)
+        (kernels::merge_heads(probs.clone().matmul(value)), probs, key_grid)
     }
 
     /// Softmax attention (after dropout) and values split into heads, and the key grid.
     fn probs_and_values(&self, hidden: Tensor<3>, height: usize, width: usize) -> (Tensor<4>, Tensor<4>, [usize; 2]) {
+        let (query, key, value, key_grid) = self.projections(hidden, height, width);
+        let query = kernels::split_heads(query, self.num_heads);
+        let key = kernels::split_heads(key, self.num_heads);
+        let value = kernels::split_heads(value, self.num_heads);
+        let scores = query.matmul(key.swap_dims(2, 3)).mul_scalar(self.scale());
+        (self.dropout.forward(softmax(scores, 3)), value, key_grid)
+    }
+
+    /// HF quirk: scaled by the full embedding dim, not the head dim (`embed_dim ** -0.5`).
+    fn scale(&self) -> f64 {
+        (self.embed_dim as f64).powf(-0.5)
+    }
+
+    /// Queries, keys and values `[batch, tokens, embed]` (heads side by side), and the key grid.
+    fn projections(&self, hidden: Tensor<3>, height: usize, width: usize) -> (Tensor<3>, Tensor<3>, Tensor<3>, [usize; 2]) {
         let (cls_token, hidden) = if self.with_cls_token {
             (Some(hidden.clone().narrow(1, 0, 1)), hidden.narrow(1, 1, height * width))
         } else {
@@ -437,20 +456,10 @@ impl CvtSelfAttention {
             key = Tensor::cat(vec![cls.clone(), key], 1);
             value = Tensor::cat(vec![cls, value], 1);
         }
-        let query = self.split_heads(kernels::linear(&self.projection_query, query));
-        let key = self.split_heads(kernels::linear(&self.projection_key, key));
-        let value = self.split_heads(kernels::linear(&self.projection_value, value));
-        // HF quirk: scaled by the full embedding dim, not the head dim (`embed_dim ** -0.5`).
-        let scale = (self.embed_dim as f64).powf(-0.5);
-        let scores = query.matmul(key.swap_dims(2, 3)).mul_scalar(scale);
-        (self.dropout.forward(softmax(scores, 3)), value, [key_height, key_width])
-    }
-
-    /// `[b, tokens, embed]` → `[b, heads, tokens, head_dim]`.
-    fn split_heads(&self, x: Tensor<3>) -> Tensor<4> {
-        let [b, tokens, _] = x.dims();
-        let head_dim = self.embed_dim / self.num_heads;
-        x.reshape([b, tokens, self.num_heads, head_dim]).swap_dims(1, 2)
+        let query = kernels::linear(&self.projection_query, query);
+        let key = kernels::linear(&self.projection_key, key);
+        let value = kernels::linear(&self.projection_value, value);
+        (query, key, value, [key_height, key_width])
     }
 }
 
@@ -495,11 +504,6 @@ fn flatten_tokens(map: Tensor<4>) -> Tensor<3> {
     map.reshape([b, c, h * w]).swap_dims(1, 2)
 }
 
-/// `[batch, heads, tokens, head_dim]` → `[batch, tokens, heads * head_dim]`.
-fn merge_heads(context: Tensor<4>) -> Tensor<3> {
-    let [b, heads, tokens, head_dim] = context.dims();
-    context.swap_dims(1, 2).reshape([b, tokens, heads * head_dim])
-}
 
 #[derive(Module, Debug)]
 pub struct CvtSelfAttentionConvProjection {

@@ -362,22 +362,30 @@ pub struct ViTSelfAttention {
 
 impl ViTSelfAttention {
     fn forward(&self, hidden: Tensor<3>) -> Tensor<3> {
+        if self.dropout.prob == 0.0 || !hidden.device().is_autodiff() {
+            let [_, _, width] = hidden.dims();
+            let scale = ((width / self.num_attention_heads) as f64).powf(-0.5);
+            let query = kernels::linear(&self.query, hidden.clone());
+            let key = kernels::linear(&self.key, hidden.clone());
+            let value = kernels::linear(&self.value, hidden);
+            return kernels::attention(query, key, value, self.num_attention_heads, scale);
+        }
         let (probs, value) = self.probs_and_values(hidden);
-        merge_heads(probs.matmul(value))
+        kernels::merge_heads(probs.matmul(value))
     }
 
     /// [`forward`](Self::forward) and the attention probabilities `[batch, heads, tokens, tokens]`.
     fn forward_with_attention(&self, hidden: Tensor<3>) -> (Tensor<3>, Tensor<4>) {
         let (probs, value) = self.probs_and_values(hidden);
-        (merge_heads(probs.clone().matmul(value)), probs)
+        (kernels::merge_heads(probs.clone().matmul(value)), probs)
     }
 
     /// Softmax attention (after dropout) and values, both split into heads.
     fn probs_and_values(&self, hidden: Tensor<3>) -> (Tensor<4>, Tensor<4>) {
-        let [b, tokens, h] = hidden.dims();
+        let [_, _, width] = hidden.dims();
         let heads = self.num_attention_heads;
-        let head_dim = h / heads;
-        let split = |x: Tensor<3>| x.reshape([b, tokens, heads, head_dim]).swap_dims(1, 2);
+        let head_dim = width / heads;
+        let split = |x: Tensor<3>| kernels::split_heads(x, heads);
         let query = split(kernels::linear(&self.query, hidden.clone()));
         let key = split(kernels::linear(&self.key, hidden.clone()));
         let value = split(kernels::linear(&self.value, hidden));
@@ -386,11 +394,6 @@ impl ViTSelfAttention {
     }
 }
 
-/// `[batch, heads, tokens, head_dim]` → `[batch, tokens, heads * head_dim]`.
-fn merge_heads(context: Tensor<4>) -> Tensor<3> {
-    let [b, heads, tokens, head_dim] = context.dims();
-    context.swap_dims(1, 2).reshape([b, tokens, heads * head_dim])
-}
 
 #[derive(Module, Debug)]
 pub struct ViTSelfOutput {

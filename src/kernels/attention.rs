@@ -1,0 +1,253 @@
+//! Multi-head attention's core, softmax(q·kᵀ·scale)·v, and its backward, reading the heads
+//! straight out of the `[batch, tokens, heads·head_dim]` projections through strides: no
+//! split-heads or merge-heads copies, no separate scaling pass, one (batch, head) per task.
+
+use rayon::prelude::*;
+
+use super::simd::{self, multiversion};
+
+/// The sizes of one attention: q `[batch, queries, heads·head_dim]`, k and v
+/// `[batch, keys, heads·head_dim]`, probabilities `[batch, heads, queries, keys]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dims {
+    pub batch: usize,
+    pub heads: usize,
+    pub queries: usize,
+    pub keys: usize,
+    pub head_dim: usize,
+}
+
+impl Dims {
+    fn width(&self) -> usize {
+        self.heads * self.head_dim
+    }
+}
+
+/// A matrix inside a buffer: base pointer and strides in elements.
+#[derive(Clone, Copy)]
+struct Mat {
+    ptr: *const f32,
+    row_stride: isize,
+    col_stride: isize,
+}
+
+/// A buffer several tasks write disjoint parts of.
+#[derive(Clone, Copy)]
+struct Shared(*mut f32);
+// SAFETY: each task writes only its own (batch, head) block; see the callers.
+unsafe impl Send for Shared {}
+unsafe impl Sync for Shared {}
+
+/// dst (`m × n`, rows `dst_rows` apart) = lhs (`m × k`) · rhs (`k × n`), on the calling thread.
+///
+/// # Safety
+/// The matrices address live memory of the sizes given; dst is this task's alone.
+unsafe fn product(dst: *mut f32, dst_rows: usize, m: usize, n: usize, k: usize, lhs: Mat, rhs: Mat) {
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            dst_rows as isize,
+            false,
+            lhs.ptr,
+            lhs.col_stride,
+            lhs.row_stride,
+            rhs.ptr,
+            rhs.col_stride,
+            rhs.row_stride,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
+/// Head `h` of batch `b` in a `[batch, tokens, width]` buffer, as a `tokens × head_dim` matrix.
+fn head(buffer: *const f32, d: &Dims, tokens: usize, b: usize, h: usize) -> Mat {
+    // SAFETY (of the offset): b < batch, h < heads, inside a buffer of batch·tokens·width.
+    Mat { ptr: unsafe { buffer.add(b * tokens * d.width() + h * d.head_dim) }, row_stride: d.width() as isize, col_stride: 1 }
+}
+
+/// The same head, transposed (`head_dim × tokens`).
+fn head_transposed(buffer: *const f32, d: &Dims, tokens: usize, b: usize, h: usize) -> Mat {
+    let m = head(buffer, d, tokens, b, h);
+    Mat { ptr: m.ptr, row_stride: 1, col_stride: d.width() as isize }
+}
+
+fn check(len: usize, want: usize, what: &str) {
+    assert_eq!(len, want, "attention: {what} holds {len} values, not {want}");
+}
+
+/// The context `[batch, queries, width]` and the probabilities `[batch, heads, queries, keys]`.
+pub fn forward(q: &[f32], k: &[f32], v: &[f32], d: &Dims, scale: f32) -> (Vec<f32>, Vec<f32>) {
+    check(q.len(), d.batch * d.queries * d.width(), "q");
+    check(k.len(), d.batch * d.keys * d.width(), "k");
+    check(v.len(), d.batch * d.keys * d.width(), "v");
+    let block = d.queries * d.keys;
+    let mut probs = vec![0.0f32; d.batch * d.heads * block];
+    let mut context = Vec::<f32>::with_capacity(d.batch * d.queries * d.width());
+    let out = Shared(context.as_mut_ptr());
+    let (qp, kp, vp) = (Shared(q.as_ptr() as *mut f32), Shared(k.as_ptr() as *mut f32), Shared(v.as_ptr() as *mut f32));
+    probs.par_chunks_mut(block.max(1)).enumerate().for_each(|(bh, p)| {
+        let (out, qp, kp, vp) = (out, qp, kp, vp);
+        let (b, h) = (bh / d.heads, bh % d.heads);
+        // SAFETY: the views address q, k and v inside their checked lengths; p is this task's;
+        // the context block (rows of batch b, columns of head h) is written by this task only.
+        unsafe {
+            product(p.as_mut_ptr(), d.keys, d.queries, d.keys, d.head_dim, head(qp.0, d, d.queries, b, h), head_transposed(kp.0, d, d.keys, b, h));
+            for row in p.chunks_mut(d.keys) {
+                softmax_row(row, scale);
+            }
+            let scores = Mat { ptr: p.as_ptr(), row_stride: d.keys as isize, col_stride: 1 };
+            let dst = out.0.add(b * d.queries * d.width() + h * d.head_dim);
+            product(dst, d.width(), d.queries, d.head_dim, d.keys, scores, head(vp.0, d, d.keys, b, h));
+        }
+    });
+    // SAFETY: the (batch, head) blocks cover every value of the context once.
+    unsafe { context.set_len(d.batch * d.queries * d.width()) };
+    (context, probs)
+}
+
+multiversion! {
+    /// softmax(row·scale) in place: scaled first, as a separate scaling pass would.
+    fn softmax_row(row: &mut [f32], scale: f32) {
+        for v in row.iter_mut() {
+            *v *= scale;
+        }
+        let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+        for v in row.iter_mut() {
+            *v = simd::exp(*v - max);
+        }
+        let total = simd::sum(row);
+        for v in row.iter_mut() {
+            *v /= total;
+        }
+    }
+}
+
+multiversion! {
+    /// dS = P ⊙ (dP − Σ dP⊙P)·scale in place of dP, per row.
+    fn softmax_backward_rows(dp: &mut [f32], probs: &[f32], keys: usize, scale: f32) {
+        for (g, p) in dp.chunks_mut(keys).zip(probs.chunks(keys)) {
+            let dot = simd::sum_zip(g, p, |g, p| g * p);
+            for (g, &p) in g.iter_mut().zip(p) {
+                *g = p * (*g - dot) * scale;
+            }
+        }
+    }
+}
+
+/// The gradients of q, k and v from the context's gradient and the forward's probabilities.
+pub fn backward(q: &[f32], k: &[f32], v: &[f32], probs: &[f32], d_context: &[f32], d: &Dims, scale: f32) -> [Vec<f32>; 3] {
+    check(q.len(), d.batch * d.queries * d.width(), "q");
+    check(k.len(), d.batch * d.keys * d.width(), "k");
+    check(v.len(), d.batch * d.keys * d.width(), "v");
+    check(d_context.len(), d.batch * d.queries * d.width(), "the context's gradient");
+    let block = d.queries * d.keys;
+    check(probs.len(), d.batch * d.heads * block, "the probabilities");
+    let mut dq = Vec::<f32>::with_capacity(q.len());
+    let mut dk = Vec::<f32>::with_capacity(k.len());
+    let mut dv = Vec::<f32>::with_capacity(v.len());
+    let (dqp, dkp, dvp) = (Shared(dq.as_mut_ptr()), Shared(dk.as_mut_ptr()), Shared(dv.as_mut_ptr()));
+    let (qp, kp, vp, dcp) = (Shared(q.as_ptr() as *mut f32), Shared(k.as_ptr() as *mut f32), Shared(v.as_ptr() as *mut f32), Shared(d_context.as_ptr() as *mut f32));
+    probs.par_chunks(block.max(1)).enumerate().for_each(|(bh, p)| {
+        let (dqp, dkp, dvp, qp, kp, vp, dcp) = (dqp, dkp, dvp, qp, kp, vp, dcp);
+        let (b, h) = (bh / d.heads, bh % d.heads);
+        let probs_t = Mat { ptr: p.as_ptr(), row_stride: 1, col_stride: d.keys as isize };
+        let mut ds = vec![0.0f32; block];
+        // SAFETY: views inside the checked buffers; each task writes only batch b's rows of
+        // head h's columns in dq, dk and dv, and its own ds.
+        unsafe {
+            // dP = dC·vᵀ
+            product(ds.as_mut_ptr(), d.keys, d.queries, d.keys, d.head_dim, head(dcp.0, d, d.queries, b, h), head_transposed(vp.0, d, d.keys, b, h));
+            softmax_backward_rows(&mut ds, p, d.keys, scale);
+            let ds_mat = Mat { ptr: ds.as_ptr(), row_stride: d.keys as isize, col_stride: 1 };
+            let ds_t = Mat { ptr: ds.as_ptr(), row_stride: 1, col_stride: d.keys as isize };
+            let at = |buffer: Shared, tokens: usize| buffer.0.add(b * tokens * d.width() + h * d.head_dim);
+            // dq = dS·k, dk = dSᵀ·q, dv = Pᵀ·dC
+            product(at(dqp, d.queries), d.width(), d.queries, d.head_dim, d.keys, ds_mat, head(kp.0, d, d.keys, b, h));
+            product(at(dkp, d.keys), d.width(), d.keys, d.head_dim, d.queries, ds_t, head(qp.0, d, d.queries, b, h));
+            product(at(dvp, d.keys), d.width(), d.keys, d.head_dim, d.queries, probs_t, head(dcp.0, d, d.queries, b, h));
+        }
+    });
+    // SAFETY: the (batch, head) blocks cover every value of each gradient once.
+    unsafe {
+        dq.set_len(q.len());
+        dk.set_len(k.len());
+        dv.set_len(v.len());
+    }
+    [dq, dk, dv]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Attention written out in f64: context and probabilities.
+    fn reference(q: &[f32], k: &[f32], v: &[f32], d: &Dims, scale: f64) -> (Vec<f64>, Vec<f64>) {
+        let w = d.width();
+        let mut context = vec![0.0; d.batch * d.queries * w];
+        let mut probs = vec![0.0; d.batch * d.heads * d.queries * d.keys];
+        for b in 0..d.batch {
+            for h in 0..d.heads {
+                for i in 0..d.queries {
+                    let scores: Vec<f64> = (0..d.keys)
+                        .map(|t| (0..d.head_dim).map(|j| q[(b * d.queries + i) * w + h * d.head_dim + j] as f64 * k[(b * d.keys + t) * w + h * d.head_dim + j] as f64).sum::<f64>() * scale)
+                        .collect();
+                    let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                    let total: f64 = scores.iter().map(|s| (s - max).exp()).sum();
+                    for t in 0..d.keys {
+                        let p = (scores[t] - max).exp() / total;
+                        probs[((b * d.heads + h) * d.queries + i) * d.keys + t] = p;
+                        for j in 0..d.head_dim {
+                            context[(b * d.queries + i) * w + h * d.head_dim + j] += p * v[(b * d.keys + t) * w + h * d.head_dim + j] as f64;
+                        }
+                    }
+                }
+            }
+        }
+        (context, probs)
+    }
+
+    fn values(n: usize, seed: usize) -> Vec<f32> {
+        (0..n).map(|i| (((i * 7919 + seed * 104_729) % 1000) as f32 / 500.0 - 1.0) * 1.5).collect()
+    }
+
+    #[test]
+    fn forward_matches_the_definition_and_backward_its_finite_differences() {
+        let d = Dims { batch: 2, heads: 3, queries: 5, keys: 4, head_dim: 6 };
+        let scale = 0.3f32;
+        let (nq, nk) = (d.batch * d.queries * d.width(), d.batch * d.keys * d.width());
+        let (q, k, v) = (values(nq, 1), values(nk, 2), values(nk, 3));
+        let dc = values(nq, 4);
+        let (context, probs) = forward(&q, &k, &v, &d, scale);
+        let (want_c, want_p) = reference(&q, &k, &v, &d, scale as f64);
+        for (g, w) in context.iter().zip(&want_c) {
+            assert!((*g as f64 - w).abs() < 1e-5, "context {g} vs {w}");
+        }
+        for (g, w) in probs.iter().zip(&want_p) {
+            assert!((*g as f64 - w).abs() < 1e-6, "probabilities {g} vs {w}");
+        }
+        let [dq, dk, dv] = backward(&q, &k, &v, &probs, &dc, &d, scale);
+        // L = Σ dC·context; each gradient entry against a central difference of L in f64.
+        let loss = |q: &[f32], k: &[f32], v: &[f32]| reference(q, k, v, &d, scale as f64).0.iter().zip(&dc).map(|(c, &g)| c * g as f64).sum::<f64>();
+        let eps = 1e-3f32;
+        for (which, grad) in [(0, &dq), (1, &dk), (2, &dv)] {
+            for i in 0..grad.len() {
+                let mut inputs = [q.clone(), k.clone(), v.clone()];
+                inputs[which][i] += eps;
+                let up = loss(&inputs[0], &inputs[1], &inputs[2]);
+                inputs[which][i] -= 2.0 * eps;
+                let down = loss(&inputs[0], &inputs[1], &inputs[2]);
+                let want = (up - down) / (2.0 * eps as f64);
+                assert!((grad[i] as f64 - want).abs() < 2e-3 * (1.0 + want.abs()), "gradient {which}[{i}]: {} vs {want}", grad[i]);
+            }
+        }
+    }
+}
