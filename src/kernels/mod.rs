@@ -1,5 +1,6 @@
-//! Fused CPU kernels for the ops burn's flex backend runs on one thread or, under autodiff, as a
-//! chain of single-threaded primitives: GELU, softmax over the last axis, and layer norm — each
+//! Fused CPU kernels for the ops burn's flex backend runs on one thread, as a chain of
+//! single-threaded primitives under autodiff, or with needless copies: GELU, softmax over the last
+//! axis, layer norm, linear layers, the attention core and depthwise convolution gradients — each
 //! one pass over its data, split over rayon's threads, with its own backward.
 //!
 //! The functions here take and return ordinary `Tensor`s. On flex (with or without autodiff) and
