@@ -4,6 +4,7 @@
 
 use rayon::prelude::*;
 
+use super::linear::{self, View as Mat};
 use super::simd::{self, multiversion};
 
 /// The sizes of one attention: q `[batch, queries, heads·head_dim]`, k and v
@@ -23,14 +24,6 @@ impl Dims {
     }
 }
 
-/// A matrix inside a buffer: base pointer and strides in elements.
-#[derive(Clone, Copy)]
-struct Mat {
-    ptr: *const f32,
-    row_stride: isize,
-    col_stride: isize,
-}
-
 /// A buffer several tasks write disjoint parts of.
 #[derive(Clone, Copy)]
 struct Shared(*mut f32);
@@ -38,34 +31,13 @@ struct Shared(*mut f32);
 unsafe impl Send for Shared {}
 unsafe impl Sync for Shared {}
 
-/// dst (`m × n`, rows `dst_rows` apart) = lhs (`m × k`) · rhs (`k × n`), on the calling thread.
+/// dst (`m × n`, rows `dst_rows` apart) = lhs (`m × k`) · rhs (`k × n`), on the calling thread
+/// (the (batch, head) tasks are the parallelism).
 ///
 /// # Safety
-/// The matrices address live memory of the sizes given; dst is this task's alone.
+/// As [`linear::product`]: live memory of the sizes given, dst this task's alone.
 unsafe fn product(dst: *mut f32, dst_rows: usize, m: usize, n: usize, k: usize, lhs: Mat, rhs: Mat) {
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst,
-            1,
-            dst_rows as isize,
-            false,
-            lhs.ptr,
-            lhs.col_stride,
-            lhs.row_stride,
-            rhs.ptr,
-            rhs.col_stride,
-            rhs.row_stride,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        )
-    }
+    unsafe { linear::product(dst, dst_rows, m, n, k, lhs, rhs, false, gemm::Parallelism::None) }
 }
 
 /// Head `h` of batch `b` in a `[batch, tokens, width]` buffer, as a `tokens × head_dim` matrix.

@@ -42,34 +42,9 @@ mod tests {
     use super::*;
 
     fn reference(x: f64) -> (f64, f64) {
-        let cdf = 0.5 * (1.0 + erf64(x / std::f64::consts::SQRT_2));
+        let cdf = 0.5 * (1.0 + crate::kernels::simd::tests::libm_erf(x / std::f64::consts::SQRT_2));
         let pdf = (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt();
         (x * cdf, cdf + x * pdf)
-    }
-
-    // erf by series / continued fraction in f64 (as in simd's tests).
-    fn erf64(x: f64) -> f64 {
-        let ax = x.abs();
-        let value = if ax <= 3.0 {
-            let (mut term, mut total, mut n) = (ax, ax, 0.0);
-            loop {
-                n += 1.0;
-                term *= -ax * ax / n;
-                let add = term / (2.0 * n + 1.0);
-                total += add;
-                if add.abs() <= 1e-17 * total.abs() {
-                    break;
-                }
-            }
-            total * 2.0 / std::f64::consts::PI.sqrt()
-        } else {
-            let mut f = ax;
-            for k in (1..60).rev() {
-                f = ax + (k as f64 / 2.0) / f;
-            }
-            1.0 - (-ax * ax).exp() / (f * std::f64::consts::PI.sqrt())
-        };
-        value.copysign(x)
     }
 
     #[test]

@@ -69,19 +69,12 @@ pub fn backward(x: &[f32], grad: &[f32], mean: &[f32], rstd: &[f32], gamma: &[f3
     let mut d_gamma = vec![0.0f32; width];
     let mut d_beta = vec![0.0f32; width];
     for (pg, pb) in &partials {
-        add_into(&mut d_gamma, pg);
-        add_into(&mut d_beta, pb);
+        simd::add_into(&mut d_gamma, pg);
+        simd::add_into(&mut d_beta, pb);
     }
     Backward { input, gamma: d_gamma, beta: d_beta }
 }
 
-multiversion! {
-    fn add_into(total: &mut [f32], part: &[f32]) {
-        for (t, &p) in total.iter_mut().zip(part) {
-            *t += p;
-        }
-    }
-}
 
 multiversion! {
     fn forward_row(x: &[f32], gamma: &[f32], beta: Option<&[f32]>, epsilon: f32, out: &mut [MaybeUninit<f32>]) -> (f32, f32) {

@@ -7,13 +7,13 @@
 
 use rayon::prelude::*;
 
-use super::simd::multiversion;
+use super::simd;
 use super::split::rows_per_task;
 
 /// Products below this many multiply-adds run on the calling thread (flex's threshold).
 const PARALLEL_WORK: usize = 192 * 192 * 192;
 
-fn parallelism(m: usize, n: usize, k: usize) -> gemm::Parallelism {
+pub(super) fn parallelism(m: usize, n: usize, k: usize) -> gemm::Parallelism {
     if m.saturating_mul(n).saturating_mul(k) >= PARALLEL_WORK && rayon::current_num_threads() > 1 {
         gemm::Parallelism::Rayon(rayon::current_num_threads())
     } else {
@@ -23,10 +23,10 @@ fn parallelism(m: usize, n: usize, k: usize) -> gemm::Parallelism {
 
 /// A row-major matrix view: `rows × cols` read at `ptr` with strides (in elements).
 #[derive(Clone, Copy)]
-struct View {
-    ptr: *const f32,
-    row_stride: isize,
-    col_stride: isize,
+pub(super) struct View {
+    pub ptr: *const f32,
+    pub row_stride: isize,
+    pub col_stride: isize,
 }
 
 impl View {
@@ -40,13 +40,24 @@ impl View {
     }
 }
 
-/// out (`m × n`, row-major) = lhs (`m × k`) · rhs (`k × n`), plus out's current values when
-/// `accumulate`.
+/// out (`m × n`, rows `out_row_stride` apart) = lhs (`m × k`) · rhs (`k × n`), plus out's current
+/// values when `accumulate`.
 ///
 /// # Safety
-/// `out` holds `m·n` values (initialised when `accumulate`); the views address `m × k` and
-/// `k × n` values inside live slices.
-unsafe fn product(out: *mut f32, m: usize, n: usize, k: usize, lhs: View, rhs: View, accumulate: bool) {
+/// `out` addresses `m × n` values (initialised when `accumulate`) no other thread touches; the
+/// views address `m × k` and `k × n` values inside live slices.
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn product(
+    out: *mut f32,
+    out_row_stride: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    lhs: View,
+    rhs: View,
+    accumulate: bool,
+    parallelism: gemm::Parallelism,
+) {
     unsafe {
         gemm::gemm(
             m,
@@ -54,7 +65,7 @@ unsafe fn product(out: *mut f32, m: usize, n: usize, k: usize, lhs: View, rhs: V
             k,
             out,
             1,
-            n as isize,
+            out_row_stride as isize,
             accumulate,
             lhs.ptr,
             lhs.col_stride,
@@ -67,7 +78,7 @@ unsafe fn product(out: *mut f32, m: usize, n: usize, k: usize, lhs: View, rhs: V
             false,
             false,
             false,
-            parallelism(m, n, k),
+            parallelism,
         )
     }
 }
@@ -97,12 +108,12 @@ pub fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, m: usize, k: usi
             // SAFETY: every value was written above.
             unsafe { y.set_len(m * n) };
             // SAFETY: y holds m·n initialised values; x and W are checked m×k and k×n.
-            unsafe { product(y.as_mut_ptr(), m, n, k, View::row_major(x, k), View::row_major(weight, n), true) };
+            unsafe { product(y.as_mut_ptr(), n, m, n, k, View::row_major(x, k), View::row_major(weight, n), true, parallelism(m, n, k)) };
         }
         None => {
             // SAFETY: gemm writes all m·n values without reading them (accumulate = false).
             unsafe {
-                product(y.as_mut_ptr(), m, n, k, View::row_major(x, k), View::row_major(weight, n), false);
+                product(y.as_mut_ptr(), n, m, n, k, View::row_major(x, k), View::row_major(weight, n), false, parallelism(m, n, k));
                 y.set_len(m * n);
             }
         }
@@ -117,7 +128,7 @@ pub fn input_grad(dy: &[f32], weight: &[f32], m: usize, k: usize, n: usize) -> V
     let mut dx = Vec::<f32>::with_capacity(m * k);
     // SAFETY: gemm writes all m·k values without reading them; the views are checked above.
     unsafe {
-        product(dx.as_mut_ptr(), m, k, n, View::row_major(dy, n), View::transposed(weight, n), false);
+        product(dx.as_mut_ptr(), k, m, k, n, View::row_major(dy, n), View::transposed(weight, n), false, parallelism(m, k, n));
         dx.set_len(m * k);
     }
     dx
@@ -130,7 +141,7 @@ pub fn weight_grad(x: &[f32], dy: &[f32], m: usize, k: usize, n: usize) -> Vec<f
     let mut dw = Vec::<f32>::with_capacity(k * n);
     // SAFETY: gemm writes all k·n values without reading them; the views are checked above.
     unsafe {
-        product(dw.as_mut_ptr(), k, n, m, View::transposed(x, k), View::row_major(dy, n), false);
+        product(dw.as_mut_ptr(), n, k, n, m, View::transposed(x, k), View::row_major(dy, n), false, parallelism(k, n, m));
         dw.set_len(k * n);
     }
     dw
@@ -145,25 +156,18 @@ pub fn bias_grad(dy: &[f32], m: usize, n: usize) -> Vec<f32> {
         .map(|rows| {
             let mut sum = vec![0.0f32; n];
             for row in rows.chunks(n) {
-                add_into(&mut sum, row);
+                simd::add_into(&mut sum, row);
             }
             sum
         })
         .collect();
     let mut total = vec![0.0f32; n];
     for part in &partials {
-        add_into(&mut total, part);
+        simd::add_into(&mut total, part);
     }
     total
 }
 
-multiversion! {
-    fn add_into(total: &mut [f32], part: &[f32]) {
-        for (t, &p) in total.iter_mut().zip(part) {
-            *t += p;
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -61,6 +61,15 @@ macro_rules! multiversion {
 }
 pub(crate) use multiversion;
 
+multiversion! {
+    /// total += part, element by element.
+    pub fn add_into(total: &mut [f32], part: &[f32]) {
+        for (t, &p) in total.iter_mut().zip(part) {
+            *t += p;
+        }
+    }
+}
+
 /// Rounds to the nearest integer (ties to even) for |x| < 2²², with two additions.
 #[inline(always)]
 fn round(x: f32) -> f32 {
@@ -192,7 +201,7 @@ fn combine(lanes: [f32; 16]) -> f32 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn ulps(a: f32, b: f32) -> u32 {
@@ -242,7 +251,7 @@ mod tests {
 
     /// erf in f64 by its Taylor series (|x| ≤ 3) and continued fraction beyond: the test's own
     /// reference, independent of the code under test.
-    fn libm_erf(x: f64) -> f64 {
+    pub(crate) fn libm_erf(x: f64) -> f64 {
         let ax = x.abs();
         let value = if ax <= 3.0 {
             let mut term = ax;
