@@ -10,10 +10,12 @@ use burn::backend::autodiff::Autodiff;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::flex::FlexTensor;
 use burn::backend::TensorMetadata;
+use burn::backend::AutodiffBackend;
+use burn::tensor::Shape;
 
-use super::flex::{attention_dims, contiguous, layer_norm_saving, linear_dims, tensor, values};
+use super::flex::{attention_dims, batch_norm_train_saving, contiguous, depthwise_output_shape, layer_norm_saving, linear_dims, tensor, values};
 use super::depthwise::{self, Geometry};
-use super::{FusedOps, attention, gelu, layer_norm, linear, softmax};
+use super::{FusedOps, attention, batch_norm, gelu, layer_norm, linear, softmax};
 
 #[derive(Debug)]
 struct GeluBackward;
@@ -98,11 +100,47 @@ impl Backward<Flex, 2> for DepthwiseBackward {
         let [node_x, node_weight] = ops.parents;
         let grad = contiguous(grads.consume::<Flex>(&ops.node));
         let DepthwiseState { x, weight, geometry } = ops.state;
+        debug_assert_eq!(grad.shape(), depthwise_output_shape(&geometry));
         if let Some(node) = node_x {
             grads.register::<Flex>(node.id, tensor(depthwise::input_grad(&geometry, values(&grad), values(&weight)), x.shape()));
         }
         if let Some(node) = node_weight {
             grads.register::<Flex>(node.id, tensor(depthwise::weight_grad(&geometry, values(&x), values(&grad)), weight.shape()));
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct BatchNormState {
+    x: FlexTensor,
+    gamma: FlexTensor,
+    mean: std::sync::Arc<Vec<f32>>,
+    rstd: std::sync::Arc<Vec<f32>>,
+}
+
+/// Batch norm with the batch's statistics (`training`) or fixed ones.
+#[derive(Debug)]
+struct BatchNormBackward {
+    training: bool,
+}
+
+impl Backward<Flex, 3> for BatchNormBackward {
+    type State = BatchNormState;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_gamma, node_beta] = ops.parents;
+        let grad = contiguous(grads.consume::<Flex>(&ops.node));
+        let BatchNormState { x, gamma, mean, rstd } = ops.state;
+        let backward = if self.training { batch_norm::backward } else { batch_norm::backward_inference };
+        let d = backward(values(&x), values(&grad), values(&gamma), &mean, &rstd);
+        if let Some(node) = node_x {
+            grads.register::<Flex>(node.id, tensor(d.input, x.shape()));
+        }
+        if let Some(node) = node_gamma {
+            grads.register::<Flex>(node.id, tensor(d.gamma, gamma.shape()));
+        }
+        if let Some(node) = node_beta {
+            grads.register::<Flex>(node.id, tensor(d.beta, gamma.shape()));
         }
     }
 }
@@ -232,40 +270,60 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
         }
     }
 
-    fn fused_depthwise_conv2d(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        stride_h: usize,
-        stride_w: usize,
-        pad_top: usize,
-        pad_left: usize,
-        pad_bottom: usize,
-        pad_right: usize,
-    ) -> FloatTensor<Self> {
-        let conv = |x, weight| Flex::fused_depthwise_conv2d(x, weight, stride_h, stride_w, pad_top, pad_left, pad_bottom, pad_right);
+    fn fused_depthwise_tokens(x: FloatTensor<Self>, weight: FloatTensor<Self>, geometry: Geometry) -> FloatTensor<Self> {
         match DepthwiseBackward.prepare::<C>([x.node(), weight.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let (x, weight) = (contiguous(x.primitive().clone()), contiguous(weight.primitive().clone()));
-                let output = conv(x.clone(), weight.clone());
-                let ([batch, channels, in_h, in_w], [_, _, out_h, out_w]) = (dims4(&x), dims4(&output));
-                let [_, _, kh, kw] = dims4(&weight);
-                let geometry = Geometry {
-                    batch,
-                    channels,
-                    input: [in_h, in_w],
-                    output: [out_h, out_w],
-                    kernel: [kh, kw],
-                    stride: [stride_h, stride_w],
-                    padding: [pad_top, pad_left],
-                };
+                let output = Flex::fused_depthwise_tokens(x.clone(), weight.clone(), geometry);
                 prep.finish(DepthwiseState { x, weight, geometry }, output)
             }
-            OpsKind::UnTracked(prep) => prep.finish(conv(x.into_primitive(), weight.into_primitive())),
+            OpsKind::UnTracked(prep) => prep.finish(Flex::fused_depthwise_tokens(x.into_primitive(), weight.into_primitive(), geometry)),
         }
     }
-}
 
-fn dims4(x: &FlexTensor) -> [usize; 4] {
-    x.shape().as_slice().try_into().expect("a 4-D tensor")
+    fn fused_batch_norm_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let (input, forward) = batch_norm_train_saving(x.primitive().clone(), gamma.primitive().clone(), beta.primitive().clone(), epsilon);
+        let channels: Shape = [forward.mean.len()].into();
+        let mean = Self::from_inner(tensor(forward.mean.clone(), channels.clone()));
+        let variance = Self::from_inner(tensor(forward.variance, channels));
+        let output = tensor(forward.output, input.shape());
+        let tracked = BatchNormBackward { training: true }.prepare::<C>([x.node(), gamma.node(), beta.node()]).compute_bound().stateful();
+        let output = match tracked {
+            OpsKind::Tracked(prep) => {
+                let state = BatchNormState { x: input, gamma: contiguous(gamma.into_primitive()), mean: forward.mean.into(), rstd: forward.rstd.into() };
+                prep.finish(state, output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(output),
+        };
+        (output, mean, variance)
+    }
+
+    fn fused_batch_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        let (mean, variance) = (mean.into_primitive(), variance.into_primitive());
+        match (BatchNormBackward { training: false }).prepare::<C>([x.node(), gamma.node(), beta.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let (x, gamma) = (contiguous(x.primitive().clone()), contiguous(gamma.primitive().clone()));
+                let rstd: Vec<f32> = values(&contiguous(variance.clone())).iter().map(|v| 1.0 / (v + epsilon as f32).sqrt()).collect();
+                let output = Flex::fused_batch_norm(x.clone(), gamma.clone(), beta.into_primitive(), mean.clone(), variance, epsilon);
+                let mean = values(&contiguous(mean)).to_vec();
+                prep.finish(BatchNormState { x, gamma, mean: mean.into(), rstd: rstd.into() }, output)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(Flex::fused_batch_norm(x.into_primitive(), gamma.into_primitive(), beta.into_primitive(), mean, variance, epsilon))
+            }
+        }
+    }
 }
 

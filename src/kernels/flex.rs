@@ -1,13 +1,11 @@
 //! [`FusedOps`] on flex: the slice kernels applied to flex's tensors.
 
 use burn::backend::Flex;
-use burn::backend::ops::ModuleOps;
-use burn::tensor::ops::ConvOptions;
 use burn::backend::flex::{FlexTensor, Layout};
 use burn::backend::TensorMetadata;
 use burn::tensor::{Bytes, DType, Shape};
 
-use super::{FusedOps, attention, gelu, layer_norm, linear, softmax};
+use super::{FusedOps, attention, batch_norm, depthwise, gelu, layer_norm, linear, softmax};
 
 /// The tensor's values in row-major order (copied only when its layout is not already that).
 pub(super) fn contiguous(x: FlexTensor) -> FlexTensor {
@@ -56,20 +54,47 @@ impl FusedOps for Flex {
         tensor(linear::forward(values(&x), values(&weight), Some(values(&bias)), m, k, n), linear_output_shape(&x, n))
     }
 
-    fn fused_depthwise_conv2d(
-        x: FlexTensor,
-        weight: FlexTensor,
-        stride_h: usize,
-        stride_w: usize,
-        pad_top: usize,
-        pad_left: usize,
-        pad_bottom: usize,
-        pad_right: usize,
-    ) -> FlexTensor {
-        let channels = x.shape().as_slice()[1];
-        let options = ConvOptions::new_with_padding([stride_h, stride_w], [(pad_top, pad_bottom), (pad_left, pad_right)], [1, 1], channels);
-        Flex::conv2d(x, weight, None, options)
+    fn fused_depthwise_tokens(x: FlexTensor, weight: FlexTensor, geometry: depthwise::Geometry) -> FlexTensor {
+        let (x, weight) = (contiguous(x), contiguous(weight));
+        check_tokens(&x, &geometry);
+        tensor(depthwise::forward(&geometry, values(&x), values(&weight)), depthwise_output_shape(&geometry))
     }
+
+    fn fused_batch_norm_train(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, epsilon: f64) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let (x, forward) = batch_norm_train_saving(x, gamma, beta, epsilon);
+        let channels: Shape = [forward.mean.len()].into();
+        (tensor(forward.output, x.shape()), tensor(forward.mean, channels.clone()), tensor(forward.variance, channels))
+    }
+
+    fn fused_batch_norm(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, mean: FlexTensor, variance: FlexTensor, epsilon: f64) -> FlexTensor {
+        let [x, gamma, beta, mean, variance] = [x, gamma, beta, mean, variance].map(contiguous);
+        check_channels(&x, &gamma);
+        let out = batch_norm::forward_inference(values(&x), values(&gamma), values(&beta), values(&mean), values(&variance), epsilon as f32);
+        tensor(out, x.shape())
+    }
+}
+
+/// Panics unless `x` is the `[batch, in_h·in_w, channels]` input `geometry` describes.
+pub(super) fn check_tokens(x: &FlexTensor, geometry: &depthwise::Geometry) {
+    let want = [geometry.batch, geometry.input[0] * geometry.input[1], geometry.channels];
+    assert_eq!(x.shape().as_slice(), want.as_slice(), "depthwise conv: the input is not {geometry:?}");
+}
+
+pub(super) fn depthwise_output_shape(geometry: &depthwise::Geometry) -> Shape {
+    [geometry.batch, geometry.output[0] * geometry.output[1], geometry.channels].into()
+}
+
+fn check_channels(x: &FlexTensor, gamma: &FlexTensor) {
+    let channels = gamma.shape().num_elements();
+    assert_eq!(last_axis(&x.shape()), channels, "batch norm: the last axis is not γ's length");
+}
+
+/// The contiguous input and batch norm's training forward of it.
+pub(super) fn batch_norm_train_saving(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, epsilon: f64) -> (FlexTensor, batch_norm::Forward) {
+    let [x, gamma, beta] = [x, gamma, beta].map(contiguous);
+    check_channels(&x, &gamma);
+    let forward = batch_norm::forward_train(values(&x), values(&gamma), values(&beta), epsilon as f32);
+    (x, forward)
 }
 
 /// The sizes of an attention over q `[batch, queries, width]`, k and v `[batch, keys, width]`.

@@ -1,7 +1,8 @@
 //! Fused CPU kernels for the ops burn's flex backend runs on one thread, as a chain of
 //! single-threaded primitives under autodiff, or with needless copies: GELU, softmax over the last
-//! axis, layer norm, linear layers, the attention core and depthwise convolution gradients — each
-//! one pass over its data, split over rayon's threads, with its own backward.
+//! axis, layer norm, linear layers, the attention core, and CvT's depthwise convolution and batch
+//! norm read straight from the token layout (channels last) — each one pass over its data, split
+//! over rayon's threads, with its own backward.
 //!
 //! The functions here take and return ordinary `Tensor`s. On flex (with or without autodiff) and
 //! f32 they run the fused kernels through a burn backend extension; on any other backend or dtype,
@@ -10,6 +11,7 @@
 
 pub mod attention;
 mod autodiff;
+pub mod batch_norm;
 pub mod depthwise;
 mod flex;
 pub mod gelu;
@@ -21,14 +23,13 @@ mod split;
 
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, DispatchDevice, backend_extension};
-use burn::nn::{Linear, PaddingConfig2d};
+use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
 use burn::nn::conv::Conv2d;
 use burn::tensor::{DType, Tensor};
 
 /// The ops with fused kernels, as a burn backend extension: implemented for flex
 /// ([`flex`]) and for autodiff over flex ([`autodiff`]).
 #[backend_extension(Flex, Autodiff)]
-#[allow(clippy::too_many_arguments)] // a convolution's options, as burn passes them
 pub trait FusedOps: Backend {
     /// GELU, exact (erf) form.
     fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self>;
@@ -41,17 +42,25 @@ pub trait FusedOps: Backend {
     fn fused_attention(q: FloatTensor<Self>, k: FloatTensor<Self>, v: FloatTensor<Self>, heads: usize, scale: f64) -> FloatTensor<Self>;
     /// x·W + b over the last axis, W `[in, out]`.
     fn fused_linear(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self>;
-    /// Depthwise 2-D convolution without bias or dilation: weights `[channels, 1, kh, kw]`,
-    /// padding (top, left, bottom, right).
-    fn fused_depthwise_conv2d(
+    /// Depthwise 2-D convolution on tokens: x `[batch, in_h·in_w, channels]` →
+    /// `[batch, out_h·out_w, channels]`, weights `[channels, 1, kh, kw]`.
+    fn fused_depthwise_tokens(x: FloatTensor<Self>, weight: FloatTensor<Self>, geometry: depthwise::Geometry) -> FloatTensor<Self>;
+    /// Batch norm over the last axis with the batch's own statistics: the output, and each
+    /// channel's mean and biased variance.
+    fn fused_batch_norm_train(
         x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        stride_h: usize,
-        stride_w: usize,
-        pad_top: usize,
-        pad_left: usize,
-        pad_bottom: usize,
-        pad_right: usize,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+    /// Batch norm over the last axis with given statistics.
+    fn fused_batch_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        epsilon: f64,
     ) -> FloatTensor<Self>;
 }
 
@@ -113,30 +122,65 @@ pub fn linear<const D: usize>(layer: &Linear, input: Tensor<D>) -> Tensor<D> {
     }
 }
 
-/// A `Conv2d` module applied to `input`, as `Conv2d::forward`; depthwise ones (a filter per
-/// channel, no bias, no dilation) take the fused backward.
-pub fn conv2d(conv: &Conv2d, input: Tensor<4>) -> Tensor<4> {
-    let [_, channels, _, _] = input.dims();
-    let [out_channels, per_group, _, _] = conv.weight.dims();
+/// A depthwise `Conv2d` (a filter per channel) applied to `tokens` `[batch, height·width,
+/// channels]` laid out on `grid` (height, width), as `Conv2d::forward` on the channels-first map;
+/// returns the output tokens and their grid. Fused on flex when the convolution has no bias, no
+/// dilation and the same padding on both sides of each axis; any other goes through burn's.
+pub fn depthwise_tokens(conv: &Conv2d, tokens: Tensor<3>, grid: [usize; 2]) -> (Tensor<3>, [usize; 2]) {
+    let [batch, count, channels] = tokens.dims();
+    assert_eq!(count, grid[0] * grid[1], "depthwise conv: {count} tokens do not fill a {grid:?} grid");
+    let [out_channels, per_group, kh, kw] = conv.weight.dims();
     let depthwise = conv.groups == channels && out_channels == channels && per_group == 1;
-    let (top, left, bottom, right) = match conv.padding {
-        PaddingConfig2d::Explicit(top, left, bottom, right) => (top, left, bottom, right),
-        PaddingConfig2d::Valid => (0, 0, 0, 0),
-        // `Same` pads by burn's own rule: left to burn.
-        PaddingConfig2d::Same => return conv.forward(input),
+    let padding = match conv.padding {
+        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => Some([top, left]),
+        PaddingConfig2d::Valid => Some([0, 0]),
+        _ => None,
     };
-    if !depthwise || conv.bias.is_some() || conv.dilation != [1, 1] || !fused(&input) {
-        return conv.forward(input);
+    let geometry = padding.and_then(|padding| depthwise::Geometry::new(batch, channels, grid, [kh, kw], conv.stride, padding));
+    match geometry {
+        Some(geometry) if depthwise && conv.bias.is_none() && conv.dilation == [1, 1] && fused(&tokens) => {
+            let out = <Dispatch as FusedOps>::fused_depthwise_tokens(tokens.into_dispatch(), conv.weight.val().into_dispatch(), geometry);
+            (Tensor::from_dispatch(out), geometry.output)
+        }
+        _ => {
+            let map = conv.forward(tokens.swap_dims(1, 2).reshape([batch, channels, grid[0], grid[1]]));
+            let [_, out_channels, out_h, out_w] = map.dims();
+            (map.reshape([batch, out_channels, out_h * out_w]).swap_dims(1, 2), [out_h, out_w])
+        }
     }
-    Tensor::from_dispatch(<Dispatch as FusedOps>::fused_depthwise_conv2d(
-        input.into_dispatch(),
-        conv.weight.val().into_dispatch(),
-        conv.stride[0],
-        conv.stride[1],
-        top,
-        left,
-        bottom,
-        right,
+}
+
+/// A `BatchNorm` applied to `tokens` `[batch, tokens, channels]` (channels last), as
+/// `BatchNorm::forward` on the channels-first layout: the batch's statistics, and an update of
+/// the running ones, when training on an autodiff device; the running statistics otherwise.
+pub fn batch_norm_tokens(norm: &BatchNorm, tokens: Tensor<3>) -> Tensor<3> {
+    if !fused(&tokens) {
+        return norm.forward(tokens.swap_dims(1, 2)).swap_dims(1, 2);
+    }
+    let device = tokens.device();
+    if device.is_autodiff() && norm.training.is_enabled() {
+        let (output, mean, variance) = <Dispatch as FusedOps>::fused_batch_norm_train(
+            tokens.into_dispatch(),
+            norm.gamma.val().into_dispatch(),
+            norm.beta.val().into_dispatch(),
+            norm.epsilon,
+        );
+        // The running statistics' update, as burn's `BatchNorm::forward_train` does it.
+        let (mean, variance) = (Tensor::<1>::from_dispatch(mean).detach(), Tensor::<1>::from_dispatch(variance).detach());
+        let momentum = norm.momentum;
+        let running_mean = norm.running_mean.value_sync().to_device(&device);
+        let running_var = norm.running_var.value_sync().to_device(&device);
+        norm.running_mean.update(running_mean.mul_scalar(1.0 - momentum).add(mean.mul_scalar(momentum)).detach());
+        norm.running_var.update(running_var.mul_scalar(1.0 - momentum).add(variance.mul_scalar(momentum)).detach());
+        return Tensor::from_dispatch(output);
+    }
+    Tensor::from_dispatch(<Dispatch as FusedOps>::fused_batch_norm(
+        tokens.into_dispatch(),
+        norm.gamma.val().into_dispatch(),
+        norm.beta.val().into_dispatch(),
+        norm.running_mean.value().to_device(&device).into_dispatch(),
+        norm.running_var.value().to_device(&device).into_dispatch(),
+        norm.epsilon,
     ))
 }
 
@@ -224,13 +268,20 @@ mod tests {
         assert_close(beta.grad(&ours_grads).unwrap(), beta_b.grad(&theirs_grads).unwrap(), 1e-5, "layer norm: β gradient");
     }
 
+    /// Tokens `[batch, height·width, channels]` → the channels-first map burn's modules take.
+    fn to_map(tokens: Tensor<3>, grid: [usize; 2]) -> Tensor<4> {
+        let [b, _, c] = tokens.dims();
+        tokens.swap_dims(1, 2).reshape([b, c, grid[0], grid[1]])
+    }
+
     #[test]
-    fn depthwise_convolution_matches_burns_with_both_gradients() {
+    fn depthwise_convolution_on_tokens_matches_burns_on_the_map_with_both_gradients() {
         use burn::nn::PaddingConfig2d;
         use burn::nn::conv::Conv2dConfig;
         let device = device();
         for (stride, padding) in [(1, 1), (2, 1), (2, 0)] {
-            let x = Tensor::<4>::random([2, 5, 11, 9], Distribution::Normal(0.0, 1.0), &device).require_grad();
+            let grid = [11, 9];
+            let x = Tensor::<3>::random([2, 99, 5], Distribution::Normal(0.0, 1.0), &device).require_grad();
             let conv = Conv2dConfig::new([5, 5], [3, 3])
                 .with_groups(5)
                 .with_bias(false)
@@ -238,16 +289,71 @@ mod tests {
                 .with_padding(PaddingConfig2d::Explicit(padding, padding, padding, padding))
                 .init(&device);
             let x_b = x.clone().detach().require_grad();
-            let ours = conv2d(&conv, x.clone());
-            let theirs = conv.forward(x_b.clone());
-            assert_close(ours.clone(), theirs.clone(), 1e-6, "depthwise conv");
-            let w = Tensor::<4>::random(ours.dims(), Distribution::Uniform(-1.0, 1.0), &device);
-            let ours_grads = (ours * w.clone()).sum().backward();
+            let (ours, ours_grid) = depthwise_tokens(&conv, x.clone(), grid);
+            let theirs = conv.forward(to_map(x_b.clone(), grid));
+            let [_, _, out_h, out_w] = theirs.dims();
+            assert_eq!(ours_grid, [out_h, out_w], "depthwise conv: output grid");
+            assert_close(to_map(ours.clone(), ours_grid), theirs.clone(), 1e-6, "depthwise conv");
+            let w = Tensor::<4>::random(theirs.dims(), Distribution::Uniform(-1.0, 1.0), &device);
+            let ours_grads = (to_map(ours, ours_grid) * w.clone()).sum().backward();
             let theirs_grads = (theirs * w).sum().backward();
             assert_close(x.grad(&ours_grads).unwrap(), x_b.grad(&theirs_grads).unwrap(), 1e-5, "depthwise conv: x gradient");
             let weight = conv.weight.val();
             assert_close(weight.grad(&ours_grads).unwrap(), weight.grad(&theirs_grads).unwrap(), 1e-5, "depthwise conv: weight gradient");
         }
+    }
+
+    #[test]
+    fn batch_norm_on_tokens_matches_burns_on_channels_first_in_training_and_inference() {
+        use burn::module::Module;
+        use burn::nn::BatchNormConfig;
+        let device = device();
+        let x = Tensor::<3>::random([3, 50, 7], Distribution::Normal(0.5, 2.0), &device).require_grad();
+        let x_b = x.clone().detach().require_grad();
+        let init = || {
+            let mut norm = BatchNormConfig::new(7).init(&device);
+            device.seed(5);
+            norm.gamma = burn::module::Param::from_tensor(Tensor::<1>::random([7], Distribution::Normal(1.0, 0.3), &device));
+            norm
+        };
+        let (ours_norm, theirs_norm) = (init(), init());
+        let ours = batch_norm_tokens(&ours_norm, x.clone());
+        let theirs = theirs_norm.forward(x_b.clone().swap_dims(1, 2)).swap_dims(1, 2);
+        assert_close(ours.clone(), theirs.clone(), 1e-5, "batch norm (training)");
+        let w = Tensor::<3>::random(ours.dims(), Distribution::Uniform(-1.0, 1.0), &device);
+        let ours_grads = (ours * w.clone()).sum().backward();
+        let theirs_grads = (theirs * w).sum().backward();
+        assert_close(x.grad(&ours_grads).unwrap(), x_b.grad(&theirs_grads).unwrap(), 1e-4, "batch norm: x gradient");
+        for (name, a, b) in [("γ", &ours_norm.gamma, &theirs_norm.gamma), ("β", &ours_norm.beta, &theirs_norm.beta)] {
+            assert_close(a.val().grad(&ours_grads).unwrap(), b.val().grad(&theirs_grads).unwrap(), 1e-4, &format!("batch norm: {name} gradient"));
+        }
+        assert_close(ours_norm.running_mean.value(), theirs_norm.running_mean.value(), 1e-6, "batch norm: running mean");
+        assert_close(ours_norm.running_var.value(), theirs_norm.running_var.value(), 1e-6, "batch norm: running variance");
+        // Inference: the running statistics, with and without autodiff.
+        let (ours_norm, theirs_norm) = (ours_norm.valid(), theirs_norm.valid());
+        let x = x.detach();
+        let ours = batch_norm_tokens(&ours_norm, x.clone());
+        let theirs = theirs_norm.forward(x.swap_dims(1, 2)).swap_dims(1, 2);
+        assert_close(ours, theirs, 1e-5, "batch norm (inference)");
+    }
+
+    #[test]
+    fn batch_norm_with_fixed_statistics_still_passes_gradients() {
+        use burn::nn::BatchNormConfig;
+        let device = device();
+        let mut norm = BatchNormConfig::new(4).init(&device);
+        norm.training = burn::module::Param::from_bool(false);
+        let x = Tensor::<3>::random([2, 6, 4], Distribution::Normal(0.0, 1.0), &device).require_grad();
+        let x_b = x.clone().detach().require_grad();
+        let ours = batch_norm_tokens(&norm, x.clone());
+        let theirs = norm.forward(x_b.clone().swap_dims(1, 2)).swap_dims(1, 2);
+        assert_close(ours.clone(), theirs.clone(), 1e-6, "batch norm (fixed statistics)");
+        let w = Tensor::<3>::random(ours.dims(), Distribution::Uniform(-1.0, 1.0), &device);
+        let ours_grads = (ours * w.clone()).sum().backward();
+        let theirs_grads = (theirs * w).sum().backward();
+        assert_close(x.grad(&ours_grads).unwrap(), x_b.grad(&theirs_grads).unwrap(), 1e-5, "batch norm (fixed statistics): x gradient");
+        let gamma = norm.gamma.val();
+        assert_close(gamma.grad(&ours_grads).unwrap(), gamma.grad(&theirs_grads).unwrap(), 1e-5, "batch norm (fixed statistics): γ gradient");
     }
 
     #[test]

@@ -19,6 +19,13 @@ pub fn filled(len: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32
     out
 }
 
+/// Zeroes `out` and returns it as initialised values (for kernels that accumulate into it).
+pub fn zeroed(out: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    out.fill(MaybeUninit::new(0.0));
+    // SAFETY: every element was just written; MaybeUninit<f32> has f32's layout.
+    unsafe { &mut *(out as *mut [MaybeUninit<f32>] as *mut [f32]) }
+}
+
 /// `out[i] = f(x[i])` chunk-wise, in parallel.
 pub fn par_zip_map(x: &[f32], chunk: usize, f: impl Fn(&[f32], &mut [MaybeUninit<f32>]) + Sync) -> Vec<f32> {
     filled(x.len(), |out| {

@@ -444,13 +444,10 @@ impl CvtSelfAttention {
         } else {
             (None, hidden)
         };
-        let [b, _, c] = hidden.dims();
-        let spatial = hidden.swap_dims(1, 2).reshape([b, c, height, width]);
-        let key = self.convolution_projection_key.project(spatial.clone());
-        let [_, _, key_height, key_width] = key.dims();
-        let mut key = flatten_tokens(key);
-        let mut query = self.convolution_projection_query.forward(spatial.clone());
-        let mut value = self.convolution_projection_value.forward(spatial);
+        let grid = [height, width];
+        let (mut key, key_grid) = self.convolution_projection_key.forward(hidden.clone(), grid);
+        let (mut query, _) = self.convolution_projection_query.forward(hidden.clone(), grid);
+        let (mut value, _) = self.convolution_projection_value.forward(hidden, grid);
         if let Some(cls) = cls_token {
             query = Tensor::cat(vec![cls.clone(), query], 1);
             key = Tensor::cat(vec![cls.clone(), key], 1);
@@ -459,7 +456,7 @@ impl CvtSelfAttention {
         let query = kernels::linear(&self.projection_query, query);
         let key = kernels::linear(&self.projection_key, key);
         let value = kernels::linear(&self.projection_value, value);
-        (query, key, value, [key_height, key_width])
+        (query, key, value, key_grid)
     }
 }
 
@@ -487,23 +484,13 @@ impl CvtSelfAttentionProjection {
         }
     }
 
-    fn forward(&self, spatial: Tensor<4>) -> Tensor<3> {
-        flatten_tokens(self.project(spatial))
-    }
-
-    /// The projected map `[batch, channels, height, width]`, before flattening.
-    fn project(&self, spatial: Tensor<4>) -> Tensor<4> {
-        let convolved = kernels::conv2d(&self.convolution_projection.convolution, spatial);
-        self.convolution_projection.normalization.forward(convolved)
+    /// Tokens `[batch, height·width, channels]` on `grid` → the projected tokens and their grid.
+    fn forward(&self, tokens: Tensor<3>, grid: [usize; 2]) -> (Tensor<3>, [usize; 2]) {
+        let projection = &self.convolution_projection;
+        let (convolved, grid) = kernels::depthwise_tokens(&projection.convolution, tokens, grid);
+        (kernels::batch_norm_tokens(&projection.normalization, convolved), grid)
     }
 }
-
-/// `[batch, channels, height, width]` → `[batch, height * width, channels]`.
-fn flatten_tokens(map: Tensor<4>) -> Tensor<3> {
-    let [b, c, h, w] = map.dims();
-    map.reshape([b, c, h * w]).swap_dims(1, 2)
-}
-
 
 #[derive(Module, Debug)]
 pub struct CvtSelfAttentionConvProjection {
