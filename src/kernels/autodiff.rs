@@ -203,6 +203,34 @@ impl Backward<Flex, 3> for LinearBackward {
     }
 }
 
+/// gelu(x)·W + b: keeps x (the MLP's pre-activation), not gelu(x).
+#[derive(Debug)]
+struct GeluLinearBackward;
+
+impl Backward<Flex, 3> for GeluLinearBackward {
+    type State = LinearState;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_weight, node_bias] = ops.parents;
+        let grad = contiguous(grads.consume::<Flex>(&ops.node));
+        let LinearState { x, weight } = ops.state;
+        let [m, k, n] = linear_dims(&x, &weight);
+        let (activation, slope) = gelu::value_and_slope(values(&x));
+        if let Some(node) = node_weight {
+            grads.register::<Flex>(node.id, tensor(linear::weight_grad(&activation, values(&grad), m, k, n), weight.shape()));
+        }
+        drop(activation);
+        if let Some(node) = node_bias {
+            grads.register::<Flex>(node.id, tensor(linear::bias_grad(values(&grad), m, n), [n].into()));
+        }
+        if let Some(node) = node_x {
+            let mut input_grad = linear::input_grad(values(&grad), values(&weight), m, k, n);
+            gelu::scale_by_slope(&mut input_grad, &slope);
+            grads.register::<Flex>(node.id, tensor(input_grad, x.shape()));
+        }
+    }
+}
+
 impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
     fn fused_gelu(x: FloatTensor<Autodiff<Flex, C>>) -> FloatTensor<Autodiff<Flex, C>> {
         match GeluBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
@@ -267,6 +295,17 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
                 prep.finish(LinearState { x, weight }, output)
             }
             OpsKind::UnTracked(prep) => prep.finish(Flex::fused_linear(x.into_primitive(), weight.into_primitive(), bias.into_primitive())),
+        }
+    }
+
+    fn fused_gelu_linear(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
+        match GeluLinearBackward.prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let (x, weight) = (contiguous(x.primitive().clone()), contiguous(weight.primitive().clone()));
+                let output = Flex::fused_gelu_linear(x.clone(), weight.clone(), bias.primitive().clone());
+                prep.finish(LinearState { x, weight }, output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::fused_gelu_linear(x.into_primitive(), weight.into_primitive(), bias.into_primitive())),
         }
     }
 

@@ -26,6 +26,9 @@ pub struct Geometry {
     pub stride: [usize; 2],
     /// Zero rows / columns before the first input row / column.
     pub padding: [usize; 2],
+    /// Input tokens before the grid in each batch item (a class token), which the convolution
+    /// neither reads nor passes a gradient to; the output has none.
+    pub skip: usize,
 }
 
 impl Geometry {
@@ -36,11 +39,21 @@ impl Geometry {
             let padded = input[a] + 2 * padding[a];
             (stride[a] > 0 && kernel[a] > 0 && padded >= kernel[a]).then(|| (padded - kernel[a]) / stride[a] + 1)
         };
-        Some(Self { batch, channels, input, output: [out(0)?, out(1)?], kernel, stride, padding })
+        Some(Self { batch, channels, input, output: [out(0)?, out(1)?], kernel, stride, padding, skip: 0 })
+    }
+
+    /// The same convolution on inputs with `skip` tokens before the grid in each batch item.
+    pub fn skipping(self, skip: usize) -> Self {
+        Self { skip, ..self }
+    }
+
+    /// Values of one batch item's input, skipped tokens included.
+    fn input_item_len(&self) -> usize {
+        (self.skip + self.input[0] * self.input[1]) * self.channels
     }
 
     pub fn input_len(&self) -> usize {
-        self.batch * self.input[0] * self.input[1] * self.channels
+        self.batch * self.input_item_len()
     }
 
     pub fn output_len(&self) -> usize {
@@ -128,9 +141,12 @@ pub fn input_grad(g: &Geometry, dy: &[f32], weight: &[f32]) -> Vec<f32> {
     let w = taps_by_channel(g, weight);
     let row = g.input[1] * g.channels;
     filled(g.input_len(), |dx| {
-        dx.par_chunks_mut(row).enumerate().for_each(|(global, dx_row)| {
-            let (b, ih) = (global / g.input[0], global % g.input[0]);
-            input_grad_row(g, batch_slice_out(g, dy, b), &w, ih, zeroed(dx_row));
+        dx.par_chunks_mut(g.input_item_len()).enumerate().for_each(|(b, item)| {
+            let (skipped, grid) = item.split_at_mut(g.skip * g.channels);
+            zeroed(skipped);
+            grid.par_chunks_mut(row).enumerate().for_each(|(ih, dx_row)| {
+                input_grad_row(g, batch_slice_out(g, dy, b), &w, ih, zeroed(dx_row));
+            });
         });
     })
 }
@@ -215,9 +231,9 @@ multiversion! {
     }
 }
 
+/// Batch item `b`'s grid of input tokens.
 fn batch_slice<'a>(g: &Geometry, x: &'a [f32], b: usize) -> &'a [f32] {
-    let len = g.input[0] * g.input[1] * g.channels;
-    &x[b * len..][..len]
+    &x[b * g.input_item_len() + g.skip * g.channels..][..g.input[0] * g.input[1] * g.channels]
 }
 
 fn batch_slice_out<'a>(g: &Geometry, y: &'a [f32], b: usize) -> &'a [f32] {
@@ -246,7 +262,8 @@ mod tests {
                                 let ih = (oh * g.stride[0] + i) as isize - g.padding[0] as isize;
                                 let iw = (ow * g.stride[1] + j) as isize - g.padding[1] as isize;
                                 if ih >= 0 && iw >= 0 && (ih as usize) < in_h && (iw as usize) < in_w {
-                                    s += x[((b * in_h + ih as usize) * in_w + iw as usize) * c_n + c] * w[(c * kh + i) * kw + j];
+                                    let token = b * (g.skip + in_h * in_w) + g.skip + ih as usize * in_w + iw as usize;
+                                    s += x[token * c_n + c] * w[(c * kh + i) * kw + j];
                                 }
                             }
                         }
@@ -261,14 +278,16 @@ mod tests {
     #[test]
     fn forward_and_gradients_match_the_convolution_by_its_definition() {
         // (input, kernel, stride, padding): CvT's q (stride 1) and k/v (stride 2) projections, odd
-        // sizes, a kernel wider than tall, and channels not a multiple of the vector width.
-        for (input, kernel, stride, padding, channels) in [
-            ([7, 9], [3, 3], [1, 1], [1, 1], 3),
-            ([8, 7], [3, 3], [2, 2], [1, 1], 19),
-            ([5, 6], [2, 3], [1, 2], [0, 2], 4),
-            ([3, 3], [3, 3], [2, 2], [1, 1], 2),
+        // sizes, a kernel wider than tall, channels not a multiple of the vector width, and a
+        // class token before the grid.
+        for (input, kernel, stride, padding, channels, skip) in [
+            ([7, 9], [3, 3], [1, 1], [1, 1], 3, 0),
+            ([8, 7], [3, 3], [2, 2], [1, 1], 19, 0),
+            ([5, 6], [2, 3], [1, 2], [0, 2], 4, 0),
+            ([3, 3], [3, 3], [2, 2], [1, 1], 2, 0),
+            ([5, 4], [3, 3], [2, 2], [1, 1], 3, 1),
         ] {
-            let g = Geometry::new(2, channels, input, kernel, stride, padding).unwrap();
+            let g = Geometry::new(2, channels, input, kernel, stride, padding).unwrap().skipping(skip);
             let (nx, nw, ny) = (g.input_len(), g.channels * g.taps(), g.output_len());
             let x: Vec<f32> = (0..nx).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect();
             let w: Vec<f32> = (0..nw).map(|i| ((i * 13 % 29) as f32 - 14.0) / 10.0).collect();

@@ -54,6 +54,13 @@ impl FusedOps for Flex {
         tensor(linear::forward(values(&x), values(&weight), Some(values(&bias)), m, k, n), linear_output_shape(&x, n))
     }
 
+    fn fused_gelu_linear(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
+        let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
+        let [m, k, n] = linear_dims(&x, &weight);
+        let activation = gelu::forward(values(&x));
+        tensor(linear::forward(&activation, values(&weight), Some(values(&bias)), m, k, n), linear_output_shape(&x, n))
+    }
+
     fn fused_depthwise_tokens(x: FlexTensor, weight: FlexTensor, geometry: depthwise::Geometry) -> FlexTensor {
         let (x, weight) = (contiguous(x), contiguous(weight));
         check_tokens(&x, &geometry);
@@ -74,9 +81,9 @@ impl FusedOps for Flex {
     }
 }
 
-/// Panics unless `x` is the `[batch, in_h·in_w, channels]` input `geometry` describes.
+/// Panics unless `x` is the `[batch, skip + in_h·in_w, channels]` input `geometry` describes.
 pub(super) fn check_tokens(x: &FlexTensor, geometry: &depthwise::Geometry) {
-    let want = [geometry.batch, geometry.input[0] * geometry.input[1], geometry.channels];
+    let want = [geometry.batch, geometry.skip + geometry.input[0] * geometry.input[1], geometry.channels];
     assert_eq!(x.shape().as_slice(), want.as_slice(), "depthwise conv: the input is not {geometry:?}");
 }
 

@@ -42,6 +42,9 @@ pub trait FusedOps: Backend {
     fn fused_attention(q: FloatTensor<Self>, k: FloatTensor<Self>, v: FloatTensor<Self>, heads: usize, scale: f64) -> FloatTensor<Self>;
     /// x·W + b over the last axis, W `[in, out]`.
     fn fused_linear(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// gelu(x)·W + b over the last axis, W `[in, out]`; the backward recomputes gelu(x) instead of
+    /// keeping it.
+    fn fused_gelu_linear(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self>;
     /// Depthwise 2-D convolution on tokens: x `[batch, in_h·in_w, channels]` →
     /// `[batch, out_h·out_w, channels]`, weights `[channels, 1, kh, kw]`.
     fn fused_depthwise_tokens(x: FloatTensor<Self>, weight: FloatTensor<Self>, geometry: depthwise::Geometry) -> FloatTensor<Self>;
@@ -122,13 +125,29 @@ pub fn linear<const D: usize>(layer: &Linear, input: Tensor<D>) -> Tensor<D> {
     }
 }
 
-/// A depthwise `Conv2d` (a filter per channel) applied to `tokens` `[batch, height·width,
-/// channels]` laid out on `grid` (height, width), as `Conv2d::forward` on the channels-first map;
-/// returns the output tokens and their grid. Fused on flex when the convolution has no bias, no
-/// dilation and the same padding on both sides of each axis; any other goes through burn's.
-pub fn depthwise_tokens(conv: &Conv2d, tokens: Tensor<3>, grid: [usize; 2]) -> (Tensor<3>, [usize; 2]) {
+/// A `Linear` module applied to GELU of `input`, as `layer.forward(gelu(input))`: a transformer's
+/// MLP after its first product. Fused, the activation gelu(input) — the MLP's widest tensor — is
+/// not kept for the backward, which recomputes it with the slope it needs anyway.
+pub fn gelu_linear<const D: usize>(layer: &Linear, input: Tensor<D>) -> Tensor<D> {
+    match &layer.bias {
+        Some(bias) if fused(&input) => Tensor::from_dispatch(<Dispatch as FusedOps>::fused_gelu_linear(
+            input.into_dispatch(),
+            layer.weight.val().into_dispatch(),
+            bias.val().into_dispatch(),
+        )),
+        _ => linear(layer, gelu(input)),
+    }
+}
+
+/// A depthwise `Conv2d` (a filter per channel) applied to the tokens after the first `skip` of
+/// `tokens` `[batch, skip + height·width, channels]` (the skipped ones, class tokens, are not
+/// part of the map), laid out on `grid` (height, width), as `Conv2d::forward` on the
+/// channels-first map; returns the output tokens and their grid. Fused on flex when the
+/// convolution has no bias, no dilation and the same padding on both sides of each axis; any other
+/// goes through burn's.
+pub fn depthwise_tokens(conv: &Conv2d, tokens: Tensor<3>, grid: [usize; 2], skip: usize) -> (Tensor<3>, [usize; 2]) {
     let [batch, count, channels] = tokens.dims();
-    assert_eq!(count, grid[0] * grid[1], "depthwise conv: {count} tokens do not fill a {grid:?} grid");
+    assert_eq!(count, skip + grid[0] * grid[1], "depthwise conv: {count} tokens are not {skip} and a {grid:?} grid");
     let [out_channels, per_group, kh, kw] = conv.weight.dims();
     let depthwise = conv.groups == channels && out_channels == channels && per_group == 1;
     let padding = match conv.padding {
@@ -139,11 +158,13 @@ pub fn depthwise_tokens(conv: &Conv2d, tokens: Tensor<3>, grid: [usize; 2]) -> (
     let geometry = padding.and_then(|padding| depthwise::Geometry::new(batch, channels, grid, [kh, kw], conv.stride, padding));
     match geometry {
         Some(geometry) if depthwise && conv.bias.is_none() && conv.dilation == [1, 1] && fused(&tokens) => {
+            let geometry = geometry.skipping(skip);
             let out = <Dispatch as FusedOps>::fused_depthwise_tokens(tokens.into_dispatch(), conv.weight.val().into_dispatch(), geometry);
             (Tensor::from_dispatch(out), geometry.output)
         }
         _ => {
-            let map = conv.forward(tokens.swap_dims(1, 2).reshape([batch, channels, grid[0], grid[1]]));
+            let map = tokens.narrow(1, skip, grid[0] * grid[1]).swap_dims(1, 2).reshape([batch, channels, grid[0], grid[1]]);
+            let map = conv.forward(map);
             let [_, out_channels, out_h, out_w] = map.dims();
             (map.reshape([batch, out_channels, out_h * out_w]).swap_dims(1, 2), [out_h, out_w])
         }
@@ -224,28 +245,35 @@ mod tests {
         Tensor::<4>::random([2, 3, 24, 40], Distribution::Normal(0.0, 2.0), &device).swap_dims(2, 3).require_grad()
     }
 
-    /// Gradient of Σ w·f(x) with respect to x, for a fixed random w.
-    fn gradient(x: &Tensor<4>, y: Tensor<4>) -> Tensor<4> {
-        y.device().seed(7);
-        let weights = Tensor::<4>::random(y.dims(), Distribution::Uniform(-1.0, 1.0), &y.device());
-        let grads = (y * weights).sum().backward();
-        x.grad(&grads).expect("x has a gradient")
+    /// Two independent leaves with the same values (drawn once: tests run in parallel and share
+    /// the device's random state, so drawing twice from one seed can give different tensors).
+    fn twins<const D: usize>(x: Tensor<D>) -> (Tensor<D>, Tensor<D>) {
+        (x.clone(), x.detach().require_grad())
+    }
+
+    /// Gradients of Σ w·f(x) with respect to x for ours and theirs, one random w for both.
+    fn gradients(a: &Tensor<4>, ours: Tensor<4>, b: &Tensor<4>, theirs: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+        let weights = Tensor::<4>::random(ours.dims(), Distribution::Uniform(-1.0, 1.0), &ours.device());
+        let grad = |x: &Tensor<4>, y: Tensor<4>| x.grad(&(y * weights.clone()).sum().backward()).expect("x has a gradient");
+        (grad(a, ours), grad(b, theirs))
     }
 
     #[test]
     fn gelu_matches_burns() {
-        let (a, b) = (input(1), input(1));
+        let (a, b) = twins(input(1));
         let (ours, theirs) = (gelu(a.clone()), burn::tensor::activation::gelu(b.clone()));
         assert_close(ours.clone(), theirs.clone(), 1e-6, "gelu");
-        assert_close(gradient(&a, ours), gradient(&b, theirs), 1e-5, "gelu gradient");
+        let (ours, theirs) = gradients(&a, ours, &b, theirs);
+        assert_close(ours, theirs, 1e-5, "gelu gradient");
     }
 
     #[test]
     fn softmax_matches_burns_on_the_last_axis_and_defers_on_others() {
-        let (a, b) = (input(2), input(2));
+        let (a, b) = twins(input(2));
         let (ours, theirs) = (softmax(a.clone(), 3), burn::tensor::activation::softmax(b.clone(), 3));
         assert_close(ours.clone(), theirs.clone(), 1e-6, "softmax");
-        assert_close(gradient(&a, ours), gradient(&b, theirs), 1e-5, "softmax gradient");
+        let (ours, theirs) = gradients(&a, ours, &b, theirs);
+        assert_close(ours, theirs, 1e-5, "softmax gradient");
         let (ours, theirs) = (softmax(a.clone(), 1), burn::tensor::activation::softmax(b.clone(), 1));
         assert_close(ours, theirs, 0.0, "softmax over an inner axis");
     }
@@ -253,7 +281,7 @@ mod tests {
     #[test]
     fn layer_norm_matches_burns_with_all_three_gradients() {
         let device = device();
-        let (a, b) = (input(3), input(3));
+        let (a, b) = twins(input(3));
         let gamma = Tensor::<1>::random([24], Distribution::Normal(1.0, 0.3), &device).require_grad();
         let beta = Tensor::<1>::random([24], Distribution::Normal(0.0, 0.3), &device).require_grad();
         let (gamma_b, beta_b) = (gamma.clone().detach().require_grad(), beta.clone().detach().require_grad());
@@ -279,9 +307,9 @@ mod tests {
         use burn::nn::PaddingConfig2d;
         use burn::nn::conv::Conv2dConfig;
         let device = device();
-        for (stride, padding) in [(1, 1), (2, 1), (2, 0)] {
+        for (stride, padding, skip) in [(1, 1, 0), (2, 1, 0), (2, 0, 0), (2, 1, 1)] {
             let grid = [11, 9];
-            let x = Tensor::<3>::random([2, 99, 5], Distribution::Normal(0.0, 1.0), &device).require_grad();
+            let x = Tensor::<3>::random([2, skip + 99, 5], Distribution::Normal(0.0, 1.0), &device).require_grad();
             let conv = Conv2dConfig::new([5, 5], [3, 3])
                 .with_groups(5)
                 .with_bias(false)
@@ -289,8 +317,8 @@ mod tests {
                 .with_padding(PaddingConfig2d::Explicit(padding, padding, padding, padding))
                 .init(&device);
             let x_b = x.clone().detach().require_grad();
-            let (ours, ours_grid) = depthwise_tokens(&conv, x.clone(), grid);
-            let theirs = conv.forward(to_map(x_b.clone(), grid));
+            let (ours, ours_grid) = depthwise_tokens(&conv, x.clone(), grid, skip);
+            let theirs = conv.forward(to_map(x_b.clone().narrow(1, skip, 99), grid));
             let [_, _, out_h, out_w] = theirs.dims();
             assert_eq!(ours_grid, [out_h, out_w], "depthwise conv: output grid");
             assert_close(to_map(ours.clone(), ours_grid), theirs.clone(), 1e-6, "depthwise conv");
@@ -310,10 +338,10 @@ mod tests {
         let device = device();
         let x = Tensor::<3>::random([3, 50, 7], Distribution::Normal(0.5, 2.0), &device).require_grad();
         let x_b = x.clone().detach().require_grad();
+        let gamma = Tensor::<1>::random([7], Distribution::Normal(1.0, 0.3), &device);
         let init = || {
             let mut norm = BatchNormConfig::new(7).init(&device);
-            device.seed(5);
-            norm.gamma = burn::module::Param::from_tensor(Tensor::<1>::random([7], Distribution::Normal(1.0, 0.3), &device));
+            norm.gamma = burn::module::Param::from_tensor(gamma.clone());
             norm
         };
         let (ours_norm, theirs_norm) = (init(), init());
@@ -361,7 +389,7 @@ mod tests {
         use burn::nn::LinearConfig;
         let device = device();
         let layer = LinearConfig::new(24, 7).init(&device);
-        let (a, b) = (input(4), input(4));
+        let (a, b) = twins(input(4));
         let ours = linear(&layer, a.clone());
         let theirs = layer.forward(b.clone());
         assert_close(ours.clone(), theirs.clone(), 1e-5, "linear");
@@ -372,6 +400,24 @@ mod tests {
         let (weight, bias) = (layer.weight.val(), layer.bias.as_ref().unwrap().val());
         assert_close(weight.grad(&ours_grads).unwrap(), weight.grad(&theirs_grads).unwrap(), 1e-5, "linear: weight gradient");
         assert_close(bias.grad(&ours_grads).unwrap(), bias.grad(&theirs_grads).unwrap(), 1e-5, "linear: bias gradient");
+    }
+
+    #[test]
+    fn gelu_linear_matches_burns_gelu_then_linear_with_all_three_gradients() {
+        use burn::nn::LinearConfig;
+        let device = device();
+        let layer = LinearConfig::new(24, 7).init(&device);
+        let (a, b) = twins(input(8));
+        let ours = gelu_linear(&layer, a.clone());
+        let theirs = layer.forward(burn::tensor::activation::gelu(b.clone()));
+        assert_close(ours.clone(), theirs.clone(), 1e-5, "gelu linear");
+        let w = Tensor::<4>::random(ours.dims(), Distribution::Uniform(-1.0, 1.0), &device);
+        let ours_grads = (ours * w.clone()).sum().backward();
+        let theirs_grads = (theirs * w).sum().backward();
+        assert_close(a.grad(&ours_grads).unwrap(), b.grad(&theirs_grads).unwrap(), 1e-5, "gelu linear: x gradient");
+        let (weight, bias) = (layer.weight.val(), layer.bias.as_ref().unwrap().val());
+        assert_close(weight.grad(&ours_grads).unwrap(), weight.grad(&theirs_grads).unwrap(), 1e-5, "gelu linear: weight gradient");
+        assert_close(bias.grad(&ours_grads).unwrap(), bias.grad(&theirs_grads).unwrap(), 1e-5, "gelu linear: bias gradient");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use burn::tensor::{Device, Distribution, Tensor};
 
 use super::attention::Attentions;
 use super::norm::LayerNorm;
-use crate::kernels::{self, gelu, softmax};
+use crate::kernels::{self, softmax};
 
 /// `nn.LayerNorm`'s default ε, which every CvT LayerNorm in transformers keeps.
 const LAYER_NORM_EPSILON: f64 = 1e-5;
@@ -356,10 +356,10 @@ impl CvtLayer {
         let context = self_attention(&self.attention.attention, self.layernorm_before.forward(hidden.clone()));
         let attended = self.attention.output.forward(context);
         let hidden = self.drop_path.forward(attended) + hidden;
-        let mlp = self.intermediate.forward(self.layernorm_after.forward(hidden.clone()));
+        let pre_activation = self.intermediate.pre_activation(self.layernorm_after.forward(hidden.clone()));
         // HF quirk: `CvtOutput` adds the residual, and drop path is then applied to the sum
         // (`layer_output = self.drop_path(self.output(layer_output, hidden_state))`).
-        self.drop_path.forward(self.output.forward(mlp, hidden))
+        self.drop_path.forward(self.output.forward(pre_activation, hidden))
     }
 }
 
@@ -439,15 +439,14 @@ impl CvtSelfAttention {
 
     /// Queries, keys and values `[batch, tokens, embed]` (heads side by side), and the key grid.
     fn projections(&self, hidden: Tensor<3>, height: usize, width: usize) -> (Tensor<3>, Tensor<3>, Tensor<3>, [usize; 2]) {
-        let (cls_token, hidden) = if self.with_cls_token {
-            (Some(hidden.clone().narrow(1, 0, 1)), hidden.narrow(1, 1, height * width))
-        } else {
-            (None, hidden)
-        };
+        // HF splits the class token off, convolves the map and puts the token back in front of
+        // each projection; the convolution here reads past it in place (`skip`).
+        let skip = usize::from(self.with_cls_token);
+        let cls_token = self.with_cls_token.then(|| hidden.clone().narrow(1, 0, 1));
         let grid = [height, width];
-        let (mut key, key_grid) = self.convolution_projection_key.forward(hidden.clone(), grid);
-        let (mut query, _) = self.convolution_projection_query.forward(hidden.clone(), grid);
-        let (mut value, _) = self.convolution_projection_value.forward(hidden, grid);
+        let (mut key, key_grid) = self.convolution_projection_key.forward(hidden.clone(), grid, skip);
+        let (mut query, _) = self.convolution_projection_query.forward(hidden.clone(), grid, skip);
+        let (mut value, _) = self.convolution_projection_value.forward(hidden, grid, skip);
         if let Some(cls) = cls_token {
             query = Tensor::cat(vec![cls.clone(), query], 1);
             key = Tensor::cat(vec![cls.clone(), key], 1);
@@ -484,10 +483,11 @@ impl CvtSelfAttentionProjection {
         }
     }
 
-    /// Tokens `[batch, height·width, channels]` on `grid` → the projected tokens and their grid.
-    fn forward(&self, tokens: Tensor<3>, grid: [usize; 2]) -> (Tensor<3>, [usize; 2]) {
+    /// Tokens `[batch, skip + height·width, channels]`, the last on `grid` → the projected
+    /// tokens of the grid and their grid.
+    fn forward(&self, tokens: Tensor<3>, grid: [usize; 2], skip: usize) -> (Tensor<3>, [usize; 2]) {
         let projection = &self.convolution_projection;
-        let (convolved, grid) = kernels::depthwise_tokens(&projection.convolution, tokens, grid);
+        let (convolved, grid) = kernels::depthwise_tokens(&projection.convolution, tokens, grid, skip);
         (kernels::batch_norm_tokens(&projection.normalization, convolved), grid)
     }
 }
@@ -516,8 +516,11 @@ pub struct CvtIntermediate {
 }
 
 impl CvtIntermediate {
-    fn forward(&self, hidden: Tensor<3>) -> Tensor<3> {
-        gelu(kernels::linear(&self.dense, hidden))
+    /// The MLP's first product, before its GELU: HF's module applies the GELU itself; here
+    /// [`CvtOutput`] takes it into its product (`kernels::gelu_linear`), so the MLP's widest
+    /// activation is not kept for the backward. Same values.
+    fn pre_activation(&self, hidden: Tensor<3>) -> Tensor<3> {
+        kernels::linear(&self.dense, hidden)
     }
 }
 
@@ -528,8 +531,9 @@ pub struct CvtOutput {
 }
 
 impl CvtOutput {
-    fn forward(&self, hidden: Tensor<3>, residual: Tensor<3>) -> Tensor<3> {
-        self.dropout.forward(kernels::linear(&self.dense, hidden)) + residual
+    /// GELU of the MLP's pre-activation through this product, plus the residual.
+    fn forward(&self, pre_activation: Tensor<3>, residual: Tensor<3>) -> Tensor<3> {
+        self.dropout.forward(kernels::gelu_linear(&self.dense, pre_activation)) + residual
     }
 }
 

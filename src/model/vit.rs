@@ -12,7 +12,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use super::attention::Attentions;
 use super::norm::LayerNorm;
-use crate::kernels::{self, gelu, softmax};
+use crate::kernels::{self, softmax};
 
 /// Hyperparameters of a ViT (`ViTConfig` in transformers).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -340,8 +340,8 @@ impl ViTLayer {
         let context = self_attention(&self.attention.attention, self.layernorm_before.forward(hidden.clone()));
         let attended = self.attention.output.forward(context);
         let hidden = attended + hidden;
-        let mlp = self.intermediate.forward(self.layernorm_after.forward(hidden.clone()));
-        self.output.forward(mlp, hidden)
+        let pre_activation = self.intermediate.pre_activation(self.layernorm_after.forward(hidden.clone()));
+        self.output.forward(pre_activation, hidden)
     }
 }
 
@@ -413,8 +413,11 @@ pub struct ViTIntermediate {
 }
 
 impl ViTIntermediate {
-    fn forward(&self, hidden: Tensor<3>) -> Tensor<3> {
-        gelu(kernels::linear(&self.dense, hidden))
+    /// The MLP's first product, before its GELU: HF's module applies the GELU itself; here
+    /// [`ViTOutput`] takes it into its product (`kernels::gelu_linear`), so the MLP's widest
+    /// activation is not kept for the backward. Same values.
+    fn pre_activation(&self, hidden: Tensor<3>) -> Tensor<3> {
+        kernels::linear(&self.dense, hidden)
     }
 }
 
@@ -425,8 +428,9 @@ pub struct ViTOutput {
 }
 
 impl ViTOutput {
-    fn forward(&self, hidden: Tensor<3>, residual: Tensor<3>) -> Tensor<3> {
-        self.dropout.forward(kernels::linear(&self.dense, hidden)) + residual
+    /// GELU of the MLP's pre-activation through this product, plus the residual.
+    fn forward(&self, pre_activation: Tensor<3>, residual: Tensor<3>) -> Tensor<3> {
+        self.dropout.forward(kernels::gelu_linear(&self.dense, pre_activation)) + residual
     }
 }
 
