@@ -205,19 +205,25 @@ impl DeviceInfo {
     }
 }
 
+/// The device of a listed adapter.
+#[cfg(feature = "gpu-backend")]
+fn open(adapter: &Adapter) -> Device {
+    adapter.device()
+}
+
+#[cfg(not(feature = "gpu-backend"))]
+fn open(_: &Adapter) -> Device {
+    unreachable!("no adapters are listed without the GPU backend")
+}
+
 impl Chosen {
     fn flex(reason: &str) -> Self {
         Chosen { device: Device::flex(), info: DeviceInfo { backend: "flex".into(), reason: reason.into(), ..DeviceInfo::default() } }
     }
 
-    #[allow(unused_variables)]
     fn gpu(adapter: &Adapter, reason: String) -> Self {
-        #[cfg(feature = "gpu-backend")]
-        let device = adapter.device();
-        #[cfg(not(feature = "gpu-backend"))]
-        let device = unreachable!("no adapters are listed without the GPU backend");
         Chosen {
-            device,
+            device: open(adapter),
             info: DeviceInfo {
                 backend: "wgpu".into(),
                 adapter: Some(adapter.name.clone()),

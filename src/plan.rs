@@ -214,7 +214,7 @@ impl Plan {
         let augment = resolve_augment(&mut check, &spec.augment, preprocess.input_size);
         if let Some(patch) = model.arch.patch_size()
             && model.pretrained.is_none()
-            && (preprocess.input_size.0 != preprocess.input_size.1 || preprocess.input_size.0 as usize % patch != 0)
+            && (preprocess.input_size.0 != preprocess.input_size.1 || !(preprocess.input_size.0 as usize).is_multiple_of(patch))
         {
             check.fail(
                 "preprocess",

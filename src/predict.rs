@@ -84,10 +84,10 @@ impl Predictor {
             Model::Vit(m) => model::pretrained::import(m, &files.weights, &source, false)?,
         };
         // A ViT whose processor gives another size than its position embeddings were laid out for.
-        if let (Model::Vit(_), Some((h, _))) = (&model, processor.input_size()) {
-            if let Model::Vit(m) = model {
-                model = Model::Vit(m.resize_position_embeddings(h as usize));
-            }
+        if let (Model::Vit(_), Some((h, _))) = (&model, processor.input_size())
+            && let Model::Vit(m) = model
+        {
+            model = Model::Vit(m.resize_position_embeddings(h as usize));
         }
         let (recipe, normalize) = processor_parts(&processor);
         Ok(Self { model, classes, recipe, normalize, source })

@@ -271,28 +271,28 @@ pub fn write_trials_csv(plan: &SweepPlan) -> Result<Vec<TrialRow>> {
             },
             run_dir: format!("trial-{:02}", trial.number),
         };
-        if let Ok(run) = RunDir::open(&dir) {
-            if let Ok(meta) = run.read_meta() {
-                row.best_epoch = meta.best_epoch;
-                row.wall_seconds = meta.wall_seconds;
-                if let (Some(best), Ok(epochs)) = (meta.best_epoch, run.read_epochs()) {
-                    if let Some(e) = epochs.iter().find(|e| e.epoch == best) {
-                        row.val_accuracy = Some(e.val_accuracy);
-                        row.val_macro_f1 = Some(e.val_macro_f1);
-                        row.val_weighted_f1 = Some(e.val_weighted_f1);
-                        row.val_loss = Some(e.val_loss);
-                    }
-                }
-                if status == TrialStatus::Complete
-                    && let Ok(predictions) = run.read_predictions(Part::Test, &meta.classes)
-                {
-                    let truth: Vec<usize> = predictions.iter().map(|p| p.label).collect();
-                    let pred: Vec<usize> = predictions.iter().map(|p| p.prediction).collect();
-                    let report = crate::metrics::Report::new(&truth, &pred, meta.classes.len());
-                    row.test_accuracy = Some(report.accuracy);
-                    row.test_macro_f1 = Some(report.macro_avg.f1);
-                    row.test_weighted_f1 = Some(report.weighted_avg.f1);
-                }
+        if let Ok(run) = RunDir::open(&dir)
+            && let Ok(meta) = run.read_meta()
+        {
+            row.best_epoch = meta.best_epoch;
+            row.wall_seconds = meta.wall_seconds;
+            if let (Some(best), Ok(epochs)) = (meta.best_epoch, run.read_epochs())
+                && let Some(e) = epochs.iter().find(|e| e.epoch == best)
+            {
+                row.val_accuracy = Some(e.val_accuracy);
+                row.val_macro_f1 = Some(e.val_macro_f1);
+                row.val_weighted_f1 = Some(e.val_weighted_f1);
+                row.val_loss = Some(e.val_loss);
+            }
+            if status == TrialStatus::Complete
+                && let Ok(predictions) = run.read_predictions(Part::Test, &meta.classes)
+            {
+                let truth: Vec<usize> = predictions.iter().map(|p| p.label).collect();
+                let pred: Vec<usize> = predictions.iter().map(|p| p.prediction).collect();
+                let report = crate::metrics::Report::new(&truth, &pred, meta.classes.len());
+                row.test_accuracy = Some(report.accuracy);
+                row.test_macro_f1 = Some(report.macro_avg.f1);
+                row.test_weighted_f1 = Some(report.weighted_avg.f1);
             }
         }
         rows.push(row);

@@ -159,7 +159,7 @@ impl HfConfig {
             qkv_bias: self.scalar("qkv_bias", d.qkv_bias)?,
             initializer_range: self.scalar("initializer_range", d.initializer_range)?,
         };
-        if config.num_attention_heads == 0 || config.hidden_size % config.num_attention_heads != 0 {
+        if config.num_attention_heads == 0 || !config.hidden_size.is_multiple_of(config.num_attention_heads) {
             return Err(Error::Model(format!("{}: hidden_size must be divisible by num_attention_heads", self.path)));
         }
         Ok(config)
