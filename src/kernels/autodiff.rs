@@ -180,8 +180,12 @@ struct LinearState {
     weight: FlexTensor,
 }
 
+/// x·W + b, or gelu(x)·W + b (`gelu`): then x is the MLP's pre-activation, kept instead of
+/// gelu(x), which the backward recomputes along with the slope it needs anyway.
 #[derive(Debug)]
-struct LinearBackward;
+struct LinearBackward {
+    gelu: bool,
+}
 
 impl Backward<Flex, 3> for LinearBackward {
     type State = LinearState;
@@ -191,33 +195,10 @@ impl Backward<Flex, 3> for LinearBackward {
         let grad = contiguous(grads.consume::<Flex>(&ops.node));
         let LinearState { x, weight } = ops.state;
         let [m, k, n] = linear_dims(&x, &weight);
-        if let Some(node) = node_x {
-            grads.register::<Flex>(node.id, tensor(linear::input_grad(values(&grad), values(&weight), m, k, n), x.shape()));
-        }
+        let (activation, slope) = if self.gelu { gelu::value_and_slope(values(&x)) } else { (Vec::new(), Vec::new()) };
+        let input = if self.gelu { activation.as_slice() } else { values(&x) };
         if let Some(node) = node_weight {
-            grads.register::<Flex>(node.id, tensor(linear::weight_grad(values(&x), values(&grad), m, k, n), weight.shape()));
-        }
-        if let Some(node) = node_bias {
-            grads.register::<Flex>(node.id, tensor(linear::bias_grad(values(&grad), m, n), [n].into()));
-        }
-    }
-}
-
-/// gelu(x)·W + b: keeps x (the MLP's pre-activation), not gelu(x).
-#[derive(Debug)]
-struct GeluLinearBackward;
-
-impl Backward<Flex, 3> for GeluLinearBackward {
-    type State = LinearState;
-
-    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [node_x, node_weight, node_bias] = ops.parents;
-        let grad = contiguous(grads.consume::<Flex>(&ops.node));
-        let LinearState { x, weight } = ops.state;
-        let [m, k, n] = linear_dims(&x, &weight);
-        let (activation, slope) = gelu::value_and_slope(values(&x));
-        if let Some(node) = node_weight {
-            grads.register::<Flex>(node.id, tensor(linear::weight_grad(&activation, values(&grad), m, k, n), weight.shape()));
+            grads.register::<Flex>(node.id, tensor(linear::weight_grad(input, values(&grad), m, k, n), weight.shape()));
         }
         drop(activation);
         if let Some(node) = node_bias {
@@ -225,7 +206,9 @@ impl Backward<Flex, 3> for GeluLinearBackward {
         }
         if let Some(node) = node_x {
             let mut input_grad = linear::input_grad(values(&grad), values(&weight), m, k, n);
-            gelu::scale_by_slope(&mut input_grad, &slope);
+            if self.gelu {
+                gelu::scale_by_slope(&mut input_grad, &slope);
+            }
             grads.register::<Flex>(node.id, tensor(input_grad, x.shape()));
         }
     }
@@ -288,7 +271,7 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
     }
 
     fn fused_linear(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
-        match LinearBackward.prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
+        match (LinearBackward { gelu: false }).prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let (x, weight) = (contiguous(x.primitive().clone()), contiguous(weight.primitive().clone()));
                 let output = Flex::fused_linear(x.clone(), weight.clone(), bias.primitive().clone());
@@ -299,7 +282,7 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
     }
 
     fn fused_gelu_linear(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
-        match GeluLinearBackward.prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
+        match (LinearBackward { gelu: true }).prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let (x, weight) = (contiguous(x.primitive().clone()), contiguous(weight.primitive().clone()));
                 let output = Flex::fused_gelu_linear(x.clone(), weight.clone(), bias.primitive().clone());

@@ -12,7 +12,7 @@ use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
 use super::simd::{self, multiversion};
-use super::split::{filled, rows_per_task};
+use super::split::{block_sums, filled, rows_per_task};
 
 /// What the training forward returns: the output, and each channel's batch mean, biased
 /// variance and 1/√(variance + ε).
@@ -119,23 +119,6 @@ fn parameter_grads(x: &[f32], grad: &[f32], mean: &[f32], rstd: &[f32]) -> (Vec<
         simd::add_into(&mut d_beta, pb);
     }
     (d_gamma, d_beta)
-}
-
-/// Per-channel totals of `add(rows, total)` over blocks of `block` values, added in block order.
-fn block_sums(x: &[f32], block: usize, channels: usize, add: impl Fn(&[f32], &mut [f32]) + Sync) -> Vec<f32> {
-    let partials: Vec<Vec<f32>> = x
-        .par_chunks(block)
-        .map(|rows| {
-            let mut total = vec![0.0f32; channels];
-            add(rows, &mut total);
-            total
-        })
-        .collect();
-    let mut total = vec![0.0f32; channels];
-    for partial in &partials {
-        simd::add_into(&mut total, partial);
-    }
-    total
 }
 
 fn normalise(x: &[f32], block: usize, mean: &[f32], rstd: &[f32], gamma: &[f32], beta: &[f32]) -> Vec<f32> {

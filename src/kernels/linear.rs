@@ -8,7 +8,7 @@
 use rayon::prelude::*;
 
 use super::simd;
-use super::split::rows_per_task;
+use super::split::{block_sums, rows_per_task};
 
 /// Products below this many multiply-adds run on the calling thread (flex's threshold).
 const PARALLEL_WORK: usize = 192 * 192 * 192;
@@ -150,22 +150,11 @@ pub fn weight_grad(x: &[f32], dy: &[f32], m: usize, k: usize, n: usize) -> Vec<f
 /// ∂L/∂b = Σ over rows of ∂L/∂y: rows summed in fixed blocks, blocks in order.
 pub fn bias_grad(dy: &[f32], m: usize, n: usize) -> Vec<f32> {
     checked(dy.len(), m, n, "∂L/∂y");
-    let block = rows_per_task(n) * n;
-    let partials: Vec<Vec<f32>> = dy
-        .par_chunks(block.max(1))
-        .map(|rows| {
-            let mut sum = vec![0.0f32; n];
-            for row in rows.chunks(n) {
-                simd::add_into(&mut sum, row);
-            }
-            sum
-        })
-        .collect();
-    let mut total = vec![0.0f32; n];
-    for part in &partials {
-        simd::add_into(&mut total, part);
-    }
-    total
+    block_sums(dy, rows_per_task(n) * n, n, |rows, sum| {
+        for row in rows.chunks(n) {
+            simd::add_into(sum, row);
+        }
+    })
 }
 
 

@@ -52,3 +52,22 @@ pub fn par_zip2_map(
 pub fn rows_per_task(width: usize) -> usize {
     (ELEMENTS_PER_TASK / width.max(1)).max(1)
 }
+
+/// Per-column totals of `x`: `add` accumulates each fixed block of `block` values into its own
+/// `width`-long vector, then the blocks' vectors are added in order (the same sums whatever the
+/// number of threads).
+pub fn block_sums(x: &[f32], block: usize, width: usize, add: impl Fn(&[f32], &mut [f32]) + Sync) -> Vec<f32> {
+    let partials: Vec<Vec<f32>> = x
+        .par_chunks(block.max(1))
+        .map(|rows| {
+            let mut total = vec![0.0f32; width];
+            add(rows, &mut total);
+            total
+        })
+        .collect();
+    let mut total = vec![0.0f32; width];
+    for partial in &partials {
+        super::simd::add_into(&mut total, partial);
+    }
+    total
+}
