@@ -154,10 +154,10 @@ pub fn run(plan: &Plan, options: &Options, progress: &Progress) -> Result<Result
         freeze: &plan.model.freeze,
     };
     let mut results = Results {
-        brasa: crate::runner::BRASA_VERSION.into(),
-        git_commit: crate::runner::GIT_COMMIT.into(),
-        burn: crate::runner::BURN_VERSION.into(),
-        date: crate::runner::timestamp(std::time::SystemTime::now()),
+        brasa: crate::build_info::BRASA_VERSION.into(),
+        git_commit: crate::build_info::GIT_COMMIT.into(),
+        burn: crate::build_info::BURN_VERSION.into(),
+        date: crate::build_info::timestamp(std::time::SystemTime::now()),
         machine: machine(),
         device: chosen.info.clone(),
         model: plan.model.arch.name().into(),

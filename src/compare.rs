@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::metrics::Report;
+use crate::metrics::Scores;
 use crate::run_dir::{Part, PredictionRow, RunDir};
 use crate::stats::{self, Interval, Metric};
 
@@ -111,7 +111,7 @@ pub fn compare(a: &RunPredictions, b: &RunPredictions) -> Result<Comparison> {
     let only_b_correct = (0..truth.len()).filter(|&i| !correct(&pred_a, i) && correct(&pred_b, i)).count();
     let mcnemar_p = stats::mcnemar_exact(only_a_correct, only_b_correct);
     let significant = mcnemar_p < ALPHA;
-    let (report_a, report_b) = (Report::new(&truth, &pred_a, n_classes), Report::new(&truth, &pred_b, n_classes));
+    let (report_a, report_b) = (Scores::new(&truth, &pred_a, n_classes), Scores::new(&truth, &pred_b, n_classes));
     let recall = a
         .classes
         .iter()

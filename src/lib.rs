@@ -7,13 +7,18 @@
 //! split leakage and label conflicts in a dataset.
 
 pub mod allocator;
+pub mod atomic_file;
+pub mod attention_map;
 pub mod audit;
 pub mod augment;
 pub mod backend;
 pub mod bench;
+pub mod build_info;
 pub mod compare;
 pub mod data;
+pub mod dedup;
 pub mod error;
+pub mod fmt;
 pub mod kernels;
 pub mod metrics;
 pub mod model;

@@ -14,7 +14,7 @@ pub struct ClassScores {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Report {
+pub struct Scores {
     pub per_class: Vec<ClassScores>,
     pub accuracy: f64,
     pub macro_avg: ClassScores,
@@ -23,7 +23,7 @@ pub struct Report {
     pub confusion: Vec<Vec<usize>>,
 }
 
-impl Report {
+impl Scores {
     /// Scores of predictions `pred` against labels `truth`, for labels `0..num_classes`.
     pub fn new(truth: &[usize], pred: &[usize], num_classes: usize) -> Self {
         assert_eq!(truth.len(), pred.len(), "one prediction per label");
@@ -80,7 +80,7 @@ mod tests {
 
     #[test]
     fn perfect_and_empty_classes() {
-        let report = Report::new(&[0, 1, 1, 2], &[0, 1, 1, 1], 4);
+        let report = Scores::new(&[0, 1, 1, 2], &[0, 1, 1, 1], 4);
         assert_eq!(report.accuracy, 0.75);
         assert_eq!(report.per_class[0].f1, 1.0);
         // class 2 never predicted, class 3 absent: zero_division gives 0

@@ -252,7 +252,7 @@ impl Plan {
             if dir.is_dir() {
                 Some(dir)
             } else {
-                check.fail("report.templates", Some(format!("{value:?}")), format!("{} is not a folder", crate::spec::display_path(&dir)));
+                check.fail("report.templates", Some(format!("{value:?}")), format!("{} is not a folder", crate::fmt::display_path(&dir)));
                 None
             }
         });
@@ -266,7 +266,7 @@ impl Plan {
         resolved.sweep = None;
         let resolved_toml = toml::to_string(&resolved).map_err(|e| {
             SpecError::single(SpecIssue {
-                origin: crate::spec::display_path(&loaded.file),
+                origin: crate::fmt::display_path(&loaded.file),
                 key: String::new(),
                 value: None,
                 message: format!("cannot write the resolved spec back as TOML: {e}"),

@@ -11,13 +11,13 @@
 //! leaves each file either whole or absent, and `checkpoints/state.json` says which epoch the
 //! run can resume from.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::atomic_file::write_atomic;
 use crate::error::{Error, Result};
-use crate::metrics::Report;
+use crate::metrics::Scores;
 
 pub const SPEC: &str = "spec.toml";
 pub const META: &str = "meta.json";
@@ -270,7 +270,7 @@ pub struct AttentionEntry {
     pub path: String,
     pub label: String,
     pub prediction: String,
-    pub map: crate::model::AttentionMap,
+    pub map: crate::attention_map::AttentionMap,
 }
 
 /// Resume point saved with every epoch's checkpoint; `S` is the trainer's own state.
@@ -520,7 +520,7 @@ impl RunDir {
 
     /// scikit-learn's `classification_report` as CSV: a row per class, then accuracy, macro
     /// avg and weighted avg (accuracy fills only `f1-score` and `support`, as sklearn prints it).
-    pub fn write_classification_report(&self, part: Part, report: &Report, classes: &[String]) -> Result<()> {
+    pub fn write_classification_report(&self, part: Part, report: &Scores, classes: &[String]) -> Result<()> {
         self.write_csv(&part.report_file(), |w| {
             w.write_record(["class", "precision", "recall", "f1-score", "support"])?;
             let row = |name: &str, s: &crate::metrics::ClassScores| {
@@ -538,7 +538,7 @@ impl RunDir {
     }
 
     /// Rows: true class; columns: predicted class.
-    pub fn write_confusion(&self, part: Part, report: &Report, classes: &[String]) -> Result<()> {
+    pub fn write_confusion(&self, part: Part, report: &Scores, classes: &[String]) -> Result<()> {
         self.write_csv(&part.confusion_file(), |w| {
             let mut header = vec!["true\\predicted".to_string()];
             header.extend(classes.iter().cloned());
@@ -585,21 +585,4 @@ fn csv_error(message: String) -> csv::Error {
 fn parse_field(record: &csv::StringRecord, index: usize) -> std::result::Result<f64, csv::Error> {
     let text = record.get(index).ok_or_else(|| csv_error(format!("column {index} is missing")))?;
     text.parse().map_err(|_| csv_error(format!("{text:?} is not a number")))
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same folder, renamed into place.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut builder = tempfile::Builder::new();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        // tempfile's default 0600 would make run files private; use what `File::create` gives.
-        builder.permissions(std::fs::Permissions::from_mode(0o644));
-    }
-    let mut file = builder.tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
-    file.write_all(bytes).map_err(|e| Error::io(path, e))?;
-    file.as_file().sync_all().map_err(|e| Error::io(path, e))?;
-    file.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
 }

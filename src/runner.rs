@@ -24,7 +24,8 @@ use crate::run_dir::{self, Checkpoint, Counts, EpochRow, Meta, ModelMeta, Part, 
 use crate::train::schedule::{Schedule, Shape};
 use crate::train::optim::{self, AdamW};
 use crate::train::{self, EpochRecord, EvalSet, Hyper, Journal, StepRecord, TrainState};
-use crate::{backend, spec};
+use crate::backend;
+use crate::build_info::{BRASA_VERSION, BURN_VERSION, GIT_COMMIT, timestamp};
 
 /// Where and how to run.
 #[derive(Clone)]
@@ -39,15 +40,10 @@ pub struct RunOptions {
 pub struct Outcome {
     pub dir: PathBuf,
     pub best_epoch: Option<usize>,
-    pub val: crate::metrics::Report,
-    pub test: Option<crate::metrics::Report>,
+    pub val: crate::metrics::Scores,
+    pub test: Option<crate::metrics::Scores>,
     pub wall_seconds: f64,
 }
-
-/// Version facts baked in at build time (see `build.rs`).
-pub const BRASA_VERSION: &str = env!("CARGO_PKG_VERSION");
-pub const GIT_COMMIT: &str = env!("BRASA_GIT_COMMIT");
-pub const BURN_VERSION: &str = env!("BRASA_BURN_VERSION");
 
 /// Makes sure the dataset is on disk (downloading it when the spec names a source) and scans it.
 pub fn prepare_dataset(plan: &Plan, progress: &Progress) -> Result<Dataset> {
@@ -136,7 +132,7 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<Outcome> {
     if plan.data.split.group_duplicates {
         // the groups found above (training-folder items come first), merged where they overlap
         let n = dataset.train_folder.len();
-        let clusters = crate::audit::clusters(&duplicates, n + dataset.test.len());
+        let clusters = crate::dedup::clusters(&duplicates, n + dataset.test.len());
         let mut together: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
         (0..n).for_each(|i| together.entry(clusters[i]).or_default().push(i));
         let within_training_folder: Vec<Vec<usize>> = together.into_values().filter(|members| members.len() > 1).collect();
@@ -170,8 +166,8 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<Outcome> {
     run.write_meta(&meta)?;
     progress.log(format!(
         "run folder: {} (if interrupted, the same command with --out {} resumes it)",
-        spec::display_path(run.root()),
-        spec::display_path(run.root())
+        crate::fmt::display_path(run.root()),
+        crate::fmt::display_path(run.root())
     ));
 
     let result = match built.model {
@@ -211,10 +207,6 @@ fn new_run_dir(parent: PathBuf) -> PathBuf {
         n += 1;
     }
     candidate
-}
-
-pub fn timestamp(time: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(time).to_string()
 }
 
 /// The previous meta when `run` holds an unfinished run of the same spec; an error when it holds
@@ -277,13 +269,13 @@ fn split_rows(dataset: &Dataset, images: &Images) -> Vec<SplitRow> {
 }
 
 /// Duplicate groups among all the run's images, indexed like [`parts_of`].
-fn duplicate_groups(images: &Images) -> Vec<crate::audit::Group> {
-    let all: Vec<crate::audit::Fingerprint> = images.train_fingerprints.iter().chain(&images.test_fingerprints).copied().collect();
-    crate::audit::group(&all, crate::audit::NEAR_THRESHOLD)
+fn duplicate_groups(images: &Images) -> Vec<crate::dedup::Group> {
+    let all: Vec<crate::dedup::Fingerprint> = images.train_fingerprints.iter().chain(&images.test_fingerprints).copied().collect();
+    crate::dedup::group(&all, crate::dedup::NEAR_THRESHOLD)
 }
 
 /// `duplicates.csv` rows: one per member of each group, paths relative to the data root.
-fn duplicate_rows(dataset: &Dataset, groups: &[crate::audit::Group], root: &Path) -> Vec<run_dir::DuplicateRow> {
+fn duplicate_rows(dataset: &Dataset, groups: &[crate::dedup::Group], root: &Path) -> Vec<run_dir::DuplicateRow> {
     let parts = parts_of(dataset);
     let mut rows = Vec::new();
     for group in groups {
@@ -297,7 +289,7 @@ fn duplicate_rows(dataset: &Dataset, groups: &[crate::audit::Group], root: &Path
                     kind: group.kind.as_str().to_string(),
                     split: part.name().to_string(),
                     class: dataset.classes[item.label].clone(),
-                    path: crate::audit::relative(root, &item.path),
+                    path: crate::fmt::relative(root, &item.path),
                 }
             })
             .collect();
@@ -412,8 +404,8 @@ struct Images {
     test: Vec<RgbImage>,
     train_sizes: Vec<(u32, u32)>,
     test_sizes: Vec<(u32, u32)>,
-    train_fingerprints: Vec<crate::audit::Fingerprint>,
-    test_fingerprints: Vec<crate::audit::Fingerprint>,
+    train_fingerprints: Vec<crate::dedup::Fingerprint>,
+    test_fingerprints: Vec<crate::dedup::Fingerprint>,
 }
 
 fn decode(plan: &Plan, dataset: &Dataset, progress: &Progress) -> Result<Images> {
@@ -451,7 +443,7 @@ fn train_and_evaluate<M: Classifier + model::Attending>(
     device: &Device,
     meta: &mut Meta,
     progress: &Progress,
-) -> Result<(crate::metrics::Report, Option<crate::metrics::Report>)> {
+) -> Result<(crate::metrics::Scores, Option<crate::metrics::Scores>)> {
     let Loaded { dataset, images } = loaded;
 
     let train_labels: Vec<usize> = dataset.split.train.iter().map(|&i| dataset.train_folder[i].label).collect();
@@ -534,7 +526,7 @@ fn train_and_evaluate<M: Classifier + model::Attending>(
 
     let best_file = journal.best_model.clone().ok_or_else(|| Error::Train("no epoch finished".into()))?;
     let best = load_model(model, run, &best_file)?.valid();
-    let evaluate = |part: Part, set: &EvalSet, items: &[&Item]| -> Result<crate::metrics::Report> {
+    let evaluate = |part: Part, set: &EvalSet, items: &[&Item]| -> Result<crate::metrics::Scores> {
         let evaluation = train::evaluate(&best, set, plan.train.eval_batch_size, &plan.preprocess.normalize, device, progress, &format!("{} (best)", part.name()))?;
         let report = evaluation.report(&set.labels, num_classes);
         let rows: Vec<PredictionRow> = items

@@ -5,7 +5,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::metrics::Report;
+use crate::metrics::Scores;
 
 /// Resamples used for every interval brasa reports.
 pub const RESAMPLES: usize = 2000;
@@ -30,7 +30,7 @@ pub enum Metric {
 impl Metric {
     pub const ALL: [Metric; 3] = [Metric::Accuracy, Metric::MacroF1, Metric::WeightedF1];
 
-    pub fn of(self, report: &Report) -> f64 {
+    pub fn of(self, report: &Scores) -> f64 {
         match self {
             Metric::Accuracy => report.accuracy,
             Metric::MacroF1 => report.macro_avg.f1,
@@ -76,11 +76,11 @@ pub fn bootstrap(n: usize, resamples: usize, seed: u64, mut statistic: impl FnMu
 
 /// `metric` of predictions with its bootstrap interval.
 pub fn metric_interval(truth: &[usize], pred: &[usize], num_classes: usize, metric: Metric, seed: u64) -> Interval {
-    let value = metric.of(&Report::new(truth, pred, num_classes));
+    let value = metric.of(&Scores::new(truth, pred, num_classes));
     let (low, high) = bootstrap(truth.len(), RESAMPLES, seed, |idx| {
         let t: Vec<usize> = idx.iter().map(|&i| truth[i]).collect();
         let p: Vec<usize> = idx.iter().map(|&i| pred[i]).collect();
-        metric.of(&Report::new(&t, &p, num_classes))
+        metric.of(&Scores::new(&t, &p, num_classes))
     });
     Interval { value, low, high }
 }
@@ -90,11 +90,11 @@ pub fn metric_interval(truth: &[usize], pred: &[usize], num_classes: usize, metr
 pub fn paired_difference(truth: &[usize], a: &[usize], b: &[usize], num_classes: usize, metric: Metric, seed: u64) -> Interval {
     let of = |pred: &[usize], idx: Option<&[usize]>| -> f64 {
         match idx {
-            None => metric.of(&Report::new(truth, pred, num_classes)),
+            None => metric.of(&Scores::new(truth, pred, num_classes)),
             Some(idx) => {
                 let t: Vec<usize> = idx.iter().map(|&i| truth[i]).collect();
                 let p: Vec<usize> = idx.iter().map(|&i| pred[i]).collect();
-                metric.of(&Report::new(&t, &p, num_classes))
+                metric.of(&Scores::new(&t, &p, num_classes))
             }
         }
     };
@@ -109,9 +109,9 @@ pub fn independent_difference(a: (&[usize], &[usize]), b: (&[usize], &[usize]), 
     let of = |(truth, pred): (&[usize], &[usize]), idx: &[usize]| -> f64 {
         let t: Vec<usize> = idx.iter().map(|&i| truth[i]).collect();
         let p: Vec<usize> = idx.iter().map(|&i| pred[i]).collect();
-        metric.of(&Report::new(&t, &p, num_classes))
+        metric.of(&Scores::new(&t, &p, num_classes))
     };
-    let value = metric.of(&Report::new(a.0, a.1, num_classes)) - metric.of(&Report::new(b.0, b.1, num_classes));
+    let value = metric.of(&Scores::new(a.0, a.1, num_classes)) - metric.of(&Scores::new(b.0, b.1, num_classes));
     let mut rng_a = ChaCha8Rng::seed_from_u64(seed);
     let mut rng_b = ChaCha8Rng::seed_from_u64(seed.wrapping_add(1));
     let (na, nb) = (a.0.len().max(1), b.0.len().max(1));

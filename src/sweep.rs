@@ -58,7 +58,7 @@ impl SweepPlan {
         let base = LoadedSpec::load(file, layers)?;
         let table = base.spec.sweep.clone().ok_or_else(|| {
             Error::Spec(SpecError::single(SpecIssue {
-                origin: crate::spec::display_path(file),
+                origin: crate::fmt::display_path(file),
                 key: "sweep".into(),
                 value: None,
                 message: "this spec has no [sweep] table".into(),
@@ -144,7 +144,7 @@ pub type Launcher<'a> = dyn Fn(&Trial, &Path, usize) -> Command + 'a;
 /// `trials.csv` and the sweep report. Returns the number of failed trials.
 pub fn run(plan: &SweepPlan, jobs: usize, threads: usize, launcher: &Launcher, progress: &Progress) -> Result<usize> {
     std::fs::create_dir_all(&plan.dir).map_err(|e| Error::io(&plan.dir, e))?;
-    run_dir::write_atomic(
+    crate::atomic_file::write_atomic(
         &plan.dir.join("sweep.toml"),
         format!("# the base spec of this sweep, then its [sweep] table\n{}\n[sweep]\n{}", plan.base_toml, plan.sweep_toml).as_bytes(),
     )?;
@@ -201,7 +201,7 @@ pub fn run(plan: &SweepPlan, jobs: usize, threads: usize, launcher: &Launcher, p
             let (trial, _, since) = running.remove(index);
             let status = trial_status(&plan.trial_dir(trial.number));
             let line = match (&status, exit.success()) {
-                (TrialStatus::Complete, _) => format!("complete in {}", crate::report::format_duration(since.elapsed().as_secs_f64())),
+                (TrialStatus::Complete, _) => format!("complete in {}", crate::fmt::format_duration(since.elapsed().as_secs_f64())),
                 (TrialStatus::Failed(error), _) => format!("FAILED: {error}"),
                 (_, _) => format!("FAILED: exited with {exit}; see {}", plan.trial_dir(trial.number).join("log.txt").display()),
             };
@@ -214,7 +214,7 @@ pub fn run(plan: &SweepPlan, jobs: usize, threads: usize, launcher: &Launcher, p
     let failed = rows.iter().filter(|r| r.status != "complete").count();
     progress.log(format!(
         "sweep finished in {}: {} complete, {failed} not; report: {}",
-        crate::report::format_duration(started.elapsed().as_secs_f64()),
+        crate::fmt::format_duration(started.elapsed().as_secs_f64()),
         rows.len() - failed,
         plan.dir.join("report.md").display()
     ));
@@ -289,7 +289,7 @@ pub fn write_trials_csv(plan: &SweepPlan) -> Result<Vec<TrialRow>> {
             {
                 let truth: Vec<usize> = predictions.iter().map(|p| p.label).collect();
                 let pred: Vec<usize> = predictions.iter().map(|p| p.prediction).collect();
-                let report = crate::metrics::Report::new(&truth, &pred, meta.classes.len());
+                let report = crate::metrics::Scores::new(&truth, &pred, meta.classes.len());
                 row.test_accuracy = Some(report.accuracy);
                 row.test_macro_f1 = Some(report.macro_avg.f1);
                 row.test_weighted_f1 = Some(report.weighted_avg.f1);
@@ -332,6 +332,6 @@ pub fn write_trials_csv(plan: &SweepPlan) -> Result<Vec<TrialRow>> {
         }
         writer.flush().map_err(|e| Error::io(plan.dir.join("trials.csv"), e))?;
     }
-    run_dir::write_atomic(&plan.dir.join("trials.csv"), &buffer)?;
+    crate::atomic_file::write_atomic(&plan.dir.join("trials.csv"), &buffer)?;
     Ok(rows)
 }

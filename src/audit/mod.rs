@@ -1,13 +1,10 @@
 //! The dataset audit: every picture of an image folder (`ROOT/<split>/<class>/<image>`)
 //! fingerprinted, and the duplicates among them — exact and near, across splits, across labels.
 //!
-//! [`fingerprint()`] and [`group()`] work on decoded images and indices only, so the run pipeline
-//! can reuse them on what it has in memory; [`audit`] scans and decodes a whole folder; `write`
-//! renders what it found. An unreadable file is a finding, never a failure of the audit, and the
+//! The fingerprints and groups come from [`crate::dedup`], which the run pipeline shares;
+//! [`audit`] scans and decodes a whole folder; `write` renders what it found. An unreadable file is a finding, never a failure of the audit, and the
 //! audit never changes the dataset.
 
-pub mod fingerprint;
-pub mod group;
 mod scan;
 pub mod write;
 
@@ -16,9 +13,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-pub use fingerprint::{Fingerprint, NEAR_THRESHOLD, PHASH_BITS, Phash, fingerprint, is_near};
-pub use group::{Group, Kind, clusters, crossing, group, leaked};
-pub use scan::relative;
+pub use crate::dedup::{Fingerprint, Group, Kind, NEAR_THRESHOLD, PHASH_BITS, Phash, crossing, fingerprint, group, is_near, leaked};
 
 use crate::data::images::read_rgb;
 use crate::error::Result;

@@ -2,11 +2,12 @@
 //! split, their image files, and every other file (skipped, but listed).
 
 use std::collections::BTreeMap;
-use std::path::{Component, Path};
+use std::path::Path;
 
 use walkdir::WalkDir;
 
 use crate::data::folder;
+use crate::fmt::relative;
 use crate::error::{Error, Result};
 
 /// An image file to decode; paths relative to the root, `/`-separated.
@@ -96,18 +97,6 @@ fn all_files(root: &Path, dir: &Path) -> Result<Vec<String>> {
     Ok(files)
 }
 
-/// `path` relative to `root`, `/`-separated whatever the platform.
-pub fn relative(root: &Path, path: &Path) -> String {
-    let inner = path.strip_prefix(root).unwrap_or(path);
-    let parts: Vec<String> = inner
-        .components()
-        .filter_map(|c| match c {
-            Component::Normal(part) => Some(part.to_string_lossy().into_owned()),
-            _ => None,
-        })
-        .collect();
-    parts.join("/")
-}
 
 #[cfg(test)]
 mod tests {

@@ -14,7 +14,7 @@ use super::{Audit, Group, NEAR_THRESHOLD};
 use crate::augment::{Interpolation, ResizeTo, resize};
 use crate::data::images::read_rgb;
 use crate::error::{Error, Result};
-use crate::run_dir::write_atomic;
+use crate::atomic_file::write_atomic;
 
 pub const DUPLICATES_CSV: &str = "duplicates.csv";
 pub const AUDIT_MD: &str = "audit.md";

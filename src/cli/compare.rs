@@ -25,7 +25,7 @@ pub fn execute(args: CompareArgs) -> Result<()> {
         text.push('\n');
     }
     match &args.out {
-        Some(file) => brasa::run_dir::write_atomic(file, text.as_bytes()),
+        Some(file) => brasa::atomic_file::write_atomic(file, text.as_bytes()),
         None => super::print_out(&text),
     }
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use brasa::Result;
 use brasa::audit::{self, NEAR_THRESHOLD, PHASH_BITS, write};
 use brasa::progress::Progress;
-use brasa::spec::display_path;
+use brasa::fmt::display_path;
 use clap::{Args, Subcommand};
 
 #[derive(Debug, Args)]

@@ -67,7 +67,7 @@ pub fn execute(args: PredictArgs) -> Result<()> {
         Some(file) => {
             let mut buffer = Vec::new();
             predictor.write_csv(&mut buffer, &paths, &probabilities)?;
-            brasa::run_dir::write_atomic(file, &buffer)
+            brasa::atomic_file::write_atomic(file, &buffer)
         }
         None => {
             let mut buffer = Vec::new();

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use brasa::Result;
 use brasa::report;
 use brasa::run_dir::RunDir;
-use brasa::spec::display_path;
+use brasa::fmt::display_path;
 use clap::Args;
 
 #[derive(Debug, Args)]

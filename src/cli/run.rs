@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use brasa::plan::Plan;
 use brasa::progress::Progress;
 use brasa::runner::{self, RunOptions};
-use brasa::spec::{LoadedSpec, Override, display_path};
+use brasa::fmt::display_path;
+use brasa::spec::{LoadedSpec, Override};
 use brasa::sweep::{self, SweepPlan, TrialStatus};
 use brasa::{Error, Result};
 use clap::Args;
@@ -128,7 +129,7 @@ fn run_one(mut plan: Plan, out: Option<PathBuf>, threads: Option<usize>, progres
     let classes = brasa::run_dir::RunDir::open(&outcome.dir)?.read_meta()?.classes;
     let mut text = format!("run folder: {}\n", display_path(&outcome.dir));
     text.push_str(&format!("report:     {}\n", display_path(&outcome.dir.join(brasa::run_dir::REPORT_MD))));
-    text.push_str(&format!("wall time:  {}\n", brasa::report::format_duration(outcome.wall_seconds)));
+    text.push_str(&format!("wall time:  {}\n", brasa::fmt::format_duration(outcome.wall_seconds)));
     if let Some(epoch) = outcome.best_epoch {
         text.push_str(&format!("best epoch: {epoch}\n"));
     }

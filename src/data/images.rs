@@ -8,7 +8,7 @@ use std::path::Path;
 use image::RgbImage;
 use rayon::prelude::*;
 
-use crate::audit::Fingerprint;
+use crate::dedup::Fingerprint;
 use crate::augment::{Interpolation, ResizeTo, resize};
 use crate::data::Item;
 use crate::error::{Error, Result};
@@ -65,7 +65,7 @@ pub fn decode_all(items: &[Item], recipes: &[Recipe], progress: &Progress, what:
         .map(|item| {
             let image = read_rgb(&item.path)?;
             let size = image.dimensions();
-            let fingerprint = crate::audit::fingerprint(&image);
+            let fingerprint = crate::dedup::fingerprint(&image);
             let forms = recipes.iter().map(|recipe| recipe.apply(image.clone())).collect();
             bar.inc(1);
             Ok((forms, size, fingerprint))

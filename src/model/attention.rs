@@ -20,15 +20,10 @@
 
 use burn::module::Module;
 use burn::tensor::Tensor;
-use serde::{Deserialize, Serialize};
 
 use super::Model;
+pub use crate::attention_map::{AttentionMap, CLS_ATTENTION, ROLLOUT};
 use crate::error::{Error, Result};
-
-/// [`AttentionMap::method`] of a ViT's map.
-pub const ROLLOUT: &str = "rollout";
-/// [`AttentionMap::method`] of a CvT's map.
-pub const CLS_ATTENTION: &str = "cls-attention";
 
 /// Attention probabilities a forward pass recorded (`forward_with_attention` of the models).
 #[derive(Debug, Clone)]
@@ -40,28 +35,6 @@ pub struct Attentions {
     pub key_grid: [usize; 2],
     /// Whether token 0 of queries and keys is a cls token.
     pub cls_token: bool,
-}
-
-/// One image's attention map on the model's token grid.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AttentionMap {
-    pub height: usize,
-    pub width: usize,
-    /// `height * width` raw values, row-major (not rescaled; see [`AttentionMap::normalized`]).
-    pub values: Vec<f32>,
-    /// [`ROLLOUT`] or [`CLS_ATTENTION`].
-    pub method: String,
-}
-
-impl AttentionMap {
-    /// The values rescaled to [0, 1] by this map's own minimum and maximum (all 0 for a constant
-    /// map), for display.
-    pub fn normalized(&self) -> Vec<f32> {
-        let min = self.values.iter().copied().fold(f32::INFINITY, f32::min);
-        let max = self.values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let range = max - min;
-        self.values.iter().map(|v| if range > 0.0 { (v - min) / range } else { 0.0 }).collect()
-    }
 }
 
 /// The attention map of each image of `pixel_values` (`[batch, channels, height, width]`,

@@ -2,7 +2,7 @@
 //! thumbnail and, beside it, the map (bilinearly upsampled, viridis-coloured) alpha-blended over
 //! the grayscale thumbnail, captioned with the true and predicted class and the method.
 //!
-//! It only draws maps it is given ([`AttentionMap`], computed by `model::attention`); it never
+//! It only draws maps it is given ([`AttentionMap`], computed by `model::attention`, stored in `attention.json`); it never
 //! runs a model. Each map is rescaled to [0, 1] by its own minimum and maximum here, at drawing
 //! time ([`AttentionMap::normalized`]): colours compare places within an image, not images.
 
@@ -16,7 +16,7 @@ use image::{Rgb, RgbImage};
 use super::grid::escape;
 use crate::augment::{Interpolation, ResizeTo, resize};
 use crate::data::images::read_rgb;
-use crate::model::attention::{AttentionMap, CLS_ATTENTION, ROLLOUT};
+use crate::attention_map::{AttentionMap, CLS_ATTENTION, ROLLOUT};
 
 const THUMB: u32 = 128;
 const GAP: u32 = 4;

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::metrics::Report;
+use crate::metrics::Scores;
 use crate::run_dir::{EpochRow, StepRow};
 use crate::stats::{self, Interval, Metric};
 
@@ -91,8 +91,8 @@ fn generalisation_gap(val: Labels, test: Labels, num_classes: usize, seed: u64) 
     if gap.value < GAP || gap.low <= 0.0 {
         return None;
     }
-    let val_acc = Report::new(val.truth, val.predicted, num_classes).accuracy;
-    let test_acc = Report::new(test.truth, test.predicted, num_classes).accuracy;
+    let val_acc = Scores::new(val.truth, val.predicted, num_classes).accuracy;
+    let test_acc = Scores::new(test.truth, test.predicted, num_classes).accuracy;
     Some(Finding {
         text: format!(
             "Validation accuracy ({val_acc:.4}) is far above test accuracy ({test_acc:.4}): a gap of {:.4} (95% CI [{:.4}, {:.4}]). \
@@ -154,7 +154,7 @@ fn leakage(leaks: &LeakFacts) -> Vec<Finding> {
 }
 
 fn class_problems(part: &str, labels: Labels, classes: &[String], anchor: &'static str, section: &'static str) -> Vec<Finding> {
-    let report = Report::new(labels.truth, labels.predicted, classes.len());
+    let report = Scores::new(labels.truth, labels.predicted, classes.len());
     let total = labels.truth.len().max(1) as f64;
     let mut findings = Vec::new();
     for (c, class) in classes.iter().enumerate() {

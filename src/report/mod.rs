@@ -13,7 +13,8 @@ pub mod templates;
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::metrics::{ClassScores, Report};
+use crate::fmt::format_duration;
+use crate::metrics::{ClassScores, Scores};
 use crate::run_dir::{self, EpochRow, Meta, Part, RunDir};
 use crate::stats::{self, Metric};
 
@@ -135,7 +136,7 @@ fn score_row(name: &str, s: &ClassScores) -> ScoreRow {
     }
 }
 
-fn part_report(part: Part, report: &Report, classes: &[String], truth: &[usize], predicted: &[usize], seed: u64, confusion_chart: Option<Chart>) -> PartReport {
+fn part_report(part: Part, report: &Scores, classes: &[String], truth: &[usize], predicted: &[usize], seed: u64, confusion_chart: Option<Chart>) -> PartReport {
     let interval = |metric: Metric| stats::metric_interval(truth, predicted, classes.len(), metric, seed);
     let format = |i: stats::Interval| format!("[{:.4}, {:.4}]", i.low, i.high);
     let ci = |metric: Metric| format(interval(metric));
@@ -201,17 +202,6 @@ fn epoch_line(e: &EpochRow) -> EpochLine {
 const SHEET_GROUPS: usize = 4;
 const SHEET_MEMBERS: usize = 5;
 
-/// Human-readable duration: `1 h 02 min`, `7 min 31 s`, `12.4 s`.
-pub fn format_duration(seconds: f64) -> String {
-    let s = seconds.round() as u64;
-    if s >= 3600 {
-        format!("{} h {:02} min", s / 3600, (s % 3600) / 60)
-    } else if s >= 60 {
-        format!("{} min {:02} s", s / 60, s % 60)
-    } else {
-        format!("{seconds:.1} s")
-    }
-}
 
 /// Draws the charts and renders the documents of the run in `run` (the formats its meta names).
 pub fn render(run: &RunDir) -> Result<Rendered> {
@@ -285,7 +275,7 @@ pub fn render(run: &RunDir) -> Result<Rendered> {
             }
         }
     }
-    let relative = |path: &str| crate::audit::relative(data_root, std::path::Path::new(path));
+    let relative = |path: &str| crate::fmt::relative(data_root, std::path::Path::new(path));
 
     let mut parts = Vec::new();
     let mut part_labels: Vec<(Part, Vec<usize>, Vec<usize>)> = Vec::new();
@@ -315,7 +305,7 @@ pub fn render(run: &RunDir) -> Result<Rendered> {
         }
         let labels: Vec<usize> = predictions.iter().map(|p| p.label).collect();
         let predicted: Vec<usize> = predictions.iter().map(|p| p.prediction).collect();
-        let report = Report::new(&labels, &predicted, classes.len());
+        let report = Scores::new(&labels, &predicted, classes.len());
         let title = format!("Confusion matrix ({}, best epoch)", if part == Part::Test { "test" } else { "validation" });
         let chart = Chart { title: title.clone(), file: format!("charts/confusion_{}.svg", part.name()), svg: charts::confusion(&title, classes, &report.confusion)? };
         parts.push(part_report(part, &report, classes, &labels, &predicted, meta.seed, Some(chart)));
@@ -325,7 +315,7 @@ pub fn render(run: &RunDir) -> Result<Rendered> {
             if !keep.is_empty() {
                 let t: Vec<usize> = keep.iter().map(|&i| labels[i]).collect();
                 let p: Vec<usize> = keep.iter().map(|&i| predicted[i]).collect();
-                let report = Report::new(&t, &p, classes.len());
+                let report = Scores::new(&t, &p, classes.len());
                 let mut free = part_report(part, &report, classes, &t, &p, meta.seed, None);
                 free.title = "Test, leak-free";
                 leak_free = Some(free);
@@ -358,7 +348,7 @@ pub fn render(run: &RunDir) -> Result<Rendered> {
 
     let (mut attention, mut attention_note) = (None, None);
     if let Some(entries) = run.read_attention()? {
-        let items: Vec<(&std::path::Path, &str, &str, &crate::model::AttentionMap)> = entries
+        let items: Vec<(&std::path::Path, &str, &str, &crate::attention_map::AttentionMap)> = entries
             .iter()
             .map(|e| (std::path::Path::new(&e.path), e.label.as_str(), e.prediction.as_str(), &e.map))
             .collect();
@@ -371,7 +361,7 @@ pub fn render(run: &RunDir) -> Result<Rendered> {
         match attention::overlay_svg(&items, view) {
             Ok(svg) => {
                 let method = match entries.first().map(|e| e.map.method.as_str()) {
-                    Some(crate::model::attention::ROLLOUT) => "attention rollout",
+                    Some(crate::attention_map::ROLLOUT) => "attention rollout",
                     _ => "last-stage cls attention",
                 };
                 attention = Some(Chart { title: format!("Test images with their {method}"), file: "charts/attention_test.svg".into(), svg });

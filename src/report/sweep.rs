@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::charts::{self, Series};
 use crate::compare::{self, RunPredictions};
 use crate::error::{Error, Result};
-use crate::run_dir::{self, RunDir};
+use crate::run_dir::RunDir;
 use crate::sweep::{SweepPlan, TrialRow};
 use crate::train::Select;
 
@@ -83,7 +83,7 @@ pub fn render(plan: &SweepPlan, rows: &[TrialRow]) -> Result<()> {
             val_accuracy: fmt(r.val_accuracy),
             test_accuracy: fmt(r.test_accuracy),
             test_macro_f1: fmt(r.test_macro_f1),
-            wall: r.wall_seconds.map(super::format_duration).unwrap_or_else(|| "—".into()),
+            wall: r.wall_seconds.map(crate::fmt::format_duration).unwrap_or_else(|| "—".into()),
             run_dir: r.run_dir.clone(),
             error: r.error.clone(),
         })
@@ -104,7 +104,7 @@ pub fn render(plan: &SweepPlan, rows: &[TrialRow]) -> Result<()> {
         let log_x = lo > 0.0 && (key.ends_with(".lr") || hi / lo >= 10.0);
         let svg = charts::scatter(&format!("validation {} by {key}", select.name()), key, select.name(), &points, log_x)?;
         let file = format!("charts/{}.svg", key.replace('.', "_"));
-        run_dir::write_atomic(&plan.dir.join(&file), svg.as_bytes())?;
+        crate::atomic_file::write_atomic(&plan.dir.join(&file), svg.as_bytes())?;
         chart_files.push((format!("validation {} by {key}", select.name()), file));
     }
     let mut curves = Vec::new();
@@ -115,7 +115,7 @@ pub fn render(plan: &SweepPlan, rows: &[TrialRow]) -> Result<()> {
     }
     if !curves.is_empty() {
         let svg = charts::lines("Validation accuracy per epoch, all trials", "epoch", "validation accuracy", &curves, Some((0.0, 1.0)))?;
-        run_dir::write_atomic(&plan.dir.join("charts/val_curves.svg"), svg.as_bytes())?;
+        crate::atomic_file::write_atomic(&plan.dir.join("charts/val_curves.svg"), svg.as_bytes())?;
         chart_files.push(("Validation accuracy per epoch, all trials".into(), "charts/val_curves.svg".into()));
     }
 
@@ -144,5 +144,5 @@ pub fn render(plan: &SweepPlan, rows: &[TrialRow]) -> Result<()> {
     // the trials share the base spec's `[report] templates`
     let dir = plan.trials.first().and_then(|(_, p)| p.report.templates.as_deref());
     let text = super::templates::Templates::load(dir)?.render("sweep.md.j2", &context)?;
-    run_dir::write_atomic(&plan.dir.join("report.md"), text.as_bytes())
+    crate::atomic_file::write_atomic(&plan.dir.join("report.md"), text.as_bytes())
 }

@@ -41,7 +41,7 @@ impl Templates {
         for &(name, built_in) in BUILT_IN {
             let custom = dir.map(|d| d.join(name)).filter(|p| p.is_file());
             let (source, origin) = match custom {
-                Some(path) => (std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?, crate::spec::display_path(&path)),
+                Some(path) => (std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?, crate::fmt::display_path(&path)),
                 None => (built_in.to_string(), format!("templates/{name} (built in)")),
             };
             env.add_template_owned(name.to_string(), source).map_err(|e| template_error(&origin, &e))?;

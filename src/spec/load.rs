@@ -12,6 +12,7 @@ use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider, Source};
 
 use super::error::{SpecError, SpecIssue, closest};
+use crate::fmt::display_path;
 use super::schema::Spec;
 
 /// Prefix of the environment variables that override spec keys (`BRASA_TRAIN__EPOCHS=3`).
@@ -229,12 +230,6 @@ fn describe_origin(metadata: &Metadata, segments: &[&str]) -> String {
     }
 }
 
-/// A path as the user would like to read it: relative to the working directory when inside it.
-pub fn display_path(path: &Path) -> String {
-    let cwd = std::env::current_dir().ok();
-    let relative = cwd.as_deref().and_then(|cwd| path.strip_prefix(cwd).ok());
-    relative.unwrap_or(path).display().to_string()
-}
 
 fn from_figment(error: figment::Error, figment: &Figment) -> SpecError {
     let issues = error.into_iter().map(|e| issue_from_figment(e, figment)).collect();

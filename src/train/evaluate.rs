@@ -5,7 +5,7 @@ use image::RgbImage;
 
 use super::Classifier;
 use crate::data::tensor::Normalize;
-use crate::metrics::{Report, argmax};
+use crate::metrics::{Scores, argmax};
 use crate::progress::Progress;
 
 /// Images with their labels, evaluated in order.
@@ -26,8 +26,8 @@ impl Evaluation {
         self.probabilities.iter().map(|p| argmax(p)).collect()
     }
 
-    pub fn report(&self, labels: &[usize], num_classes: usize) -> Report {
-        Report::new(labels, &self.predictions(), num_classes)
+    pub fn report(&self, labels: &[usize], num_classes: usize) -> Scores {
+        Scores::new(labels, &self.predictions(), num_classes)
     }
 }
 

@@ -19,7 +19,7 @@ use crate::augment::draw_seed;
 use crate::data::loader::TrainSet;
 use crate::data::tensor::{self, Normalize};
 use crate::error::{Error, Result};
-use crate::metrics::Report;
+use crate::metrics::Scores;
 use crate::progress::Progress;
 
 /// The validation metric that decides the best epoch.
@@ -32,7 +32,7 @@ pub enum Select {
 }
 
 impl Select {
-    pub fn value(self, report: &Report, loss: f64) -> f64 {
+    pub fn value(self, report: &Scores, loss: f64) -> f64 {
         match self {
             Self::Accuracy => report.accuracy,
             Self::MacroF1 => report.macro_avg.f1,
@@ -112,7 +112,7 @@ pub struct EpochRecord {
     pub train_loss: f64,
     pub train_accuracy: f64,
     pub val_loss: f64,
-    pub val: Report,
+    pub val: Scores,
     /// Learning rate of the epoch's last step.
     pub lr: f64,
     pub seconds: f64,

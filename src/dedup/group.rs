@@ -195,7 +195,7 @@ impl UnionFind {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::Phash;
+    use crate::dedup::Phash;
 
     /// A fingerprint whose perceptual hash has `low` as its first word, zeros elsewhere.
     fn print(exact: u128, low: u64) -> Fingerprint {
