@@ -31,6 +31,7 @@ pub mod runner;
 pub mod spec;
 pub mod stats;
 pub mod sweep;
+pub mod sweep_dir;
 pub mod train;
 
 pub use error::{Error, Result};

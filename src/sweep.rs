@@ -11,19 +11,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
 use crate::error::{Error, Result};
 use crate::plan::Plan;
 use crate::progress::Progress;
-use crate::run_dir::{self, Part, RunDir, Status};
+use crate::fmt::format_duration;
 use crate::spec::sweep::{Sweep, Trial, fingerprint};
 use crate::spec::{Layers, LoadedSpec, SpecError, SpecIssue};
+use crate::sweep_dir::{SweepDir, TRIAL_LOG, TrialRow, TrialStatus};
 
 /// A sweep resolved into trials, every trial's plan validated.
 pub struct SweepPlan {
     pub name: String,
-    pub dir: PathBuf,
+    /// `reports/<experiment>/sweep-<fingerprint>`, or the folder given with `--out`.
+    pub dir: SweepDir,
     pub sweep: Sweep,
     pub trials: Vec<(Trial, Plan)>,
     /// The base spec as TOML (without its `[sweep]` table) and the sweep table, for the record.
@@ -31,30 +31,10 @@ pub struct SweepPlan {
     pub sweep_toml: String,
 }
 
-/// Where a trial stands, read from its run folder.
-#[derive(Debug, Clone, PartialEq)]
-pub enum TrialStatus {
-    Pending,
-    /// Started and not finished (running now, or interrupted: it resumes).
-    Unfinished,
-    Complete,
-    Failed(String),
-}
-
-impl TrialStatus {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Unfinished => "unfinished",
-            Self::Complete => "complete",
-            Self::Failed(_) => "failed",
-        }
-    }
-}
-
 impl SweepPlan {
-    /// Loads `file` with `layers`, parses its `[sweep]` and resolves every trial.
-    pub fn resolve(file: &Path, layers: &Layers) -> Result<Self> {
+    /// Loads `file` with `layers`, parses its `[sweep]` and resolves every trial; the sweep folder
+    /// is `out`, else the one its fingerprint names.
+    pub fn resolve(file: &Path, layers: &Layers, out: Option<&Path>) -> Result<Self> {
         let base = LoadedSpec::load(file, layers)?;
         let table = base.spec.sweep.clone().ok_or_else(|| {
             Error::Spec(SpecError::single(SpecIssue {
@@ -89,7 +69,7 @@ impl SweepPlan {
         let id = fingerprint(&format!("{}\n{sweep_toml}", base_plan.resolved_toml));
         Ok(Self {
             name: base_plan.name.clone(),
-            dir: Path::new("reports").join(&base_plan.name).join(format!("sweep-{id}")),
+            dir: SweepDir::new(&out.map(Path::to_path_buf).unwrap_or_else(|| Path::new("reports").join(&base_plan.name).join(format!("sweep-{id}")))),
             sweep,
             trials,
             base_toml: base_plan.resolved_toml,
@@ -98,7 +78,7 @@ impl SweepPlan {
     }
 
     pub fn trial_dir(&self, number: usize) -> PathBuf {
-        self.dir.join(format!("trial-{number:02}"))
+        self.dir.trial_dir(number)
     }
 
     /// The plan of trial `number` (1-based).
@@ -116,24 +96,11 @@ impl SweepPlan {
 
     /// The trial list as text (for `--dry-run`).
     pub fn listing(&self) -> String {
-        let mut text = format!("sweep of {} trial(s) into {}\n", self.trials.len(), self.dir.display());
+        let mut text = format!("sweep of {} trial(s) into {}\n", self.trials.len(), self.dir.root().display());
         for (trial, _) in &self.trials {
             text.push_str(&format!("trial {:>2}: {}\n", trial.number, trial.describe()));
         }
         text
-    }
-}
-
-/// The status of the trial whose run folder is `dir`.
-pub fn trial_status(dir: &Path) -> TrialStatus {
-    let Ok(run) = RunDir::open(dir) else { return TrialStatus::Pending };
-    match run.read_meta() {
-        Ok(meta) => match meta.status {
-            Status::Complete if run.path(run_dir::REPORT_MD).is_file() || !meta.report.markdown => TrialStatus::Complete,
-            Status::Complete | Status::Running => TrialStatus::Unfinished,
-            Status::Failed => TrialStatus::Failed(meta.error.unwrap_or_else(|| "failed".into())),
-        },
-        Err(e) => TrialStatus::Failed(e.to_string()),
     }
 }
 
@@ -143,16 +110,12 @@ pub type Launcher<'a> = dyn Fn(&Trial, &Path, usize) -> Command + 'a;
 /// Runs every unfinished trial, `jobs` at a time with `threads / jobs` threads each, then writes
 /// `trials.csv` and the sweep report. Returns the number of failed trials.
 pub fn run(plan: &SweepPlan, jobs: usize, threads: usize, launcher: &Launcher, progress: &Progress) -> Result<usize> {
-    std::fs::create_dir_all(&plan.dir).map_err(|e| Error::io(&plan.dir, e))?;
-    crate::atomic_file::write_atomic(
-        &plan.dir.join("sweep.toml"),
-        format!("# the base spec of this sweep, then its [sweep] table\n{}\n[sweep]\n{}", plan.base_toml, plan.sweep_toml).as_bytes(),
-    )?;
+    plan.dir.write_spec(&plan.base_toml, &plan.sweep_toml)?;
     let jobs = jobs.max(1).min(plan.trials.len().max(1));
     let per_trial = (threads / jobs).max(1);
     let mut queue: Vec<&Trial> = Vec::new();
     for (trial, _) in &plan.trials {
-        match trial_status(&plan.trial_dir(trial.number)) {
+        match TrialStatus::of(&plan.trial_dir(trial.number)) {
             TrialStatus::Complete => progress.log(format!("trial {:>2}: complete, skipped ({})", trial.number, trial.describe())),
             TrialStatus::Unfinished => {
                 progress.log(format!("trial {:>2}: interrupted earlier, resuming ({})", trial.number, trial.describe()));
@@ -163,7 +126,7 @@ pub fn run(plan: &SweepPlan, jobs: usize, threads: usize, launcher: &Launcher, p
     }
     progress.log(format!(
         "sweep {}: {} of {} trial(s) to run, {jobs} at a time with {per_trial} thread(s) each",
-        plan.dir.display(),
+        plan.dir.root().display(),
         queue.len(),
         plan.trials.len()
     ));
@@ -175,7 +138,7 @@ pub fn run(plan: &SweepPlan, jobs: usize, threads: usize, launcher: &Launcher, p
             let Some(trial) = pending.next() else { break };
             let dir = plan.trial_dir(trial.number);
             std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-            let log_path = dir.join("log.txt");
+            let log_path = dir.join(TRIAL_LOG);
             let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(|e| Error::io(&log_path, e))?;
             let err = log.try_clone().map_err(|e| Error::io(&log_path, e))?;
             let child = launcher(trial, &dir, per_trial)
@@ -199,139 +162,37 @@ pub fn run(plan: &SweepPlan, jobs: usize, threads: usize, launcher: &Launcher, p
                 continue;
             };
             let (trial, _, since) = running.remove(index);
-            let status = trial_status(&plan.trial_dir(trial.number));
+            let status = TrialStatus::of(&plan.trial_dir(trial.number));
             let line = match (&status, exit.success()) {
-                (TrialStatus::Complete, _) => format!("complete in {}", crate::fmt::format_duration(since.elapsed().as_secs_f64())),
+                (TrialStatus::Complete, _) => format!("complete in {}", format_duration(since.elapsed().as_secs_f64())),
                 (TrialStatus::Failed(error), _) => format!("FAILED: {error}"),
-                (_, _) => format!("FAILED: exited with {exit}; see {}", plan.trial_dir(trial.number).join("log.txt").display()),
+                (_, _) => format!("FAILED: exited with {exit}; see {}", plan.trial_dir(trial.number).join(TRIAL_LOG).display()),
             };
             progress.log(format!("trial {:>2}: {line}", trial.number));
             write_trials_csv(plan)?;
         }
     }
     let rows = write_trials_csv(plan)?;
-    crate::report::sweep::render(plan, &rows)?;
-    let failed = rows.iter().filter(|r| r.status != "complete").count();
+    crate::report::sweep::render(&plan.dir)?;
+    let failed = rows.iter().filter(|r| r.status != TrialStatus::Complete).count();
     progress.log(format!(
         "sweep finished in {}: {} complete, {failed} not; report: {}",
-        crate::fmt::format_duration(started.elapsed().as_secs_f64()),
+        format_duration(started.elapsed().as_secs_f64()),
         rows.len() - failed,
-        plan.dir.join("report.md").display()
+        plan.dir.path(crate::sweep_dir::REPORT_MD).display()
     ));
     Ok(failed)
-}
-
-/// One row of `trials.csv`.
-#[derive(Debug, Clone, Serialize)]
-pub struct TrialRow {
-    pub trial: usize,
-    pub overrides: String,
-    /// The value of each swept key, in `SweepPlan::sweep.varied_keys()` order.
-    #[serde(skip)]
-    pub values: Vec<String>,
-    pub status: String,
-    pub best_epoch: Option<usize>,
-    pub val_accuracy: Option<f64>,
-    pub val_macro_f1: Option<f64>,
-    pub val_weighted_f1: Option<f64>,
-    pub val_loss: Option<f64>,
-    pub test_accuracy: Option<f64>,
-    pub test_macro_f1: Option<f64>,
-    pub test_weighted_f1: Option<f64>,
-    pub wall_seconds: Option<f64>,
-    pub error: String,
-    pub run_dir: String,
 }
 
 /// Reads every trial's folder and writes `trials.csv` (derived from the folders, so it is right
 /// even after an interruption).
 pub fn write_trials_csv(plan: &SweepPlan) -> Result<Vec<TrialRow>> {
     let keys = plan.sweep.varied_keys();
-    let mut rows = Vec::new();
-    for (trial, _) in &plan.trials {
-        let dir = plan.trial_dir(trial.number);
-        let status = trial_status(&dir);
-        let mut row = TrialRow {
-            trial: trial.number,
-            overrides: trial.describe(),
-            values: keys.iter().map(|k| trial.value_of(k).unwrap_or_default()).collect(),
-            status: status.name().into(),
-            best_epoch: None,
-            val_accuracy: None,
-            val_macro_f1: None,
-            val_weighted_f1: None,
-            val_loss: None,
-            test_accuracy: None,
-            test_macro_f1: None,
-            test_weighted_f1: None,
-            wall_seconds: None,
-            error: match &status {
-                TrialStatus::Failed(e) => e.clone(),
-                _ => String::new(),
-            },
-            run_dir: format!("trial-{:02}", trial.number),
-        };
-        if let Ok(run) = RunDir::open(&dir)
-            && let Ok(meta) = run.read_meta()
-        {
-            row.best_epoch = meta.best_epoch;
-            row.wall_seconds = meta.wall_seconds;
-            if let (Some(best), Ok(epochs)) = (meta.best_epoch, run.read_epochs())
-                && let Some(e) = epochs.iter().find(|e| e.epoch == best)
-            {
-                row.val_accuracy = Some(e.val_accuracy);
-                row.val_macro_f1 = Some(e.val_macro_f1);
-                row.val_weighted_f1 = Some(e.val_weighted_f1);
-                row.val_loss = Some(e.val_loss);
-            }
-            if status == TrialStatus::Complete
-                && let Ok(predictions) = run.read_predictions(Part::Test, &meta.classes)
-            {
-                let truth: Vec<usize> = predictions.iter().map(|p| p.label).collect();
-                let pred: Vec<usize> = predictions.iter().map(|p| p.prediction).collect();
-                let report = crate::metrics::Scores::new(&truth, &pred, meta.classes.len());
-                row.test_accuracy = Some(report.accuracy);
-                row.test_macro_f1 = Some(report.macro_avg.f1);
-                row.test_weighted_f1 = Some(report.weighted_avg.f1);
-            }
-        }
-        rows.push(row);
-    }
-    let mut buffer = Vec::new();
-    {
-        let mut writer = csv::Writer::from_writer(&mut buffer);
-        let mut header: Vec<String> = vec!["trial".into(), "overrides".into()];
-        header.extend(keys.iter().cloned());
-        header.extend(
-            [
-                "status", "best_epoch", "val_accuracy", "val_macro_f1", "val_loss", "test_accuracy", "test_macro_f1",
-                "test_weighted_f1", "wall_seconds", "error", "run_dir",
-            ]
-            .map(String::from),
-        );
-        let csv_error = |e: csv::Error| Error::Report(format!("trials.csv: {e}"));
-        writer.write_record(&header).map_err(csv_error)?;
-        let opt = |v: Option<f64>| v.map(|v| format!("{v:.6}")).unwrap_or_default();
-        for row in &rows {
-            let mut record = vec![row.trial.to_string(), row.overrides.clone()];
-            record.extend(row.values.iter().cloned());
-            record.extend([
-                row.status.clone(),
-                row.best_epoch.map(|e| e.to_string()).unwrap_or_default(),
-                opt(row.val_accuracy),
-                opt(row.val_macro_f1),
-                opt(row.val_loss),
-                opt(row.test_accuracy),
-                opt(row.test_macro_f1),
-                opt(row.test_weighted_f1),
-                row.wall_seconds.map(|w| format!("{w:.1}")).unwrap_or_default(),
-                row.error.clone(),
-                row.run_dir.clone(),
-            ]);
-            writer.write_record(&record).map_err(csv_error)?;
-        }
-        writer.flush().map_err(|e| Error::io(plan.dir.join("trials.csv"), e))?;
-    }
-    crate::atomic_file::write_atomic(&plan.dir.join("trials.csv"), &buffer)?;
+    let rows: Vec<TrialRow> = plan
+        .trials
+        .iter()
+        .map(|(trial, _)| plan.dir.read_trial(trial.number, trial.describe(), keys.iter().map(|k| trial.value_of(k).unwrap_or_default()).collect()))
+        .collect();
+    plan.dir.write_trials(&keys, &rows)?;
     Ok(rows)
 }

@@ -8,7 +8,8 @@ use brasa::progress::Progress;
 use brasa::runner::{self, RunOptions};
 use brasa::fmt::display_path;
 use brasa::spec::{LoadedSpec, Override};
-use brasa::sweep::{self, SweepPlan, TrialStatus};
+use brasa::sweep::{self, SweepPlan};
+use brasa::sweep_dir::{self as sweep_dir, TrialStatus};
 use brasa::{Error, Result};
 use clap::Args;
 
@@ -65,22 +66,19 @@ pub fn execute(args: RunArgs) -> Result<()> {
         return run_one(plan, args.out, args.threads, progress);
     }
 
-    let mut sweep = SweepPlan::resolve(&args.spec.spec, &layers)?;
+    let sweep = SweepPlan::resolve(&args.spec.spec, &layers, if args.trial.is_some() { None } else { args.out.as_deref() })?;
     if args.dry_run {
         return super::print_out(&sweep.listing());
     }
     if let Some(number) = args.trial {
         let dir = args.out.clone().unwrap_or_else(|| sweep.trial_dir(number));
         let (trial, plan) = sweep.trial(number)?;
-        if sweep::trial_status(&dir) == TrialStatus::Complete {
+        if TrialStatus::of(&dir) == TrialStatus::Complete {
             return super::print_out(&format!("trial {number} ({}) is already complete: {}\n", trial.describe(), display_path(&dir)));
         }
         progress.log(format!("trial {number}: {}", trial.describe()));
         watch_parent();
         return run_one(plan.clone(), Some(dir), args.threads, progress);
-    }
-    if let Some(out) = &args.out {
-        sweep.dir = out.clone();
     }
     let jobs = args.jobs.unwrap_or(sweep.sweep.jobs);
     let threads = args.threads.or(sweep.trials.first().and_then(|(_, p)| p.runtime.threads)).unwrap_or_else(brasa::backend::threads);
@@ -104,8 +102,8 @@ pub fn execute(args: RunArgs) -> Result<()> {
     let failed = sweep::run(&sweep, jobs, threads, &launcher, &progress)?;
     let summary = format!(
         "sweep folder: {}\nreport:       {}\ntrials:       {} ({} complete)\n",
-        display_path(&sweep.dir),
-        display_path(&sweep.dir.join("report.md")),
+        display_path(sweep.dir.root()),
+        display_path(&sweep.dir.path(sweep_dir::REPORT_MD)),
         sweep.trials.len(),
         sweep.trials.len() - failed
     );
@@ -114,7 +112,7 @@ pub fn execute(args: RunArgs) -> Result<()> {
         return Err(Error::Train(format!(
             "{failed} of {} trials did not complete (see {}); running the same command again retries them",
             sweep.trials.len(),
-            display_path(&sweep.dir.join("trials.csv"))
+            display_path(&sweep.dir.path(sweep_dir::TRIALS_CSV))
         )));
     }
     Ok(())

@@ -18,7 +18,7 @@ pub fn execute(args: ValidateArgs) -> Result<()> {
     let mut text = plan.resolved_toml.clone();
     if loaded.spec.sweep.is_some() {
         // every trial is resolved, so a bad swept key or value fails here, not mid-sweep
-        let sweep = brasa::sweep::SweepPlan::resolve(&args.spec.spec, &args.spec.layers())?;
+        let sweep = brasa::sweep::SweepPlan::resolve(&args.spec.spec, &args.spec.layers(), None)?;
         text.push_str(&format!("\n[sweep]\n{}", sweep.sweep_toml));
         for line in sweep.listing().lines() {
             text.push_str(&format!("# {line}\n"));

@@ -1,0 +1,61 @@
+//! `checkpoints/`: the model and optimizer of each kept epoch, and `state.json`, the point a
+//! run resumes from.
+
+use serde::{Deserialize, Serialize};
+
+use super::RunDir;
+use crate::error::{Error, Result};
+
+use super::{CHECKPOINTS, STATE};
+
+/// Resume point saved with every epoch's checkpoint; `S` is the trainer's own state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint<S> {
+    pub train: S,
+    /// File names under `checkpoints/`.
+    pub last_model: String,
+    pub last_optimizer: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_model: Option<String>,
+}
+
+impl<S> Checkpoint<S> {
+    /// The model and optimizer files of epoch `epoch` under `checkpoints/`.
+    pub fn epoch_files(epoch: usize) -> (String, String) {
+        let tag = format!("epoch-{epoch:04}");
+        (format!("{tag}.bpk"), format!("{tag}.optim.bpk"))
+    }
+}
+
+impl RunDir {
+    /// The path of `file` under `checkpoints/`.
+    pub fn checkpoint_path(&self, file: &str) -> std::path::PathBuf {
+        self.path(CHECKPOINTS).join(file)
+    }
+
+    pub fn write_checkpoint_state<S: Serialize>(&self, checkpoint: &Checkpoint<S>) -> Result<()> {
+        let json = serde_json::to_string_pretty(checkpoint).expect("state serialises");
+        self.write(STATE, json.as_bytes())
+    }
+    pub fn read_checkpoint_state<S: serde::de::DeserializeOwned>(&self) -> Result<Option<Checkpoint<S>>> {
+        if !self.path(STATE).is_file() {
+            return Ok(None);
+        }
+        serde_json::from_str(&self.read_to_string(STATE)?)
+            .map(Some)
+            .map_err(|e| Error::run_dir(&self.root, format!("{STATE} is malformed: {e}")))
+    }
+    /// Removes checkpoint files that `checkpoint` no longer refers to.
+    pub fn prune_checkpoints<S>(&self, checkpoint: &Checkpoint<S>) -> Result<()> {
+        let keep = [Some(&checkpoint.last_model), Some(&checkpoint.last_optimizer), checkpoint.best_model.as_ref()];
+        let dir = self.path(CHECKPOINTS);
+        for entry in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
+            let entry = entry.map_err(|e| Error::io(&dir, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".bpk") && !keep.iter().flatten().any(|k| **k == name) {
+                std::fs::remove_file(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,170 @@
+//! The run folder: the one place that knows its file names and formats.
+//!
+//! ```text
+//! reports/<experiment>/<run-id>/
+//!   spec.toml  meta.json                       the resolved spec; what ran and how it ended (meta)
+//!   split.csv  duplicates.csv                  where each image went; duplicate groups   (tables)
+//!   epochs.csv  steps.csv                      training curves                           (tables)
+//!   {val,test}_predictions.csv  {val,test}_report.csv  confusion_{val,test}.csv          (tables)
+//!   attention.json                             attention maps of a few test images   (attention)
+//!   checkpoints/epoch-NNNN{,.optim}.bpk  checkpoints/state.json                     (checkpoint)
+//!   charts/*.svg  report.md  report.html       written by `report` from the files above
+//! ```
+//!
+//! Every file is written atomically (a temporary file renamed into place), so a killed run
+//! leaves each file either whole or absent, and `checkpoints/state.json` says which epoch the
+//! run can resume from.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::atomic_file::write_atomic;
+use crate::error::{Error, Result};
+
+mod attention;
+mod checkpoint;
+mod meta;
+mod tables;
+
+pub use attention::AttentionEntry;
+pub use checkpoint::Checkpoint;
+pub use meta::{Counts, Meta, ModelMeta, PreprocessMeta, ReportMeta, Status, TrainMeta};
+pub use tables::{DuplicateRow, EpochRow, PredictionRow, SplitRow, StepRow};
+
+pub const SPEC: &str = "spec.toml";
+pub const META: &str = "meta.json";
+pub const SPLIT: &str = "split.csv";
+pub const EPOCHS: &str = "epochs.csv";
+pub const STEPS: &str = "steps.csv";
+pub const CHECKPOINTS: &str = "checkpoints";
+pub const STATE: &str = "checkpoints/state.json";
+pub const CHARTS: &str = "charts";
+
+/// `charts/<name>.svg`, where the report draws chart `name`.
+pub fn chart(name: &str) -> String {
+    format!("{CHARTS}/{name}.svg")
+}
+pub const REPORT_MD: &str = "report.md";
+pub const REPORT_HTML: &str = "report.html";
+/// Groups of duplicate images among the run's images (the dataset audit's format).
+pub const DUPLICATES: &str = "duplicates.csv";
+/// Attention maps of a few test images, for the report.
+pub const ATTENTION: &str = "attention.json";
+
+/// The evaluated parts of a dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Part {
+    Train,
+    Val,
+    Test,
+}
+
+impl Part {
+    pub fn name(self) -> &'static str {
+        match self {
+            Part::Train => "train",
+            Part::Val => "val",
+            Part::Test => "test",
+        }
+    }
+
+    pub fn predictions_file(self) -> String {
+        format!("{}_predictions.csv", self.name())
+    }
+
+    pub fn report_file(self) -> String {
+        format!("{}_report.csv", self.name())
+    }
+
+    pub fn confusion_file(self) -> String {
+        format!("confusion_{}.csv", self.name())
+    }
+}
+
+/// A run folder on disk.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    root: PathBuf,
+}
+
+impl RunDir {
+    /// Creates (or reopens) the folder `root`.
+    pub fn create(root: &Path) -> Result<Self> {
+        for dir in [root.to_path_buf(), root.join(CHECKPOINTS), root.join(CHARTS)] {
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        }
+        Ok(Self { root: root.to_path_buf() })
+    }
+
+    /// Opens an existing run folder for reading.
+    pub fn open(root: &Path) -> Result<Self> {
+        if !root.join(META).is_file() {
+            return Err(Error::run_dir(root, format!("no {META}: not a brasa run folder")));
+        }
+        Ok(Self { root: root.to_path_buf() })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    /// Writes `bytes` to `name` atomically.
+    pub fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        write_atomic(&self.path(name), bytes)
+    }
+
+    pub fn read_to_string(&self, name: &str) -> Result<String> {
+        let path = self.path(name);
+        std::fs::read_to_string(&path).map_err(|e| Error::run_dir(&self.root, format!("cannot read {name}: {e}")))
+    }
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+    fn write_csv(
+        &self,
+        name: &str,
+        fill: impl FnOnce(&mut csv::Writer<&mut Vec<u8>>) -> std::result::Result<(), csv::Error>,
+    ) -> Result<()> {
+        let mut buffer = Vec::new();
+        {
+            let mut writer = csv::Writer::from_writer(&mut buffer);
+            fill(&mut writer).map_err(|e| Error::run_dir(&self.root, format!("cannot write {name}: {e}")))?;
+            writer.flush().map_err(|e| Error::io(self.path(name), e))?;
+        }
+        self.write(name, &buffer)
+    }
+
+    fn read_csv<T>(
+        &self,
+        name: &str,
+        parse: impl FnOnce(&mut csv::Reader<std::fs::File>) -> std::result::Result<T, csv::Error>,
+    ) -> Result<T> {
+        let path = self.path(name);
+        let mut reader = csv::Reader::from_path(&path)
+            .map_err(|e| Error::run_dir(&self.root, format!("cannot read {name}: {e}")))?;
+        parse(&mut reader).map_err(|e| Error::run_dir(&self.root, format!("{name} is malformed: {e}")))
+    }
+}
+

@@ -1,0 +1,263 @@
+//! The sweep folder: the one place that knows its file names and `trials.csv`.
+//!
+//! ```text
+//! reports/<experiment>/sweep-<fingerprint>/
+//!   sweep.toml        the base spec, then its [sweep] table
+//!   trials.csv        one row per trial, derived from the trial folders
+//!   trial-NN/         an ordinary run folder (see `run_dir`), plus the trial's log.txt
+//!   charts/*.svg  report.md   written by `report::sweep` from the files above
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use crate::atomic_file::write_atomic;
+use crate::error::{Error, Result};
+use crate::metrics::Scores;
+use crate::run_dir::{self, Part, RunDir, Status};
+
+pub const SWEEP_TOML: &str = "sweep.toml";
+pub const TRIALS_CSV: &str = "trials.csv";
+pub const REPORT_MD: &str = "report.md";
+pub const CHARTS: &str = "charts";
+/// A trial's stdout and stderr, in its run folder.
+pub const TRIAL_LOG: &str = "log.txt";
+
+/// What separates the base spec from the sweep table in `sweep.toml`.
+const SWEEP_HEADER: &str = "\n[sweep]\n";
+/// The columns of `trials.csv` after the swept keys' own.
+const RESULT_COLUMNS: [&str; 11] = [
+    "status", "best_epoch", "val_accuracy", "val_macro_f1", "val_loss", "test_accuracy", "test_macro_f1", "test_weighted_f1",
+    "wall_seconds", "error", "run_dir",
+];
+
+/// Where a trial stands, read from its run folder.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrialStatus {
+    Pending,
+    /// Started and not finished (running now, or interrupted: it resumes).
+    Unfinished,
+    Complete,
+    Failed(String),
+}
+
+impl TrialStatus {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Unfinished => "unfinished",
+            Self::Complete => "complete",
+            Self::Failed(_) => "failed",
+        }
+    }
+
+    /// The status of the trial whose run folder is `dir`.
+    pub fn of(dir: &Path) -> Self {
+        let Ok(run) = RunDir::open(dir) else { return Self::Pending };
+        match run.read_meta() {
+            Ok(meta) => match meta.status {
+                Status::Complete if run.path(run_dir::REPORT_MD).is_file() || !meta.report.markdown => Self::Complete,
+                Status::Complete | Status::Running => Self::Unfinished,
+                Status::Failed => Self::Failed(meta.error.unwrap_or_else(|| "failed".into())),
+            },
+            Err(e) => Self::Failed(e.to_string()),
+        }
+    }
+}
+
+/// One row of `trials.csv`: a trial, its swept values, and its results as its folder holds them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrialRow {
+    pub trial: usize,
+    pub overrides: String,
+    /// The value of each swept key, in the order of `trials.csv`'s key columns.
+    pub values: Vec<String>,
+    pub status: TrialStatus,
+    pub best_epoch: Option<usize>,
+    pub val_accuracy: Option<f64>,
+    pub val_macro_f1: Option<f64>,
+    pub val_weighted_f1: Option<f64>,
+    pub val_loss: Option<f64>,
+    pub test_accuracy: Option<f64>,
+    pub test_macro_f1: Option<f64>,
+    pub test_weighted_f1: Option<f64>,
+    pub wall_seconds: Option<f64>,
+    /// The trial's folder, relative to the sweep folder.
+    pub run_dir: String,
+}
+
+impl TrialRow {
+    pub fn error(&self) -> &str {
+        match &self.status {
+            TrialStatus::Failed(error) => error,
+            _ => "",
+        }
+    }
+}
+
+/// A sweep folder on disk.
+#[derive(Debug, Clone)]
+pub struct SweepDir {
+    root: PathBuf,
+}
+
+impl SweepDir {
+    pub fn new(root: &Path) -> Self {
+        Self { root: root.to_path_buf() }
+    }
+
+    /// Opens an existing sweep folder for reading.
+    pub fn open(root: &Path) -> Result<Self> {
+        if !root.join(TRIALS_CSV).is_file() {
+            return Err(Error::run_dir(root, format!("no {TRIALS_CSV}: not a brasa sweep folder")));
+        }
+        Ok(Self::new(root))
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    /// `trial-NN`, the folder of trial `number` relative to the sweep folder.
+    pub fn trial_name(number: usize) -> String {
+        format!("trial-{number:02}")
+    }
+
+    pub fn trial_dir(&self, number: usize) -> PathBuf {
+        self.root.join(Self::trial_name(number))
+    }
+
+    /// Writes `sweep.toml`: the base spec (without its `[sweep]`), then the sweep table.
+    pub fn write_spec(&self, base_toml: &str, sweep_toml: &str) -> Result<()> {
+        std::fs::create_dir_all(&self.root).map_err(|e| Error::io(&self.root, e))?;
+        let text = format!("# the base spec of this sweep, then its [sweep] table\n{base_toml}{SWEEP_HEADER}{sweep_toml}");
+        write_atomic(&self.path(SWEEP_TOML), text.as_bytes())
+    }
+
+    /// The base spec and the `[sweep]` table of `sweep.toml`, as written.
+    pub fn read_spec(&self) -> Result<(String, String)> {
+        let path = self.path(SWEEP_TOML);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let (base, sweep) = text.rsplit_once(SWEEP_HEADER).ok_or_else(|| Error::run_dir(&self.root, format!("{SWEEP_TOML} has no [sweep] table")))?;
+        let base = base.split_once('\n').map_or("", |(_comment, rest)| rest);
+        Ok((base.to_string(), sweep.to_string()))
+    }
+
+    /// The row of trial `number` as its folder holds it now.
+    pub fn read_trial(&self, number: usize, overrides: String, values: Vec<String>) -> TrialRow {
+        let dir = self.trial_dir(number);
+        let mut row = TrialRow {
+            trial: number,
+            overrides,
+            values,
+            status: TrialStatus::of(&dir),
+            best_epoch: None,
+            val_accuracy: None,
+            val_macro_f1: None,
+            val_weighted_f1: None,
+            val_loss: None,
+            test_accuracy: None,
+            test_macro_f1: None,
+            test_weighted_f1: None,
+            wall_seconds: None,
+            run_dir: Self::trial_name(number),
+        };
+        let Ok(run) = RunDir::open(&dir) else { return row };
+        let Ok(meta) = run.read_meta() else { return row };
+        row.best_epoch = meta.best_epoch;
+        row.wall_seconds = meta.wall_seconds;
+        if let (Some(best), Ok(epochs)) = (meta.best_epoch, run.read_epochs())
+            && let Some(e) = epochs.iter().find(|e| e.epoch == best)
+        {
+            row.val_accuracy = Some(e.val_accuracy);
+            row.val_macro_f1 = Some(e.val_macro_f1);
+            row.val_weighted_f1 = Some(e.val_weighted_f1);
+            row.val_loss = Some(e.val_loss);
+        }
+        if row.status == TrialStatus::Complete
+            && let Ok(predictions) = run.read_predictions(Part::Test, &meta.classes)
+        {
+            let truth: Vec<usize> = predictions.iter().map(|p| p.label).collect();
+            let pred: Vec<usize> = predictions.iter().map(|p| p.prediction).collect();
+            let scores = Scores::new(&truth, &pred, meta.classes.len());
+            row.test_accuracy = Some(scores.accuracy);
+            row.test_macro_f1 = Some(scores.macro_avg.f1);
+            row.test_weighted_f1 = Some(scores.weighted_avg.f1);
+        }
+        row
+    }
+
+    /// Writes `trials.csv`: `trial, overrides, <one column per swept key>, <results>`.
+    pub fn write_trials(&self, keys: &[String], rows: &[TrialRow]) -> Result<()> {
+        let mut buffer = Vec::new();
+        {
+            let mut writer = csv::Writer::from_writer(&mut buffer);
+            let mut header: Vec<String> = vec!["trial".into(), "overrides".into()];
+            header.extend(keys.iter().cloned());
+            header.extend(RESULT_COLUMNS.map(String::from));
+            let csv_error = |e: csv::Error| Error::run_dir(&self.root, format!("cannot write {TRIALS_CSV}: {e}"));
+            writer.write_record(&header).map_err(csv_error)?;
+            let opt = |v: Option<f64>| v.map(|v| format!("{v:.6}")).unwrap_or_default();
+            for row in rows {
+                let mut record = vec![row.trial.to_string(), row.overrides.clone()];
+                record.extend(row.values.iter().cloned());
+                record.extend([
+                    row.status.name().to_string(),
+                    row.best_epoch.map(|e| e.to_string()).unwrap_or_default(),
+                    opt(row.val_accuracy),
+                    opt(row.val_macro_f1),
+                    opt(row.val_loss),
+                    opt(row.test_accuracy),
+                    opt(row.test_macro_f1),
+                    opt(row.test_weighted_f1),
+                    row.wall_seconds.map(|w| format!("{w:.1}")).unwrap_or_default(),
+                    row.error().to_string(),
+                    row.run_dir.clone(),
+                ]);
+                writer.write_record(&record).map_err(csv_error)?;
+            }
+            writer.flush().map_err(|e| Error::io(self.path(TRIALS_CSV), e))?;
+        }
+        write_atomic(&self.path(TRIALS_CSV), &buffer)
+    }
+
+    /// The swept keys and every trial of `trials.csv`, its results read again from its folder
+    /// (the file rounds them, and leaves some out).
+    pub fn read_trials(&self) -> Result<(Vec<String>, Vec<TrialRow>)> {
+        let malformed = |message: String| Error::run_dir(&self.root, format!("{TRIALS_CSV} is malformed: {message}"));
+        let mut reader = csv::Reader::from_path(self.path(TRIALS_CSV)).map_err(|e| Error::run_dir(&self.root, format!("cannot read {TRIALS_CSV}: {e}")))?;
+        let header = reader.headers().map_err(|e| malformed(e.to_string()))?.clone();
+        let keys_end = header.iter().position(|h| h == RESULT_COLUMNS[0]).ok_or_else(|| malformed("no status column".into()))?;
+        let keys: Vec<String> = header.iter().take(keys_end).skip(2).map(String::from).collect();
+        let mut rows = Vec::new();
+        for record in reader.records() {
+            let record = record.map_err(|e| malformed(e.to_string()))?;
+            let number = record.get(0).and_then(|t| t.parse().ok()).ok_or_else(|| malformed(format!("trial {:?} is not a number", record.get(0))))?;
+            let overrides = record.get(1).unwrap_or_default().to_string();
+            let values = (2..keys_end).map(|i| record.get(i).unwrap_or_default().to_string()).collect();
+            rows.push(self.read_trial(number, overrides, values));
+        }
+        Ok((keys, rows))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trials_csv_reads_back_its_trials_and_sweep_toml_its_parts() {
+        let dir = tempfile::tempdir().unwrap();
+        let sweep = SweepDir::new(dir.path());
+        sweep.write_spec("[experiment]\nname = \"x\"\n", "lr = [1, 2]\n").unwrap();
+        assert_eq!(sweep.read_spec().unwrap(), ("[experiment]\nname = \"x\"\n".to_string(), "lr = [1, 2]\n".to_string()));
+        let keys = vec!["train.optimizer.lr".to_string()];
+        let rows: Vec<TrialRow> = (1..=2).map(|n| sweep.read_trial(n, format!("lr={n}"), vec![n.to_string()])).collect();
+        assert_eq!(rows[0].status, TrialStatus::Pending);
+        sweep.write_trials(&keys, &rows).unwrap();
+        assert_eq!(sweep.read_trials().unwrap(), (keys, rows));
+    }
+}
