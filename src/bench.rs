@@ -136,7 +136,7 @@ pub struct DataThroughput {
 /// Runs the benchmark of `plan`'s model, data and device.
 pub fn run(plan: &Plan, options: &Options, progress: &Progress) -> Result<Results> {
     if options.steps == 0 {
-        return Err(Error::Data("brasa bench: --steps must be at least 1".into()));
+        return Err(Error::usage("--steps", "must be at least 1"));
     }
     if let Some(threads) = plan.runtime.threads {
         backend::set_threads(threads);

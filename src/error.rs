@@ -1,5 +1,16 @@
-//! The one error type of the library. Each variant carries what the user needs to fix the
-//! problem (the file, the key, the value); the CLI prints it and exits non-zero.
+//! The one error type of the library: a variant per kind of failure, with the fields the user
+//! needs to fix it (the flag, the file, the key, the value), and the process exit code
+//! ([`Error::exit_code`]) that scripts and cluster jobs can act on.
+//!
+//! | code | meaning                                                                  |
+//! |------|--------------------------------------------------------------------------|
+//! | 0    | success                                                                  |
+//! | 2    | usage or spec: a bad flag, a spec key or value (nothing ran)             |
+//! | 3    | data: the data root, an unreadable image, a download, a split that fails |
+//! | 4    | training: the model, the device, a diverged loss, failed sweep trials    |
+//! | 5    | files: a run or sweep folder or another file cannot be read or written   |
+//! | 6    | report: training finished and was saved, but its report failed          |
+//! | 130  | interrupted (Ctrl-C, or the sweep that started a trial is gone)          |
 
 use std::path::PathBuf;
 
@@ -7,30 +18,55 @@ use crate::spec::SpecError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A command-line flag with a value that cannot be used (`message` reads on from the flag).
+    #[error("{flag} {message}")]
+    Usage { flag: String, message: String },
     /// A spec problem, located by file, key and value.
     #[error("{0}")]
     Spec(#[from] SpecError),
-    #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
-    /// The dataset on disk does not match what the spec says.
+    /// `data.root` is not there and the spec names no `data.source` to fetch it from.
+    #[error("data.root {} does not exist", root.display())]
+    DataRootMissing { root: PathBuf },
+    /// The dataset on disk does not match what the spec says, or cannot be read.
     #[error("{0}")]
     Data(String),
     #[error("cannot read image {}: {message}", path.display())]
     Image { path: PathBuf, message: String },
+    /// `data.split.group_duplicates` would leave the training or validation part empty.
+    #[error(
+        "data.split.group_duplicates leaves the {part} part empty: the largest duplicate group of the training folder holds {largest} of its {total} images"
+    )]
+    GroupingEmptiesPart { part: &'static str, largest: usize, total: usize },
     #[error("download of {url} failed: {message}")]
     Download { url: String, message: String },
     /// The requested compute backend is not available in this build or on this machine.
     #[error("{0}")]
     Backend(String),
+    /// A model or checkpoint that cannot be built, read or used.
     #[error("{0}")]
     Model(String),
+    /// The loss stopped being a number.
+    #[error("training failed: the loss became {loss} at step {step} (epoch {epoch}); lower train.optimizer.lr or set train.grad_clip")]
+    Diverged { loss: f64, step: usize, epoch: usize },
+    #[error("training failed: {0}")]
+    Train(String),
+    /// Some trials of a sweep did not complete; `trials.csv` says which and why.
+    #[error("{failed} of {total} trials did not complete (see {}); running the same command again retries them", csv.display())]
+    TrialsFailed { failed: usize, total: usize, csv: PathBuf },
     /// A run folder is missing files, holds malformed ones, or belongs to another spec.
     #[error("run folder {}: {message}", path.display())]
     RunDir { path: PathBuf, message: String },
-    #[error("training failed: {0}")]
-    Train(String),
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
     #[error("report: {0}")]
     Report(String),
+    /// Training finished and its files are saved, but the report could not be rendered.
+    #[error("training finished but the report could not be written ({source}); rebuild it with `brasa report {}`", run_dir.display())]
+    ReportAfterTraining {
+        run_dir: PathBuf,
+        #[source]
+        source: Box<Error>,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -42,5 +78,41 @@ impl Error {
 
     pub fn run_dir(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         Self::RunDir { path: path.into(), message: message.into() }
+    }
+
+    pub fn usage(flag: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Usage { flag: flag.into(), message: message.into() }
+    }
+
+    /// The process exit code for this error (see the table in this module's documentation).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Usage { .. } | Self::Spec(_) => 2,
+            Self::DataRootMissing { .. } | Self::Data(_) | Self::Image { .. } | Self::GroupingEmptiesPart { .. } | Self::Download { .. } => 3,
+            Self::Backend(_) | Self::Model(_) | Self::Diverged { .. } | Self::Train(_) | Self::TrialsFailed { .. } => 4,
+            Self::RunDir { .. } | Self::Io { .. } => 5,
+            Self::Report(_) | Self::ReportAfterTraining { .. } => 6,
+        }
+    }
+}
+
+/// Exit code of a process stopped by Ctrl-C (128 + SIGINT), as shells report it.
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_of_failure_has_its_documented_exit_code() {
+        assert_eq!(Error::usage("--threads", "must be at least 1").exit_code(), 2);
+        assert_eq!(Error::DataRootMissing { root: "data".into() }.exit_code(), 3);
+        assert_eq!(Error::GroupingEmptiesPart { part: "validation", largest: 3, total: 4 }.exit_code(), 3);
+        assert_eq!(Error::Diverged { loss: f64::NAN, step: 3, epoch: 1 }.exit_code(), 4);
+        assert_eq!(Error::TrialsFailed { failed: 1, total: 2, csv: "trials.csv".into() }.exit_code(), 4);
+        assert_eq!(Error::io("x", std::io::Error::other("disk full")).exit_code(), 5);
+        let after = Error::ReportAfterTraining { run_dir: "run".into(), source: Box::new(Error::Report("no template".into())) };
+        assert_eq!(after.exit_code(), 6);
+        assert!(std::error::Error::source(&after).is_some(), "the report's own error is kept as the source");
     }
 }

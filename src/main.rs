@@ -1,5 +1,5 @@
 //! The `brasa` command: parse arguments, call the library, turn errors into one readable
-//! message and a non-zero exit code.
+//! message and the exit code of their kind (`brasa::error` lists them).
 
 mod cli;
 
@@ -14,7 +14,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error}");
-            ExitCode::FAILURE
+            ExitCode::from(error.exit_code())
         }
     }
 }

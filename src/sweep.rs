@@ -141,12 +141,8 @@ pub fn run(plan: &SweepPlan, jobs: usize, threads: usize, launcher: &Launcher, p
             let log_path = dir.join(TRIAL_LOG);
             let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(|e| Error::io(&log_path, e))?;
             let err = log.try_clone().map_err(|e| Error::io(&log_path, e))?;
-            let child = launcher(trial, &dir, per_trial)
-                .stdin(Stdio::null())
-                .stdout(log)
-                .stderr(err)
-                .spawn()
-                .map_err(|e| Error::Train(format!("cannot start trial {}: {e}", trial.number)))?;
+            let mut command = launcher(trial, &dir, per_trial);
+            let child = command.stdin(Stdio::null()).stdout(log).stderr(err).spawn().map_err(|e| Error::io(command.get_program(), e))?;
             progress.log(format!("trial {:>2}: started ({}), log: {}", trial.number, trial.describe(), log_path.display()));
             running.push((trial, child, Instant::now()));
         }
@@ -156,7 +152,7 @@ pub fn run(plan: &SweepPlan, jobs: usize, threads: usize, launcher: &Launcher, p
         std::thread::sleep(Duration::from_millis(200));
         let mut index = 0;
         while index < running.len() {
-            let finished = running[index].1.try_wait().map_err(|e| Error::Train(format!("trial {}: {e}", running[index].0.number)))?;
+            let finished = running[index].1.try_wait().map_err(|e| Error::io(format!("<trial {} process>", running[index].0.number), e))?;
             let Some(exit) = finished else {
                 index += 1;
                 continue;

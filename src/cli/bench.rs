@@ -46,14 +46,14 @@ pub fn execute(args: BenchArgs) -> Result<()> {
     }
     if let Some(threads) = args.threads {
         if threads == 0 {
-            return Err(Error::Data("--threads must be at least 1".into()));
+            return Err(Error::usage("--threads", "must be at least 1"));
         }
         layers.overrides.push(Override { key: "runtime.threads".into(), value: figment::value::Value::from(threads as u64) });
     }
     let what = args
         .what
         .split(',')
-        .map(|name| What::parse(name.trim()).ok_or_else(|| Error::Data(format!("--what {name:?}: expected train, infer or data (comma-separated)"))))
+        .map(|name| What::parse(name.trim()).ok_or_else(|| Error::usage("--what", format!("{name:?}: expected train, infer or data (comma-separated)"))))
         .collect::<Result<Vec<_>>>()?;
     let loaded = LoadedSpec::load(&args.spec.spec, &layers)?;
     let plan = Plan::resolve(&loaded)?;

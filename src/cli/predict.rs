@@ -47,13 +47,13 @@ enum PreprocessChoice {
 
 pub fn execute(args: PredictArgs) -> Result<()> {
     let backend = Backend::parse(&args.backend)
-        .ok_or_else(|| brasa::Error::Backend(format!("--backend {:?}: expected auto, flex, wgpu or cuda", args.backend)))?;
+        .ok_or_else(|| brasa::Error::usage("--backend", format!("{:?}: expected auto, flex, wgpu or cuda", args.backend)))?;
     let chosen = backend.choose(args.device)?;
     let device = chosen.device.clone();
     let progress = if args.quiet { Progress::hidden() } else { Progress::stderr() };
     progress.log(format!("device: {}", chosen.info.describe()));
     if args.batch_size == 0 {
-        return Err(brasa::Error::Data("--batch-size must be at least 1".into()));
+        return Err(brasa::Error::usage("--batch-size", "must be at least 1"));
     }
     let paths = collect_images(&args.inputs)?;
     let predictor = match (&args.run, &args.pretrained) {

@@ -46,24 +46,31 @@ pub struct RunArgs {
 }
 
 pub fn execute(args: RunArgs) -> Result<()> {
+    for (flag, value) in [("--threads", args.threads), ("--jobs", args.jobs)] {
+        if value == Some(0) {
+            return Err(Error::usage(flag, "must be at least 1"));
+        }
+    }
     let mut layers = args.spec.layers();
     if let Some(name) = &args.backend {
         layers.overrides.push(Override { key: "runtime.backend".into(), value: name.clone().into() });
     }
-    if args.threads == Some(0) || args.jobs == Some(0) {
-        return Err(Error::Data("--threads and --jobs must be at least 1".into()));
+    // a single run takes --threads as a layer like --backend; a sweep splits it between trials
+    let mut run_layers = layers.clone();
+    if let Some(threads) = args.threads {
+        run_layers.overrides.push(Override { key: "runtime.threads".into(), value: figment::value::Value::from(threads as u64) });
     }
     let progress = if args.quiet { Progress::hidden() } else { Progress::stderr() };
-    let loaded = LoadedSpec::load(&args.spec.spec, &layers)?;
+    let loaded = LoadedSpec::load(&args.spec.spec, &run_layers)?;
     if loaded.spec.sweep.is_none() {
-        if args.trial.is_some_and(|k| k != 1) || args.jobs.is_some() {
-            return Err(Error::Data(format!("{} has no [sweep]: it is a single run (trial 1)", display_path(&args.spec.spec))));
+        if let Some(flag) = [("--trial", args.trial.is_some_and(|k| k != 1)), ("--jobs", args.jobs.is_some())].into_iter().find_map(|(f, set)| set.then_some(f)) {
+            return Err(Error::usage(flag, format!("applies to sweeps; {} has no [sweep]: it is a single run (trial 1)", display_path(&args.spec.spec))));
         }
         if args.dry_run {
             return super::print_out("1 trial: the spec as written (it has no [sweep])\n");
         }
         let plan = Plan::resolve(&loaded)?;
-        return run_one(plan, args.out, args.threads, progress);
+        return run_one(&plan, args.out, progress);
     }
 
     let sweep = SweepPlan::resolve(&args.spec.spec, &layers, if args.trial.is_some() { None } else { args.out.as_deref() })?;
@@ -72,13 +79,17 @@ pub fn execute(args: RunArgs) -> Result<()> {
     }
     if let Some(number) = args.trial {
         let dir = args.out.clone().unwrap_or_else(|| sweep.trial_dir(number));
-        let (trial, plan) = sweep.trial(number)?;
+        let (trial, _) = sweep.trial(number)?;
         if TrialStatus::of(&dir) == TrialStatus::Complete {
             return super::print_out(&format!("trial {number} ({}) is already complete: {}\n", trial.describe(), display_path(&dir)));
         }
         progress.log(format!("trial {number}: {}", trial.describe()));
         watch_parent();
-        return run_one(plan.clone(), Some(dir), args.threads, progress);
+        // the trial's plan again, with --threads among its layers
+        let mut trial_layers = run_layers;
+        trial_layers.overrides.extend(trial.overrides.iter().cloned());
+        let plan = Plan::resolve(&LoadedSpec::load(&args.spec.spec, &trial_layers)?)?;
+        return run_one(&plan, Some(dir), progress);
     }
     let jobs = args.jobs.unwrap_or(sweep.sweep.jobs);
     let threads = args.threads.or(sweep.trials.first().and_then(|(_, p)| p.runtime.threads)).unwrap_or_else(brasa::backend::threads);
@@ -109,21 +120,14 @@ pub fn execute(args: RunArgs) -> Result<()> {
     );
     super::print_out(&summary)?;
     if failed > 0 {
-        return Err(Error::Train(format!(
-            "{failed} of {} trials did not complete (see {}); running the same command again retries them",
-            sweep.trials.len(),
-            display_path(&sweep.dir.path(sweep_dir::TRIALS_CSV))
-        )));
+        return Err(Error::TrialsFailed { failed, total: sweep.trials.len(), csv: display_path(&sweep.dir.path(sweep_dir::TRIALS_CSV)).into() });
     }
     Ok(())
 }
 
 /// One run (or one sweep trial) to the end, then its summary on stdout.
-fn run_one(mut plan: Plan, out: Option<PathBuf>, threads: Option<usize>, progress: Progress) -> Result<()> {
-    if threads.is_some() {
-        plan.runtime.threads = threads;
-    }
-    let outcome = runner::run(&plan, &RunOptions { out, progress })?;
+fn run_one(plan: &Plan, out: Option<PathBuf>, progress: Progress) -> Result<()> {
+    let outcome = runner::run(plan, &RunOptions { out, progress })?;
     let classes = brasa::run_dir::RunDir::open(&outcome.dir)?.read_meta()?.classes;
     let mut text = format!("run folder: {}\n", display_path(&outcome.dir));
     text.push_str(&format!("report:     {}\n", display_path(&outcome.dir.join(brasa::run_dir::REPORT_MD))));
@@ -148,7 +152,7 @@ fn watch_parent() {
         std::thread::spawn(move || loop {
             if std::os::unix::process::parent_id() != parent {
                 eprintln!("the sweep that started this trial is gone; stopping (its checkpoints resume it)");
-                std::process::exit(130);
+                std::process::exit(brasa::error::EXIT_INTERRUPTED.into());
             }
             std::thread::sleep(std::time::Duration::from_millis(500));
         });

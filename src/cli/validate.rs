@@ -46,7 +46,7 @@ pub fn execute(args: ValidateArgs) -> Result<()> {
         if split.stratify { "stratified" } else { "not stratified" },
         split.seed
     ));
-    for line in runner::counts_table(&dataset).lines() {
+    for line in dataset.counts_table().lines() {
         text.push_str(&format!("#   {line}\n"));
     }
     if split.group_duplicates {

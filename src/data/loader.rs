@@ -22,6 +22,16 @@ pub enum AugmentMode {
     Online,
 }
 
+impl AugmentMode {
+    /// The name the spec and `meta.json` use.
+    pub fn name(self) -> &'static str {
+        match self {
+            AugmentMode::Append => "append",
+            AugmentMode::Online => "online",
+        }
+    }
+}
+
 /// The training samples of a run.
 pub struct TrainSet {
     /// Clean images, already preprocessed to the model input (shared with evaluation).

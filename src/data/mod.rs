@@ -92,8 +92,42 @@ impl Dataset {
         split::keep_groups_together(&mut self.split, groups)
     }
 
+    /// Keeps each duplicate group of the training folder on one side of the split. `groups`
+    /// index the training folder's items, then the test items (groups reaching into the test
+    /// folder are merged first, as they chain). Returns the images moved and the groups kept
+    /// together; an error when a part would be left empty.
+    pub fn keep_duplicates_together(&mut self, groups: &[crate::dedup::Group]) -> Result<(usize, usize)> {
+        let n = self.train_folder.len();
+        let clusters = crate::dedup::clusters(groups, n + self.test.len());
+        let mut together: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        (0..n).for_each(|i| together.entry(clusters[i]).or_default().push(i));
+        let within: Vec<Vec<usize>> = together.into_values().filter(|members| members.len() > 1).collect();
+        let moved = self.keep_groups_together(&within);
+        if self.split.val.is_empty() || self.split.train.is_empty() {
+            return Err(Error::GroupingEmptiesPart {
+                part: if self.split.val.is_empty() { "validation" } else { "training" },
+                largest: within.iter().map(Vec::len).max().unwrap_or(0),
+                total: n,
+            });
+        }
+        Ok((moved, within.len()))
+    }
+
     pub fn train_items(&self) -> Vec<&Item> {
         self.split.train.iter().map(|&i| &self.train_folder[i]).collect()
+    }
+
+    /// Split counts as a small table (for logs and `brasa validate`).
+    pub fn counts_table(&self) -> String {
+        let counts = self.counts();
+        let width = self.classes.iter().map(String::len).max().unwrap_or(5).max(5);
+        let mut text = format!("{:width$}  {:>6}  {:>6}  {:>6}\n", "class", "train", "val", "test");
+        for (i, class) in self.classes.iter().enumerate() {
+            text.push_str(&format!("{class:width$}  {:>6}  {:>6}  {:>6}\n", counts.train[i], counts.val[i], counts.test[i]));
+        }
+        let sum = |v: &[usize]| v.iter().sum::<usize>();
+        text.push_str(&format!("{:width$}  {:>6}  {:>6}  {:>6}", "total", sum(&counts.train), sum(&counts.val), sum(&counts.test)));
+        text
     }
 
     pub fn val_items(&self) -> Vec<&Item> {

@@ -22,7 +22,13 @@ pub use pretrained::{Family, ImportReport};
 pub use vit::{ViTForImageClassification, VitConfig};
 
 use crate::error::{Error, Result};
-use crate::train::Classifier;
+
+
+/// A model that maps images `[batch, 3, height, width]` to class logits `[batch, classes]`; what
+/// `train` trains and evaluates, generically.
+pub trait Classifier: burn::module::Module {
+    fn logits(&self, pixels: Tensor<4>) -> Tensor<2>;
+}
 
 /// An architecture a spec can name in `model.arch`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

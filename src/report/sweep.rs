@@ -10,7 +10,6 @@ use crate::compare::{self, RunPredictions};
 use crate::error::{Error, Result};
 use crate::fmt::format_duration;
 use crate::run_dir::RunDir;
-use crate::spec::Spec;
 use crate::spec::schema::SelectMetric;
 use crate::sweep_dir::{self, SweepDir, TrialRow, TrialStatus};
 
@@ -71,11 +70,13 @@ fn metric_name(select: SelectMetric) -> &'static str {
 /// (the experiment, the ranking metric, the sweep table), `trials.csv` and the trial folders.
 pub fn render(sweep: &SweepDir) -> Result<()> {
     let (base_toml, sweep_toml) = sweep.read_spec()?;
-    let base: Spec = toml::from_str(&base_toml)
-        .map_err(|e| Error::run_dir(sweep.root(), format!("{} is malformed: {e}", sweep_dir::SWEEP_TOML)))?;
+    let malformed = |e: &dyn std::fmt::Display| Error::run_dir(sweep.root(), format!("{} is malformed: {e}", sweep_dir::SWEEP_TOML));
+    let base: toml::Table = toml::from_str(&base_toml).map_err(|e| malformed(&e))?;
+    let section = |name: &str, key: &str| base.get(name).and_then(|table| table.get(key)).cloned();
+    let name = section("experiment", "name").and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+    let select: SelectMetric = section("train", "select_best").map(|v| v.try_into()).transpose().map_err(|e| malformed(&e))?.unwrap_or_default();
     let (keys, rows) = sweep.read_trials()?;
     let rows = rows.as_slice();
-    let select = base.train.select_best;
     let higher_is_better = select != SelectMetric::Loss;
     let mut order: Vec<&TrialRow> = rows.iter().collect();
     order.sort_by(|a, b| {
@@ -150,7 +151,7 @@ pub fn render(sweep: &SweepDir) -> Result<()> {
         _ => None,
     };
     let context = Context {
-        name: base.experiment.name.clone(),
+        name,
         dir: sweep.root().display().to_string(),
         trials: rows.len(),
         complete: complete.len(),

@@ -26,7 +26,7 @@ impl Evaluation {
         self.probabilities.iter().map(|p| argmax(p)).collect()
     }
 
-    pub fn report(&self, labels: &[usize], num_classes: usize) -> Scores {
+    pub fn scores(&self, labels: &[usize], num_classes: usize) -> Scores {
         Scores::new(labels, &self.predictions(), num_classes)
     }
 }

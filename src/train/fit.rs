@@ -260,11 +260,7 @@ pub fn fit<M: Classifier>(
                 for (k, (step, values)) in pending.drain(..).zip(stats.chunks_exact(3)).enumerate() {
                     let (loss_value, grad_norm, right) = (values[0] as f64, values[1] as f64, values[2] as f64);
                     if !loss_value.is_finite() {
-                        return Err(Error::Train(format!(
-                            "the loss became {loss_value} at step {} (epoch {}); lower train.optimizer.lr or set train.grad_clip",
-                            first_step + k + 1,
-                            epoch + 1
-                        )));
+                        return Err(Error::Diverged { loss: loss_value, step: first_step + k + 1, epoch: epoch + 1 });
                     }
                     loss_sum += loss_value * step.size as f64;
                     correct += right;
@@ -295,7 +291,7 @@ pub fn fit<M: Classifier>(
         bar.finish_and_clear();
 
         let evaluation = evaluate(&model.valid(), val, hyper.eval_batch_size, normalize, device, progress, "validating")?;
-        let report = evaluation.report(&val.labels, hyper.num_classes);
+        let report = evaluation.scores(&val.labels, hyper.num_classes);
         let value = hyper.select.value(&report, evaluation.loss);
         let improved = hyper.select.improves(value, state.best_value);
         state.epochs_done += 1;

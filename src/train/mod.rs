@@ -8,13 +8,6 @@ pub mod fit;
 pub mod optim;
 pub mod schedule;
 
-use burn::module::Module;
-use burn::tensor::Tensor;
-
+pub use crate::model::Classifier;
 pub use evaluate::{EvalSet, Evaluation, evaluate};
 pub use fit::{EpochRecord, Hyper, Journal, Select, StepRecord, TrainState, Phase, fit, train_step, train_step_observed};
-
-/// A model that maps images `[batch, 3, height, width]` to class logits `[batch, classes]`.
-pub trait Classifier: Module {
-    fn logits(&self, pixels: Tensor<4>) -> Tensor<2>;
-}

@@ -11,6 +11,17 @@ pub enum Shape {
     Cosine,
 }
 
+impl Shape {
+    /// The name the spec and `meta.json` use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Shape::Constant => "constant",
+            Shape::Linear => "linear",
+            Shape::Cosine => "cosine",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Schedule {
     pub shape: Shape,

@@ -1,0 +1,191 @@
+//! Spec → Plan: every value range-checked, every path made concrete, every name resolved to a
+//! typed choice. After this point nothing holds an unchecked string; everything downstream
+//! (data, model, training, report) works from the [`Plan`] only.
+//!
+//! All problems are collected and reported together, each naming the file, key and value. A plan
+//! is never changed once resolved: a downloaded checkpoint gives a new plan, resolved from the
+//! same spec through the same checks ([`Plan::with_checkpoint`]).
+//!
+//! One file per spec section: `data`, `preprocess`, `augment`, `model`, `train`; `check` holds the
+//! [`check::Checker`], `sizes` the size and interpolation forms two sections share.
+
+mod augment;
+mod check;
+mod data;
+mod model;
+mod preprocess;
+mod sizes;
+mod train;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use augment::AugmentPlan;
+pub use data::DataPlan;
+pub use model::{ModelPlan, PretrainedPlan};
+pub use preprocess::PreprocessPlan;
+pub use train::{TrainPlan, Warmup};
+
+use check::Checker;
+use crate::backend::Backend;
+use crate::model::hub::CheckpointFiles;
+use crate::spec::schema;
+use crate::spec::{LoadedSpec, SpecError, SpecIssue};
+
+/// A validated experiment, ready to run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub spec_file: PathBuf,
+    /// The fully resolved spec, as TOML (written to the run folder as `spec.toml`).
+    pub resolved_toml: String,
+    pub name: String,
+    pub description: String,
+    pub seed: u64,
+    pub data: DataPlan,
+    pub preprocess: PreprocessPlan,
+    pub augment: AugmentPlan,
+    pub model: ModelPlan,
+    pub train: TrainPlan,
+    pub runtime: RuntimePlan,
+    pub report: ReportPlan,
+    /// The spec this plan was resolved from, to resolve it again with a downloaded checkpoint.
+    loaded: Arc<LoadedSpec>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RuntimePlan {
+    pub backend: Backend,
+    /// `runtime.device`: which GPU.
+    pub device: Option<usize>,
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReportPlan {
+    pub markdown: bool,
+    pub html: bool,
+    pub prediction_grid: usize,
+    pub mistakes: usize,
+    pub attention_maps: usize,
+    /// A folder of templates replacing the built-in ones, absolute.
+    pub templates: Option<PathBuf>,
+}
+
+impl Plan {
+    /// Validates `loaded` and resolves it into a plan.
+    pub fn resolve(loaded: &LoadedSpec) -> Result<Self, SpecError> {
+        Self::resolve_with(loaded, None)
+    }
+
+    /// This plan with its pretrained checkpoint's files, just downloaded: resolved again from the
+    /// same spec, so `preset = "hf"` takes the checkpoint's image processor and every check
+    /// (e.g. the augment chain's output size against it) runs as for a checkpoint on disk.
+    pub fn with_checkpoint(&self, files: CheckpointFiles) -> Result<Self, SpecError> {
+        Self::resolve_with(&self.loaded, Some(&files))
+    }
+
+    fn resolve_with(loaded: &LoadedSpec, fetched: Option<&CheckpointFiles>) -> Result<Self, SpecError> {
+        let spec = &loaded.spec;
+        let mut check = Checker { loaded, issues: Vec::new() };
+
+        let name = spec.experiment.name.clone();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) || name.starts_with('.') {
+            check.fail("experiment.name", Some(format!("{name:?}")), "must be a folder-safe name: letters, digits, '-', '_', '.'");
+        }
+
+        let data = data::resolve_data(&mut check, &spec.data, spec.experiment.seed);
+        let model = model::resolve_model(&mut check, &spec.model, fetched);
+        let preprocess = preprocess::resolve_preprocess(&mut check, &spec.preprocess, &model);
+        let augment = augment::resolve_augment(&mut check, &spec.augment, preprocess.input_size);
+        if let Some(patch) = model.arch.patch_size()
+            && model.pretrained.is_none()
+            && (preprocess.input_size.0 != preprocess.input_size.1 || !(preprocess.input_size.0 as usize).is_multiple_of(patch))
+        {
+            check.fail(
+                "preprocess",
+                None,
+                format!(
+                    "{} needs square inputs whose side is a multiple of its patch size {patch}; preprocessing gives {}x{}",
+                    model.arch.name(),
+                    preprocess.input_size.0,
+                    preprocess.input_size.1
+                ),
+            );
+        }
+        let train = train::resolve_train(&mut check, &spec.train);
+        let backend = spec.runtime.backend.into();
+        if let Some(threads) = spec.runtime.threads {
+            check.positive("runtime.threads", threads);
+        }
+        for (key, value) in [
+            ("report.prediction_grid", spec.report.prediction_grid),
+            ("report.mistakes", spec.report.mistakes),
+            ("report.attention_maps", spec.report.attention_maps),
+        ] {
+            if value > 100 {
+                check.fail(key, Some(value.to_string()), "must be at most 100");
+            }
+        }
+        let templates = spec.report.templates.as_ref().and_then(|value| {
+            let base = check.loaded.base_dir("report.templates").unwrap_or_default();
+            let dir = data::normalize(&base.join(value));
+            if dir.is_dir() {
+                Some(dir)
+            } else {
+                check.fail("report.templates", Some(format!("{value:?}")), format!("{} is not a folder", crate::fmt::display_path(&dir)));
+                None
+            }
+        });
+
+        if !check.issues.is_empty() {
+            return Err(SpecError { issues: check.issues });
+        }
+        let mut resolved = spec.clone();
+        resolved.data.root = data.layout.root.clone().into();
+        // a plan is one run: the sweep that may have produced it is not part of its spec
+        resolved.sweep = None;
+        let resolved_toml = toml::to_string(&resolved).map_err(|e| {
+            SpecError::single(SpecIssue {
+                origin: crate::fmt::display_path(&loaded.file),
+                key: String::new(),
+                value: None,
+                message: format!("cannot write the resolved spec back as TOML: {e}"),
+                hint: None,
+            })
+        })?;
+        Ok(Self {
+            spec_file: loaded.file.clone(),
+            resolved_toml,
+            name,
+            description: spec.experiment.description.clone(),
+            seed: spec.experiment.seed,
+            data,
+            preprocess,
+            augment,
+            model,
+            train,
+            runtime: RuntimePlan { backend, device: spec.runtime.device, threads: spec.runtime.threads },
+            report: ReportPlan {
+                markdown: spec.report.formats.contains(&schema::ReportFormat::Markdown),
+                html: spec.report.formats.contains(&schema::ReportFormat::Html),
+                prediction_grid: spec.report.prediction_grid,
+                mistakes: spec.report.mistakes,
+                attention_maps: spec.report.attention_maps,
+                templates,
+            },
+            loaded: Arc::new(loaded.clone()),
+        })
+    }
+}
+
+
+impl From<schema::BackendName> for Backend {
+    fn from(name: schema::BackendName) -> Self {
+        match name {
+            schema::BackendName::Auto => Backend::Auto,
+            schema::BackendName::Flex => Backend::Flex,
+            schema::BackendName::Wgpu => Backend::Wgpu,
+            schema::BackendName::Cuda => Backend::Cuda,
+        }
+    }
+}

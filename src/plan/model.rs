@@ -1,0 +1,71 @@
+//! `[model]` → [`ModelPlan`]: the architecture, its options, the pretrained checkpoint and what
+//! stays frozen.
+
+use super::check::Checker;
+use crate::model::hub::{CheckpointFiles, Locator};
+use crate::model::{Arch, Options};
+use crate::spec::{closest, schema};
+
+#[derive(Debug, Clone)]
+pub struct ModelPlan {
+    pub arch: Arch,
+    pub options: Options,
+    pub pretrained: Option<PretrainedPlan>,
+    /// Parameter-path prefixes to freeze.
+    pub freeze: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PretrainedPlan {
+    pub locator: Locator,
+    /// The checkpoint's files when they are on disk (`None`: to be downloaded by `run`).
+    pub files: Option<CheckpointFiles>,
+}
+
+/// `fetched`: the checkpoint's files when they were just downloaded (else they are looked for on
+/// disk and in the cache).
+pub(super) fn resolve_model(check: &mut Checker, model: &schema::Model, fetched: Option<&CheckpointFiles>) -> ModelPlan {
+    let arch = Arch::parse(&model.arch).unwrap_or_else(|| {
+        let names = Arch::names();
+        let hint = closest(&model.arch, names.iter().copied()).map(|best| format!("did you mean {best:?}?"));
+        check.fail_with_hint(
+            "model.arch",
+            format!("{:?}", model.arch),
+            format!("unknown architecture; expected one of: {}", names.join(", ")),
+            hint,
+        );
+        Arch::CvtTiny
+    });
+    if let Some(rate) = model.drop_path_rate {
+        check.range("model.drop_path_rate", rate, 0.0, 1.0, true, false);
+    }
+    check.range("model.dropout", model.dropout, 0.0, 1.0, true, false);
+    let pretrained = model.pretrained.as_ref().and_then(|value| {
+        let base = check.loaded.base_dir("model.pretrained");
+        match Locator::parse(value, base.as_deref()) {
+            Err(message) => {
+                check.fail("model.pretrained", Some(format!("{value:?}")), message);
+                None
+            }
+            Ok(locator) => match fetched.map(|files| Ok(Some(files.clone()))).unwrap_or_else(|| locator.find_local()) {
+                Ok(files) => Some(PretrainedPlan { locator, files }),
+                Err(e) => {
+                    check.fail("model.pretrained", Some(format!("{value:?}")), e.to_string());
+                    None
+                }
+            },
+        }
+    });
+    for prefix in &model.freeze {
+        if prefix.is_empty() || prefix.starts_with('.') || prefix.ends_with('.') {
+            check.fail("model.freeze", Some(format!("{prefix:?}")), "must be a dotted parameter-path prefix (e.g. \"cvt.encoder.stages.0\") or \"backbone\"");
+        }
+    }
+    ModelPlan {
+        arch,
+        options: Options { drop_path_rate: model.drop_path_rate, dropout: model.dropout },
+        pretrained,
+        freeze: model.freeze.clone(),
+    }
+}
+

@@ -1,0 +1,114 @@
+//! `[preprocess]` → [`PreprocessPlan`]: how a decoded image becomes a clean model input, either
+//! as written or taken from a pretrained checkpoint's image processor (`preset = "hf"`).
+
+use super::check::Checker;
+use super::model::ModelPlan;
+use super::sizes::{crop_size, interpolation, resize_to};
+use crate::data::images::Recipe;
+use crate::data::tensor::Normalize;
+use crate::error::Result;
+use crate::model::Arch;
+use crate::model::hub::CheckpointFiles;
+use crate::model::pretrained::Processor;
+use crate::spec::schema::{self, Size};
+
+#[derive(Debug, Clone)]
+pub struct PreprocessPlan {
+    /// How a decoded image becomes a clean model input.
+    pub recipe: Recipe,
+    pub normalize: Normalize,
+    /// `(height, width)` of every model input.
+    pub input_size: (u32, u32),
+    /// `Some(where the values came from)` for `preset = "hf"`.
+    pub preset: Option<String>,
+}
+
+impl PreprocessPlan {
+    pub(super) fn from_processor(processor: &Processor, origin: String) -> Self {
+        Self {
+            recipe: Recipe { resize: Some((processor.resize, processor.interpolation)), center_crop: processor.center_crop },
+            normalize: Normalize { mean: processor.mean.map(|v| v as f32), std: processor.std.map(|v| v as f32) },
+            input_size: processor.input_size().unwrap_or((224, 224)),
+            preset: Some(origin),
+        }
+    }
+}
+
+/// The image processor of a checkpoint on disk (its `preprocessor_config.json`, or the family
+/// default) and a note of where it came from.
+pub(super) fn checkpoint_processor(files: &CheckpointFiles, arch: Arch) -> Result<(Processor, String)> {
+    match &files.preprocessor {
+        Some(path) => Ok((Processor::read(path, arch.family())?, format!("preset hf: {}", path.display()))),
+        None => Ok((
+            Processor::family_default(arch.family()),
+            format!("preset hf: {} has no preprocessor_config.json; {} family defaults", files.config.parent().unwrap_or(&files.config).display(), arch.family().name()),
+        )),
+    }
+}
+
+pub(super) fn resolve_preprocess(check: &mut Checker, pre: &schema::Preprocess, model: &ModelPlan) -> PreprocessPlan {
+    if pre.preset == Some(schema::PreprocessPreset::Hf) {
+        let explicit = [
+            ("preprocess.resize", pre.resize.is_some()),
+            ("preprocess.center_crop", pre.center_crop.is_some()),
+            ("preprocess.interpolation", pre.interpolation.is_some()),
+            ("preprocess.mean", pre.mean.is_some()),
+            ("preprocess.std", pre.std.is_some()),
+        ];
+        for (key, set) in explicit {
+            if set {
+                check.fail(key, None, "preprocess.preset = \"hf\" takes every preprocessing value from the image processor; remove this key or the preset");
+            }
+        }
+        let files = model.pretrained.as_ref().and_then(|p| p.files.as_ref());
+        let (processor, origin) = match (files, &model.pretrained) {
+            (Some(files), _) => match checkpoint_processor(files, model.arch) {
+                Ok(found) => found,
+                Err(e) => {
+                    check.fail("model.pretrained", None, e.to_string());
+                    (Processor::family_default(model.arch.family()), String::new())
+                }
+            },
+            (None, Some(p)) => (
+                Processor::family_default(model.arch.family()),
+                format!(
+                    "preset hf: {} family defaults until {} is downloaded (then its preprocessor_config.json)",
+                    model.arch.family().name(),
+                    p.locator.describe()
+                ),
+            ),
+            (None, None) => (
+                Processor::family_default(model.arch.family()),
+                format!("preset hf: {} family defaults (no model.pretrained)", model.arch.family().name()),
+            ),
+        };
+        return PreprocessPlan::from_processor(&processor, origin);
+    }
+    let resize = resize_to(check, "preprocess.resize", pre.resize.unwrap_or(Size::Exact([224, 224])));
+    let center_crop = pre.center_crop.map(|size| crop_size(check, "preprocess.center_crop", size));
+    let input_size = match (center_crop, resize.fixed_size()) {
+        (Some(crop), _) => crop,
+        (None, Some(size)) => size,
+        (None, None) => {
+            check.fail(
+                "preprocess.resize",
+                pre.resize.map(|r| format!("{r:?}")),
+                "a single number resizes the shorter edge, so images of other shapes would differ in size; give [height, width] or add preprocess.center_crop",
+            );
+            (1, 1)
+        }
+    };
+    let std = pre.std.unwrap_or([0.5; 3]);
+    for (c, &value) in std.iter().enumerate() {
+        if !(value.is_finite() && value > 0.0) {
+            check.fail(&format!("preprocess.std[{c}]"), Some(value.to_string()), "must be positive");
+        }
+    }
+    PreprocessPlan {
+        recipe: Recipe { resize: Some((resize, interpolation(pre.interpolation.unwrap_or_default()))), center_crop },
+        normalize: Normalize { mean: pre.mean.unwrap_or([0.5; 3]).map(|v| v as f32), std: std.map(|v| v as f32) },
+        input_size,
+        preset: None,
+    }
+}
+

@@ -1,0 +1,98 @@
+//! After training: the best checkpoint evaluated on validation and test (predictions, the
+//! classification report and the confusion matrix of each), and attention maps of a few test
+//! images.
+
+use std::time::Instant;
+
+use burn::tensor::Device;
+use image::RgbImage;
+
+use crate::data::{Dataset, Item};
+use crate::error::Result;
+use crate::metrics::Scores;
+use crate::model;
+use crate::plan::Plan;
+use crate::progress::Progress;
+use crate::run_dir::{self, AttentionEntry, Part, PredictionRow, RunDir};
+use crate::train::{self, Classifier, EvalSet};
+
+/// Mixed into the run's seed for the choice of attention-map images.
+const ATTENTION_SEED: u64 = 0xa77e_4710;
+
+/// Validation and test scores of the best checkpoint (no test scores without a test folder).
+pub struct Evaluated {
+    pub val: Scores,
+    pub test: Option<Scores>,
+}
+
+/// Evaluates `best` on validation and test and writes what it found into `run`.
+pub fn evaluate_best<M: Classifier + model::Attending>(
+    best: &M,
+    plan: &Plan,
+    dataset: &Dataset,
+    sets: (&EvalSet, &EvalSet),
+    run: &RunDir,
+    device: &Device,
+    progress: &Progress,
+) -> Result<Evaluated> {
+    let (val, test) = sets;
+    let evaluate = |part: Part, set: &EvalSet, items: &[&Item]| -> Result<Scores> {
+        let evaluation = train::evaluate(best, set, plan.train.eval_batch_size, &plan.preprocess.normalize, device, progress, &format!("{} (best)", part.name()))?;
+        let scores = evaluation.scores(&set.labels, dataset.classes.len());
+        let rows: Vec<PredictionRow> = items
+            .iter()
+            .zip(evaluation.predictions())
+            .zip(evaluation.probabilities)
+            .map(|((item, prediction), probabilities)| PredictionRow { path: item.path.display().to_string(), label: item.label, prediction, probabilities })
+            .collect();
+        run.write_predictions(part, &rows, &dataset.classes)?;
+        run.write_classification_report(part, &scores, &dataset.classes)?;
+        run.write_confusion(part, &scores, &dataset.classes)?;
+        Ok(scores)
+    };
+    let val_scores = evaluate(Part::Val, val, &dataset.val_items())?;
+    let test_scores = if dataset.test.is_empty() { None } else { Some(evaluate(Part::Test, test, &dataset.test.iter().collect::<Vec<_>>())?) };
+    if plan.report.attention_maps > 0 && !dataset.test.is_empty() {
+        write_attention_maps(best, plan, dataset, test, run, device, progress)?;
+    }
+    Ok(Evaluated { val: val_scores, test: test_scores })
+}
+
+/// Attention maps of a seeded choice of test images, into `attention.json` for the report.
+fn write_attention_maps<M: Classifier + model::Attending>(
+    best: &M,
+    plan: &Plan,
+    dataset: &Dataset,
+    test: &EvalSet,
+    run: &RunDir,
+    device: &Device,
+    progress: &Progress,
+) -> Result<()> {
+    use rand::SeedableRng;
+    let started = Instant::now();
+    let count = plan.report.attention_maps.min(test.images.len());
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(plan.seed ^ ATTENTION_SEED);
+    let mut picked = rand::seq::index::sample(&mut rng, test.images.len(), count).into_vec();
+    picked.sort_unstable();
+    let images: Vec<&RgbImage> = picked.iter().map(|&i| test.images[i]).collect();
+    let pixels = plan.preprocess.normalize.batch(&images, device);
+    let logits = best.logits(pixels.clone());
+    let [_, classes] = logits.dims();
+    let logits: Vec<f32> = logits.into_data().try_into_vec().expect("logits are f32");
+    let predictions: Vec<usize> = logits.chunks_exact(classes).map(crate::metrics::argmax).collect();
+    let maps = best.attention_maps(pixels)?;
+    let entries: Vec<AttentionEntry> = picked
+        .iter()
+        .zip(maps)
+        .zip(predictions)
+        .map(|((&i, map), prediction)| AttentionEntry {
+            path: dataset.test[i].path.display().to_string(),
+            label: dataset.classes[dataset.test[i].label].clone(),
+            prediction: dataset.classes[prediction].clone(),
+            map,
+        })
+        .collect();
+    run.write(run_dir::ATTENTION, serde_json::to_string(&entries).expect("maps serialise").as_bytes())?;
+    progress.log(format!("attention maps of {count} test image(s) in {:.1} s", started.elapsed().as_secs_f64()));
+    Ok(())
+}

@@ -1,0 +1,143 @@
+//! What a run needs before it trains: the checkpoint on disk, the device, the dataset scanned
+//! and split, the model built, every image decoded once, and duplicates kept on one side.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use image::RgbImage;
+
+use crate::backend::{self, Chosen};
+use crate::data::images::{self, Recipe};
+use crate::data::{Dataset, download};
+use crate::dedup::{self, Fingerprint, Group};
+use crate::error::{Error, Result};
+use crate::model;
+use crate::plan::Plan;
+use crate::progress::Progress;
+
+/// `plan` with its pretrained checkpoint on disk: downloaded from the Hub when it is neither
+/// local nor cached, the plan then resolved again with its files (see [`Plan::with_checkpoint`]).
+pub fn with_checkpoint(plan: &Plan, progress: &Progress) -> Result<Plan> {
+    match &plan.model.pretrained {
+        Some(pretrained) if pretrained.files.is_none() => {
+            progress.log(format!("pretrained: fetching {}", pretrained.locator.describe()));
+            let files = pretrained.locator.fetch(progress)?;
+            Ok(plan.with_checkpoint(files)?)
+        }
+        _ => Ok(plan.clone()),
+    }
+}
+
+/// Sets the CPU threads and opens the plan's device.
+pub fn open_device(plan: &Plan, progress: &Progress) -> Result<Chosen> {
+    if let Some(threads) = plan.runtime.threads {
+        backend::set_threads(threads);
+    }
+    let chosen = plan.runtime.backend.choose(plan.runtime.device)?;
+    progress.log(format!("device: {}", chosen.info.describe()));
+    Ok(chosen)
+}
+
+/// Makes sure the dataset is on disk (downloading it when the spec names a source) and scans it.
+pub fn prepare_dataset(plan: &Plan, progress: &Progress) -> Result<Dataset> {
+    let layout = &plan.data.layout;
+    if !layout.root.is_dir() {
+        match &plan.data.source {
+            Some(url) => {
+                progress.log(format!("data: {} is missing; downloading {url}", layout.root.display()));
+                download::fetch_zip(url, &layout.root, progress)?;
+            }
+            None => return Err(Error::DataRootMissing { root: layout.root.clone() }),
+        }
+    }
+    let dataset = Dataset::scan(layout, plan.data.split)?;
+    if let Some(expect) = &plan.data.expect {
+        dataset.check_counts(layout, expect)?;
+    }
+    if !dataset.skipped.is_empty() {
+        progress.log(format!(
+            "warning: {} file(s) in the dataset folders are not images ({}) and are not used, e.g. {}",
+            dataset.skipped.len(),
+            crate::data::folder::IMAGE_EXTENSIONS.join(", "),
+            dataset.skipped[0].display()
+        ));
+    }
+    Ok(dataset)
+}
+
+/// Builds the plan's model for `dataset`'s classes on `device`, logging what import did.
+pub fn build_model(plan: &Plan, dataset: &Dataset, device: &burn::tensor::Device, progress: &Progress) -> Result<model::Built> {
+    let source = plan.model.pretrained.as_ref().map(|p| p.locator.describe());
+    let request = model::Request {
+        arch: plan.model.arch,
+        options: plan.model.options,
+        classes: &dataset.classes,
+        input_size: plan.preprocess.input_size,
+        pretrained: plan.model.pretrained.as_ref().and_then(|p| p.files.as_ref()).zip(source.as_deref()),
+        freeze: &plan.model.freeze,
+    };
+    let built = model::build(&request, device)?;
+    if let Some(import) = &built.import {
+        progress.log(import.summary());
+    }
+    for note in &built.notes {
+        progress.log(format!("model: {note}"));
+    }
+    if built.frozen > 0 {
+        progress.log(format!("model: {} parameter tensors frozen ({})", built.frozen, plan.model.freeze.join(", ")));
+    }
+    Ok(built)
+}
+
+/// Decoded images of the whole dataset, in the forms the run needs.
+pub struct Images {
+    /// Clean model inputs of the training folder's items.
+    pub train_folder: Arc<Vec<RgbImage>>,
+    /// Augmentation sources of the training folder's items (shared when the recipe is the same).
+    pub sources: Arc<Vec<RgbImage>>,
+    pub test: Vec<RgbImage>,
+    pub train_sizes: Vec<(u32, u32)>,
+    pub test_sizes: Vec<(u32, u32)>,
+    pub train_fingerprints: Vec<Fingerprint>,
+    pub test_fingerprints: Vec<Fingerprint>,
+}
+
+/// Decodes every image once, in each recipe the run uses.
+pub fn decode(plan: &Plan, dataset: &Dataset, progress: &Progress) -> Result<Images> {
+    let started = Instant::now();
+    let clean = plan.preprocess.recipe;
+    let source = plan.augment.source_recipe();
+    let augmenting = !plan.augment.chain.ops.is_empty();
+    let recipes: Vec<Recipe> = if augmenting && source != clean { vec![clean, source] } else { vec![clean] };
+    let decoded = images::decode_all(&dataset.train_folder, &recipes, progress, "decoding")?;
+    let mut forms = decoded.per_recipe.into_iter();
+    let train_folder = Arc::new(forms.next().expect("clean recipe"));
+    let sources = forms.next().map(Arc::new).unwrap_or_else(|| train_folder.clone());
+    let mut test = images::decode_all(&dataset.test, &[clean], progress, "decoding test")?;
+    progress.log(format!("decoded {} images in {:.1} s", dataset.train_folder.len() + dataset.test.len(), started.elapsed().as_secs_f64()));
+    Ok(Images {
+        train_folder,
+        sources,
+        test: test.per_recipe.remove(0),
+        train_sizes: decoded.original_sizes,
+        test_sizes: test.original_sizes,
+        train_fingerprints: decoded.fingerprints,
+        test_fingerprints: test.fingerprints,
+    })
+}
+
+/// Duplicate groups among all the run's images (the training folder's items, then the test
+/// items); with `data.split.group_duplicates`, each group of the training folder is moved to
+/// one side of the split.
+pub fn group_duplicates(plan: &Plan, dataset: &mut Dataset, images: &Images, progress: &Progress) -> Result<Vec<Group>> {
+    let all: Vec<Fingerprint> = images.train_fingerprints.iter().chain(&images.test_fingerprints).copied().collect();
+    let groups = dedup::group(&all, dedup::NEAR_THRESHOLD);
+    if plan.data.split.group_duplicates {
+        let (moved, within) = dataset.keep_duplicates_together(&groups)?;
+        progress.log(format!(
+            "data: data.split.group_duplicates moved {moved} image(s) so that each of {within} duplicate group(s) of the training folder is on one side"
+        ));
+    }
+    progress.log(format!("data: {} classes, split (seed {}):\n{}", dataset.classes.len(), plan.data.split.seed, dataset.counts_table()));
+    Ok(groups)
+}

@@ -1,0 +1,180 @@
+//! Executes a [`Plan`]: fetch the data if needed, decode it once, train, evaluate the best
+//! checkpoint on validation and test, and write everything into a run folder, then the report.
+//!
+//! A run folder that holds an unfinished run of the same spec is resumed from its last
+//! completed epoch. [`run`] is the sequence of steps; each step lives in its own module:
+//! `inputs` (checkpoint, device, dataset, model, images, duplicates), `budget` (samples and
+//! steps), `resume` (the folder, and what training starts from), `journal` (progress into the
+//! folder), `evaluate` (the best checkpoint), `record` (`meta.json` and the split's tables).
+
+mod budget;
+mod evaluate;
+mod inputs;
+mod journal;
+mod record;
+mod resume;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use burn::tensor::Device;
+
+pub use budget::Budget;
+pub use inputs::prepare_dataset;
+pub use resume::new_optimizer;
+
+use crate::data::loader::TrainSet;
+use crate::error::{Error, Result};
+use crate::fmt::display_path;
+use crate::metrics::Scores;
+use crate::model::{self, Model};
+use crate::plan::Plan;
+use crate::progress::Progress;
+use crate::report;
+use crate::run_dir::{self, RunDir};
+use crate::train::schedule::Schedule;
+use crate::train::{self, Classifier, EvalSet, Hyper};
+use inputs::Images;
+use journal::RunJournal;
+use record::{Ending, RunInputs};
+
+/// Where and how to run.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// The run folder; `reports/<experiment>/<run-id>` under the working directory if `None`.
+    pub out: Option<PathBuf>,
+    pub progress: Progress,
+}
+
+/// What a finished run reports back.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub dir: PathBuf,
+    pub best_epoch: Option<usize>,
+    pub val: Scores,
+    pub test: Option<Scores>,
+    pub wall_seconds: f64,
+}
+
+/// Runs `plan` to the end and writes its run folder.
+pub fn run(plan: &Plan, options: &RunOptions) -> Result<Outcome> {
+    let started = Instant::now();
+    let progress = &options.progress;
+    let plan = &inputs::with_checkpoint(plan, progress)?;
+    let chosen = inputs::open_device(plan, progress)?;
+    let device = chosen.device.clone().autodiff();
+    let mut dataset = inputs::prepare_dataset(plan, progress)?;
+    let built = inputs::build_model(plan, &dataset, &device, progress)?;
+    let images = inputs::decode(plan, &dataset, progress)?;
+    let duplicates = inputs::group_duplicates(plan, &mut dataset, &images, progress)?;
+    let budget = Budget::new(plan, dataset.split.train.len());
+
+    let run = RunDir::create(&resume::run_dir_path(plan, options.out.as_deref()))?;
+    let previous = resume::check_resumable(&run, plan)?;
+    run.write(run_dir::SPEC, plan.resolved_toml.as_bytes())?;
+    run.write_split(&record::split_rows(&dataset, &images))?;
+    run.write_duplicates(&record::duplicate_rows(&dataset, &duplicates, &plan.data.layout.root))?;
+    let run_inputs = RunInputs { plan, dataset: &dataset, budget: &budget };
+    let meta = record::initial_meta(&run_inputs, &built, &run, previous.as_ref(), &chosen.info);
+    run.write_meta(&meta)?;
+    progress.log(format!(
+        "run folder: {} (if interrupted, the same command with --out {} resumes it)",
+        display_path(run.root()),
+        display_path(run.root())
+    ));
+
+    let mut ending = None;
+    let trained = match built.model {
+        Model::Cvt(model) => train_and_evaluate(model, &run_inputs, &meta, images, &run, &device, &mut ending, progress),
+        Model::Vit(model) => train_and_evaluate(model, &run_inputs, &meta, images, &run, &device, &mut ending, progress),
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    let evaluated = match trained {
+        Ok(evaluated) => evaluated,
+        Err(error) => {
+            run.write_meta(&record::final_meta(meta, ending.as_ref(), Some(error.to_string()), seconds))?;
+            return Err(error);
+        }
+    };
+    let meta = record::final_meta(meta, ending.as_ref(), None, seconds);
+    run.write_meta(&meta)?;
+    report::render(&run).map_err(|source| Error::ReportAfterTraining { run_dir: run.root().to_path_buf(), source: Box::new(source) })?;
+    Ok(Outcome { dir: run.root().to_path_buf(), best_epoch: meta.best_epoch, val: evaluated.val, test: evaluated.test, wall_seconds: meta.wall_seconds.unwrap_or(0.0) })
+}
+
+/// Trains `model` from where the run folder left off, then evaluates its best checkpoint.
+/// `ending` says how training ended, once it has.
+#[allow(clippy::too_many_arguments)]
+fn train_and_evaluate<M: Classifier + model::Attending>(
+    model: M,
+    inputs: &RunInputs,
+    meta: &run_dir::Meta,
+    images: Images,
+    run: &RunDir,
+    device: &Device,
+    ending: &mut Option<Ending>,
+    progress: &Progress,
+) -> Result<evaluate::Evaluated> {
+    let RunInputs { plan, dataset, budget } = *inputs;
+    let train_labels: Vec<usize> = dataset.split.train.iter().map(|&i| dataset.train_folder[i].label).collect();
+    let mut train_set = TrainSet::new(
+        images.train_folder.clone(),
+        images.sources.clone(),
+        dataset.split.train.clone(),
+        train_labels,
+        &plan.augment.chain,
+        plan.augment.mode,
+        plan.augment.copies,
+        plan.seed,
+    );
+    let val = EvalSet {
+        images: dataset.split.val.iter().map(|&i| &images.train_folder[i]).collect(),
+        labels: dataset.val_items().iter().map(|i| i.label).collect(),
+    };
+    let test = EvalSet { images: images.test.iter().collect(), labels: dataset.test.iter().map(|i| i.label).collect() };
+    let hyper = hyper(plan, budget, dataset.classes.len(), &meta.backend);
+
+    device.seed(plan.seed);
+    let mut journal = RunJournal::new(run, &dataset.classes, plan.train.epochs, progress);
+    let start = resume::restore(model, plan, run, &mut journal, device)?;
+    progress.log(format!(
+        "training {} ({} parameters) for {} epochs: {} samples, {} steps per epoch on {} ({} CPU threads){}",
+        plan.model.arch.name(),
+        meta.model.parameters,
+        plan.train.epochs,
+        budget.samples_per_epoch,
+        budget.steps_per_epoch,
+        meta.backend,
+        crate::backend::threads(),
+        plan.train.max_steps.map(|m| format!(", stopping after {m} steps (train.max_steps)")).unwrap_or_default()
+    ));
+    let state = train::fit(start.model.clone(), start.optimizer, start.state, &hyper, &mut train_set, &val, &plan.preprocess.normalize, device, &mut journal, progress)?;
+    *ending = Some(Ending {
+        best_epoch: state.best_epoch,
+        epochs_run: state.epochs_done,
+        stopped_early: state.stopped_early,
+        // the allocator keeps the pages it took, so what it holds now is the training's peak
+        gpu_memory_peak_bytes: crate::backend::memory_reserved(device).filter(|_| meta.backend != "flex"),
+    });
+
+    let best_file = journal.best_model.clone().ok_or_else(|| Error::Train("no epoch finished".into()))?;
+    let best = resume::load_model(start.model, run, &best_file)?.valid();
+    evaluate::evaluate_best(&best, plan, dataset, (&val, &test), run, device, progress)
+}
+
+/// The trainer's settings from the plan and the budget.
+fn hyper(plan: &Plan, budget: &Budget, num_classes: usize, backend: &str) -> Hyper {
+    Hyper {
+        num_classes,
+        epochs: plan.train.epochs,
+        batch_size: plan.train.batch_size,
+        eval_batch_size: plan.train.eval_batch_size,
+        schedule: Schedule { shape: plan.train.schedule, peak_lr: plan.train.lr, warmup_steps: budget.warmup_steps, total_steps: budget.total_steps },
+        grad_clip: plan.train.grad_clip,
+        select: plan.train.select,
+        patience: plan.train.patience,
+        max_steps: plan.train.max_steps,
+        seed: plan.seed,
+        sync_every: if backend == "flex" { 1 } else { 16 },
+    }
+}
