@@ -189,3 +189,65 @@ impl From<schema::BackendName> for Backend {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::Layers;
+
+    /// A spec fine-tuning `hf:brasa/not-in-any-cache` with `preset = "hf"` and a chain ending in
+    /// a 224 px crop, and a checkpoint whose processor wants `size` px inputs.
+    fn spec_and_checkpoint(dir: &std::path::Path, size: u32) -> (LoadedSpec, CheckpointFiles) {
+        std::fs::create_dir_all(dir.join("data/train")).unwrap();
+        let file = dir.join("spec.toml");
+        std::fs::write(
+            &file,
+            r#"
+[experiment]
+name = "x"
+[data]
+root = "data"
+train = "train"
+[preprocess]
+preset = "hf"
+[augment]
+chain = [{ op = "random_resized_crop", size = 224 }]
+[model]
+arch = "vit-base-patch16-224"
+pretrained = "hf:brasa/not-in-any-cache"
+"#,
+        )
+        .unwrap();
+        let checkpoint = dir.join("checkpoint");
+        std::fs::create_dir_all(&checkpoint).unwrap();
+        let preprocessor = checkpoint.join("preprocessor_config.json");
+        std::fs::write(&preprocessor, format!(r#"{{"size": {{"height": {size}, "width": {size}}}, "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}}"#)).unwrap();
+        let files = CheckpointFiles { weights: checkpoint.join("model.safetensors"), config: checkpoint.join("config.json"), preprocessor: Some(preprocessor) };
+        (LoadedSpec::load(&file, &Layers::default()).unwrap(), files)
+    }
+
+    #[test]
+    fn a_downloaded_checkpoint_gives_a_new_plan_with_its_processor() {
+        let dir = tempfile::tempdir().unwrap();
+        let (loaded, files) = spec_and_checkpoint(dir.path(), 224);
+        let plan = Plan::resolve(&loaded).unwrap();
+        assert!(plan.model.pretrained.as_ref().unwrap().files.is_none(), "not on disk yet");
+        let fetched = plan.with_checkpoint(files.clone()).unwrap();
+        assert_eq!(fetched.model.pretrained.as_ref().unwrap().files.as_ref().unwrap().preprocessor, files.preprocessor);
+        assert!(fetched.preprocess.preset.as_deref().unwrap().contains("preprocessor_config.json"));
+        assert_eq!(fetched.resolved_toml, plan.resolved_toml, "the same spec");
+        assert!(plan.model.pretrained.as_ref().unwrap().files.is_none(), "the first plan is unchanged");
+    }
+
+    #[test]
+    fn a_downloaded_processor_the_chain_does_not_fit_is_a_located_spec_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let (loaded, files) = spec_and_checkpoint(dir.path(), 32);
+        let plan = Plan::resolve(&loaded).unwrap();
+        let error = plan.with_checkpoint(files).unwrap_err();
+        let issue = &error.issues[0];
+        assert_eq!(issue.key, "augment.chain");
+        assert!(issue.origin.ends_with("spec.toml"), "{}", issue.origin);
+        assert!(issue.message.contains("224x224") && issue.message.contains("32x32"), "{}", issue.message);
+    }
+}
