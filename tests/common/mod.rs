@@ -1,6 +1,12 @@
 //! Helpers shared by the integration tests: tiny image folders, specs, and running the CLI.
 #![allow(dead_code)]
 
+pub mod brasa;
+pub mod hf;
+pub mod http;
+pub mod images;
+pub mod spec;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
