@@ -7,46 +7,24 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::Instant;
 
 use brasa::model::attention::{self, AttentionMap, Attentions, CLS_ATTENTION, ROLLOUT};
-use brasa::model::hub::CheckpointFiles;
-use brasa::model::pretrained::HfConfig;
-use brasa::model::{self, Arch, ArchConfig, Model, Options, Request};
+use brasa::model::{Arch, ArchConfig, Model};
 use burn::module::Module;
-use burn::tensor::{Device, Distribution, Tensor, TensorData};
-use common::{FixtureTensor, fixture, read_safetensors};
+use burn::tensor::{Device, Distribution, Tensor};
+use common::hf::{self, FixtureTensor, fixture, max_abs_diff, read_safetensors};
 
 /// Attention probabilities and maps must match transformers' within this (max abs).
 const TOLERANCE: f32 = 1e-5;
 
-fn build(arch: Arch, dir: &Path, input: u32) -> Model {
-    let files = CheckpointFiles { weights: dir.join("model.safetensors"), config: dir.join("config.json"), preprocessor: None };
-    let classes = HfConfig::read(&dir.join("config.json")).unwrap().labels;
-    let request = Request {
-        arch,
-        options: Options::default(),
-        classes: &classes,
-        input_size: (input, input),
-        pretrained: Some((&files, "fixture")),
-        freeze: &[],
-    };
-    model::build(&request, &Device::flex()).unwrap_or_else(|e| panic!("{}: {e}", dir.display())).model
-}
-
+/// On flex, as the fixtures were compared.
 fn tensor(fixture: &FixtureTensor) -> Tensor<4> {
-    let shape: [usize; 4] = fixture.shape.clone().try_into().unwrap();
-    Tensor::from_data(TensorData::new(fixture.values.clone(), shape), &Device::flex())
+    fixture.tensor(&Device::flex())
 }
 
 fn values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
     tensor.into_data().try_into_vec().unwrap()
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
 /// The fixture's per-layer probabilities `attentions{suffix}.0`, `.1`, ...
@@ -83,7 +61,7 @@ fn cvt_last_stage_attention_and_cls_maps_match_transformers() {
     let dir = fixture("hf/cvt-small");
     let parity = read_safetensors(&dir.join("parity.safetensors"));
     let fixture = read_safetensors(&dir.join("attention.safetensors"));
-    let model = build(Arch::Cvt13, &dir, 64);
+    let model = hf::load(Arch::Cvt13, &dir, 64, &Device::flex());
     let Model::Cvt(cvt) = &model else { panic!("a CvT") };
     let cvt = cvt.valid();
     for (suffix, pixels) in [("", &parity["pixel_values"]), ("_96x64", &fixture["pixel_values_96x64"])] {
@@ -114,7 +92,7 @@ fn vit_attention_and_rollout_match_transformers() {
     let fixture = read_safetensors(&dir.join("attention.safetensors"));
     for (suffix, input, pixels) in [("", 32, "pixel_values"), ("_48", 48, "pixel_values_48")] {
         let name = format!("vit-small{suffix}");
-        let model = build(Arch::VitTiny, &dir, input);
+        let model = hf::load(Arch::VitTiny, &dir, input, &Device::flex());
         let Model::Vit(vit) = &model else { panic!("a ViT") };
         let vit = vit.valid();
         let pixels = &parity[pixels];

@@ -4,34 +4,17 @@
 
 mod common;
 
-use std::f32::consts::TAU;
 use std::io::Cursor;
 use std::path::Path;
 
 use brasa::audit::{self, Kind, NEAR_THRESHOLD};
 use brasa::progress::Progress;
-use common::{assert_success, csv_header, csv_rows, run_in, stderr, stdout};
+use common::brasa::TestDir;
+use common::images::waves;
+use common::{csv_header, csv_rows};
+use image::RgbImage;
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::{CompressionType, FilterType, PngEncoder};
-use image::{Rgb, RgbImage};
-
-/// A smooth picture of a few random low-frequency waves: each seed gives an unrelated one.
-fn picture(seed: u64, width: u32, height: u32) -> RgbImage {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    let mut next = move || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (state >> 33) as f32 / (1u64 << 31) as f32
-    };
-    let waves: Vec<[f32; 4]> =
-        (0..5).map(|_| [1.0 + 3.0 * next(), 1.0 + 3.0 * next(), TAU * next(), 30.0 + 30.0 * next()]).collect();
-    RgbImage::from_fn(width, height, |x, y| {
-        let (u, v) = (x as f32 / width as f32, y as f32 / height as f32);
-        let value: f32 =
-            128.0 + waves.iter().map(|[fx, fy, phase, amp]| amp * (TAU * (fx * u + fy * v) + phase).cos()).sum::<f32>();
-        let value = value.clamp(0.0, 255.0) as u8;
-        Rgb([value, value / 2 + 60, 255 - value])
-    })
-}
 
 fn save_png(image: &RgbImage, path: &Path, compression: CompressionType) -> Vec<u8> {
     let mut bytes = Vec::new();
@@ -79,14 +62,15 @@ fn crc32(bytes: &[u8]) -> u32 {
     !crc
 }
 
-/// The test dataset; returns its root.
-fn write_dataset(dir: &Path) -> std::path::PathBuf {
-    let root = dir.join("data");
+/// The test dataset, at `data` in a new folder.
+fn with_dataset() -> TestDir {
+    let dir = TestDir::new();
+    let root = dir.path().join("data");
     let train = root.join("Training");
     let test = root.join("Testing");
 
     // exact: the same pixels as PNG, and as PNG with other compression and a text chunk
-    let p1 = picture(1, 96, 80);
+    let p1 = waves(1, 96, 80);
     save_png(&p1, &train.join("cat/p1.png"), CompressionType::Fast);
     let mut other = Vec::new();
     p1.write_with_encoder(PngEncoder::new_with_quality(
@@ -98,33 +82,33 @@ fn write_dataset(dir: &Path) -> std::path::PathBuf {
     write(&train.join("cat/p1_meta.png"), &with_text_chunk(&other, "Comment", "re-saved by a scanner"));
 
     // near: a JPEG, the same bytes again (exact), and a smaller re-encoding at lower quality
-    let p2 = picture(2, 128, 128);
+    let p2 = waves(2, 128, 128);
     write(&train.join("dog/p2.jpg"), &jpeg(&p2, 95));
     write(&train.join("dog/p2_copy.jpg"), &jpeg(&p2, 95));
     let smaller = image::imageops::resize(&p2, 115, 115, image::imageops::FilterType::Triangle);
     write(&train.join("dog/p2_small.jpg"), &jpeg(&smaller, 70));
 
     // exact across splits, and across classes
-    let p3 = picture(3, 90, 90);
+    let p3 = waves(3, 90, 90);
     save_png(&p3, &train.join("owl/p3.png"), CompressionType::Default);
     save_png(&p3, &test.join("owl/p3.png"), CompressionType::Best);
-    let p4 = picture(4, 100, 70);
+    let p4 = waves(4, 100, 70);
     save_png(&p4, &train.join("cat/p4.png"), CompressionType::Default);
     save_png(&p4, &train.join("dog/p4.png"), CompressionType::Default);
 
     // exact: a JPEG and the lossless PNG of its decoded pixels
-    let p5 = jpeg(&picture(5, 64, 64), 80);
+    let p5 = jpeg(&waves(5, 64, 64), 80);
     write(&train.join("dog/p5.jpg"), &p5);
     let decoded = image::load_from_memory(&p5).unwrap().into_rgb8();
     save_png(&decoded, &train.join("dog/p5_from_jpeg.png"), CompressionType::Default);
 
     // unrelated pictures, a corrupt JPEG, a file that is not an image
-    save_png(&picture(6, 96, 96), &train.join("cat/u1.png"), CompressionType::Default);
-    write(&train.join("dog/u2.jpg"), &jpeg(&picture(7, 96, 96), 90));
-    save_png(&picture(8, 96, 96), &test.join("cat/u3.png"), CompressionType::Default);
+    save_png(&waves(6, 96, 96), &train.join("cat/u1.png"), CompressionType::Default);
+    write(&train.join("dog/u2.jpg"), &jpeg(&waves(7, 96, 96), 90));
+    save_png(&waves(8, 96, 96), &test.join("cat/u3.png"), CompressionType::Default);
     write(&train.join("owl/broken.jpg"), b"\xff\xd8\xff\xe0 this is not really a jpeg");
     write(&train.join("cat/notes.txt"), b"scanned 2019");
-    root
+    dir
 }
 
 /// The CSV rows the test dataset must give, in order.
@@ -150,9 +134,8 @@ fn members(found: &audit::Audit, group: &audit::Group) -> Vec<String> {
 
 #[test]
 fn library_finds_exact_and_near_groups_leakage_and_conflicts() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = write_dataset(dir.path());
-    let found = audit::audit(&root, NEAR_THRESHOLD, &Progress::hidden()).unwrap();
+    let dir = with_dataset();
+    let found = audit::audit(&dir.path().join("data"), NEAR_THRESHOLD, &Progress::hidden()).unwrap();
 
     let groups: Vec<(usize, Kind, Vec<String>)> =
         found.groups.iter().map(|g| (g.id, g.kind, members(&found, g))).collect();
@@ -208,10 +191,8 @@ fn library_finds_exact_and_near_groups_leakage_and_conflicts() {
 
 #[test]
 fn cli_writes_csv_markdown_and_contact_sheets() {
-    let dir = tempfile::tempdir().unwrap();
-    write_dataset(dir.path());
-    let output = run_in(dir.path(), &["data", "audit", "data", "--out", "audit-out", "--quiet"]);
-    assert_success(&output);
+    let dir = with_dataset();
+    let printed = dir.brasa(["data", "audit", "data", "--out", "audit-out", "--quiet"]).succeeds().stdout;
     let out = dir.path().join("audit-out");
     assert_eq!(csv_header(&out.join("duplicates.csv")), ["group", "kind", "split", "class", "path"]);
     let rows = csv_rows(&out.join("duplicates.csv"));
@@ -234,17 +215,13 @@ fn cli_writes_csv_markdown_and_contact_sheets() {
     ] {
         assert!(markdown.contains(expected), "audit.md lacks {expected:?}:\n{markdown}");
     }
-    let printed = stdout(&output);
     assert!(printed.contains("exact-duplicate groups: 5 (10 files)"), "{printed}");
 }
 
 #[test]
 fn cli_prints_the_summary_without_out() {
-    let dir = tempfile::tempdir().unwrap();
-    write_dataset(dir.path());
-    let output = run_in(dir.path(), &["data", "audit", "data", "--quiet"]);
-    assert_success(&output);
-    let printed = stdout(&output);
+    let dir = with_dataset();
+    let printed = dir.brasa(["data", "audit", "data", "--quiet"]).succeeds().stdout;
     for expected in [
         "| owl | 1 | 1 | 2 |",
         "| **total** | 2 | 12 | 14 |",
@@ -258,14 +235,10 @@ fn cli_prints_the_summary_without_out() {
 
 #[test]
 fn cli_fails_on_a_missing_or_flat_root() {
-    let dir = tempfile::tempdir().unwrap();
-    let output = run_in(dir.path(), &["data", "audit", "no-such-folder"]);
-    assert!(!output.status.success());
-    let message = stderr(&output);
+    let dir = TestDir::new();
+    let message = dir.brasa(["data", "audit", "no-such-folder"]).fails().stderr;
     assert!(message.contains("no-such-folder") && message.contains("does not exist"), "{message}");
 
     write(&dir.path().join("flat/1.png"), b"x");
-    let output = run_in(dir.path(), &["data", "audit", "flat"]);
-    assert!(!output.status.success());
-    assert!(stderr(&output).contains("no split folders"), "{}", stderr(&output));
+    dir.brasa(["data", "audit", "flat"]).stderr_contains("no split folders").fails();
 }

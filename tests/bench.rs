@@ -3,16 +3,16 @@
 
 mod common;
 
-use common::{assert_success, run_in, stderr, stdout, tiny_spec, write_image_folder};
+use common::brasa::TestDir;
+use common::spec::TinySpec;
 
 #[test]
 fn bench_prints_one_json_line_with_every_measurement() {
-    let dir = tempfile::tempdir().unwrap();
-    write_image_folder(&dir.path().join("data"), 4, 1, 20);
-    std::fs::write(dir.path().join("spec.toml"), tiny_spec("bench", "data", 1)).unwrap();
-    let output = run_in(dir.path(), &["bench", "spec.toml", "--json", "--backend", "flex", "--threads", "1", "--steps", "2", "--warmup", "1"]);
-    assert_success(&output);
-    let text = stdout(&output);
+    let dir = TestDir::new().images("data", 4, 1, 20).spec(&TinySpec::new("bench", "data", 1));
+    let text = dir
+        .brasa(["bench", "spec.toml", "--json", "--backend", "flex", "--threads", "1", "--steps", "2", "--warmup", "1"])
+        .succeeds()
+        .stdout;
     assert_eq!(text.lines().count(), 1, "{text}");
     let result: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(result["device"]["backend"], "flex");
@@ -27,10 +27,6 @@ fn bench_prints_one_json_line_with_every_measurement() {
     assert!(result["parameters"].as_u64().unwrap() > 100_000);
     assert!(result["peak_rss_bytes"].as_u64().unwrap() > 0);
 
-    let output = run_in(dir.path(), &["bench", "spec.toml", "--what", "train,fly"]);
-    assert!(!output.status.success());
-    assert!(stderr(&output).contains("--what \"fly\""), "{}", stderr(&output));
-    let output = run_in(dir.path(), &["bench", "spec.toml", "--steps", "0"]);
-    assert!(!output.status.success());
-    assert!(stderr(&output).contains("--steps must be at least 1"), "{}", stderr(&output));
+    dir.brasa(["bench", "spec.toml", "--what", "train,fly"]).stderr_contains("--what \"fly\"").fails();
+    dir.brasa(["bench", "spec.toml", "--steps", "0"]).stderr_contains("--steps must be at least 1").fails();
 }

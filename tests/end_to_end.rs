@@ -6,25 +6,21 @@ mod common;
 
 use std::io::Write;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
-use common::{CLASSES, assert_success, csv_header, csv_rows, run_in, stderr, stdout, tiny_spec, write_image_folder};
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
+use common::brasa::TestDir;
+use common::images::{self, CLASSES};
+use common::spec::TinySpec;
+use common::{csv_header, csv_rows, read, read_json};
 
 #[test]
 fn run_writes_every_artifact_and_report_rebuilds_it() {
-    let dir = tempfile::tempdir().unwrap();
-    write_image_folder(&dir.path().join("data"), 12, 4, 20);
-    std::fs::write(dir.path().join("spec.toml"), tiny_spec("tiny", "data", 2)).unwrap();
-    let output = run_in(dir.path(), &["run", "spec.toml", "--out", "run"]);
-    assert_success(&output);
-    let summary = stdout(&output);
-    assert!(summary.contains("test accuracy:"), "{summary}");
-    let log = stderr(&output);
-    assert!(log.contains("epoch  2/2"), "{log}");
+    let dir = TestDir::new().images("data", 12, 4, 20).spec(&TinySpec::new("tiny", "data", 2));
+    let ran = dir
+        .brasa(["run", "spec.toml", "--out", "run"])
+        .stdout_contains("test accuracy:")
+        .stderr_contains("epoch  2/2")
+        .succeeds();
+    let log = &ran.stderr;
     let logged = |tokens: &[&str]| log.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == tokens);
     assert!(logged(&["cat", "9", "3", "4"]) && logged(&["total", "27", "9", "12"]), "split counts are logged:\n{log}");
 
@@ -49,7 +45,7 @@ fn run_writes_every_artifact_and_report_rebuilds_it() {
     let spec: toml::Table = toml::from_str(&read(&run.join("spec.toml"))).unwrap();
     assert_eq!(spec["experiment"]["name"].as_str(), Some("tiny"));
 
-    let meta: serde_json::Value = serde_json::from_str(&read(&run.join("meta.json"))).unwrap();
+    let meta = read_json(&run.join("meta.json"));
     for key in ["brasa_version", "git_commit", "burn_version", "backend", "threads", "seed", "started_at", "finished_at"] {
         assert!(!meta[key].is_null(), "meta.json lacks {key}: {meta}");
     }
@@ -93,7 +89,7 @@ fn run_writes_every_artifact_and_report_rebuilds_it() {
     assert_eq!(sizes.len(), 48);
     assert!(sizes.iter().all(|(w, h)| ["20", "21", "22"].contains(&w.as_str()) && h == "20"), "{sizes:?}");
     assert_eq!(csv_header(&run.join("duplicates.csv")), ["group", "kind", "split", "class", "path"]);
-    let attention: serde_json::Value = serde_json::from_str(&read(&run.join("attention.json"))).unwrap();
+    let attention = read_json(&run.join("attention.json"));
     let maps = attention.as_array().unwrap();
     assert_eq!(maps.len(), 4, "[report] attention_maps defaults to 4");
     for entry in maps {
@@ -123,51 +119,27 @@ fn run_writes_every_artifact_and_report_rebuilds_it() {
     for file in rebuilt_files {
         std::fs::remove_file(run.join(file)).unwrap();
     }
-    let output = run_in(dir.path(), &["report", "run"]);
-    assert_success(&output);
+    dir.brasa(["report", "run"]).succeeds();
     let after: Vec<String> = rebuilt_files.iter().map(|f| read(&run.join(f))).collect();
     assert!(before == after, "brasa report rebuilt different files");
 
     // a finished run is not silently overwritten
-    let output = run_in(dir.path(), &["run", "spec.toml", "--out", "run"]);
-    assert!(!output.status.success());
-    assert!(stderr(&output).contains("holds a finished run"), "{}", stderr(&output));
+    dir.brasa(["run", "spec.toml", "--out", "run"]).stderr_contains("holds a finished run").fails();
 }
 
 #[test]
 fn corrupt_image_is_an_error_naming_the_file() {
-    let dir = tempfile::tempdir().unwrap();
-    write_image_folder(&dir.path().join("data"), 6, 2, 16);
-    std::fs::write(dir.path().join("data/train/dog/broken.jpg"), b"this is not a jpeg").unwrap();
-    std::fs::write(dir.path().join("spec.toml"), tiny_spec("broken", "data", 1)).unwrap();
-    let output = run_in(dir.path(), &["run", "spec.toml", "--out", "run", "--quiet"]);
-    assert!(!output.status.success());
-    let err = stderr(&output);
-    assert!(err.contains("broken.jpg"), "{err}");
-    assert!(!err.contains("panicked"), "{err}");
+    let dir = TestDir::new()
+        .images("data", 6, 2, 16)
+        .file("data/train/dog/broken.jpg", "this is not a jpeg")
+        .spec(&TinySpec::new("broken", "data", 1));
+    let ran = dir.brasa(["run", "spec.toml", "--out", "run", "--quiet"]).stderr_contains("broken.jpg").fails();
+    assert!(!ran.stderr.contains("panicked"), "{}", ran.stderr);
 }
 
 #[test]
 fn report_on_a_folder_that_is_not_a_run_is_an_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let output = run_in(dir.path(), &["report", "."]);
-    assert!(!output.status.success());
-    assert!(stderr(&output).contains("not a brasa run folder"), "{}", stderr(&output));
-}
-
-/// Serves `body` for `GET /archive.zip` and 404 for anything else, until the test ends.
-fn serve(body: Vec<u8>) -> u16 {
-    common::serve_http(move |request| {
-        let found = request.starts_with("GET /archive.zip ");
-        let (status, payload): (&str, &[u8]) = if found { ("200 OK", &body) } else { ("404 Not Found", b"not here") };
-        let mut response = format!(
-            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Type: application/zip\r\nConnection: close\r\n\r\n",
-            payload.len()
-        )
-        .into_bytes();
-        response.extend_from_slice(payload);
-        response
-    })
+    TestDir::new().brasa(["report", "."]).stderr_contains("not a brasa run folder").fails();
 }
 
 /// A zip of `folder` with every entry under `top/`, as GitHub archives are laid out.
@@ -198,27 +170,19 @@ fn zip_folder(folder: &Path, top: &str) -> Vec<u8> {
 
 #[test]
 fn missing_data_is_downloaded_extracted_and_checked() {
-    let source = tempfile::tempdir().unwrap();
-    write_image_folder(source.path(), 8, 2, 16);
-    let port = serve(zip_folder(source.path(), "dataset-master"));
+    let source = TestDir::new().images("dataset", 8, 2, 16);
+    let port = common::http::serve(vec![("/archive.zip".into(), zip_folder(&source.path().join("dataset"), "dataset-master"))], &[]);
 
-    let dir = tempfile::tempdir().unwrap();
-    let expect = "\n[data.expect.train]\ncat = 8\ndog = 8\nowl = 8\n[data.expect.test]\ncat = 2\n";
-    let spec = tiny_spec("fetched", "downloads/tiny", 1).replace(
-        "test = \"test\"\n",
-        &format!("test = \"test\"\nsource = \"http://127.0.0.1:{port}/archive.zip\"\n{expect}"),
-    );
-    std::fs::write(dir.path().join("spec.toml"), &spec).unwrap();
+    let spec = TinySpec::new("fetched", "downloads/tiny", 1)
+        .insert("data.source", format!("http://127.0.0.1:{port}/archive.zip"))
+        .insert("data.expect", toml::toml! { train = { cat = 8, dog = 8, owl = 8 } test = { cat = 2 } });
+    let dir = TestDir::new().spec(&spec);
 
     // validate does not download, it says what run will do
-    let output = run_in(dir.path(), &["validate", "spec.toml"]);
-    assert_success(&output);
-    assert!(stdout(&output).contains("`brasa run` downloads it"), "{}", stdout(&output));
+    dir.brasa(["validate", "spec.toml"]).stdout_contains("`brasa run` downloads it").succeeds();
     assert!(!dir.path().join("downloads/tiny").exists());
 
-    let output = run_in(dir.path(), &["run", "spec.toml", "--out", "run"]);
-    assert_success(&output);
-    assert!(stderr(&output).contains("downloading"), "{}", stderr(&output));
+    dir.brasa(["run", "spec.toml", "--out", "run"]).stderr_contains("downloading").succeeds();
     let root = dir.path().join("downloads/tiny");
     assert!(root.join("train/cat/cat_000.png").is_file(), "the archive's top folder is stripped");
     assert_eq!(std::fs::read_dir(root.join("test/owl")).unwrap().count(), 2);
@@ -226,62 +190,38 @@ fn missing_data_is_downloaded_extracted_and_checked() {
     assert_eq!(leftovers.len(), 1, "no temporary files are left: {leftovers:?}");
 
     // counts that do not match data.expect are an error naming the class
-    std::fs::write(dir.path().join("spec.toml"), spec.replace("dog = 8", "dog = 9")).unwrap();
-    let output = run_in(dir.path(), &["run", "spec.toml", "--out", "run2"]);
-    assert!(!output.status.success());
-    assert!(stderr(&output).contains("train/dog: 8 images, expected 9"), "{}", stderr(&output));
+    spec.clone().set("data.expect.train.dog", 9).write(&dir.path().join("spec.toml"));
+    dir.brasa(["run", "spec.toml", "--out", "run2"]).stderr_contains("train/dog: 8 images, expected 9").fails();
 
     // a URL that fails is an error naming it, and leaves no data folder behind
-    let bad = spec.replace("/archive.zip", "/missing.zip").replace("downloads/tiny", "downloads/other");
-    std::fs::write(dir.path().join("spec.toml"), bad).unwrap();
-    let output = run_in(dir.path(), &["run", "spec.toml", "--out", "run3"]);
-    assert!(!output.status.success());
-    let err = stderr(&output);
+    let bad = spec.set("data.source", format!("http://127.0.0.1:{port}/missing.zip")).set("data.root", "downloads/other");
+    bad.write(&dir.path().join("spec.toml"));
+    let err = dir.brasa(["run", "spec.toml", "--out", "run3"]).fails().stderr;
     assert!(err.contains("download of http://127.0.0.1") && err.contains("missing.zip"), "{err}");
     assert!(!dir.path().join("downloads/other").exists());
 }
 
 #[test]
 fn killed_run_resumes_from_its_last_epoch_and_matches_an_uninterrupted_run() {
-    let dir = tempfile::tempdir().unwrap();
-    write_image_folder(&dir.path().join("data"), 16, 3, 24);
     let epochs = 12;
-    std::fs::write(dir.path().join("spec.toml"), tiny_spec("resume", "data", epochs)).unwrap();
+    let dir = TestDir::new().images("data", 16, 3, 24).spec(&TinySpec::new("resume", "data", epochs));
 
-    let mut child = common::brasa()
-        .current_dir(dir.path())
-        .args(["run", "spec.toml", "--out", "killed", "--quiet"])
-        .spawn()
-        .unwrap();
     let state = dir.path().join("killed/checkpoints/state.json");
-    let started = Instant::now();
-    while !state.exists() {
-        assert!(started.elapsed() < Duration::from_secs(120), "no checkpoint after 2 minutes");
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be interrupted");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let meta: serde_json::Value = serde_json::from_str(&read(&dir.path().join("killed/meta.json"))).unwrap();
-    assert_eq!(meta["status"], "running");
-    let done: serde_json::Value = serde_json::from_str(&read(&state)).unwrap();
-    let done = done["train"]["epochs_done"].as_u64().unwrap();
+    dir.brasa(["run", "spec.toml", "--out", "killed", "--quiet"]).kill_once_written(&state);
+    assert_eq!(read_json(&dir.path().join("killed/meta.json"))["status"], "running");
+    let done = read_json(&state)["train"]["epochs_done"].as_u64().unwrap();
     assert!((1..epochs as u64).contains(&done), "interrupted after epoch {done}");
 
-    let output = run_in(dir.path(), &["run", "spec.toml", "--out", "killed"]);
-    assert_success(&output);
-    assert!(stderr(&output).contains(&format!("resuming after epoch {done}")), "{}", stderr(&output));
+    dir.brasa(["run", "spec.toml", "--out", "killed"]).stderr_contains(format!("resuming after epoch {done}")).succeeds();
     let epochs_rows = csv_rows(&dir.path().join("killed/epochs.csv"));
     let numbers: Vec<usize> = epochs_rows.iter().map(|r| r[0].parse().unwrap()).collect();
     assert_eq!(numbers, (1..=epochs).collect::<Vec<_>>());
     let steps: Vec<usize> = csv_rows(&dir.path().join("killed/steps.csv")).iter().map(|r| r[0].parse().unwrap()).collect();
     assert_eq!(steps, (1..=steps.len()).collect::<Vec<_>>());
-    let meta: serde_json::Value = serde_json::from_str(&read(&dir.path().join("killed/meta.json"))).unwrap();
-    assert_eq!(meta["resumed"], 1);
+    assert_eq!(read_json(&dir.path().join("killed/meta.json"))["resumed"], 1);
 
     // the same spec run without interruption gives the same predictions
-    let output = run_in(dir.path(), &["run", "spec.toml", "--out", "straight", "--quiet"]);
-    assert_success(&output);
+    dir.brasa(["run", "spec.toml", "--out", "straight", "--quiet"]).succeeds();
     assert_eq!(
         read(&dir.path().join("killed/test_predictions.csv")),
         read(&dir.path().join("straight/test_predictions.csv")),
@@ -291,41 +231,36 @@ fn killed_run_resumes_from_its_last_epoch_and_matches_an_uninterrupted_run() {
 
 #[test]
 fn templates_can_be_replaced_and_a_missing_variable_is_named() {
-    let dir = tempfile::tempdir().unwrap();
-    write_image_folder(&dir.path().join("data"), 6, 2, 16);
-    std::fs::create_dir(dir.path().join("my-templates")).unwrap();
+    let dir = TestDir::new()
+        .images("data", 6, 2, 16)
+        .file("my-templates/report.md.j2", "# custom {{ meta.experiment }}: {{ findings | length }} finding(s)\n")
+        .spec(&TinySpec::new("custom", "data", 1).insert("report", toml::toml! { templates = "my-templates" }));
     let template = dir.path().join("my-templates/report.md.j2");
-    std::fs::write(&template, "# custom {{ meta.experiment }}: {{ findings | length }} finding(s)\n").unwrap();
-    let spec = format!("{}\n[report]\ntemplates = \"my-templates\"\n", tiny_spec("custom", "data", 1));
-    std::fs::write(dir.path().join("spec.toml"), spec).unwrap();
-    assert_success(&run_in(dir.path(), &["run", "spec.toml", "--out", "run"]));
+    dir.brasa(["run", "spec.toml", "--out", "run"]).succeeds();
     let report = read(&dir.path().join("run/report.md"));
     assert!(report.starts_with("# custom custom: "), "{report}");
     // the HTML template was not replaced: the built-in one rendered
     assert!(read(&dir.path().join("run/report.html")).contains("<h2 id=\"findings\">"));
 
     std::fs::write(&template, "# {{ meta.experiment }}\n{{ meta.no_such_thing }}\n").unwrap();
-    let output = run_in(dir.path(), &["report", "run"]);
-    assert!(!output.status.success());
-    let err = stderr(&output);
+    let err = dir.brasa(["report", "run"]).fails().stderr;
     assert!(err.contains("my-templates/report.md.j2") && err.contains("`meta.no_such_thing` is not defined"), "{err}");
 
     std::fs::write(&template, "{% for part in parts %}{{ part.no_such_field }}{% endfor %}\n").unwrap();
-    let err = stderr(&run_in(dir.path(), &["report", "run"]));
+    let err = dir.brasa(["report", "run"]).output().stderr;
     assert!(err.contains("my-templates/report.md.j2, line 1") && err.contains("`part.no_such_field` is not defined"), "{err}");
 
     // a templates folder that does not exist is a spec error naming the key
-    let spec = format!("{}\n[report]\ntemplates = \"nowhere\"\n", tiny_spec("custom", "data", 1));
-    std::fs::write(dir.path().join("bad.toml"), spec).unwrap();
-    let err = stderr(&run_in(dir.path(), &["validate", "bad.toml"]));
+    TinySpec::new("custom", "data", 1).insert("report", toml::toml! { templates = "nowhere" }).write(&dir.path().join("bad.toml"));
+    let err = dir.brasa(["validate", "bad.toml"]).output().stderr;
     assert!(err.contains("report.templates") && err.contains("is not a folder"), "{err}");
 }
 
 #[test]
 fn duplicates_are_found_kept_on_one_side_and_leak_free_metrics_reported() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new().spec(&TinySpec::new("dups", "data", 1).insert("data.split.group_duplicates", true));
     let data = dir.path().join("data");
-    write_distinct_images(&data, 12, 4);
+    images::distinct_folder(&data, 12, 4);
     // the same pictures under other names: three training images copied into the test folder,
     // and a group of three inside the training folder (re-encoded: identical pixels, other bytes)
     for (i, class) in CLASSES.iter().enumerate() {
@@ -337,11 +272,7 @@ fn duplicates_are_found_kept_on_one_side_and_leak_free_metrics_reported() {
     for name in ["again_a.png", "again_b.png"] {
         source.save(data.join("train/cat").join(name)).unwrap();
     }
-    let spec = tiny_spec("dups", "data", 1).replace("validation = 0.25", "validation = 0.25\ngroup_duplicates = true");
-    std::fs::write(dir.path().join("spec.toml"), spec).unwrap();
-    let output = run_in(dir.path(), &["run", "spec.toml", "--out", "run"]);
-    assert_success(&output);
-    assert!(stderr(&output).contains("data.split.group_duplicates moved"), "{}", stderr(&output));
+    dir.brasa(["run", "spec.toml", "--out", "run"]).stderr_contains("data.split.group_duplicates moved").succeeds();
 
     let run = dir.path().join("run");
     let rows = csv_rows(&run.join("duplicates.csv"));
@@ -375,44 +306,12 @@ fn duplicates_are_found_kept_on_one_side_and_leak_free_metrics_reported() {
     assert!(sheet.matches("<image ").count() >= 6 && sheet.contains("group 1 (exact)"), "{sheet:.300}");
 }
 
-/// `<root>/{train,test}/<class>/<class>_NNN.png`: 32 px pictures of random 4×4 blocks tinted by
-/// class, each unlike every other (no exact or near duplicates among them).
-fn write_distinct_images(root: &Path, train_per_class: usize, test_per_class: usize) {
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    for (split, count) in [("train", train_per_class), ("test", test_per_class)] {
-        for (label, class) in CLASSES.iter().enumerate() {
-            let dir = root.join(split).join(class);
-            std::fs::create_dir_all(&dir).unwrap();
-            for i in 0..count {
-                let blocks: Vec<u8> = (0..64).map(|_| (next() % 200) as u8).collect();
-                let image = image::RgbImage::from_fn(32, 32, |x, y| {
-                    let v = blocks[(y / 4 * 8 + x / 4) as usize];
-                    let mut pixel = [v / 2, v / 2, v / 2];
-                    pixel[label] = v.saturating_add(55);
-                    image::Rgb(pixel)
-                });
-                image.save(dir.join(format!("{class}_{i:03}.png"))).unwrap();
-            }
-        }
-    }
-}
-
 #[test]
 fn grouping_that_empties_a_part_is_a_clear_error() {
     // the striped test pictures all look alike: one near-duplicate group holds every image
-    let dir = tempfile::tempdir().unwrap();
-    write_image_folder(&dir.path().join("data"), 6, 2, 20);
-    let spec = tiny_spec("grouped", "data", 1).replace("validation = 0.25", "validation = 0.25\ngroup_duplicates = true");
-    std::fs::write(dir.path().join("spec.toml"), spec).unwrap();
-    let output = run_in(dir.path(), &["run", "spec.toml", "--out", "run"]);
-    assert!(!output.status.success());
-    let err = stderr(&output);
-    assert!(err.contains("data.split.group_duplicates leaves the validation part empty"), "{err}");
+    let dir = TestDir::new()
+        .images("data", 6, 2, 20)
+        .spec(&TinySpec::new("grouped", "data", 1).insert("data.split.group_duplicates", true));
+    dir.brasa(["run", "spec.toml", "--out", "run"]).stderr_contains("data.split.group_duplicates leaves the validation part empty").fails();
     assert!(!dir.path().join("run").exists(), "nothing is written before the data is usable");
 }

@@ -21,16 +21,15 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use brasa::backend::Backend;
-use brasa::model::hub::CheckpointFiles;
-use brasa::model::pretrained::HfConfig;
-use brasa::model::{self, Arch, Model, Options, Request, attention};
-use brasa::train::{Classifier, optim};
-use burn::module::Module;
+use brasa::model::{Arch, attention};
+use brasa::train::optim;
 use burn::tensor::{Device, Tensor, TensorData};
-use common::{FixtureTensor, assert_success, csv_rows, fixture, read_safetensors, run_in, stderr, tiny_spec, write_image_folder};
+use common::brasa::TestDir;
+use common::hf::{self, fixture, logits, max_abs_diff, read_safetensors};
+use common::spec::TinySpec;
+use common::{csv_header, csv_rows, read_json};
 
 /// Logits and attention maps: GPU against flex.
 const TOLERANCE: f32 = 1e-4;
@@ -50,31 +49,6 @@ fn gpu() -> Option<Device> {
             None
         }
     }
-}
-
-fn build(arch: Arch, dir: &Path, input: u32, device: &Device) -> Model {
-    let files = CheckpointFiles { weights: dir.join("model.safetensors"), config: dir.join("config.json"), preprocessor: None };
-    let classes = HfConfig::read(&dir.join("config.json")).unwrap().labels;
-    let request = Request { arch, options: Options::default(), classes: &classes, input_size: (input, input), pretrained: Some((&files, "fixture")), freeze: &[] };
-    model::build(&request, device).unwrap_or_else(|e| panic!("{}: {e}", dir.display())).model
-}
-
-fn tensor(fixture: &FixtureTensor, device: &Device) -> Tensor<4> {
-    let shape: [usize; 4] = fixture.shape.clone().try_into().unwrap();
-    Tensor::from_data(TensorData::new(fixture.values.clone(), shape), device)
-}
-
-fn logits(model: &Model, pixels: Tensor<4>) -> Vec<f32> {
-    let out = match model {
-        Model::Cvt(m) => m.valid().logits(pixels),
-        Model::Vit(m) => m.valid().logits(pixels),
-    };
-    out.into_data().convert::<f32>().try_into_vec::<f32>().unwrap()
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
 /// A tiny conv-attention block: the op kinds CvT and ViT are made of.
@@ -192,8 +166,8 @@ fn hf_parity_fixtures_give_the_same_logits_on_the_gpu() {
     ] {
         let dir = fixture(&format!("hf/{name}"));
         let parity = read_safetensors(&dir.join("parity.safetensors"));
-        let on_flex = logits(&build(arch, &dir, input, &flex), tensor(&parity[pixels], &flex));
-        let on_gpu = logits(&build(arch, &dir, input, &gpu), tensor(&parity[pixels], &gpu));
+        let on_flex = logits(&hf::load(arch, &dir, input, &flex), parity[pixels].tensor(&flex));
+        let on_gpu = logits(&hf::load(arch, &dir, input, &gpu), parity[pixels].tensor(&gpu));
         let against_flex = max_abs_diff(&on_gpu, &on_flex);
         let expected = if pixels == "pixel_values" { "logits".to_string() } else { format!("logits{}", &pixels["pixel_values".len()..]) };
         let against_transformers = parity.get(&expected).map(|t| max_abs_diff(&on_gpu, &t.values));
@@ -211,7 +185,7 @@ fn attention_maps_match_flex_on_the_gpu() {
     for (name, arch, input) in [("cvt-small", Arch::Cvt13, 64), ("vit-small", Arch::VitTiny, 32)] {
         let dir = fixture(&format!("hf/{name}"));
         let parity = read_safetensors(&dir.join("parity.safetensors"));
-        let maps = |device: &Device| attention::attention_maps(&build(arch, &dir, input, device), tensor(&parity["pixel_values"], device)).unwrap();
+        let maps = |device: &Device| attention::attention_maps(&hf::load(arch, &dir, input, device), parity["pixel_values"].tensor(device)).unwrap();
         let (on_flex, on_gpu) = (maps(&flex), maps(&gpu));
         assert_eq!(on_flex.len(), on_gpu.len());
         let mut worst = 0f32;
@@ -227,7 +201,7 @@ fn attention_maps_match_flex_on_the_gpu() {
 /// The `loss` column of a run's steps.csv.
 fn losses(run: &Path) -> Vec<f64> {
     let rows = csv_rows(&run.join("steps.csv"));
-    let header = common::csv_header(&run.join("steps.csv"));
+    let header = csv_header(&run.join("steps.csv"));
     let column = header.iter().position(|h| h == "loss").expect("a loss column");
     rows.iter().map(|r| r[column].parse().unwrap()).collect()
 }
@@ -245,29 +219,24 @@ fn training_steps_on_the_gpu_follow_flex() {
     if gpu().is_none() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    write_image_folder(&dir.path().join("data"), 12, 2, 32);
-    std::fs::write(dir.path().join("spec.toml"), tiny_spec("gpu-steps", "data", 1)).unwrap();
+    let dir = TestDir::new().images("data", 12, 2, 32).spec(&TinySpec::new("gpu-steps", "data", 1));
     for (arch, size) in [("cvt-tiny", 32), ("vit-tiny", 32)] {
         let mut runs = Vec::new();
         for backend in ["flex", "wgpu"] {
             let out = format!("{arch}-{backend}");
-            let output = run_in(
-                dir.path(),
-                &[
-                    "run", "spec.toml", "--out", &out, "--quiet", "--backend", backend,
-                    "--set", &format!("model.arch=\"{arch}\""),
-                    "--set", &format!("preprocess.resize=[{size}, {size}]"),
-                    "--set", &format!("augment.chain=[{{ op = \"resize\", size = [{size}, {size}] }}, {{ op = \"horizontal_flip\", p = 0.5 }}]"),
-                    // no random masks: flex and the GPU draw them from different generators
-                    "--set", "model.drop_path_rate=0.0",
-                    "--set", "model.dropout=0.0",
-                    "--set", "train.max_steps=6",
-                    "--set", "report.attention_maps=0",
-                ],
-            );
-            assert_success(&output);
-            let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join(&out).join("meta.json")).unwrap()).unwrap();
+            dir.brasa([
+                "run", "spec.toml", "--out", &out, "--quiet", "--backend", backend,
+                "--set", &format!("model.arch=\"{arch}\""),
+                "--set", &format!("preprocess.resize=[{size}, {size}]"),
+                "--set", &format!("augment.chain=[{{ op = \"resize\", size = [{size}, {size}] }}, {{ op = \"horizontal_flip\", p = 0.5 }}]"),
+                // no random masks: flex and the GPU draw them from different generators
+                "--set", "model.drop_path_rate=0.0",
+                "--set", "model.dropout=0.0",
+                "--set", "train.max_steps=6",
+                "--set", "report.attention_maps=0",
+            ])
+            .succeeds();
+            let meta = read_json(&dir.path().join(&out).join("meta.json"));
             assert_eq!(meta["backend"], backend, "{}", meta["device"]);
             runs.push(losses(&dir.path().join(&out)));
         }
@@ -281,35 +250,17 @@ fn a_run_started_on_flex_resumes_on_the_gpu() {
     if gpu().is_none() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    write_image_folder(&dir.path().join("data"), 12, 2, 16);
-    let spec = format!("{}\n", tiny_spec("cross-resume", "data", 3)).replace("arch = \"cvt-tiny\"", "arch = \"cvt-tiny\"\ndrop_path_rate = 0.0");
-    std::fs::write(dir.path().join("spec.toml"), spec).unwrap();
+    let spec = TinySpec::new("cross-resume", "data", 3).insert("model.drop_path_rate", 0.0);
+    let dir = TestDir::new().images("data", 12, 2, 16).spec(&spec);
 
-    let output = run_in(dir.path(), &["run", "spec.toml", "--out", "straight", "--quiet", "--backend", "flex"]);
-    assert_success(&output);
+    dir.brasa(["run", "spec.toml", "--out", "straight", "--quiet", "--backend", "flex"]).succeeds();
 
-    let mut child = common::brasa()
-        .current_dir(dir.path())
-        .args(["run", "spec.toml", "--out", "moved", "--quiet", "--backend", "flex"])
-        .spawn()
-        .unwrap();
     let state = dir.path().join("moved/checkpoints/state.json");
-    let started = Instant::now();
-    while !state.exists() {
-        assert!(started.elapsed() < Duration::from_secs(120), "no checkpoint after 2 minutes");
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be interrupted");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let done: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
-    let done = done["train"]["epochs_done"].as_u64().unwrap();
+    dir.brasa(["run", "spec.toml", "--out", "moved", "--quiet", "--backend", "flex"]).kill_once_written(&state);
+    let done = read_json(&state)["train"]["epochs_done"].as_u64().unwrap();
 
-    let output = run_in(dir.path(), &["run", "spec.toml", "--out", "moved", "--backend", "wgpu"]);
-    assert_success(&output);
-    assert!(stderr(&output).contains(&format!("resuming after epoch {done}")), "{}", stderr(&output));
-    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("moved/meta.json")).unwrap()).unwrap();
+    dir.brasa(["run", "spec.toml", "--out", "moved", "--backend", "wgpu"]).stderr_contains(format!("resuming after epoch {done}")).succeeds();
+    let meta = read_json(&dir.path().join("moved/meta.json"));
     assert_eq!(meta["backend"], "wgpu");
     assert_eq!(meta["status"], "complete");
     assert_close(&format!("flex to epoch {done}, then the GPU"), &losses(&dir.path().join("straight")), &losses(&dir.path().join("moved")));
@@ -321,15 +272,11 @@ fn a_batch_the_device_cannot_hold_is_an_error_naming_the_batch_size() {
     if gpu().is_none() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    write_image_folder(&dir.path().join("data"), 2, 1, 16);
-    std::fs::write(dir.path().join("spec.toml"), tiny_spec("too-big", "data", 1)).unwrap();
+    let dir = TestDir::new().images("data", 2, 1, 16).spec(&TinySpec::new("too-big", "data", 1));
     // 60000 images of 96 px: more than lavapipe (or any GPU's dispatch limits) takes in one go
-    let output = run_in(
-        dir.path(),
-        &["bench", "spec.toml", "--backend", "wgpu", "--what", "infer", "--steps", "1", "--warmup", "0", "--set", "train.batch_size=60000", "--set", "preprocess.resize=[96, 96]", "--set", "augment.chain=[]"],
-    );
-    assert!(!output.status.success());
-    let err = stderr(&output);
+    let err = dir
+        .brasa(["bench", "spec.toml", "--backend", "wgpu", "--what", "infer", "--steps", "1", "--warmup", "0", "--set", "train.batch_size=60000", "--set", "preprocess.resize=[96, 96]", "--set", "augment.chain=[]"])
+        .fails()
+        .stderr;
     assert!(err.contains("error:") && err.contains("lower train.batch_size (e.g. --set train.batch_size=30000)"), "{err}");
 }

@@ -10,49 +10,21 @@ use std::path::{Path, PathBuf};
 use brasa::augment::{Interpolation, ResizeTo};
 use brasa::data::images::{Recipe, read_rgb};
 use brasa::data::tensor::Normalize;
-use brasa::model::hub::CheckpointFiles;
-use brasa::model::pretrained::{Family, HfConfig, Processor};
+use brasa::model::pretrained::{Family, Processor};
 use brasa::model::{self, Arch, Built, Model, Options, Request};
 use brasa::train::Classifier;
 use burn::module::Module;
-use burn::tensor::{Device, Tensor, TensorData};
-use common::{FixtureTensor, fixture, read_safetensors};
+use burn::tensor::{Device, Tensor};
+use common::hf::{self, FixtureTensor, checkpoint, fixture, labels, max_abs_diff, read_safetensors};
 
-fn checkpoint(dir: &Path, weights: &str) -> CheckpointFiles {
-    CheckpointFiles { weights: dir.join(weights), config: dir.join("config.json"), preprocessor: None }
-}
-
+/// The checkpoint in `dir` on flex.
 fn build(arch: Arch, dir: &Path, weights: &str, classes: &[String], input: u32) -> Built {
-    let files = checkpoint(dir, weights);
-    let request = Request {
-        arch,
-        options: Options::default(),
-        classes,
-        input_size: (input, input),
-        pretrained: Some((&files, "fixture")),
-        freeze: &[],
-    };
-    model::build(&request, &Device::flex()).unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+    hf::build(arch, dir, weights, classes, input, &Device::flex())
 }
 
+/// The model's logits for the fixture's pixels, on flex.
 fn logits(model: &Model, pixels: &FixtureTensor) -> Vec<f32> {
-    let device = Device::flex();
-    let shape: [usize; 4] = pixels.shape.clone().try_into().unwrap();
-    let input = Tensor::<4>::from_data(TensorData::new(pixels.values.clone(), shape), &device);
-    let out = match model {
-        Model::Cvt(m) => m.valid().logits(input),
-        Model::Vit(m) => m.valid().logits(input),
-    };
-    out.into_data().try_into_vec().unwrap()
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
-}
-
-fn labels(dir: &Path) -> Vec<String> {
-    HfConfig::read(&dir.join("config.json")).unwrap().labels
+    hf::logits(model, pixels.tensor(&Device::flex()))
 }
 
 #[test]

@@ -2,8 +2,11 @@
 
 mod common;
 
+use std::path::Path;
+
 use brasa::data::{Dataset, Layout, SplitRule};
-use common::{assert_success, real_data, run_in, stdout};
+use common::brasa::Brasa;
+use common::real_data;
 
 #[test]
 fn stratified_split_gives_the_reference_counts() {
@@ -23,13 +26,11 @@ fn stratified_split_gives_the_reference_counts() {
 
 #[test]
 fn shipped_experiments_validate_and_print_the_split() {
-    let root = env!("CARGO_MANIFEST_DIR");
     let data = real_data();
     for spec in ["experiments/quickstart.toml", "experiments/reference.toml"] {
         // point the spec at wherever the dataset is on this machine
-        let output = run_in(root.as_ref(), &["validate", spec, "--set", &format!("data.root={:?}", data.display().to_string())]);
-        assert_success(&output);
-        let text = stdout(&output);
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let text = Brasa::new(root, ["validate", spec, "--set", &format!("data.root={:?}", data.display().to_string())]).succeeds().stdout;
         assert!(text.contains("#   glioma_tumor         661     165     100"), "{spec}:\n{text}");
         assert!(text.contains("#   total               2296     574     394"), "{spec}:\n{text}");
     }

@@ -12,7 +12,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{assert_success, run_in, tiny_spec, write_image_folder};
+use common::brasa::TestDir;
+use common::images;
+use common::spec::TinySpec;
 
 /// Collects errors from the first moment, then reports what loaded into `<pre id="brasa-check">`.
 const CHECK_SCRIPT: &str = r#"<script>
@@ -103,16 +105,16 @@ fn html_report_renders_in_chromium() {
         }
         panic!("no Chromium found (install Debian's `chromium`, or set BRASA_CHROMIUM=/path/to/chrome; BRASA_SKIP_BROWSER=1 skips this test)");
     };
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let given = std::env::var_os("BRASA_REPORT_HTML").map(PathBuf::from);
     let report = match &given {
         Some(path) => path.clone(),
         None => {
-            write_image_folder(&dir.path().join("data"), 12, 4, 20);
+            images::striped_folder(&dir.path().join("data"), 12, 4, 20);
             // a user-provided string that must come out escaped
-            let spec = tiny_spec("browser", "data", 2).replace("tiny synthetic run", "<script>alert(1)</script> & <b>bold</b>");
-            std::fs::write(dir.path().join("spec.toml"), spec).unwrap();
-            assert_success(&run_in(dir.path(), &["run", "spec.toml", "--out", "run"]));
+            let spec = TinySpec::new("browser", "data", 2).set("experiment.description", "<script>alert(1)</script> & <b>bold</b>");
+            spec.write(&dir.path().join("spec.toml"));
+            dir.brasa(["run", "spec.toml", "--out", "run"]).succeeds();
             dir.path().join("run/report.html")
         }
     };

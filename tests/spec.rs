@@ -7,14 +7,12 @@ use std::path::Path;
 
 use brasa::plan::Plan;
 use brasa::spec::{Layers, LoadedSpec, Override};
-use common::{assert_success, run_in, stderr, stdout, tiny_spec, write_image_folder};
+use common::brasa::TestDir;
+use common::spec::TinySpec;
 
 /// A folder holding a tiny dataset and `spec.toml` (the tiny spec with `edit` applied).
-fn setup(edit: impl Fn(String) -> String) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    write_image_folder(&dir.path().join("data"), 4, 2, 12);
-    std::fs::write(dir.path().join("spec.toml"), edit(tiny_spec("t", "data", 1))).unwrap();
-    dir
+fn setup(edit: impl Fn(TinySpec) -> TinySpec) -> TestDir {
+    TestDir::new().images("data", 4, 2, 12).spec(&edit(TinySpec::new("t", "data", 1)))
 }
 
 fn load(dir: &Path, overrides: &[&str]) -> Result<Plan, String> {
@@ -25,7 +23,7 @@ fn load(dir: &Path, overrides: &[&str]) -> Result<Plan, String> {
 
 #[test]
 fn unknown_key_names_file_and_key_and_suggests_the_closest() {
-    let dir = setup(|s| s.replace("epochs = 1", "epoch = 1"));
+    let dir = setup(|s| s.rename("train.epochs", "epoch"));
     let err = load(dir.path(), &[]).unwrap_err();
     assert!(err.contains("spec.toml"), "{err}");
     assert!(err.contains("`train.epoch`: unknown key"), "{err}");
@@ -34,24 +32,24 @@ fn unknown_key_names_file_and_key_and_suggests_the_closest() {
 
 #[test]
 fn unknown_nested_key_and_unknown_section() {
-    let dir = setup(|s| s.replace("lr = 2e-3", "lrate = 2e-3"));
+    let dir = setup(|s| s.rename("train.optimizer.lr", "lrate"));
     let err = load(dir.path(), &[]).unwrap_err();
     assert!(err.contains("`train.optimizer.lrate`: unknown key; did you mean `train.optimizer.lr`?"), "{err}");
-    let dir = setup(|s| s.replace("[runtime]", "[runtim]"));
+    let dir = setup(|s| s.rename("runtime", "runtim"));
     let err = load(dir.path(), &[]).unwrap_err();
     assert!(err.contains("`runtim`: unknown key; did you mean `runtime`?"), "{err}");
 }
 
 #[test]
 fn wrong_type_names_the_value() {
-    let dir = setup(|s| s.replace("epochs = 1", "epochs = \"ten\""));
+    let dir = setup(|s| s.set("train.epochs", "ten"));
     let err = load(dir.path(), &[]).unwrap_err();
     assert!(err.contains("spec.toml: `train.epochs` = \"ten\": expected"), "{err}");
 }
 
 #[test]
 fn out_of_range_values_are_all_reported() {
-    let dir = setup(|s| s.replace("validation = 0.25", "validation = 1.5").replace("p = 0.5 }", "p = 2.0 }"));
+    let dir = setup(|s| s.set("data.split.validation", 1.5).set("augment.chain[3].p", 2.0).set("augment.chain[4].p", 2.0));
     let err = load(dir.path(), &[]).unwrap_err();
     assert!(err.contains("spec.toml: `data.split.validation` = 1.5: must be in (0, 1)"), "{err}");
     assert!(err.contains("`augment.chain[3].p` = 2: must be in [0, 1]"), "{err}");
@@ -60,7 +58,7 @@ fn out_of_range_values_are_all_reported() {
 
 #[test]
 fn missing_extends_file_names_the_extending_file() {
-    let dir = setup(|s| format!("extends = \"nope.toml\"\n{s}"));
+    let dir = setup(|s| s.insert("extends", "nope.toml"));
     let err = load(dir.path(), &[]).unwrap_err();
     assert!(err.contains("spec.toml: `extends` = \"nope.toml\""), "{err}");
     assert!(err.contains("cannot read spec file nope.toml") || err.contains("cannot read spec file"), "{err}");
@@ -72,7 +70,7 @@ fn extends_chain_layers_and_resolves_paths_against_the_setting_file() {
     // base/base.toml sets data.root relative to base/, child overrides the epochs
     let base = dir.path().join("base");
     std::fs::create_dir_all(&base).unwrap();
-    std::fs::write(base.join("root.toml"), tiny_spec("base", "../data", 5)).unwrap();
+    TinySpec::new("base", "../data", 5).write(&base.join("root.toml"));
     std::fs::write(base.join("mid.toml"), "extends = \"root.toml\"\n[train]\nepochs = 4\nbatch_size = 4\n").unwrap();
     std::fs::write(dir.path().join("spec.toml"), "extends = \"base/mid.toml\"\n[experiment]\nname = \"child\"\n[train]\nepochs = 3\n").unwrap();
     let plan = load(dir.path(), &[]).unwrap();
@@ -106,10 +104,10 @@ fn set_overrides_win_and_their_errors_name_the_flag() {
 
 #[test]
 fn unknown_op_and_architecture_get_suggestions() {
-    let dir = setup(|s| s.replace("\"vertical_flip\"", "\"verticalflip\"").replace("\"cvt-tiny\"", "\"cvt-tiyn\""));
+    let dir = setup(|s| s.set("augment.chain[4].op", "verticalflip").set("model.arch", "cvt-tiyn"));
     let err = load(dir.path(), &[]).unwrap_err();
     assert!(err.contains("did you mean \"vertical_flip\"?"), "{err}");
-    let dir = setup(|s| s.replace("\"cvt-tiny\"", "\"cvt-tiyn\""));
+    let dir = setup(|s| s.set("model.arch", "cvt-tiyn"));
     let err = load(dir.path(), &[]).unwrap_err();
     assert!(err.contains("`model.arch` = \"cvt-tiyn\": unknown architecture"), "{err}");
     assert!(err.contains("did you mean \"cvt-tiny\"?"), "{err}");
@@ -117,7 +115,7 @@ fn unknown_op_and_architecture_get_suggestions() {
 
 #[test]
 fn normalize_in_the_chain_is_refused_with_the_reason() {
-    let dir = setup(|s| s.replace("{ op = \"resize\", size = [16, 16] },", "{ op = \"resize\", size = [16, 16] },\n  { op = \"normalize\" },"));
+    let dir = setup(|s| s.insert("augment.chain[1]", toml::toml! { op = "normalize" }));
     let err = load(dir.path(), &[]).unwrap_err();
     assert!(err.contains("`augment.chain[1].op` = \"normalize\""), "{err}");
     assert!(err.contains("preprocess.mean"), "{err}");
@@ -125,14 +123,14 @@ fn normalize_in_the_chain_is_refused_with_the_reason() {
 
 #[test]
 fn chain_and_model_input_sizes_must_agree() {
-    let dir = setup(|s| s.replace("{ op = \"random_resized_crop\", size = 16", "{ op = \"random_resized_crop\", size = 20"));
+    let dir = setup(|s| s.set("augment.chain[2].size", 20));
     let err = load(dir.path(), &[]).unwrap_err();
     assert!(err.contains("the chain produces 20x20 images but the model input (preprocess) is 16x16"), "{err}");
 }
 
 #[test]
 fn missing_data_root_without_source_is_an_error() {
-    let dir = setup(|s| s.replace("root = \"data\"", "root = \"elsewhere\""));
+    let dir = setup(|s| s.set("data.root", "elsewhere"));
     let err = load(dir.path(), &[]).unwrap_err();
     assert!(err.contains("`data.root` = \"elsewhere\""), "{err}");
     assert!(err.contains("does not exist"), "{err}");
@@ -141,21 +139,14 @@ fn missing_data_root_without_source_is_an_error() {
 #[test]
 fn cli_validate_prints_resolved_toml_and_split_or_fails_with_exit_code() {
     let dir = setup(|s| s);
-    let output = run_in(dir.path(), &["validate", "spec.toml"]);
-    assert_success(&output);
-    let text = stdout(&output);
+    let text = dir.brasa(["validate", "spec.toml"]).succeeds().stdout;
     // the output is TOML that parses back, with defaults filled in
     let table: toml::Table = toml::from_str(&text).unwrap();
     assert_eq!(table["train"]["optimizer"]["betas"].as_array().unwrap().len(), 2);
     assert!(text.contains("#   total"), "{text}");
 
-    let output = common::brasa()
-        .current_dir(dir.path())
+    dir.brasa(["validate", "spec.toml"])
         .env("BRASA_TRAIN__EPOCHS", "many")
-        .args(["validate", "spec.toml"])
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let err = stderr(&output);
-    assert!(err.contains("environment variable BRASA_TRAIN__EPOCHS: `train.epochs` = \"many\""), "{err}");
+        .stderr_contains("environment variable BRASA_TRAIN__EPOCHS: `train.epochs` = \"many\"")
+        .fails();
 }

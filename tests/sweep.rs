@@ -6,11 +6,9 @@ mod common;
 
 use std::path::Path;
 
-use common::{assert_success, brasa, csv_header, csv_rows, stderr, stdout, tiny_spec, write_image_folder};
-
-fn sweep_spec(lrs: &str) -> String {
-    format!("{}\n[sweep]\nmode = \"grid\"\n\"train.optimizer.lr\" = {lrs}\n", tiny_spec("tiny-sweep", "data", 2))
-}
+use common::brasa::{Brasa, TestDir};
+use common::spec::TinySpec;
+use common::{csv_header, csv_rows, read};
 
 fn sweep_dir(dir: &Path) -> std::path::PathBuf {
     let parent = dir.join("reports/tiny-sweep");
@@ -21,28 +19,25 @@ fn sweep_dir(dir: &Path) -> std::path::PathBuf {
 
 #[test]
 fn a_grid_sweep_runs_resumes_and_reports() {
-    let dir = tempfile::tempdir().unwrap();
-    write_image_folder(&dir.path().join("data"), 10, 3, 16);
-    std::fs::write(dir.path().join("spec.toml"), sweep_spec("[1e-3, 3e-3, 1e30]")).unwrap();
+    let spec = TinySpec::new("tiny-sweep", "data", 2)
+        .insert("sweep", toml::toml! { mode = "grid" "train.optimizer.lr" = [1e-3, 3e-3, 1e30] });
+    let dir = TestDir::new().images("data", 10, 3, 16).spec(&spec);
 
-    let output = brasa().current_dir(dir.path()).args(["run", "spec.toml", "--dry-run"]).output().unwrap();
-    assert_success(&output);
-    let listing = stdout(&output);
+    let listing = dir.brasa(["run", "spec.toml", "--dry-run"]).succeeds().stdout;
     assert!(listing.contains("sweep of 3 trial(s)") && listing.contains("trial  2: train.optimizer.lr=0.003"), "{listing}");
 
     // trial 1 alone, as a cluster job would run it
-    let output = brasa().current_dir(dir.path()).args(["run", "spec.toml", "--trial", "1", "--quiet"]).output().unwrap();
-    assert_success(&output);
+    dir.brasa(["run", "spec.toml", "--trial", "1", "--quiet"]).succeeds();
     let sweep = sweep_dir(dir.path());
     assert!(sweep.join("trial-01/report.md").is_file());
 
     // the whole sweep: trial 1 is skipped, trial 3 diverges and is recorded, the sweep goes on
-    let output = brasa().current_dir(dir.path()).args(["run", "spec.toml", "--jobs", "2"]).output().unwrap();
-    assert!(!output.status.success(), "a failed trial makes the sweep exit non-zero");
-    let log = stderr(&output);
-    assert!(log.contains("trial  1: complete, skipped"), "{log}");
-    assert!(log.contains("trial  3: FAILED"), "{log}");
-    assert!(log.contains("1 of 3 trials did not complete"), "{log}");
+    // (a failed trial makes the sweep exit non-zero)
+    dir.brasa(["run", "spec.toml", "--jobs", "2"])
+        .stderr_contains("trial  1: complete, skipped")
+        .stderr_contains("trial  3: FAILED")
+        .stderr_contains("1 of 3 trials did not complete")
+        .fails();
 
     let header = csv_header(&sweep.join("trials.csv"));
     for column in ["trial", "overrides", "train.optimizer.lr", "status", "best_epoch", "val_accuracy", "test_accuracy", "wall_seconds", "error"] {
@@ -54,61 +49,44 @@ fn a_grid_sweep_runs_resumes_and_reports() {
     assert_eq!(rows.iter().map(|r| r[status].as_str()).collect::<Vec<_>>(), ["complete", "complete", "failed"]);
     assert!(rows[2][error].contains("the loss became"), "{:?}", rows[2]);
 
-    let report = std::fs::read_to_string(sweep.join("report.md")).unwrap();
+    let report = read(&sweep.join("report.md"));
     assert!(report.contains("**Best trial:**") && report.contains("ranked by validation accuracy"), "{report}");
     assert!(report.contains("## The best two trials, compared on the test set") && report.contains("McNemar"), "{report}");
     assert!(sweep.join("charts/train_optimizer_lr.svg").is_file() && sweep.join("charts/val_curves.svg").is_file());
 
     // again: the finished trials are skipped, the failed one is retried
-    let output = brasa().current_dir(dir.path()).args(["run", "spec.toml"]).output().unwrap();
-    let log = stderr(&output);
+    let log = dir.brasa(["run", "spec.toml"]).output().stderr;
     assert!(log.contains("trial  1: complete, skipped") && log.contains("trial  2: complete, skipped"), "{log}");
     assert!(log.contains("1 of 3 trial(s) to run"), "{log}");
 
     // --trial on a finished trial says so and succeeds
-    let output = brasa().current_dir(dir.path()).args(["run", "spec.toml", "--trial", "2"]).output().unwrap();
-    assert_success(&output);
-    assert!(stdout(&output).contains("already complete"), "{}", stdout(&output));
+    dir.brasa(["run", "spec.toml", "--trial", "2"]).stdout_contains("already complete").succeeds();
 
     // brasa compare on two trials
-    let output = brasa()
-        .current_dir(&sweep)
-        .args(["compare", "trial-01", "trial-02"])
-        .output()
-        .unwrap();
-    assert_success(&output);
-    let text = stdout(&output);
+    let text = Brasa::new(&sweep, ["compare", "trial-01", "trial-02"]).succeeds().stdout;
     assert!(text.contains("**Verdict.**") && text.contains("significant at 0.05") && text.contains("| class | recall"), "{text}");
 }
 
 #[test]
 fn sweep_mistakes_name_the_trial_and_key() {
-    let dir = tempfile::tempdir().unwrap();
-    write_image_folder(&dir.path().join("data"), 4, 2, 16);
-    let spec = format!("{}\n[sweep]\n\"train.optimizer.lrr\" = [1e-3]\n", tiny_spec("bad-sweep", "data", 1));
-    std::fs::write(dir.path().join("spec.toml"), spec).unwrap();
-    let output = brasa().current_dir(dir.path()).args(["run", "spec.toml", "--dry-run"]).output().unwrap();
-    assert!(!output.status.success());
-    let err = stderr(&output);
+    let spec = TinySpec::new("bad-sweep", "data", 1);
+    let dir = TestDir::new().images("data", 4, 2, 16).spec(&spec.clone().insert("sweep", toml::toml! { "train.optimizer.lrr" = [1e-3] }));
+    let err = dir.brasa(["run", "spec.toml", "--dry-run"]).fails().stderr;
     assert!(err.contains("`train.optimizer.lrr`: unknown key") && err.contains("in trial 1"), "{err}");
 
-    std::fs::write(dir.path().join("spec.toml"), format!("{}\n[sweep]\nmdoe = \"grid\"\n", tiny_spec("bad-sweep", "data", 1))).unwrap();
-    let output = brasa().current_dir(dir.path()).args(["validate", "spec.toml"]).output().unwrap();
-    assert!(!output.status.success());
-    assert!(stderr(&output).contains("did you mean `sweep.mode`?"), "{}", stderr(&output));
+    spec.insert("sweep", toml::toml! { mdoe = "grid" }).write(&dir.path().join("spec.toml"));
+    dir.brasa(["validate", "spec.toml"]).stderr_contains("did you mean `sweep.mode`?").fails();
 }
 
 #[test]
 fn compare_refuses_runs_with_different_test_sets() {
-    let dir = tempfile::tempdir().unwrap();
-    write_image_folder(&dir.path().join("data"), 6, 2, 16);
-    write_image_folder(&dir.path().join("other"), 6, 3, 16);
-    std::fs::write(dir.path().join("a.toml"), tiny_spec("a", "data", 1)).unwrap();
-    std::fs::write(dir.path().join("b.toml"), tiny_spec("b", "other", 1)).unwrap();
+    let dir = TestDir::new()
+        .images("data", 6, 2, 16)
+        .images("other", 6, 3, 16)
+        .file("a.toml", TinySpec::new("a", "data", 1).to_string())
+        .file("b.toml", TinySpec::new("b", "other", 1).to_string());
     for (spec, out) in [("a.toml", "run-a"), ("b.toml", "run-b")] {
-        assert_success(&brasa().current_dir(dir.path()).args(["run", spec, "--out", out, "--quiet"]).output().unwrap());
+        dir.brasa(["run", spec, "--out", out, "--quiet"]).succeeds();
     }
-    let output = brasa().current_dir(dir.path()).args(["compare", "run-a", "run-b"]).output().unwrap();
-    assert!(!output.status.success());
-    assert!(stderr(&output).contains("were tested on different images"), "{}", stderr(&output));
+    dir.brasa(["compare", "run-a", "run-b"]).stderr_contains("were tested on different images").fails();
 }
