@@ -125,6 +125,15 @@ impl Brasa {
         ran
     }
 
+    /// Runs it; it must exit with `code` (the README's exit codes: 2 usage or spec, 3 data,
+    /// 4 training, 5 files, 6 report after training).
+    #[track_caller]
+    pub fn exits_with(self, code: i32) -> Ran {
+        let ran = self.output();
+        assert_eq!(ran.status.code(), Some(code), "brasa exited with {} where {code} was expected\n{ran}", ran.status);
+        ran
+    }
+
     /// Runs it, whatever its exit status (the expected output is still checked).
     #[track_caller]
     pub fn output(mut self) -> Ran {
