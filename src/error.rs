@@ -32,6 +32,9 @@ pub enum Error {
     Data(String),
     #[error("cannot read image {}: {message}", path.display())]
     Image { path: PathBuf, message: String },
+    /// Several images cannot be read: each one's error, the first ten shown.
+    #[error("{} images cannot be read:\n  {}", failures.len(), first_ten(failures))]
+    ImagesUnreadable { failures: Vec<Error> },
     /// `data.split.group_duplicates` would leave the training or validation part empty.
     #[error(
         "data.split.group_duplicates leaves the {part} part empty: the largest duplicate group of the training folder holds {largest} of its {total} images"
@@ -88,12 +91,16 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Usage { .. } | Self::Spec(_) => 2,
-            Self::DataRootMissing { .. } | Self::Data(_) | Self::Image { .. } | Self::GroupingEmptiesPart { .. } | Self::Download { .. } => 3,
+            Self::DataRootMissing { .. } | Self::Data(_) | Self::Image { .. } | Self::ImagesUnreadable { .. } | Self::GroupingEmptiesPart { .. } | Self::Download { .. } => 3,
             Self::Backend(_) | Self::Model(_) | Self::Diverged { .. } | Self::Train(_) | Self::TrialsFailed { .. } => 4,
             Self::RunDir { .. } | Self::Io { .. } => 5,
             Self::Report(_) | Self::ReportAfterTraining { .. } => 6,
         }
     }
+}
+
+fn first_ten(errors: &[Error]) -> String {
+    errors.iter().take(10).map(ToString::to_string).collect::<Vec<_>>().join("\n  ")
 }
 
 /// Exit code of a process stopped by Ctrl-C (128 + SIGINT), as shells report it.

@@ -90,10 +90,7 @@ pub fn decode_all(items: &[Item], recipes: &[Recipe], progress: &Progress, what:
     match failures.len() {
         0 => Ok(decoded),
         1 => Err(failures.remove(0)),
-        n => {
-            let listed: Vec<String> = failures.iter().take(10).map(ToString::to_string).collect();
-            Err(Error::Data(format!("{n} images cannot be read:\n  {}", listed.join("\n  "))))
-        }
+        _ => Err(Error::ImagesUnreadable { failures }),
     }
 }
 
