@@ -132,3 +132,31 @@ impl AugmentPlan {
         if self.chain.ops.is_empty() { 0 } else { self.copies }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::check::testing::{REQUIRED, resolve};
+
+    fn augment(chain: &str, copies: usize, input: (u32, u32)) -> (AugmentPlan, Vec<String>) {
+        let text = format!("{REQUIRED}[model]\narch = \"cvt-tiny\"\n[augment]\ncopies = {copies}\nchain = [{chain}]\n");
+        resolve(&text, |check| resolve_augment(check, &check.loaded.spec.augment.clone(), input))
+    }
+
+    #[test]
+    fn a_chain_resolves_to_torchvision_factors_and_fits_the_input() {
+        let (plan, issues) = augment(r#"{ op = "resize", size = [40, 40] }, { op = "color_jitter", brightness = 0.2 }, { op = "random_resized_crop", size = 32 }"#, 2, (32, 32));
+        assert!(issues.is_empty(), "{issues:?}");
+        assert_eq!(plan.effective_copies(), 2);
+        assert!(matches!(plan.chain.ops[1], Op::ColorJitter { brightness: Some((lo, hi)), contrast: None, saturation: None } if (lo - 0.8).abs() < 1e-12 && (hi - 1.2).abs() < 1e-12));
+        assert_eq!(plan.source_recipe().resize.map(|(to, _)| to), Some(crate::augment::ResizeTo::Exact { height: 40, width: 40 }));
+    }
+
+    #[test]
+    fn a_chain_of_the_wrong_size_a_normalize_op_and_no_copies_are_named() {
+        let (_, issues) = augment(r#"{ op = "normalize" }, { op = "random_resized_crop", size = 16 }"#, 0, (32, 32));
+        assert_eq!(issues, ["augment.chain[0].op", "augment.copies", "augment.chain"]);
+        let (plan, issues) = augment("", 0, (32, 32));
+        assert!(issues.is_empty() && plan.effective_copies() == 0, "no chain, no copies: {issues:?}");
+    }
+}

@@ -46,17 +46,40 @@ impl Checker<'_> {
     }
 }
 
+/// For the sections' unit tests: a spec from text, and a section resolved with a fresh checker.
 #[cfg(test)]
-mod tests {
+pub mod testing {
     use super::*;
     use crate::spec::Layers;
 
-    #[test]
-    fn ranges_name_their_bounds_and_open_ends() {
+    /// The keys every spec needs; a test appends the sections it is about.
+    pub const REQUIRED: &str = "[experiment]\nname = \"x\"\n[data]\nroot = \"d\"\ntrain = \"train\"\n";
+
+    /// `text` as a spec file in a temporary folder (kept alive beside it), loaded.
+    pub fn load(text: &str) -> (tempfile::TempDir, LoadedSpec) {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("spec.toml");
-        std::fs::write(&file, "[experiment]\nname = \"x\"\n[data]\nroot = \"d\"\ntrain = \"train\"\n[model]\narch = \"cvt-tiny\"\n").unwrap();
-        let loaded = LoadedSpec::load(&file, &Layers::default()).unwrap();
+        std::fs::write(&file, text).unwrap();
+        let loaded = LoadedSpec::load(&file, &Layers::default()).unwrap_or_else(|e| panic!("{e}"));
+        (dir, loaded)
+    }
+
+    /// What `resolve` gives with a fresh checker over `text`, and the keys of the issues it found.
+    pub fn resolve<T>(text: &str, resolve: impl FnOnce(&mut Checker) -> T) -> (T, Vec<String>) {
+        let (_dir, loaded) = load(text);
+        let mut check = Checker { loaded: &loaded, issues: Vec::new() };
+        let resolved = resolve(&mut check);
+        (resolved, check.issues.into_iter().map(|issue| issue.key).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_name_their_bounds_and_open_ends() {
+        let (_dir, loaded) = testing::load(&format!("{}[model]\narch = \"cvt-tiny\"\n", testing::REQUIRED));
         let mut check = Checker { loaded: &loaded, issues: Vec::new() };
         check.range("train.optimizer.lr", 0.0, 0.0, f64::INFINITY, false, false);
         check.range("augment.chain[0].p", 0.5, 0.0, 1.0, true, true);

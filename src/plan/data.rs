@@ -84,6 +84,17 @@ pub(super) fn normalize(path: &std::path::Path) -> PathBuf {
 mod tests {
     use super::*;
 
+    use crate::plan::check::testing::resolve;
+
+    #[test]
+    fn bad_data_values_are_each_named() {
+        let text = "[experiment]\nname = \"x\"\n[model]\narch = \"cvt-tiny\"\n[data]\nroot = \"missing\"\ntrain = \"../up\"\nsource = \"ftp://x/y.zip\"\nclasses = [\"a\", \"a\"]\n[data.split]\nvalidation = 1.0\n";
+        let (plan, issues) = resolve(text, |check| resolve_data(check, &check.loaded.spec.data.clone(), 3));
+        assert_eq!(issues, ["data.source", "data.train", "data.classes", "data.split.validation"]);
+        assert!(plan.layout.root.is_absolute() && plan.layout.root.ends_with("missing"));
+        assert_eq!(plan.split.seed, 3, "the experiment's seed when the split has none");
+    }
+
     #[test]
     fn normalize_removes_dots_lexically() {
         assert_eq!(normalize(std::path::Path::new("/a/b/../c/./d")), PathBuf::from("/a/c/d"));

@@ -69,3 +69,27 @@ pub(super) fn resolve_model(check: &mut Checker, model: &schema::Model, fetched:
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::check::testing::{REQUIRED, resolve};
+
+    fn model(section: &str) -> (ModelPlan, Vec<String>) {
+        resolve(&format!("{REQUIRED}[model]\n{section}"), |check| resolve_model(check, &check.loaded.spec.model.clone(), None))
+    }
+
+    #[test]
+    fn an_architecture_and_its_options_resolve() {
+        let (plan, issues) = model("arch = \"cvt-13\"\ndropout = 0.1\nfreeze = [\"backbone\"]\n");
+        assert!(issues.is_empty(), "{issues:?}");
+        assert_eq!((plan.arch, plan.options.dropout, plan.freeze.as_slice()), (Arch::Cvt13, 0.1, ["backbone".to_string()].as_slice()));
+        assert!(plan.pretrained.is_none());
+    }
+
+    #[test]
+    fn unknown_architectures_bad_options_and_missing_checkpoints_are_named() {
+        let (_, issues) = model("arch = \"cvt-31\"\ndropout = 1.0\nfreeze = [\".stages\"]\npretrained = \"no-such-folder\"\n");
+        assert_eq!(issues, ["model.arch", "model.dropout", "model.pretrained", "model.freeze"]);
+    }
+}

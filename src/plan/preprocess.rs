@@ -112,3 +112,38 @@ pub(super) fn resolve_preprocess(check: &mut Checker, pre: &schema::Preprocess, 
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::check::testing::{REQUIRED, resolve};
+    use crate::plan::model::resolve_model;
+
+    fn preprocess(section: &str) -> (PreprocessPlan, Vec<String>) {
+        let text = format!("{REQUIRED}[model]\narch = \"cvt-tiny\"\n[preprocess]\n{section}");
+        resolve(&text, |check| {
+            let spec = check.loaded.spec.clone();
+            let model = resolve_model(check, &spec.model, None);
+            resolve_preprocess(check, &spec.preprocess, &model)
+        })
+    }
+
+    #[test]
+    fn explicit_values_give_the_recipe_and_input_size() {
+        let (plan, issues) = preprocess("resize = 40\ncenter_crop = [32, 30]\nmean = [0.1, 0.2, 0.3]\n");
+        assert!(issues.is_empty(), "{issues:?}");
+        assert_eq!(plan.input_size, (32, 30));
+        assert_eq!(plan.recipe.center_crop, Some((32, 30)));
+        assert_eq!(plan.normalize.mean, [0.1, 0.2, 0.3]);
+        assert_eq!(plan.preset, None);
+    }
+
+    #[test]
+    fn bad_values_and_a_preset_beside_explicit_values_are_named() {
+        let (_, issues) = preprocess("resize = 40\nstd = [0.5, 0.0, 0.5]\n");
+        assert_eq!(issues, ["preprocess.resize", "preprocess.std[1]"], "a single edge without a crop gives images of many shapes");
+        let (plan, issues) = preprocess("preset = \"hf\"\nresize = [32, 32]\n");
+        assert_eq!(issues, ["preprocess.resize"]);
+        assert!(plan.preset.unwrap().contains("family defaults"));
+    }
+}
