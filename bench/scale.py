@@ -168,7 +168,7 @@ def main() -> None:
 
             rate = row.get("data_images_per_s")
             print(
-                f"| {count} | {cell('audit', 'seconds')} | {cell('audit', 'peak_rss_bytes', 1e9, ' GB')} "
+                f"| {count} | {cell('audit', 'seconds')} | {cell('audit', 'peak_rss_bytes', 1e6, ' MB')} "
                 f"| {cell('run', 'seconds')} | {cell('run', 'peak_rss_bytes', 1e9, ' GB')} | {'—' if rate is None else f'{rate:.0f}'} |",
                 flush=True,
             )
