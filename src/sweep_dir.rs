@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use crate::atomic_file::write_atomic;
 use crate::error::{Error, Result};
 use crate::metrics::Scores;
-use crate::run_dir::{self, Part, RunDir, Status};
+use crate::run_dir::{self, Meta, Part, RunDir, Status};
 
 pub const SWEEP_TOML: &str = "sweep.toml";
 pub const TRIALS_CSV: &str = "trials.csv";
@@ -52,12 +52,19 @@ impl TrialStatus {
 
     /// The status of the trial whose run folder is `dir`.
     pub fn of(dir: &Path) -> Self {
-        let Ok(run) = RunDir::open(dir) else { return Self::Pending };
-        match run.read_meta() {
+        match RunDir::open(dir) {
+            Ok(run) => Self::read(&run, &run.read_meta()),
+            Err(_) => Self::Pending,
+        }
+    }
+
+    /// The status of the trial in `run`, whose `meta.json` read as `meta`.
+    fn read(run: &RunDir, meta: &Result<Meta>) -> Self {
+        match meta {
             Ok(meta) => match meta.status {
                 Status::Complete if run.path(run_dir::REPORT_MD).is_file() || !meta.report.markdown => Self::Complete,
                 Status::Complete | Status::Running => Self::Unfinished,
-                Status::Failed => Self::Failed(meta.error.unwrap_or_else(|| "failed".into())),
+                Status::Failed => Self::Failed(meta.error.clone().unwrap_or_else(|| "failed".into())),
             },
             Err(e) => Self::Failed(e.to_string()),
         }
@@ -148,12 +155,16 @@ impl SweepDir {
 
     /// The row of trial `number` as its folder holds it now.
     pub fn read_trial(&self, number: usize, overrides: String, values: Vec<String>) -> TrialRow {
-        let dir = self.trial_dir(number);
+        let run = RunDir::open(&self.trial_dir(number));
+        let meta = run.as_ref().ok().map(RunDir::read_meta);
         let mut row = TrialRow {
             trial: number,
             overrides,
             values,
-            status: TrialStatus::of(&dir),
+            status: match (&run, &meta) {
+                (Ok(run), Some(meta)) => TrialStatus::read(run, meta),
+                _ => TrialStatus::Pending,
+            },
             best_epoch: None,
             val_accuracy: None,
             val_macro_f1: None,
@@ -165,8 +176,7 @@ impl SweepDir {
             wall_seconds: None,
             run_dir: Self::trial_name(number),
         };
-        let Ok(run) = RunDir::open(&dir) else { return row };
-        let Ok(meta) = run.read_meta() else { return row };
+        let (Ok(run), Some(Ok(meta))) = (run, meta) else { return row };
         row.best_epoch = meta.best_epoch;
         row.wall_seconds = meta.wall_seconds;
         if let (Some(best), Ok(epochs)) = (meta.best_epoch, run.read_epochs())

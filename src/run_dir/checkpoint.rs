@@ -37,6 +37,7 @@ impl RunDir {
         let json = serde_json::to_string_pretty(checkpoint).expect("state serialises");
         self.write(STATE, json.as_bytes())
     }
+
     pub fn read_checkpoint_state<S: serde::de::DeserializeOwned>(&self) -> Result<Option<Checkpoint<S>>> {
         if !self.path(STATE).is_file() {
             return Ok(None);
@@ -45,6 +46,7 @@ impl RunDir {
             .map(Some)
             .map_err(|e| Error::run_dir(&self.root, format!("{STATE} is malformed: {e}")))
     }
+
     /// Removes checkpoint files that `checkpoint` no longer refers to.
     pub fn prune_checkpoints<S>(&self, checkpoint: &Checkpoint<S>) -> Result<()> {
         let keep = [Some(&checkpoint.last_model), Some(&checkpoint.last_optimizer), checkpoint.best_model.as_ref()];

@@ -150,6 +150,7 @@ impl RunDir {
         let json = serde_json::to_string_pretty(meta).expect("meta serialises");
         self.write(META, json.as_bytes())
     }
+
     pub fn read_meta(&self) -> Result<Meta> {
         serde_json::from_str(&self.read_to_string(META)?)
             .map_err(|e| Error::run_dir(&self.root, format!("{META} is malformed: {e}")))

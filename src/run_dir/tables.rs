@@ -70,28 +70,27 @@ pub struct DuplicateRow {
 }
 
 impl RunDir {
-    pub fn write_split(&self, rows: &[SplitRow]) -> Result<()> {
-        self.write_csv(SPLIT, |w| {
-            for row in rows {
-                w.serialize(row)?;
-            }
-            Ok(())
-        })
+    /// `rows` under a header of their field names (none for no rows).
+    fn write_rows<T: Serialize>(&self, name: &str, rows: &[T]) -> Result<()> {
+        self.write_csv(name, |w| rows.iter().try_for_each(|row| w.serialize(row)))
     }
+
+    pub fn write_split(&self, rows: &[SplitRow]) -> Result<()> {
+        self.write_rows(SPLIT, rows)
+    }
+
     pub fn read_split(&self) -> Result<Vec<SplitRow>> {
         self.read_csv(SPLIT, |r| r.deserialize().collect())
     }
+
     pub fn write_duplicates(&self, rows: &[DuplicateRow]) -> Result<()> {
-        self.write_csv(DUPLICATES, |w| {
-            if rows.is_empty() {
-                w.write_record(["group", "kind", "split", "class", "path"])?;
-            }
-            for row in rows {
-                w.serialize(row)?;
-            }
-            Ok(())
-        })
+        if rows.is_empty() {
+            // the header alone, so the file always says what it would hold
+            return self.write_csv(DUPLICATES, |w| w.write_record(["group", "kind", "split", "class", "path"]));
+        }
+        self.write_rows(DUPLICATES, rows)
     }
+
     /// The duplicate groups of the run, `None` for a run folder without the file.
     pub fn read_duplicates(&self) -> Result<Option<Vec<DuplicateRow>>> {
         if !self.path(DUPLICATES).is_file() {
@@ -99,6 +98,7 @@ impl RunDir {
         }
         self.read_csv(DUPLICATES, |r| r.deserialize().collect()).map(Some)
     }
+
     pub fn write_epochs(&self, rows: &[EpochRow], classes: &[String]) -> Result<()> {
         self.write_csv(EPOCHS, |w| {
             let mut header: Vec<String> = [
@@ -128,6 +128,7 @@ impl RunDir {
             Ok(())
         })
     }
+
     pub fn read_epochs(&self) -> Result<Vec<EpochRow>> {
         self.read_csv(EPOCHS, |r| {
             let headers = r.headers()?.clone();
@@ -159,17 +160,15 @@ impl RunDir {
             Ok(rows)
         })
     }
+
     pub fn write_steps(&self, rows: &[StepRow]) -> Result<()> {
-        self.write_csv(STEPS, |w| {
-            for row in rows {
-                w.serialize(row)?;
-            }
-            Ok(())
-        })
+        self.write_rows(STEPS, rows)
     }
+
     pub fn read_steps(&self) -> Result<Vec<StepRow>> {
         self.read_csv(STEPS, |r| r.deserialize().collect())
     }
+
     /// `path, label, prediction, <one probability column per class>`; labels as class names.
     pub fn write_predictions(&self, part: Part, rows: &[PredictionRow], classes: &[String]) -> Result<()> {
         self.write_csv(&part.predictions_file(), |w| {
@@ -184,6 +183,7 @@ impl RunDir {
             Ok(())
         })
     }
+
     pub fn read_predictions(&self, part: Part, classes: &[String]) -> Result<Vec<PredictionRow>> {
         self.read_csv(&part.predictions_file(), |r| {
             let class_id = |name: &str| {
@@ -205,6 +205,7 @@ impl RunDir {
             Ok(rows)
         })
     }
+
     /// scikit-learn's `classification_report` as CSV: a row per class, then accuracy, macro
     /// avg and weighted avg (accuracy fills only `f1-score` and `support`, as sklearn prints it).
     pub fn write_classification_report(&self, part: Part, report: &Scores, classes: &[String]) -> Result<()> {
@@ -223,6 +224,7 @@ impl RunDir {
             Ok(())
         })
     }
+
     /// Rows: true class; columns: predicted class.
     pub fn write_confusion(&self, part: Part, report: &Scores, classes: &[String]) -> Result<()> {
         self.write_csv(&part.confusion_file(), |w| {
