@@ -6,7 +6,10 @@
 //! - **infer**: samples/s of the inference copy of the model (`model.valid()`) on the same batch;
 //! - **data**: images/s of the data path over the spec's training folder: decode, the spec's
 //!   preprocessing and augmentation-source resize, its random augmentation chain, and the
-//!   normalised channels-first batch values (what the trainer's worker thread assembles).
+//!   normalised channels-first batch values (what the trainer's worker thread assembles);
+//! - **epoch**: a run's data preparation with the spec's `data.cache`: the whole dataset made
+//!   available (decoded into memory, filled into or read from the disk cache, or scanned), then
+//!   one epoch of training batches assembled through the prefetch pipeline, nothing trained.
 //!
 //! Device work is timed over all timed steps with one wait at the end (a GPU queues steps as a
 //! run does); warm-up steps (autotuning, first allocations) are not timed.
@@ -22,6 +25,8 @@ use serde::Serialize;
 
 use crate::backend::{self, DeviceInfo};
 use crate::data::images;
+use crate::data::loader::TrainSet;
+use crate::data::prefetch::pipelined;
 use crate::error::{Error, Result};
 use crate::model::{self, Model};
 use crate::plan::Plan;
@@ -34,6 +39,7 @@ pub enum What {
     Train,
     Infer,
     Data,
+    Epoch,
 }
 
 impl What {
@@ -42,6 +48,7 @@ impl What {
             "train" => Some(What::Train),
             "infer" => Some(What::Infer),
             "data" => Some(What::Data),
+            "epoch" => Some(What::Epoch),
             _ => None,
         }
     }
@@ -79,6 +86,7 @@ pub struct Results {
     pub infer: Option<Throughput>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data: Option<DataThroughput>,
+    pub epoch: Option<EpochData>,
     /// Peak resident memory of the process (Linux), bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peak_rss_bytes: Option<u64>,
@@ -133,6 +141,21 @@ pub struct DataThroughput {
     pub full_per_s: f64,
 }
 
+#[derive(Debug, Clone, Serialize)]
+pub struct EpochData {
+    /// The `data.cache` mode used (`auto` resolved).
+    pub cache: String,
+    /// Training-folder and test images made available.
+    pub images: usize,
+    /// Files decoded while doing so (0 when the disk cache had them all).
+    pub decoded: usize,
+    pub load_seconds: f64,
+    /// Training samples of the epoch (clean images and augmented copies).
+    pub samples: usize,
+    pub epoch_seconds: f64,
+    pub samples_per_s: f64,
+}
+
 /// Runs the benchmark of `plan`'s model, data and device.
 pub fn run(plan: &Plan, options: &Options, progress: &Progress) -> Result<Results> {
     if options.steps == 0 {
@@ -167,12 +190,16 @@ pub fn run(plan: &Plan, options: &Options, progress: &Progress) -> Result<Result
         train: None,
         infer: None,
         data: None,
+        epoch: None,
         peak_rss_bytes: None,
         gpu_memory_bytes: None,
     };
     let wants = |what| options.what.contains(&what);
     if wants(What::Data) {
         results.data = Some(data_path(plan, options.limit, progress)?);
+    }
+    if wants(What::Epoch) {
+        results.epoch = Some(epoch_preparation(plan, progress)?);
     }
     if wants(What::Train) || wants(What::Infer) {
         let device = chosen.device.clone().autodiff();
@@ -365,6 +392,35 @@ fn data_path(plan: &Plan, limit: Option<usize>, progress: &Progress) -> Result<D
     Ok(DataThroughput { images: items.len(), decode_per_s: items.len() as f64 / decode_seconds, full_per_s: items.len() as f64 / full_seconds })
 }
 
+/// The dataset made available as a run does, then one epoch of batches assembled.
+fn epoch_preparation(plan: &Plan, progress: &Progress) -> Result<EpochData> {
+    let dataset = crate::runner::prepare_dataset(plan, progress)?;
+    let started = Instant::now();
+    let images = crate::runner::decode(plan, &dataset, progress)?;
+    let load_seconds = started.elapsed().as_secs_f64();
+    let items: Vec<usize> = (0..dataset.train_folder.len()).collect();
+    let labels = dataset.train_folder.iter().map(|item| item.label).collect();
+    let train = TrainSet::new(images.train_folder.clone(), images.sources.clone(), items, labels, &plan.augment.chain, plan.augment.mode, plan.augment.copies, plan.seed);
+    let order = train.shuffled(0);
+    let bar = progress.bar(order.len() as u64, "epoch batches");
+    let started = Instant::now();
+    pipelined(order.chunks(plan.train.batch_size), 4, |samples| train.batch(samples, 0, &plan.preprocess.normalize), |batch| {
+        bar.inc(batch.labels.len() as u64);
+        Ok(())
+    })?;
+    bar.finish_and_clear();
+    let epoch_seconds = started.elapsed().as_secs_f64();
+    Ok(EpochData {
+        cache: images.cache.name().into(),
+        images: dataset.train_folder.len() + dataset.test.len(),
+        decoded: images.decoded,
+        load_seconds,
+        samples: order.len(),
+        epoch_seconds,
+        samples_per_s: order.len() as f64 / epoch_seconds,
+    })
+}
+
 fn machine() -> Machine {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -407,6 +463,12 @@ impl Results {
         }
         if let Some(d) = &self.data {
             text.push_str(&format!("data:  {:.0} images/s decode only, {:.0} images/s decode + preprocess + augment + batch ({} images)\n", d.decode_per_s, d.full_per_s, d.images));
+        }
+        if let Some(e) = &self.epoch {
+            text.push_str(&format!(
+                "epoch: data.cache = {}: {} images ready in {:.1} s ({} decoded), then {} samples of batches at {:.0} samples/s\n",
+                e.cache, e.images, e.load_seconds, e.decoded, e.samples, e.samples_per_s
+            ));
         }
         if let Some(rss) = self.peak_rss_bytes {
             text.push_str(&format!("peak RSS: {:.0} MB\n", rss as f64 / 1e6));

@@ -22,6 +22,7 @@ use crate::model::pretrained::{HfConfig, Processor};
 use crate::model::{self, ArchConfig, Family, Model};
 use crate::progress::Progress;
 use crate::run_dir::{self, RunDir};
+use crate::data::pixels::Pixels;
 use crate::train::{EvalSet, evaluate};
 
 /// A model ready to classify: weights, class names and the preprocessing it expects.
@@ -101,8 +102,9 @@ impl Predictor {
         let mut probabilities = Vec::with_capacity(paths.len());
         for chunk in paths.chunks(CHUNK) {
             let items: Vec<Item> = chunk.iter().map(|p| Item { path: p.clone(), label: 0 }).collect();
-            let decoded = images::decode_all(&items, &[self.recipe], &Progress::hidden(), "decoding")?;
-            let set = EvalSet { images: decoded.per_recipe[0].iter().collect(), labels: vec![0; items.len()] };
+            let mut decoded = images::decode_all(&items, &[self.recipe], &Progress::hidden(), "decoding")?;
+            let pixels = Pixels::Memory(decoded.per_recipe.remove(0));
+            let set = EvalSet::all(&pixels, vec![0; items.len()]);
             let evaluation = match &self.model {
                 Model::Cvt(m) => evaluate(&m.valid(), &set, batch_size, &self.normalize, device, &Progress::hidden(), ""),
                 Model::Vit(m) => evaluate(&m.valid(), &set, batch_size, &self.normalize, device, &Progress::hidden(), ""),

@@ -12,7 +12,8 @@ use clap::Args;
 pub struct BenchArgs {
     #[command(flatten)]
     spec: super::SpecArgs,
-    /// What to time, comma-separated: train, infer, data.
+    /// What to time, comma-separated: train, infer, data, epoch (a run's data preparation with
+    /// the spec's data.cache: not in the default list, as it loads the whole dataset).
     #[arg(long, value_name = "LIST", default_value = "train,infer,data")]
     what: String,
     /// Timed steps (train) and batches (infer).
@@ -53,7 +54,7 @@ pub fn execute(args: BenchArgs) -> Result<()> {
     let what = args
         .what
         .split(',')
-        .map(|name| What::parse(name.trim()).ok_or_else(|| Error::usage("--what", format!("{name:?}: expected train, infer or data (comma-separated)"))))
+        .map(|name| What::parse(name.trim()).ok_or_else(|| Error::usage("--what", format!("{name:?}: expected train, infer, data or epoch (comma-separated)"))))
         .collect::<Result<Vec<_>>>()?;
     let loaded = LoadedSpec::load(&args.spec.spec, &layers)?;
     let plan = Plan::resolve(&loaded)?;

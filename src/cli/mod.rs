@@ -1,6 +1,7 @@
 //! Command-line interface: one file per subcommand, each a thin layer over the library.
 
 mod bench;
+mod cache;
 mod compare;
 mod data;
 mod predict;
@@ -39,6 +40,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Inspect a dataset: `brasa data audit ROOT` finds duplicates, leakage and unreadable files.
     Data(data::DataArgs),
+    /// The shared cache of decoded images: `brasa cache info`, `brasa cache prune --older-than 30d`.
+    Cache(cache::CacheArgs),
 }
 
 /// The spec and the layers on top of it, shared by the subcommands that read a spec.
@@ -82,5 +85,6 @@ pub fn execute(cli: Cli) -> Result<()> {
         Command::Compare(args) => compare::execute(args),
         Command::Data(args) => data::execute(args),
         Command::Bench(args) => bench::execute(args),
+        Command::Cache(args) => cache::execute(args),
     }
 }

@@ -108,6 +108,8 @@ pub fn execute(args: RunArgs) -> Result<()> {
         }
         command.arg("--trial").arg(trial.number.to_string()).arg("--out").arg(dir).arg("--threads").arg(threads.to_string());
         command.env(SWEEP_PARENT, std::process::id().to_string());
+        // `data.cache = "auto"` then counts the memory of every trial running at once
+        command.env(brasa::data::pixels::RUNS_AT_ONCE_ENV, jobs.to_string());
         command
     };
     let failed = sweep::run(&sweep, jobs, threads, &launcher, &progress)?;

@@ -1,5 +1,6 @@
-//! Decoding: every image file is read and decoded once, in parallel, and kept in memory already
-//! resized, in each form the run needs (the clean model input, the augmentation source).
+//! Decoding: image files read as 8-bit RGB, and the recipes that turn a decoded image into each
+//! form a run needs (the clean model input, the augmentation source); [`decode_all`] decodes a
+//! list in parallel and keeps the forms in memory.
 //!
 //! A file that cannot be decoded is an error naming it, never a skipped item.
 
@@ -22,6 +23,36 @@ pub struct Recipe {
 }
 
 impl Recipe {
+    /// `(width, height)` of the recipe's output for an image stored at `(width, height)`.
+    pub fn output_size(&self, (width, height): (u32, u32)) -> (u32, u32) {
+        if let Some((crop_height, crop_width)) = self.center_crop {
+            return (crop_width, crop_height);
+        }
+        match self.resize {
+            Some((to, _)) => {
+                let (h, w) = to.output_size(height, width);
+                (w, h)
+            }
+            None => (width, height),
+        }
+    }
+
+    /// In words, e.g. "resize to 224x224 (bilinear), centre crop 224x224" or "as stored".
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some((to, interpolation)) = self.resize {
+            let to = match to {
+                ResizeTo::Exact { height, width } => format!("{height}x{width}"),
+                ResizeTo::ShorterEdge(edge) => format!("shorter edge {edge}"),
+            };
+            parts.push(format!("resize to {to} ({})", format!("{interpolation:?}").to_lowercase()));
+        }
+        if let Some((height, width)) = self.center_crop {
+            parts.push(format!("centre crop {height}x{width}"));
+        }
+        if parts.is_empty() { "as stored".into() } else { parts.join(", ") }
+    }
+
     pub fn apply(&self, image: RgbImage) -> RgbImage {
         let image = match self.resize {
             Some((to, interpolation)) => resize::resize(&image, to, interpolation),
@@ -47,11 +78,20 @@ pub struct Decoded {
 
 /// Reads one image file as 8-bit RGB.
 pub fn read_rgb(path: &Path) -> Result<RgbImage> {
+    let bytes = std::fs::read(path).map_err(|e| Error::Image { path: path.to_path_buf(), message: e.to_string() })?;
+    decode_bytes(path, &bytes)
+}
+
+/// Decodes the bytes of the image file at `path` (named in errors) as 8-bit RGB, its format
+/// guessed from the bytes.
+pub fn decode_bytes(path: &Path, bytes: &[u8]) -> Result<RgbImage> {
     let image_error = |message: String| Error::Image { path: path.to_path_buf(), message };
-    let reader = image::ImageReader::open(path)
-        .map_err(|e| image_error(e.to_string()))?
-        .with_guessed_format()
-        .map_err(|e| image_error(e.to_string()))?;
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes));
+    // as `ImageReader::open` does: the extension's format unless the bytes say otherwise
+    if let Ok(format) = image::ImageFormat::from_path(path) {
+        reader.set_format(format);
+    }
+    let reader = reader.with_guessed_format().map_err(|e| image_error(e.to_string()))?;
     let image = reader.decode().map_err(|e| image_error(e.to_string()))?;
     Ok(image.into_rgb8())
 }

@@ -1,10 +1,14 @@
-//! Data: the image folder on disk → labelled items → train/validation/test → decoded images →
-//! batches of normalised tensors. Never imports the model or the trainer.
+//! Data: the image folder on disk → labelled items → train/validation/test → decoded images
+//! (in memory, in the shared on-disk cache, or decoded on demand) → batches of normalised
+//! tensors, assembled ahead on worker threads. Never imports the model or the trainer.
 
+pub mod cache;
 pub mod download;
 pub mod folder;
 pub mod images;
 pub mod loader;
+pub mod pixels;
+pub mod prefetch;
 pub mod split;
 pub mod tensor;
 

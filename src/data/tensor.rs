@@ -4,6 +4,7 @@
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use image::RgbImage;
+use rayon::prelude::*;
 
 /// Per-channel normalisation applied after scaling pixels to 0..1.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -38,10 +39,10 @@ impl Normalize {
         let (width, height) = images[0].dimensions();
         let per_image = 3 * (width * height) as usize;
         let mut values = vec![0f32; per_image * images.len()];
-        for (image, out) in images.iter().zip(values.chunks_exact_mut(per_image)) {
+        values.par_chunks_exact_mut(per_image).zip(images).for_each(|(out, image)| {
             assert_eq!(image.dimensions(), (width, height), "a batch mixes image sizes");
             self.write_chw(image, out);
-        }
+        });
         (values, [images.len(), 3, height as usize, width as usize])
     }
 }

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::check::Checker;
+use crate::data::pixels::CacheMode;
 use crate::data::{Layout, SplitRule};
 use crate::spec::schema;
 
@@ -14,6 +15,8 @@ pub struct DataPlan {
     /// Zip archive to download when `layout.root` does not exist.
     pub source: Option<String>,
     pub expect: Option<BTreeMap<String, BTreeMap<String, usize>>>,
+    /// Where decoded images are kept while the run trains.
+    pub cache: CacheMode,
 }
 
 pub(super) fn resolve_data(check: &mut Checker, data: &schema::Data, seed: u64) -> DataPlan {
@@ -60,6 +63,7 @@ pub(super) fn resolve_data(check: &mut Checker, data: &schema::Data, seed: u64) 
         },
         source: data.source.clone(),
         expect: data.expect.clone(),
+        cache: data.cache.into(),
     }
 }
 
@@ -80,6 +84,17 @@ pub(super) fn normalize(path: &std::path::Path) -> PathBuf {
     out
 }
 
+impl From<schema::Cache> for CacheMode {
+    fn from(cache: schema::Cache) -> Self {
+        match cache {
+            schema::Cache::Auto => CacheMode::Auto,
+            schema::Cache::Memory => CacheMode::Memory,
+            schema::Cache::Disk => CacheMode::Disk,
+            schema::Cache::None => CacheMode::None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,6 +108,15 @@ mod tests {
         assert_eq!(issues, ["data.source", "data.train", "data.classes", "data.split.validation"]);
         assert!(plan.layout.root.is_absolute() && plan.layout.root.ends_with("missing"));
         assert_eq!(plan.split.seed, 3, "the experiment's seed when the split has none");
+    }
+
+    #[test]
+    fn the_cache_mode_is_auto_unless_set() {
+        let base = "[experiment]\nname = \"x\"\n[model]\narch = \"cvt-tiny\"\n[data]\nroot = \".\"\ntrain = \"t\"\n";
+        let (plan, _) = resolve(base, |check| resolve_data(check, &check.loaded.spec.data.clone(), 3));
+        assert_eq!(plan.cache, CacheMode::Auto);
+        let (plan, _) = resolve(&format!("{base}cache = \"disk\"\n"), |check| resolve_data(check, &check.loaded.spec.data.clone(), 3));
+        assert_eq!(plan.cache, CacheMode::Disk);
     }
 
     #[test]

@@ -5,7 +5,6 @@
 use std::time::Instant;
 
 use burn::tensor::Device;
-use image::RgbImage;
 
 use crate::data::{Dataset, Item};
 use crate::error::Result;
@@ -70,12 +69,12 @@ fn write_attention_maps<M: Classifier + model::Attending>(
 ) -> Result<()> {
     use rand::SeedableRng;
     let started = Instant::now();
-    let count = plan.report.attention_maps.min(test.images.len());
+    let count = plan.report.attention_maps.min(test.len());
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(plan.seed ^ ATTENTION_SEED);
-    let mut picked = rand::seq::index::sample(&mut rng, test.images.len(), count).into_vec();
+    let mut picked = rand::seq::index::sample(&mut rng, test.len(), count).into_vec();
     picked.sort_unstable();
-    let images: Vec<&RgbImage> = picked.iter().map(|&i| test.images[i]).collect();
-    let pixels = plan.preprocess.normalize.batch(&images, device);
+    let (values, shape) = test.batch(&picked, &plan.preprocess.normalize)?;
+    let pixels = burn::tensor::Tensor::<4>::from_data(burn::tensor::TensorData::new(values, shape), device);
     let logits = best.logits(pixels.clone());
     let [_, classes] = logits.dims();
     let logits: Vec<f32> = logits.into_data().try_into_vec().expect("logits are f32");

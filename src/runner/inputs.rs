@@ -4,11 +4,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use image::RgbImage;
-
 use crate::backend::{self, Chosen};
-use crate::data::images::{self, Recipe};
+use crate::data::cache::{self, DiskCache};
+use crate::data::images::Recipe;
+use crate::data::pixels::{self, AutoChoice, CacheMode, Pixels};
 use crate::data::{Dataset, download};
+use crate::fmt::display_path;
 use crate::dedup::{self, Fingerprint, Group};
 use crate::error::{Error, Result};
 use crate::model;
@@ -89,32 +90,55 @@ pub fn build_model(plan: &Plan, dataset: &Dataset, device: &burn::tensor::Device
     Ok(built)
 }
 
-/// Decoded images of the whole dataset, in the forms the run needs.
+/// Decoded images of the whole dataset, in the forms the run needs, wherever `data.cache` keeps
+/// them.
 pub struct Images {
     /// Clean model inputs of the training folder's items.
-    pub train_folder: Arc<Vec<RgbImage>>,
+    pub train_folder: Arc<Pixels>,
     /// Augmentation sources of the training folder's items (shared when the recipe is the same).
-    pub sources: Arc<Vec<RgbImage>>,
-    pub test: Vec<RgbImage>,
+    pub sources: Arc<Pixels>,
+    pub test: Pixels,
     pub train_sizes: Vec<(u32, u32)>,
     pub test_sizes: Vec<(u32, u32)>,
     pub train_fingerprints: Vec<Fingerprint>,
     pub test_fingerprints: Vec<Fingerprint>,
+    /// Where they are kept (`auto` resolved).
+    pub cache: CacheMode,
+    /// Files decoded to get them (with the disk cache, those it did not have yet).
+    pub decoded: usize,
 }
 
-/// Decodes every image once, in each recipe the run uses.
+/// Decodes every image once, in each recipe the run uses, and keeps them where `data.cache`
+/// says (`auto` chooses, and says what and why).
 pub fn decode(plan: &Plan, dataset: &Dataset, progress: &Progress) -> Result<Images> {
     let started = Instant::now();
     let clean = plan.preprocess.recipe;
     let source = plan.augment.source_recipe();
     let augmenting = !plan.augment.chain.ops.is_empty();
     let recipes: Vec<Recipe> = if augmenting && source != clean { vec![clean, source] } else { vec![clean] };
-    let decoded = images::decode_all(&dataset.train_folder, &recipes, progress, "decoding")?;
+    let mode = cache_mode(plan, dataset, &recipes, progress);
+    let cache = match mode {
+        CacheMode::Disk => Some(DiskCache::open(&cache::default_dir())?),
+        _ => None,
+    };
+    let decoded = pixels::load(&dataset.train_folder, &recipes, mode, cache.as_ref(), progress, "decoding")?;
+    let mut test = pixels::load(&dataset.test, &[clean], mode, cache.as_ref(), progress, "decoding test")?;
+    let (count, seconds) = (dataset.train_folder.len() + dataset.test.len(), started.elapsed().as_secs_f64());
+    progress.log(match &cache {
+        Some(cache) => {
+            let fresh = decoded.decoded + test.decoded;
+            format!(
+                "data.cache = disk: {count} images in {seconds:.1} s, {fresh} decoded now and {} read from the cache in {}",
+                count - fresh,
+                display_path(cache.root())
+            )
+        }
+        None if mode == CacheMode::None => format!("data.cache = none: read {count} images in {seconds:.1} s; each is decoded again whenever a batch needs it"),
+        None => format!("data.cache = memory: decoded {count} images in {seconds:.1} s"),
+    });
     let mut forms = decoded.per_recipe.into_iter();
     let train_folder = Arc::new(forms.next().expect("clean recipe"));
     let sources = forms.next().map(Arc::new).unwrap_or_else(|| train_folder.clone());
-    let mut test = images::decode_all(&dataset.test, &[clean], progress, "decoding test")?;
-    progress.log(format!("decoded {} images in {:.1} s", dataset.train_folder.len() + dataset.test.len(), started.elapsed().as_secs_f64()));
     Ok(Images {
         train_folder,
         sources,
@@ -123,7 +147,39 @@ pub fn decode(plan: &Plan, dataset: &Dataset, progress: &Progress) -> Result<Ima
         test_sizes: test.original_sizes,
         train_fingerprints: decoded.fingerprints,
         test_fingerprints: test.fingerprints,
+        cache: mode,
+        decoded: decoded.decoded + test.decoded,
     })
+}
+
+/// `data.cache`, with `auto` resolved: memory when the decoded images (of every run sharing the
+/// machine) fit comfortably in the memory available, else the disk cache.
+fn cache_mode(plan: &Plan, dataset: &Dataset, recipes: &[Recipe], progress: &Progress) -> CacheMode {
+    if plan.data.cache != CacheMode::Auto {
+        return plan.data.cache;
+    }
+    let runs = std::env::var(pixels::RUNS_AT_ONCE_ENV).ok().and_then(|v| v.parse::<u64>().ok()).unwrap_or(1).max(1);
+    let needed = runs * (pixels::estimate_bytes(&dataset.train_folder, recipes) + pixels::estimate_bytes(&dataset.test, &recipes[..1]));
+    let Some(available) = pixels::available_memory() else {
+        progress.log("data.cache = auto: the available memory cannot be read here; keeping the images in memory");
+        return CacheMode::Memory;
+    };
+    let choice = AutoChoice::new(needed, available);
+    let runs = if runs > 1 { format!(" ({runs} runs at once)") } else { String::new() };
+    progress.log(format!(
+        "data.cache = auto: the decoded images need about {}{runs} of {} available: {}",
+        gigabytes(choice.needed),
+        gigabytes(choice.available),
+        match choice.mode {
+            CacheMode::Memory => "keeping them in memory".to_string(),
+            _ => format!("keeping them in the disk cache ({}; data.cache = \"memory\" keeps them in memory anyway)", display_path(&cache::default_dir())),
+        }
+    ));
+    choice.mode
+}
+
+fn gigabytes(bytes: u64) -> String {
+    format!("{:.1} GB", bytes as f64 / 1e9)
 }
 
 /// Duplicate groups among all the run's images (the training folder's items, then the test

@@ -20,7 +20,7 @@ use std::time::Instant;
 use burn::tensor::Device;
 
 pub use budget::Budget;
-pub use inputs::prepare_dataset;
+pub use inputs::{Images, decode, prepare_dataset};
 pub use resume::new_optimizer;
 
 use crate::data::loader::TrainSet;
@@ -34,7 +34,6 @@ use crate::report;
 use crate::run_dir::{self, RunDir};
 use crate::train::schedule::Schedule;
 use crate::train::{self, Classifier, EvalSet, Hyper};
-use inputs::Images;
 use journal::RunJournal;
 use record::{Ending, RunInputs};
 
@@ -117,7 +116,7 @@ fn train_and_evaluate<M: Classifier + model::Attending>(
 ) -> Result<evaluate::Evaluated> {
     let RunInputs { plan, dataset, budget } = *inputs;
     let train_labels: Vec<usize> = dataset.split.train.iter().map(|&i| dataset.train_folder[i].label).collect();
-    let mut train_set = TrainSet::new(
+    let train_set = TrainSet::new(
         images.train_folder.clone(),
         images.sources.clone(),
         dataset.split.train.clone(),
@@ -127,11 +126,8 @@ fn train_and_evaluate<M: Classifier + model::Attending>(
         plan.augment.copies,
         plan.seed,
     );
-    let val = EvalSet {
-        images: dataset.split.val.iter().map(|&i| &images.train_folder[i]).collect(),
-        labels: dataset.val_items().iter().map(|i| i.label).collect(),
-    };
-    let test = EvalSet { images: images.test.iter().collect(), labels: dataset.test.iter().map(|i| i.label).collect() };
+    let val = EvalSet { pixels: &images.train_folder, indices: dataset.split.val.clone(), labels: dataset.val_items().iter().map(|i| i.label).collect() };
+    let test = EvalSet::all(&images.test, dataset.test.iter().map(|i| i.label).collect());
     let hyper = hyper(plan, budget, dataset.classes.len(), &meta.backend);
 
     device.seed(plan.seed);
@@ -148,7 +144,7 @@ fn train_and_evaluate<M: Classifier + model::Attending>(
         crate::backend::threads(),
         plan.train.max_steps.map(|m| format!(", stopping after {m} steps (train.max_steps)")).unwrap_or_default()
     ));
-    let state = train::fit(start.model.clone(), start.optimizer, start.state, &hyper, &mut train_set, &val, &plan.preprocess.normalize, device, &mut journal, progress)?;
+    let state = train::fit(start.model.clone(), start.optimizer, start.state, &hyper, &train_set, &val, &plan.preprocess.normalize, device, &mut journal, progress)?;
     *ending = Some(Ending {
         best_epoch: state.best_epoch,
         epochs_run: state.epochs_done,

@@ -53,12 +53,16 @@ pub fn check_resumable(run: &RunDir, plan: &Plan) -> Result<Option<Meta>> {
 }
 
 /// Whether two resolved specs describe the same run: equal but for `[runtime]` (backend, device,
-/// threads), so a run started on one backend can resume on another (checkpoints hold plain
-/// f32 records, whatever device wrote them).
+/// threads) and `data.cache`, so a run started on one backend can resume on another
+/// (checkpoints hold plain f32 records, whatever device wrote them), and with its images kept
+/// elsewhere (every cache mode gives the same pixels).
 fn same_run(a: &str, b: &str) -> bool {
     let without_runtime = |text: &str| {
         text.parse::<toml::Table>().ok().map(|mut table| {
             table.remove("runtime");
+            if let Some(toml::Value::Table(data)) = table.get_mut("data") {
+                data.remove("cache");
+            }
             table
         })
     };

@@ -74,6 +74,30 @@ pub struct Data {
     pub expect: Option<BTreeMap<String, BTreeMap<String, usize>>>,
     #[serde(default)]
     pub split: Split,
+    /// Where decoded images are kept while a run trains; the same numbers whichever is chosen.
+    #[serde(default, skip_serializing_if = "Cache::is_auto")]
+    pub cache: Cache,
+}
+
+/// `data.cache`: where decoded images are kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cache {
+    /// `memory` when the decoded images fit comfortably in the memory available, else `disk`.
+    #[default]
+    Auto,
+    /// Every image decoded once per run and held in memory.
+    Memory,
+    /// Decoded once per dataset into the shared on-disk cache, read back as needed.
+    Disk,
+    /// Decoded again whenever it is needed; nothing kept.
+    None,
+}
+
+impl Cache {
+    fn is_auto(&self) -> bool {
+        *self == Cache::Auto
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

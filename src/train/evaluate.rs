@@ -1,18 +1,50 @@
 //! Inference over a labelled image list: class probabilities and the mean cross-entropy.
 
-use burn::tensor::{Device, Tensor};
+use std::borrow::Cow;
+
+use burn::tensor::{Device, Tensor, TensorData};
 use image::RgbImage;
+use rayon::prelude::*;
 
 use super::Classifier;
+use crate::data::pixels::Pixels;
+use crate::data::prefetch::pipelined;
 use crate::data::tensor::Normalize;
+use crate::error::Result;
 use crate::metrics::{Scores, argmax};
 use crate::progress::Progress;
 
-/// Images with their labels, evaluated in order.
+/// Images with their labels, evaluated in order: `indices` into `pixels`.
 pub struct EvalSet<'a> {
-    pub images: Vec<&'a RgbImage>,
+    pub pixels: &'a Pixels,
+    pub indices: Vec<usize>,
     pub labels: Vec<usize>,
 }
+
+impl<'a> EvalSet<'a> {
+    /// All of `pixels`, in order.
+    pub fn all(pixels: &'a Pixels, labels: Vec<usize>) -> Self {
+        Self { pixels, indices: (0..pixels.len()).collect(), labels }
+    }
+
+    pub fn len(&self) -> usize {
+        self.indices.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.indices.is_empty()
+    }
+
+    /// The normalised pixels of the images at `positions` (into `indices`) and their shape,
+    /// read in parallel.
+    pub fn batch(&self, positions: &[usize], normalize: &Normalize) -> Result<(Vec<f32>, [usize; 4])> {
+        let images: Vec<Cow<RgbImage>> = positions.par_iter().map(|&p| self.pixels.get(self.indices[p])).collect::<Result<_>>()?;
+        Ok(normalize.values(&images.iter().map(|i| i.as_ref()).collect::<Vec<_>>()))
+    }
+}
+
+/// Batches read ahead of the one the model is on.
+const PREFETCH: usize = 2;
 
 /// Per-image class probabilities and the mean loss over the set.
 #[derive(Debug, Clone)]
@@ -41,15 +73,19 @@ pub fn evaluate<M: Classifier>(
     device: &Device,
     progress: &Progress,
     what: &str,
-) -> crate::error::Result<Evaluation> {
-    let bar = progress.bar(set.images.len() as u64, what);
-    // logits stay on the device until the end: one read instead of one per batch
-    let mut logits = Vec::with_capacity(set.images.len().div_ceil(batch_size.max(1)));
-    for images in set.images.chunks(batch_size) {
-        logits.push(model.logits(normalize.batch(images, device)));
-        bar.inc(images.len() as u64);
-    }
-    let mut probabilities = Vec::with_capacity(set.images.len());
+) -> Result<Evaluation> {
+    let bar = progress.bar(set.len() as u64, what);
+    // batches are read ahead on a worker thread; logits stay on the device until the end: one
+    // read instead of one per batch
+    let batch_size = batch_size.max(1);
+    let mut logits = Vec::with_capacity(set.len().div_ceil(batch_size));
+    let positions: Vec<usize> = (0..set.len()).collect();
+    pipelined(positions.chunks(batch_size), PREFETCH, |chunk| set.batch(chunk, normalize), |(values, shape)| {
+        logits.push(model.logits(Tensor::from_data(TensorData::new(values, shape), device)));
+        bar.inc(shape[0] as u64);
+        Ok(())
+    })?;
+    let mut probabilities = Vec::with_capacity(set.len());
     let mut loss_sum = 0.0;
     if !logits.is_empty() {
         let logits = Tensor::cat(logits, 0);

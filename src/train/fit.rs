@@ -17,6 +17,7 @@ use super::Classifier;
 use super::optim::AdamW;
 use crate::augment::draw_seed;
 use crate::data::loader::TrainSet;
+use crate::data::prefetch::pipelined;
 use crate::data::tensor::{self, Normalize};
 use crate::error::{Error, Result};
 use crate::metrics::Scores;
@@ -126,23 +127,6 @@ pub trait Journal<M> {
     fn epoch(&mut self, record: &EpochRecord, model: &M, optimizer: &AdamW, state: &TrainState) -> Result<()>;
 }
 
-/// A batch assembled on a CPU worker thread: normalised pixels and labels, no tensor yet
-/// (tensors are made on the training thread only; burn's GPU backends leak memory for tensors
-/// made on other threads).
-struct HostBatch {
-    pixels: Vec<f32>,
-    shape: [usize; 4],
-    labels: Vec<usize>,
-}
-
-impl HostBatch {
-    fn assemble(train: &TrainSet, samples: &[crate::data::loader::Sample], normalize: &Normalize) -> Self {
-        let images: Vec<_> = samples.iter().map(|&s| train.image(s)).collect();
-        let (pixels, shape) = normalize.values(&images);
-        Self { pixels, shape, labels: samples.iter().map(|&s| train.label(s)).collect() }
-    }
-}
-
 /// Batches assembled ahead of the step that uses them.
 const PREFETCH: usize = 4;
 
@@ -204,7 +188,7 @@ pub fn train_step_observed<M: Classifier>(
 
 /// Trains `model` from `state` (a fresh `TrainState` or one restored from a checkpoint).
 ///
-/// The next batches are assembled on a worker thread while the device computes, and the
+/// The next batches are assembled on worker threads while the device computes, and the
 /// step's numbers (loss, gradient norm, accuracy) stay on the device until `hyper.sync_every`
 /// steps have queued up, so a GPU is not made to wait for the host after every step.
 #[allow(clippy::too_many_arguments)]
@@ -213,7 +197,7 @@ pub fn fit<M: Classifier>(
     mut optimizer: AdamW,
     mut state: TrainState,
     hyper: &Hyper,
-    train: &mut TrainSet,
+    train: &TrainSet,
     val: &EvalSet,
     normalize: &Normalize,
     device: &Device,
@@ -227,67 +211,57 @@ pub fn fit<M: Classifier>(
         let epoch = state.epochs_done;
         let started = Instant::now();
         device.seed(draw_seed(hyper.seed, 1, epoch as u64));
-        train.prepare_epoch(epoch, progress);
         let order = train.shuffled(epoch);
         let remaining = hyper.max_steps.map_or(usize::MAX, |max| max.saturating_sub(state.step));
-        let batches: Vec<&[crate::data::loader::Sample]> = order.chunks(hyper.batch_size).take(remaining).collect();
+        let batches = order.chunks(hyper.batch_size).take(remaining);
         let bar = progress.epoch_bar(steps_per_epoch as u64, &format!("epoch {}/{}", epoch + 1, hyper.epochs));
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0.0f64, 0usize);
         let mut lr = hyper.schedule.lr(state.step);
-        let train_ref: &TrainSet = train;
-        let trained: Result<M> = std::thread::scope(|scope| {
-            let mut model = model;
-            let (sender, receiver) = std::sync::mpsc::sync_channel::<HostBatch>(PREFETCH);
-            scope.spawn(move || {
-                for batch in batches {
-                    if sender.send(HostBatch::assemble(train_ref, batch, normalize)).is_err() {
-                        break; // training stopped
-                    }
-                }
-            });
-            let mut pending: Vec<PendingStep> = Vec::with_capacity(sync_every);
-            let mut flush = |pending: &mut Vec<PendingStep>, state: &TrainState, journal: &mut dyn Journal<M>| -> Result<()> {
-                if pending.is_empty() {
-                    return Ok(());
-                }
-                let first_step = state.step - pending.len();
-                let stats: Vec<f32> = Tensor::cat(pending.iter().map(|p| p.stats.clone()).collect(), 0)
-                    .try_into_data()
-                    .map_err(|e| crate::backend::device_failure(&e, "train.batch_size", hyper.batch_size))?
-                    .convert::<f32>()
-                    .try_into_vec::<f32>()
-                    .expect("step statistics are f32");
-                for (k, (step, values)) in pending.drain(..).zip(stats.chunks_exact(3)).enumerate() {
-                    let (loss_value, grad_norm, right) = (values[0] as f64, values[1] as f64, values[2] as f64);
-                    if !loss_value.is_finite() {
-                        return Err(Error::Diverged { loss: loss_value, step: first_step + k + 1, epoch: epoch + 1 });
-                    }
-                    loss_sum += loss_value * step.size as f64;
-                    correct += right;
-                    seen += step.size;
-                    journal.step(&StepRecord { step: first_step + k + 1, epoch: epoch + 1, loss: loss_value, lr: step.lr, grad_norm })?;
-                }
-                bar.set_message(format!("epoch {}/{} loss {:.4}", epoch + 1, hyper.epochs, loss_sum / seen.max(1) as f64));
-                Ok(())
-            };
-            for host in receiver {
-                lr = hyper.schedule.lr(state.step);
-                let size = host.labels.len();
-                let pixels = Tensor::<4>::from_data(burn::tensor::TensorData::new(host.pixels, host.shape), device);
-                let labels = tensor::labels(&host.labels, device);
-                let (next, stats) = train_step(model, &mut optimizer, &loss_fn, pixels, labels, lr, hyper.grad_clip);
-                model = next;
-                pending.push(PendingStep { stats, lr, size });
-                state.step += 1;
-                if pending.len() >= sync_every {
-                    flush(&mut pending, &state, journal)?;
-                }
-                bar.inc(1);
+        let mut pending: Vec<PendingStep> = Vec::with_capacity(sync_every);
+        let mut flush = |pending: &mut Vec<PendingStep>, state: &TrainState, journal: &mut dyn Journal<M>| -> Result<()> {
+            if pending.is_empty() {
+                return Ok(());
             }
-            flush(&mut pending, &state, journal)?;
-            Ok(model)
-        });
-        model = trained?;
+            let first_step = state.step - pending.len();
+            let stats: Vec<f32> = Tensor::cat(pending.iter().map(|p| p.stats.clone()).collect(), 0)
+                .try_into_data()
+                .map_err(|e| crate::backend::device_failure(&e, "train.batch_size", hyper.batch_size))?
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .expect("step statistics are f32");
+            for (k, (step, values)) in pending.drain(..).zip(stats.chunks_exact(3)).enumerate() {
+                let (loss_value, grad_norm, right) = (values[0] as f64, values[1] as f64, values[2] as f64);
+                if !loss_value.is_finite() {
+                    return Err(Error::Diverged { loss: loss_value, step: first_step + k + 1, epoch: epoch + 1 });
+                }
+                loss_sum += loss_value * step.size as f64;
+                correct += right;
+                seen += step.size;
+                journal.step(&StepRecord { step: first_step + k + 1, epoch: epoch + 1, loss: loss_value, lr: step.lr, grad_norm })?;
+            }
+            bar.set_message(format!("epoch {}/{} loss {:.4}", epoch + 1, hyper.epochs, loss_sum / seen.max(1) as f64));
+            Ok(())
+        };
+        // batches are read, augmented and normalised on worker threads while the device steps
+        let mut current = Some(model);
+        let train_ref: &TrainSet = train;
+        pipelined(batches, PREFETCH, |samples| train_ref.batch(samples, epoch, normalize), |host| {
+            lr = hyper.schedule.lr(state.step);
+            let size = host.labels.len();
+            let pixels = Tensor::<4>::from_data(burn::tensor::TensorData::new(host.pixels, host.shape), device);
+            let labels = tensor::labels(&host.labels, device);
+            let (next, stats) = train_step(current.take().expect("the model is back after each step"), &mut optimizer, &loss_fn, pixels, labels, lr, hyper.grad_clip);
+            current = Some(next);
+            pending.push(PendingStep { stats, lr, size });
+            state.step += 1;
+            if pending.len() >= sync_every {
+                flush(&mut pending, &state, journal)?;
+            }
+            bar.inc(1);
+            Ok(())
+        })?;
+        flush(&mut pending, &state, journal)?;
+        model = current.take().expect("the model is back after each step");
         bar.finish_and_clear();
 
         let evaluation = evaluate(&model.valid(), val, hyper.eval_batch_size, normalize, device, progress, "validating")?;

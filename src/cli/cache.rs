@@ -1,0 +1,106 @@
+//! `brasa cache info | prune`: the shared on-disk cache of decoded images (`data.cache = "disk"`,
+//! or `auto` on a dataset too big for memory) — what it holds, and removing what runs no longer
+//! use.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use brasa::Result;
+use brasa::data::cache::{self, DiskCache};
+use brasa::fmt::display_path;
+use clap::{ArgGroup, Args, Subcommand};
+
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    #[command(subcommand)]
+    command: CacheCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum CacheCommand {
+    /// What the cache holds: images and bytes per recipe, and when each was last used.
+    Info(WhichCache),
+    /// Remove cached images not used for a while (--older-than 30d), or all of them (--all);
+    /// a run that needs a removed image decodes it again.
+    #[command(group(ArgGroup::new("what").required(true).args(["older_than", "all"])))]
+    Prune(PruneArgs),
+}
+
+#[derive(Debug, Args)]
+struct WhichCache {
+    /// The cache folder (default: $BRASA_CACHE, else reports/.cache).
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+impl WhichCache {
+    fn open(&self) -> Result<DiskCache> {
+        DiskCache::open(&self.dir.clone().unwrap_or_else(cache::default_dir))
+    }
+}
+
+#[derive(Debug, Args)]
+struct PruneArgs {
+    #[command(flatten)]
+    which: WhichCache,
+    /// Remove images not used for this long, e.g. 30d, 12h (runs refresh what they use daily).
+    #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
+    older_than: Option<Duration>,
+    /// Remove every cached image.
+    #[arg(long)]
+    all: bool,
+}
+
+pub fn execute(args: CacheArgs) -> Result<()> {
+    match args.command {
+        CacheCommand::Info(which) => info(&which),
+        CacheCommand::Prune(args) => prune(&args),
+    }
+}
+
+fn info(which: &WhichCache) -> Result<()> {
+    let cache = which.open()?;
+    let info = cache.info()?;
+    let mut text = format!(
+        "cache: {} ({} images in {} recipe(s), {})\n",
+        display_path(&info.root),
+        info.entries(),
+        info.recipes.len(),
+        megabytes(info.bytes())
+    );
+    for recipe in &info.recipes {
+        let what = recipe.recipe.map(|r| r.describe()).unwrap_or_else(|| "(unknown recipe)".into());
+        let used = recipe.newest.map(ago).unwrap_or_else(|| "never".into());
+        text.push_str(&format!("  {}  {what}: {} images, {}, last used {used}\n", recipe.key, recipe.entries, megabytes(recipe.bytes)));
+    }
+    if info.temporary > 0 {
+        text.push_str(&format!("  {} temporary file(s) (being written, or left by a killed process: `brasa cache prune` removes those over an hour old)\n", info.temporary));
+    }
+    super::print_out(&text)
+}
+
+fn prune(args: &PruneArgs) -> Result<()> {
+    let cache = args.which.open()?;
+    let pruned = cache.prune(if args.all { None } else { args.older_than })?;
+    super::print_out(&format!(
+        "cache: {}: removed {} image(s) ({}), kept {}\n",
+        display_path(cache.root()),
+        pruned.entries,
+        megabytes(pruned.bytes),
+        pruned.kept
+    ))
+}
+
+fn megabytes(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+fn ago(time: SystemTime) -> String {
+    let seconds = SystemTime::now().duration_since(time).map(|d| d.as_secs()).unwrap_or(0);
+    let stamp = humantime::format_rfc3339_seconds(time);
+    match seconds {
+        0..3600 => format!("{stamp} ({} min ago)", seconds / 60),
+        3600..172800 => format!("{stamp} ({} h ago)", seconds / 3600),
+        _ => format!("{stamp} ({} days ago)", seconds / 86400),
+    }
+}

@@ -1,0 +1,104 @@
+//! `data.cache`: where a run keeps its decoded images. Every mode gives the same numbers, the
+//! disk cache is shared by runs and processes (a second run decodes nothing), and `brasa cache`
+//! shows and prunes it.
+
+mod common;
+
+use std::path::Path;
+
+use common::brasa::TestDir;
+use common::images::CLASSES;
+use common::spec::TinySpec;
+use common::read;
+
+/// The tiny run with its augmentation source kept at the stored size (the chain's leading resize
+/// removed, so there are two recipes: the model input and the source), online augmentation
+/// with two copies, and `data.cache = mode`.
+fn spec(mode: &str) -> TinySpec {
+    TinySpec::new("tiny", "data", 2)
+        .remove("augment.chain[0]")
+        .set("augment.mode", "online")
+        .set("augment.copies", 2)
+        .insert("data.cache", mode)
+}
+
+#[test]
+fn memory_disk_and_none_give_byte_identical_results() {
+    let mut dir = TestDir::new().images("data", 8, 3, 20);
+    for mode in ["memory", "disk", "none"] {
+        dir = dir.file(&format!("{mode}.toml"), spec(mode).to_string());
+        dir.brasa(["run".to_string(), format!("{mode}.toml"), "--out".into(), mode.into()])
+        .env("BRASA_CACHE", dir.path().join("cache"))
+        .stderr_contains(format!("data.cache = {mode}"))
+        .succeeds();
+    }
+    let runs = |file: &str| ["memory", "disk", "none"].map(|mode| read(&dir.path().join(mode).join(file)));
+    for file in ["test_predictions.csv", "val_predictions.csv", "steps.csv", "split.csv", "duplicates.csv"] {
+        let [memory, disk, none] = runs(file);
+        assert!(!memory.is_empty());
+        assert_eq!(disk, memory, "{file}: disk differs from memory");
+        assert_eq!(none, memory, "{file}: none differs from memory");
+    }
+    // the spec each run records keeps its mode, and a run resumes whatever the mode
+    assert!(read(&dir.path().join("disk/spec.toml")).contains("cache = \"disk\""));
+}
+
+/// Runs `brasa run spec.toml --out <out>` with the cache in `cache`.
+fn run(dir: &TestDir, out: &str, cache: &Path) -> String {
+    dir.brasa(["run", "spec.toml", "--out", out]).env("BRASA_CACHE", cache).succeeds().stderr
+}
+
+#[test]
+fn runs_share_the_disk_cache_a_second_run_decodes_nothing_and_prune_empties_it() {
+    let dir = TestDir::new().images("data", 8, 3, 20).spec(&TinySpec::new("tiny", "data", 1).insert("data.cache", "disk"));
+    let cache = dir.path().join("shared cache");
+    let images = CLASSES.len() * (8 + 3);
+    // entries are per content: files with the same bytes share one
+    let contents: std::collections::HashSet<Vec<u8>> = walk(&dir.path().join("data")).iter().map(|f| std::fs::read(f).unwrap()).collect();
+
+    // two processes fill the same cache at once
+    let logs: Vec<String> = std::thread::scope(|scope| {
+        let runs: Vec<_> = ["a", "b"].map(|out| scope.spawn({
+            let (dir, cache) = (&dir, &cache);
+            move || run(dir, out, cache)
+        })).into_iter().collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    for log in &logs {
+        assert!(log.contains(&format!("data.cache = disk: {images} images")), "{log}");
+    }
+    assert_eq!(read(&dir.path().join("a/test_predictions.csv")), read(&dir.path().join("b/test_predictions.csv")));
+
+    let info = dir.brasa(["cache", "info", "--dir"]).args([&cache]).succeeds().stdout;
+    assert!(info.contains(&format!("({} images in 1 recipe(s)", contents.len())), "one entry per content, whoever wrote it:\n{info}");
+    assert!(info.contains("resize to 16x16 (bilinear)") && !info.contains("temporary"), "{info}");
+
+    let third = run(&dir, "c", &cache);
+    assert!(third.contains(&format!("0 decoded now and {images} read from the cache")), "{third}");
+    assert_eq!(read(&dir.path().join("a/test_predictions.csv")), read(&dir.path().join("c/test_predictions.csv")));
+
+    dir.brasa(["cache", "prune", "--older-than", "1d", "--dir"]).args([&cache]).stdout_contains("removed 0 image(s)").succeeds();
+    dir.brasa(["cache", "prune", "--all", "--dir"]).args([&cache]).stdout_contains(format!("removed {} image(s)", contents.len())).succeeds();
+    dir.brasa(["cache", "info", "--dir"]).args([&cache]).stdout_contains("(0 images in 0 recipe(s)").succeeds();
+    dir.brasa(["cache", "prune", "--dir"]).args([&cache]).stderr_contains("--older-than").exits_with(2);
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() { files.extend(walk(&path)) } else { files.push(path) }
+    }
+    files
+}
+
+#[test]
+fn auto_says_what_it_chose_and_a_bad_mode_names_the_key() {
+    let dir = TestDir::new().images("data", 4, 1, 20).spec(&TinySpec::new("tiny", "data", 1).insert("train.max_steps", 1));
+    dir.brasa(["run", "spec.toml", "--out", "run"])
+        .stderr_contains("data.cache = auto: the decoded images need about")
+        .stderr_contains("keeping them in memory")
+        .succeeds();
+    assert!(!dir.path().join("reports/.cache").exists(), "memory mode writes no cache");
+    dir.brasa(["validate", "spec.toml", "--set", "data.cache=\"ram\""]).stderr_contains("data.cache").exits_with(2);
+}
