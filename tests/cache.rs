@@ -100,5 +100,8 @@ fn auto_says_what_it_chose_and_a_bad_mode_names_the_key() {
         .stderr_contains("keeping them in memory")
         .succeeds();
     assert!(!dir.path().join("reports/.cache").exists(), "memory mode writes no cache");
+    dir.brasa(["cache", "info"]).stdout_contains("(0 images: no cache there yet)").succeeds();
+    dir.brasa(["cache", "prune", "--all"]).stdout_contains("removed 0 image(s)").succeeds();
+    assert!(!dir.path().join("reports/.cache").exists(), "looking creates nothing");
     dir.brasa(["validate", "spec.toml", "--set", "data.cache=\"ram\""]).stderr_contains("data.cache").exits_with(2);
 }

@@ -34,8 +34,14 @@ struct WhichCache {
 }
 
 impl WhichCache {
-    fn open(&self) -> Result<DiskCache> {
-        DiskCache::open(&self.dir.clone().unwrap_or_else(cache::default_dir))
+    fn dir(&self) -> PathBuf {
+        self.dir.clone().unwrap_or_else(cache::default_dir)
+    }
+
+    /// The cache, or `None` when its folder does not exist (nothing is created to look at it).
+    fn open(&self) -> Result<Option<DiskCache>> {
+        let dir = self.dir();
+        if dir.exists() { DiskCache::open(&dir).map(Some) } else { Ok(None) }
     }
 }
 
@@ -59,7 +65,9 @@ pub fn execute(args: CacheArgs) -> Result<()> {
 }
 
 fn info(which: &WhichCache) -> Result<()> {
-    let cache = which.open()?;
+    let Some(cache) = which.open()? else {
+        return super::print_out(&format!("cache: {} (0 images: no cache there yet)\n", display_path(&which.dir())));
+    };
     let info = cache.info()?;
     let mut text = format!(
         "cache: {} ({} images in {} recipe(s), {})\n",
@@ -80,7 +88,9 @@ fn info(which: &WhichCache) -> Result<()> {
 }
 
 fn prune(args: &PruneArgs) -> Result<()> {
-    let cache = args.which.open()?;
+    let Some(cache) = args.which.open()? else {
+        return super::print_out(&format!("cache: {}: removed 0 image(s) (no cache there)\n", display_path(&args.which.dir())));
+    };
     let pruned = cache.prune(if args.all { None } else { args.older_than })?;
     super::print_out(&format!(
         "cache: {}: removed {} image(s) ({}), kept {}\n",

@@ -88,6 +88,9 @@ pub struct DiskCache {
     root: PathBuf,
 }
 
+/// One file's content key and what its entries say, and whether it was decoded now.
+type OneFile = (ContentKey, FileInfo, bool);
+
 /// What [`DiskCache::fill`] found and did.
 #[derive(Debug)]
 pub struct Filled {
@@ -134,15 +137,22 @@ impl DiskCache {
         }
         let parts: Vec<RecipeCache> = recipes.iter().map(|recipe| self.for_recipe(recipe)).collect();
         let bar = progress.bar(items.len() as u64, what);
-        let results: Vec<Result<(ContentKey, FileInfo, bool)>> = items
-            .par_iter()
-            .map(|item| {
-                let result = fill_one(&item.path, &parts);
+        // each process starts at its own place in the list, so processes filling the same cache
+        // at once share the decoding instead of racing each other through the same files
+        let n = items.len();
+        let start = if n == 0 { 0 } else { (std::process::id() as usize).wrapping_mul(0x9E37_79B9) % n };
+        let mut results: Vec<(usize, Result<OneFile>)> = (0..n)
+            .into_par_iter()
+            .map(|k| {
+                let i = (start + k) % n;
+                let result = fill_one(&items[i].path, &parts);
                 bar.inc(1);
-                result
+                (i, result)
             })
             .collect();
         bar.finish_and_clear();
+        results.sort_unstable_by_key(|(i, _)| *i);
+        let results = results.into_iter().map(|(_, result)| result);
         let mut filled = Filled { keys: Vec::with_capacity(items.len()), infos: Vec::with_capacity(items.len()), decoded: 0 };
         let mut failures = Vec::new();
         for result in results {
@@ -195,7 +205,7 @@ impl DiskCache {
             }
             info.recipes.push(usage);
         }
-        info.recipes.sort_by(|a, b| b.newest.cmp(&a.newest));
+        info.recipes.sort_by_key(|recipe| std::cmp::Reverse(recipe.newest));
         Ok(info)
     }
 
@@ -351,7 +361,7 @@ fn entry_files(recipe_dir: &Path) -> Result<Vec<EntryFile>> {
 }
 
 /// One file: its key and what its entries say, and whether it had to be decoded.
-fn fill_one(path: &Path, parts: &[RecipeCache]) -> Result<(ContentKey, FileInfo, bool)> {
+fn fill_one(path: &Path, parts: &[RecipeCache]) -> Result<OneFile> {
     let bytes = std::fs::read(path).map_err(|e| Error::Image { path: path.to_path_buf(), message: e.to_string() })?;
     let key = ContentKey::of(&bytes);
     let entries: Vec<PathBuf> = parts.iter().map(|part| part.entry_path(&key)).collect();

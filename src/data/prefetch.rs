@@ -59,7 +59,7 @@ mod tests {
         assert_eq!(made.load(std::sync::atomic::Ordering::SeqCst), 6, "no job after the failing one");
 
         let mut taken = 0;
-        let err = pipelined(0..1000, 2, |i| Ok(i), |i| {
+        let err = pipelined(0..1000, 2, Ok, |i| {
             taken += 1;
             if i == 3 { Err("stop".to_string()) } else { Ok(()) }
         });
