@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::plan::Plan;
 use crate::progress::Progress;
+use crate::run_dir::{FolderLock, HELD_BY_PARENT_ENV, Holder};
 use crate::fmt::format_duration;
 use crate::spec::sweep::{Sweep, Trial, fingerprint};
 use crate::spec::{Layers, LoadedSpec, SpecError, SpecIssue};
@@ -109,7 +110,7 @@ pub type Launcher<'a> = dyn Fn(&Trial, &Path, usize) -> Command + 'a;
 
 /// Runs every unfinished trial, `jobs` at a time with `threads / jobs` threads each, then writes
 /// `trials.csv` and the sweep report. Returns the number of failed trials.
-pub fn run(plan: &SweepPlan, jobs: usize, threads: usize, launcher: &Launcher, progress: &Progress) -> Result<usize> {
+pub fn run(plan: &SweepPlan, jobs: usize, threads: usize, launcher: &Launcher, progress: &Progress) -> Result<Tally> {
     plan.dir.write_spec(&plan.base_toml, &plan.sweep_toml)?;
     let jobs = jobs.max(1).min(plan.trials.len().max(1));
     let per_trial = (threads / jobs).max(1);
@@ -131,20 +132,36 @@ pub fn run(plan: &SweepPlan, jobs: usize, threads: usize, launcher: &Launcher, p
         plan.trials.len()
     ));
     let started = Instant::now();
-    let mut running: Vec<(&Trial, Child, Instant)> = Vec::new();
+    let mut running: Vec<(&Trial, Child, Instant, FolderLock)> = Vec::new();
     let mut pending = queue.into_iter();
+    let mut elsewhere = Vec::new();
     loop {
         while running.len() < jobs {
             let Some(trial) = pending.next() else { break };
             let dir = plan.trial_dir(trial.number);
             std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+            // the sweep holds each trial's lock for the trial's process (told so by the
+            // environment), so a second sweep on this folder skips it from the very start
+            let lock = match FolderLock::try_acquire(&dir)? {
+                Ok(lock) => lock,
+                Err(Holder(holder)) => {
+                    progress.log(format!("trial {:>2}: running in another process ({holder}), skipped", trial.number));
+                    elsewhere.push(trial.number);
+                    continue;
+                }
+            };
+            if TrialStatus::of(&dir) == TrialStatus::Complete {
+                progress.log(format!("trial {:>2}: completed by another process meanwhile, skipped", trial.number));
+                continue;
+            }
             let log_path = dir.join(TRIAL_LOG);
             let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(|e| Error::io(&log_path, e))?;
             let err = log.try_clone().map_err(|e| Error::io(&log_path, e))?;
             let mut command = launcher(trial, &dir, per_trial);
+            command.env(HELD_BY_PARENT_ENV, &dir);
             let child = command.stdin(Stdio::null()).stdout(log).stderr(err).spawn().map_err(|e| Error::io(command.get_program(), e))?;
             progress.log(format!("trial {:>2}: started ({}), log: {}", trial.number, trial.describe(), log_path.display()));
-            running.push((trial, child, Instant::now()));
+            running.push((trial, child, Instant::now(), lock));
         }
         if running.is_empty() {
             break;
@@ -157,7 +174,7 @@ pub fn run(plan: &SweepPlan, jobs: usize, threads: usize, launcher: &Launcher, p
                 index += 1;
                 continue;
             };
-            let (trial, _, since) = running.remove(index);
+            let (trial, _, since, _lock) = running.remove(index);
             let status = TrialStatus::of(&plan.trial_dir(trial.number));
             let line = match (&status, exit.success()) {
                 (TrialStatus::Complete, _) => format!("complete in {}", format_duration(since.elapsed().as_secs_f64())),
@@ -170,14 +187,29 @@ pub fn run(plan: &SweepPlan, jobs: usize, threads: usize, launcher: &Launcher, p
     }
     let rows = write_trials_csv(plan)?;
     crate::report::sweep::render(&plan.dir)?;
-    let failed = rows.iter().filter(|r| r.status != TrialStatus::Complete).count();
+    // a trial another process is still running has not failed: that process reports on it
+    let complete: Vec<usize> = rows.iter().zip(&plan.trials).filter(|(row, _)| row.status == TrialStatus::Complete).map(|(_, (trial, _))| trial.number).collect();
+    elsewhere.retain(|number| !complete.contains(number));
+    let failed = rows.len() - complete.len() - elsewhere.len();
+    let elsewhere_count = elsewhere.len();
+    let elsewhere = if elsewhere.is_empty() { String::new() } else { format!(", {} running in another process", elsewhere.len()) };
     progress.log(format!(
-        "sweep finished in {}: {} complete, {failed} not; report: {}",
+        "sweep finished in {}: {} complete, {failed} failed{elsewhere}; report: {}",
         format_duration(started.elapsed().as_secs_f64()),
-        rows.len() - failed,
+        complete.len(),
         plan.dir.path(crate::sweep_dir::REPORT_MD).display()
     ));
-    Ok(failed)
+    Ok(Tally { complete: complete.len(), failed, elsewhere: elsewhere_count })
+}
+
+/// How a sweep's trials stand after [`run`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    pub complete: usize,
+    /// Neither complete nor running in another process.
+    pub failed: usize,
+    /// Held by another process (another sweep, or a `--trial` run) when this one reached them.
+    pub elsewhere: usize,
 }
 
 /// Reads every trial's folder and writes `trials.csv` (derived from the folders, so it is right

@@ -112,13 +112,15 @@ pub fn execute(args: RunArgs) -> Result<()> {
         command.env(brasa::data::pixels::RUNS_AT_ONCE_ENV, jobs.to_string());
         command
     };
-    let failed = sweep::run(&sweep, jobs, threads, &launcher, &progress)?;
+    let tally = sweep::run(&sweep, jobs, threads, &launcher, &progress)?;
+    let failed = tally.failed;
+    let elsewhere = if tally.elsewhere > 0 { format!(", {} running in another process", tally.elsewhere) } else { String::new() };
     let summary = format!(
-        "sweep folder: {}\nreport:       {}\ntrials:       {} ({} complete)\n",
+        "sweep folder: {}\nreport:       {}\ntrials:       {} ({} complete{elsewhere})\n",
         display_path(sweep.dir.root()),
         display_path(&sweep.dir.path(sweep_dir::REPORT_MD)),
         sweep.trials.len(),
-        sweep.trials.len() - failed
+        tally.complete
     );
     super::print_out(&summary)?;
     if failed > 0 {

@@ -9,6 +9,7 @@
 //!   attention.json                             attention maps of a few test images   (attention)
 //!   checkpoints/epoch-NNNN{,.optim}.bpk  checkpoints/state.json                     (checkpoint)
 //!   charts/*.svg  report.md  report.html       written by `report` from the files above
+//!   .lock                                      who works in the folder now               (lock)
 //! ```
 //!
 //! Every file is written atomically (a temporary file renamed into place), so a killed run
@@ -24,11 +25,13 @@ use crate::error::{Error, Result};
 
 mod attention;
 mod checkpoint;
+mod lock;
 mod meta;
 mod tables;
 
 pub use attention::AttentionEntry;
 pub use checkpoint::Checkpoint;
+pub use lock::{FolderLock, HELD_BY_PARENT_ENV, Holder, LOCK};
 pub use meta::{Counts, Meta, ModelMeta, PreprocessMeta, ReportMeta, Status, TrainMeta};
 pub use tables::{DuplicateRow, EpochRow, PredictionRow, SplitRow, StepRow};
 
@@ -90,6 +93,12 @@ pub struct RunDir {
 }
 
 impl RunDir {
+    /// Takes this folder's lock for this process (see [`FolderLock`]): an error naming the
+    /// holder when another process works in it.
+    pub fn lock(&self) -> Result<FolderLock> {
+        FolderLock::acquire(&self.root)
+    }
+
     /// Creates (or reopens) the folder `root`.
     pub fn create(root: &Path) -> Result<Self> {
         for dir in [root.to_path_buf(), root.join(CHECKPOINTS), root.join(CHARTS)] {

@@ -59,6 +59,9 @@ pub struct Outcome {
 pub fn run(plan: &Plan, options: &RunOptions) -> Result<Outcome> {
     let started = Instant::now();
     let progress = &options.progress;
+    let dir = resume::run_dir_path(plan, options.out.as_deref());
+    // a folder that exists may be another process's: find out before any long work
+    let early_lock = if dir.is_dir() { Some(run_dir::FolderLock::acquire(&dir)?) } else { None };
     let plan = &inputs::with_checkpoint(plan, progress)?;
     let chosen = inputs::open_device(plan, progress)?;
     let device = chosen.device.clone().autodiff();
@@ -68,7 +71,11 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<Outcome> {
     let duplicates = inputs::group_duplicates(plan, &mut dataset, &images, progress)?;
     let budget = Budget::new(plan, dataset.split.train.len());
 
-    let run = RunDir::create(&resume::run_dir_path(plan, options.out.as_deref()))?;
+    let run = RunDir::create(&dir)?;
+    let _owner = match early_lock {
+        Some(lock) => lock,
+        None => run.lock()?,
+    }; // held until the run returns
     let previous = resume::check_resumable(&run, plan)?;
     run.write(run_dir::SPEC, plan.resolved_toml.as_bytes())?;
     run.write_split(&record::split_rows(&dataset, &images))?;

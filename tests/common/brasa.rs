@@ -152,6 +152,11 @@ impl Brasa {
         ran
     }
 
+    /// Starts it and returns at once (output discarded): for tests of processes running together.
+    pub fn spawn(mut self) -> Child {
+        self.command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().expect("brasa starts")
+    }
+
     /// Starts it, waits until `file` exists (a run's first checkpoint, say) and kills it there:
     /// a run interrupted as a crash or a cluster's time limit would.
     #[track_caller]

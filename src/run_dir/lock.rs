@@ -1,0 +1,106 @@
+//! One owner per run folder: a process working in a run folder holds an OS lock on its `.lock`
+//! file (`flock` on Unix, `LockFileEx` on Windows, through `std::fs::File::try_lock`) and writes
+//! who it is into it. A second process finds the lock taken and says who holds it instead of
+//! training in the same folder. The operating system drops the lock when its process ends,
+//! however it ends (killed, crashed, node lost), so a stale lock is simply taken over.
+//!
+//! On network file systems the lock is as good as the file system's locking: Linux NFS clients
+//! map `flock` to NFS byte-range locks (held through the server's lock manager); a file system
+//! mounted with `nolock`, or one without locks at all, lets two processes in.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::build_info::timestamp;
+use crate::error::{Error, Result};
+
+/// The lock file in a run folder.
+pub const LOCK: &str = ".lock";
+
+/// Set by a sweep for a trial it launched: the trial's folder, whose lock the sweep holds on
+/// its behalf (so another sweep or a stray `--trial` run sees it taken from the start).
+pub const HELD_BY_PARENT_ENV: &str = "BRASA_LOCK_HELD_BY_PARENT";
+
+/// A held lock on a folder; released when dropped (or when the process ends).
+#[derive(Debug)]
+pub struct FolderLock {
+    /// `None` when a parent process holds the lock for this one.
+    _file: Option<File>,
+}
+
+/// Who holds a folder's lock, as they wrote it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Holder(pub String);
+
+impl FolderLock {
+    /// Takes the lock on `dir` (which must exist), or says who holds it.
+    pub fn try_acquire(dir: &Path) -> Result<std::result::Result<FolderLock, Holder>> {
+        if held_by_parent(dir) {
+            return Ok(Ok(FolderLock { _file: None }));
+        }
+        let path = dir.join(LOCK);
+        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(|e| Error::io(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => {
+                let owner = owner();
+                file.set_len(0).and_then(|()| file.rewind()).and_then(|()| file.write_all(owner.as_bytes())).map_err(|e| Error::io(&path, e))?;
+                Ok(Ok(FolderLock { _file: Some(file) }))
+            }
+            Err(TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                let text = text.trim();
+                Ok(Err(Holder(if text.is_empty() { "another process".into() } else { text.to_string() })))
+            }
+            Err(TryLockError::Error(e)) => Err(Error::io(&path, e)),
+        }
+    }
+
+    /// Takes the lock on `dir`; an error naming the holder when another process has it.
+    pub fn acquire(dir: &Path) -> Result<FolderLock> {
+        Self::try_acquire(dir)?.map_err(|Holder(holder)| {
+            Error::run_dir(dir, format!("is in use by {holder}; wait for it to finish (or stop it), or choose another --out"))
+        })
+    }
+}
+
+/// This process in words: pid, host, start time, and the Slurm job when there is one.
+fn owner() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|h| h.trim().to_string()))
+        .unwrap_or_else(|| "an unknown host".into());
+    let mut owner = format!("brasa pid {} on {host} since {}", std::process::id(), timestamp(SystemTime::now()));
+    if let Ok(job) = std::env::var("SLURM_JOB_ID") {
+        let task = std::env::var("SLURM_ARRAY_TASK_ID").map(|t| format!(" task {t}")).unwrap_or_default();
+        owner.push_str(&format!(" (Slurm job {job}{task})"));
+    }
+    owner
+}
+
+fn held_by_parent(dir: &Path) -> bool {
+    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    std::env::var_os(HELD_BY_PARENT_ENV).is_some_and(|held| canonical(&PathBuf::from(held)) == canonical(dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_holder_is_refused_with_the_first_ones_name_until_it_lets_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = FolderLock::acquire(dir.path()).unwrap();
+        // a lock is per open file: a second open in this process is refused like another process
+        let held = FolderLock::try_acquire(dir.path()).unwrap().unwrap_err();
+        assert!(held.0.contains(&format!("pid {}", std::process::id())), "{held:?}");
+        let err = FolderLock::acquire(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("is in use by brasa pid") && err.contains("another --out"), "{err}");
+        drop(first);
+        let again = FolderLock::acquire(dir.path());
+        assert!(again.is_ok());
+    }
+}
