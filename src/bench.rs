@@ -394,9 +394,9 @@ fn data_path(plan: &Plan, limit: Option<usize>, progress: &Progress) -> Result<D
 
 /// The dataset made available as a run does, then one epoch of batches assembled.
 fn epoch_preparation(plan: &Plan, progress: &Progress) -> Result<EpochData> {
-    let dataset = crate::runner::prepare_dataset(plan, progress)?;
+    let mut dataset = crate::runner::prepare_dataset(plan, progress)?;
     let started = Instant::now();
-    let images = crate::runner::decode(plan, &dataset, progress)?;
+    let images = crate::runner::decode(plan, &mut dataset, None, progress)?;
     let load_seconds = started.elapsed().as_secs_f64();
     let items: Vec<usize> = (0..dataset.train_folder.len()).collect();
     let labels = dataset.train_folder.iter().map(|item| item.label).collect();

@@ -32,9 +32,10 @@ pub enum Error {
     Data(String),
     #[error("cannot read image {}: {message}", path.display())]
     Image { path: PathBuf, message: String },
-    /// Several images cannot be read: each one's error, the first ten shown.
-    #[error("{} images cannot be read:\n  {}", failures.len(), first_ten(failures))]
-    ImagesUnreadable { failures: Vec<Error> },
+    /// Files of the dataset that cannot be read (`data.unreadable = "error"`): how many per
+    /// class, the first ones, and the file listing them all.
+    #[error("{}", unreadable_message(*count, per_class, shown, list.as_deref()))]
+    Unreadable { count: usize, per_class: Vec<(String, usize)>, shown: Vec<String>, list: Option<PathBuf> },
     /// `data.split.group_duplicates` would leave the training or validation part empty.
     #[error(
         "data.split.group_duplicates leaves the {part} part empty: the largest duplicate group of the training folder holds {largest} of its {total} images"
@@ -91,7 +92,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Usage { .. } | Self::Spec(_) => 2,
-            Self::DataRootMissing { .. } | Self::Data(_) | Self::Image { .. } | Self::ImagesUnreadable { .. } | Self::GroupingEmptiesPart { .. } | Self::Download { .. } => 3,
+            Self::DataRootMissing { .. } | Self::Data(_) | Self::Image { .. } | Self::Unreadable { .. } | Self::GroupingEmptiesPart { .. } | Self::Download { .. } => 3,
             Self::Backend(_) | Self::Model(_) | Self::Diverged { .. } | Self::Train(_) | Self::TrialsFailed { .. } => 4,
             Self::RunDir { .. } | Self::Io { .. } => 5,
             Self::Report(_) | Self::ReportAfterTraining { .. } => 6,
@@ -99,8 +100,27 @@ impl Error {
     }
 }
 
-fn first_ten(errors: &[Error]) -> String {
-    errors.iter().take(10).map(ToString::to_string).collect::<Vec<_>>().join("\n  ")
+fn unreadable_message(count: usize, per_class: &[(String, usize)], shown: &[String], list: Option<&std::path::Path>) -> String {
+    // without classes, the files were named on the command line (`brasa predict`)
+    let classes: Vec<String> = per_class.iter().map(|(class, n)| format!("{class} {n}")).collect();
+    let mut text = if classes.is_empty() {
+        format!("none of the {count} image file(s) can be read:")
+    } else {
+        format!("{count} image file(s) of the dataset cannot be read ({}):", classes.join(", "))
+    };
+    for line in shown {
+        text.push_str(&format!("\n  {line}"));
+    }
+    if count > shown.len() {
+        text.push_str(&format!("\n  … and {} more", count - shown.len()));
+    }
+    if let Some(list) = list {
+        text.push_str(&format!("\nall {count} are listed in {}", crate::fmt::display_path(list)));
+    }
+    if !classes.is_empty() {
+        text.push_str("\nfix or remove them, or set data.unreadable = \"skip\" (e.g. --set data.unreadable=skip) to leave them out of the run");
+    }
+    text
 }
 
 /// Exit code of a process stopped by Ctrl-C (128 + SIGINT), as shells report it.

@@ -94,17 +94,24 @@ impl Predictor {
         Ok(Self { model, classes, recipe, normalize, source })
     }
 
-    /// Class probabilities of each image, in order (each file is decoded once; an unreadable
-    /// file is an error naming it).
-    pub fn predict(&self, paths: &[PathBuf], batch_size: usize, device: &Device, progress: &Progress) -> Result<Vec<Vec<f32>>> {
+    /// Class probabilities of each readable image, in order (each file is decoded once); the
+    /// files that cannot be read are listed apart.
+    pub fn predict(&self, paths: &[PathBuf], batch_size: usize, device: &Device, progress: &Progress) -> Result<Predicted> {
         const CHUNK: usize = 256;
         let bar = progress.bar(paths.len() as u64, "predicting");
-        let mut probabilities = Vec::with_capacity(paths.len());
-        for chunk in paths.chunks(CHUNK) {
+        let mut predicted = Predicted { paths: Vec::with_capacity(paths.len()), probabilities: Vec::with_capacity(paths.len()), unreadable: Vec::new() };
+        for (c, chunk) in paths.chunks(CHUNK).enumerate() {
             let items: Vec<Item> = chunk.iter().map(|p| Item { path: p.clone(), label: 0 }).collect();
             let mut decoded = images::decode_all(&items, &[self.recipe], &Progress::hidden(), "decoding")?;
+            let mut bad = decoded.unreadable.iter().map(|u| u.index).peekable();
+            predicted.paths.extend(chunk.iter().enumerate().filter(|(i, _)| bad.next_if_eq(i).is_none()).map(|(_, p)| p.clone()));
+            predicted.unreadable.extend(decoded.unreadable.drain(..).map(|u| images::Unreadable { index: c * CHUNK + u.index, ..u }));
             let pixels = Pixels::Memory(decoded.per_recipe.remove(0));
-            let set = EvalSet::all(&pixels, vec![0; items.len()]);
+            if pixels.is_empty() {
+                bar.inc(chunk.len() as u64);
+                continue;
+            }
+            let set = EvalSet::all(&pixels, vec![0; pixels.len()]);
             let evaluation = match &self.model {
                 Model::Cvt(m) => evaluate(&m.valid(), &set, batch_size, &self.normalize, device, &Progress::hidden(), ""),
                 Model::Vit(m) => evaluate(&m.valid(), &set, batch_size, &self.normalize, device, &Progress::hidden(), ""),
@@ -113,11 +120,11 @@ impl Predictor {
                 crate::Error::Train(message) => crate::Error::Train(message.replace("train.eval_batch_size (e.g. --set train.eval_batch_size=", "--batch-size (e.g. --batch-size ")),
                 other => other,
             })?;
-            probabilities.extend(evaluation.probabilities);
+            predicted.probabilities.extend(evaluation.probabilities);
             bar.inc(chunk.len() as u64);
         }
         bar.finish_and_clear();
-        Ok(probabilities)
+        Ok(predicted)
     }
 
     /// The CSV of `predict`'s output.
@@ -134,6 +141,15 @@ impl Predictor {
         }
         writer.flush().map_err(|e| Error::io("<predictions>", e))
     }
+}
+
+/// What `Predictor::predict` gives: the readable images and their class probabilities, and the
+/// files that cannot be read (`index` into the paths asked for).
+#[derive(Debug, Clone)]
+pub struct Predicted {
+    pub paths: Vec<PathBuf>,
+    pub probabilities: Vec<Vec<f32>>,
+    pub unreadable: Vec<images::Unreadable>,
 }
 
 fn processor_parts(processor: &Processor) -> (Recipe, Normalize) {

@@ -16,7 +16,7 @@ fn setup(edit: impl Fn(TinySpec) -> TinySpec) -> TestDir {
 }
 
 fn load(dir: &Path, overrides: &[&str]) -> Result<Plan, String> {
-    let layers = Layers { overrides: overrides.iter().map(|o| o.parse::<Override>().unwrap()).collect(), env: false };
+    let layers = Layers { overrides: overrides.iter().map(|o| o.parse::<Override>().unwrap()).collect(), unset: Vec::new(), env: false };
     let loaded = LoadedSpec::load(&dir.join("spec.toml"), &layers).map_err(|e| e.to_string())?;
     Plan::resolve(&loaded).map_err(|e| e.to_string())
 }
@@ -149,4 +149,56 @@ fn cli_validate_prints_resolved_toml_and_split_or_fails_with_exit_code() {
         .env("BRASA_TRAIN__EPOCHS", "many")
         .stderr_contains("environment variable BRASA_TRAIN__EPOCHS: `train.epochs` = \"many\"")
         .fails();
+}
+
+#[test]
+fn unset_removes_an_inherited_key_or_table_and_names_a_key_nothing_sets() {
+    // a base spec whose expected file counts and gradient clip the child inherits
+    let dir = TestDir::new().images("data", 4, 2, 12).spec(&TinySpec::new("t", "data", 1));
+    let base = std::fs::read_to_string(dir.path().join("spec.toml")).unwrap();
+    let dir = dir
+        .file("spec.toml", format!("{base}\n[data.expect.train]\ncat = 99\n\n[data.expect.test]\ncat = 99\n"))
+        .file("child.toml", "extends = \"spec.toml\"\n[experiment]\nname = \"child\"\n");
+    dir.brasa(["validate", "child.toml"]).stderr_contains("99").exits_with(3);
+
+    let ran = dir.brasa(["validate", "child.toml", "--unset", "data.expect", "--unset", "train.grad_clip"]).succeeds();
+    assert!(!ran.stdout.contains("expect") && !ran.stdout.contains("grad_clip"), "{}", ran.stdout);
+    // one table of a table, and --set after --unset gives the key a new value
+    let ran = dir.brasa(["validate", "child.toml", "--unset", "data.expect.train", "--unset", "data.expect.test", "--unset", "train.grad_clip", "--set", "train.grad_clip=2.5"]).succeeds();
+    assert!(ran.stdout.contains("grad_clip = 2.5"), "{}", ran.stdout);
+
+    // a key no layer sets is most likely a typo: said, with the closest key
+    dir.brasa(["validate", "child.toml", "--unset", "train.grad_clp"])
+        .stderr_contains("--unset: `train.grad_clp`: is not set by child.toml nor anything it extends")
+        .stderr_contains("did you mean `train.grad_clip`?")
+        .exits_with(2);
+    dir.brasa(["validate", "child.toml", "--unset", "train.epochs=3"]).stderr_contains("--unset removes a key").exits_with(2);
+    dir.brasa(["validate", "child.toml", "--unset", "train..epochs"]).stderr_contains("not a dotted key path").exits_with(2);
+    // environment variables are a layer --unset removes from too
+    dir.brasa(["validate", "child.toml", "--unset", "train.grad_clip", "--unset", "data.expect"]).env("BRASA_TRAIN__GRAD_CLIP", "3.5").succeeds();
+}
+
+#[test]
+fn values_that_cannot_work_with_this_data_are_named_with_the_numbers() {
+    // 4 images per class, validation 0.25: 9 training images, 18 samples an epoch with one augmented copy
+    let dir = setup(|s| s.set("train.batch_size", 100_000_000_000i64));
+    let ran = dir.brasa(["validate", "spec.toml"]).exits_with(2);
+    assert!(ran.stderr.contains("`train.batch_size` = 100000000000: is larger than the training set: an epoch has 18 samples (9 images and 9 augmented copies)"), "{}", ran.stderr);
+    dir.brasa(["run", "spec.toml", "--out", "run"]).stderr_contains("is larger than the training set").exits_with(2);
+    assert!(!dir.path().join("run/meta.json").exists());
+
+    // an evaluation batch whose input alone outgrows the memory
+    let dir = setup(|s| s.insert("train.eval_batch_size", 1_000_000_000i64).set("preprocess.resize", vec![40_000, 40_000]).set("augment.chain", Vec::<i64>::new()));
+    let ran = dir.brasa(["validate", "spec.toml"]).exits_with(2);
+    assert!(ran.stderr.contains("`train.eval_batch_size` = 1000000000: cannot fit: one evaluation batch of 6 images at 40000x40000 is 115.2 GB of input alone"), "capped at the largest part evaluated: {}", ran.stderr);
+
+    // a validation fraction that leaves a class out of the validation part
+    let dir = TestDir::new().images("data", 4, 2, 12).file("data/train/owl/owl_extra.png", std::fs::read(dir.path().join("data/train/owl/owl_000.png")).unwrap()).spec(&TinySpec::new("t", "data", 1).set("data.split.validation", 0.1).insert("data.split.stratify", false));
+    let ran = dir.brasa(["validate", "spec.toml"]).exits_with(2);
+    assert!(ran.stderr.contains("`data.split.validation` = 0.1: leaves class"), "{}", ran.stderr);
+    assert!(ran.stderr.contains("out of the validation part"), "{}", ran.stderr);
+
+    // a centre crop larger than the resize
+    let dir = setup(|s| s.insert("preprocess.center_crop", vec![20, 16]));
+    dir.brasa(["validate", "spec.toml"]).stderr_contains("`preprocess.center_crop` = [20, 16]: is larger than the resized image (16x16").exits_with(2);
 }

@@ -12,7 +12,7 @@ mod validate;
 use std::path::PathBuf;
 
 use brasa::Result;
-use brasa::spec::{Layers, LoadedSpec, Override};
+use brasa::spec::{Layers, LoadedSpec, Override, UnsetKey};
 
 use clap::{Args, Parser, Subcommand};
 
@@ -52,12 +52,16 @@ pub struct SpecArgs {
     /// Override a spec key, e.g. `--set train.epochs=3` (repeatable; values parse as TOML).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<Override>,
+    /// Remove a key or table the spec (or a spec it extends) sets, e.g. `--unset data.expect`;
+    /// it goes back to its default (repeatable; `--set` applies after).
+    #[arg(long = "unset", value_name = "KEY")]
+    unset: Vec<UnsetKey>,
 }
 
 impl SpecArgs {
-    /// `--set` and `BRASA_*` environment layers.
+    /// `--set`, `--unset` and `BRASA_*` environment layers.
     fn layers(&self) -> Layers {
-        Layers { overrides: self.overrides.clone(), env: true }
+        Layers { overrides: self.overrides.clone(), unset: self.unset.clone(), env: true }
     }
 
     /// Loads the spec with its `extends` chain, `BRASA_*` environment variables and `--set`.

@@ -62,17 +62,22 @@ pub fn execute(args: PredictArgs) -> Result<()> {
         (None, None) => unreachable!("clap requires one of --run / --pretrained"),
     };
     progress.log(format!("predicting {} image(s) with {}", paths.len(), predictor.source));
-    let probabilities = predictor.predict(&paths, args.batch_size, &device, &progress)?;
+    let predicted = predictor.predict(&paths, args.batch_size, &device, &progress)?;
+    // the files that cannot be read are said whatever --quiet says; the others get their rows
+    for bad in &predicted.unreadable {
+        eprintln!("cannot read {}: {}", brasa::fmt::display_path(&bad.path), bad.message);
+    }
+    if predicted.paths.is_empty() {
+        let shown = predicted.unreadable.iter().take(20).map(|u| format!("{}: {}", brasa::fmt::display_path(&u.path), u.message)).collect();
+        return Err(brasa::Error::Unreadable { count: predicted.unreadable.len(), per_class: Vec::new(), shown, list: None });
+    }
+    if !predicted.unreadable.is_empty() {
+        eprintln!("warning: {} of {} image(s) cannot be read and have no row; the other {} are classified", predicted.unreadable.len(), paths.len(), predicted.paths.len());
+    }
+    let mut buffer = Vec::new();
+    predictor.write_csv(&mut buffer, &predicted.paths, &predicted.probabilities)?;
     match &args.out {
-        Some(file) => {
-            let mut buffer = Vec::new();
-            predictor.write_csv(&mut buffer, &paths, &probabilities)?;
-            brasa::atomic_file::write_atomic(file, &buffer)
-        }
-        None => {
-            let mut buffer = Vec::new();
-            predictor.write_csv(&mut buffer, &paths, &probabilities)?;
-            super::print_out(&String::from_utf8_lossy(&buffer))
-        }
+        Some(file) => brasa::atomic_file::write_atomic(file, &buffer),
+        None => super::print_out(&String::from_utf8_lossy(&buffer)),
     }
 }

@@ -37,6 +37,10 @@ pub struct RunArgs {
     /// Trials of a sweep run at once (default: `sweep.jobs`, else 1); threads are split between them.
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
+    /// Resume the run folder even when its spec, classes or data differ from this run's (the
+    /// differences are listed; its results then mix both).
+    #[arg(long)]
+    force_resume: bool,
     /// List the trials and their overrides, run nothing.
     #[arg(long)]
     dry_run: bool,
@@ -70,7 +74,7 @@ pub fn execute(args: RunArgs) -> Result<()> {
             return super::print_out("1 trial: the spec as written (it has no [sweep])\n");
         }
         let plan = Plan::resolve(&loaded)?;
-        return run_one(&plan, args.out, progress);
+        return run_one(&plan, args.out, args.force_resume, progress);
     }
 
     let sweep = SweepPlan::resolve(&args.spec.spec, &layers, if args.trial.is_some() { None } else { args.out.as_deref() })?;
@@ -89,22 +93,30 @@ pub fn execute(args: RunArgs) -> Result<()> {
         let mut trial_layers = run_layers;
         trial_layers.overrides.extend(trial.overrides.iter().cloned());
         let plan = Plan::resolve(&LoadedSpec::load(&args.spec.spec, &trial_layers)?)?;
-        return run_one(&plan, Some(dir), progress);
+        return run_one(&plan, Some(dir), args.force_resume, progress);
     }
     let jobs = args.jobs.unwrap_or(sweep.sweep.jobs);
     let threads = args.threads.or(sweep.trials.first().and_then(|(_, p)| p.runtime.threads)).unwrap_or_else(brasa::backend::threads);
     let exe = std::env::current_exe().map_err(|e| Error::io("<brasa executable>", e))?;
     let spec = args.spec.spec.clone();
     let overrides = args.spec.overrides.clone();
+    let unset = args.spec.unset.clone();
     let backend = args.backend.clone();
+    let force_resume = args.force_resume;
     let launcher = move |trial: &brasa::spec::sweep::Trial, dir: &std::path::Path, threads: usize| {
         let mut command = std::process::Command::new(&exe);
         command.arg("run").arg(&spec);
+        for key in &unset {
+            command.arg("--unset").arg(&key.0);
+        }
         for o in &overrides {
             command.arg("--set").arg(format!("{}={}", o.key, brasa::spec::render_value(&o.value)));
         }
         if let Some(backend) = &backend {
             command.arg("--backend").arg(backend);
+        }
+        if force_resume {
+            command.arg("--force-resume");
         }
         command.arg("--trial").arg(trial.number.to_string()).arg("--out").arg(dir).arg("--threads").arg(threads.to_string());
         command.env(SWEEP_PARENT, std::process::id().to_string());
@@ -130,8 +142,8 @@ pub fn execute(args: RunArgs) -> Result<()> {
 }
 
 /// One run (or one sweep trial) to the end, then its summary on stdout.
-fn run_one(plan: &Plan, out: Option<PathBuf>, progress: Progress) -> Result<()> {
-    let outcome = runner::run(plan, &RunOptions { out, progress })?;
+fn run_one(plan: &Plan, out: Option<PathBuf>, force_resume: bool, progress: Progress) -> Result<()> {
+    let outcome = runner::run(plan, &RunOptions { out, progress, force_resume })?;
     let classes = brasa::run_dir::RunDir::open(&outcome.dir)?.read_meta()?.classes;
     let mut text = format!("run folder: {}\n", display_path(&outcome.dir));
     text.push_str(&format!("report:     {}\n", display_path(&outcome.dir.join(brasa::run_dir::REPORT_MD))));

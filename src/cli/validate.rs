@@ -37,6 +37,7 @@ pub fn execute(args: ValidateArgs) -> Result<()> {
         return super::print_out(&text);
     }
     let dataset = runner::prepare_dataset(&plan, &Progress::hidden())?;
+    plan.check_against(&dataset, brasa::data::pixels::available_memory())?;
     let split = plan.data.split;
     text.push_str(&format!(
         "\n# data: {} ({} classes; validation {} of the training folder, {}, seed {})\n",

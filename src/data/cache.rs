@@ -28,7 +28,7 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use super::Item;
-use super::images::{Recipe, decode_bytes};
+use super::images::{Recipe, Unreadable, decode_bytes};
 use crate::dedup::{Fingerprint, Phash};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
@@ -99,6 +99,8 @@ pub struct Filled {
     pub infos: Vec<FileInfo>,
     /// Items decoded now (the others were all in the cache already).
     pub decoded: usize,
+    /// Items that cannot be read; `keys` and `infos` hold the others only.
+    pub unreadable: Vec<Unreadable>,
 }
 
 impl DiskCache {
@@ -153,23 +155,18 @@ impl DiskCache {
         bar.finish_and_clear();
         results.sort_unstable_by_key(|(i, _)| *i);
         let results = results.into_iter().map(|(_, result)| result);
-        let mut filled = Filled { keys: Vec::with_capacity(items.len()), infos: Vec::with_capacity(items.len()), decoded: 0 };
-        let mut failures = Vec::new();
-        for result in results {
+        let mut filled = Filled { keys: Vec::with_capacity(items.len()), infos: Vec::with_capacity(items.len()), decoded: 0, unreadable: Vec::new() };
+        for (index, result) in results.enumerate() {
             match result {
                 Ok((key, info, decoded)) => {
                     filled.keys.push(key);
                     filled.infos.push(info);
                     filled.decoded += usize::from(decoded);
                 }
-                Err(e) => failures.push(e),
+                Err(e) => filled.unreadable.push(Unreadable::from_error(index, e)?),
             }
         }
-        match failures.len() {
-            0 => Ok(filled),
-            1 => Err(failures.remove(0)),
-            _ => Err(Error::ImagesUnreadable { failures }),
-        }
+        Ok(filled)
     }
 
     /// `recipe.json` in the recipe's folder, so `brasa cache info` can say what it holds.

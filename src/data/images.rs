@@ -74,6 +74,28 @@ pub struct Decoded {
     pub original_sizes: Vec<(u32, u32)>,
     /// Of the image as decoded, before any recipe.
     pub fingerprints: Vec<Fingerprint>,
+    /// The files that could not be read, in item order; the lists above hold the others only.
+    pub unreadable: Vec<Unreadable>,
+}
+
+/// A file that cannot be read as an image: its index among the items decoded, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    pub index: usize,
+    pub path: std::path::PathBuf,
+    pub message: String,
+}
+
+impl Unreadable {
+    /// `error` as the unreadable item `index` when it says a file is not a readable image;
+    /// any other error (a full disk writing the cache …) is given back, as it is not the file's.
+    pub fn from_error(index: usize, error: Error) -> std::result::Result<Self, Error> {
+        match error {
+            // one line per file in lists and logs (decoders' messages may span several)
+            Error::Image { path, message } => Ok(Self { index, path, message: message.split_whitespace().collect::<Vec<_>>().join(" ") }),
+            other => Err(other),
+        }
+    }
 }
 
 /// Reads one image file as 8-bit RGB.
@@ -113,9 +135,8 @@ pub fn decode_all(items: &[Item], recipes: &[Recipe], progress: &Progress, what:
         .collect();
     bar.finish_and_clear();
 
-    let mut failures = Vec::new();
     let mut decoded = Decoded { per_recipe: vec![Vec::with_capacity(items.len()); recipes.len()], ..Default::default() };
-    for result in results {
+    for (index, result) in results.into_iter().enumerate() {
         match result {
             Ok((forms, size, fingerprint)) => {
                 for (list, form) in decoded.per_recipe.iter_mut().zip(forms) {
@@ -124,14 +145,10 @@ pub fn decode_all(items: &[Item], recipes: &[Recipe], progress: &Progress, what:
                 decoded.original_sizes.push(size);
                 decoded.fingerprints.push(fingerprint);
             }
-            Err(e) => failures.push(e),
+            Err(e) => decoded.unreadable.push(Unreadable::from_error(index, e)?),
         }
     }
-    match failures.len() {
-        0 => Ok(decoded),
-        1 => Err(failures.remove(0)),
-        _ => Err(Error::ImagesUnreadable { failures }),
-    }
+    Ok(decoded)
 }
 
 #[cfg(test)]
@@ -139,7 +156,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn corrupt_file_is_an_error_naming_it() {
+    fn unreadable_files_are_listed_by_index_and_the_others_decoded() {
         let dir = tempfile::tempdir().unwrap();
         let good = dir.path().join("good.png");
         RgbImage::from_pixel(8, 6, image::Rgb([1, 2, 3])).save(&good).unwrap();
@@ -147,8 +164,10 @@ mod tests {
         std::fs::write(&bad, b"not a jpeg").unwrap();
         let items = vec![Item { path: good.clone(), label: 0 }, Item { path: bad.clone(), label: 1 }];
         let recipe = Recipe { resize: Some((ResizeTo::Exact { height: 4, width: 4 }, Interpolation::Bilinear)), center_crop: None };
-        let err = decode_all(&items, &[recipe], &Progress::hidden(), "test").unwrap_err().to_string();
-        assert!(err.contains("bad.jpg"), "{err}");
+        let decoded = decode_all(&items, &[recipe], &Progress::hidden(), "test").unwrap();
+        assert_eq!(decoded.per_recipe[0].len(), 1, "only the readable file");
+        assert_eq!(decoded.unreadable.len(), 1);
+        assert_eq!((decoded.unreadable[0].index, &decoded.unreadable[0].path), (1, &bad));
 
         let decoded = decode_all(&items[..1], &[recipe, Recipe { resize: None, center_crop: None }], &Progress::hidden(), "test").unwrap();
         assert_eq!(decoded.per_recipe[0][0].dimensions(), (4, 4));

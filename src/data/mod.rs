@@ -50,6 +50,19 @@ pub struct Dataset {
     pub test: Vec<Item>,
     /// Files found in the split folders that are not images.
     pub skipped: Vec<PathBuf>,
+    /// Image files left out because they cannot be read (`data.unreadable = "skip"`).
+    pub left_out: Vec<LeftOut>,
+}
+
+/// An image file left out of a run because it cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftOut {
+    pub path: PathBuf,
+    pub label: usize,
+    /// In the test folder (else the training folder).
+    pub test: bool,
+    /// Why it cannot be read.
+    pub message: String,
 }
 
 /// Per-class image counts of each part of a dataset.
@@ -87,7 +100,27 @@ impl Dataset {
         };
         let labels: Vec<usize> = train.items.iter().map(|i| i.label).collect();
         let split = split::split(&labels, classes.len(), rule.validation, rule.stratify, rule.seed)?;
-        Ok(Self { classes, train_folder: train.items, split, test, skipped })
+        Ok(Self { classes, train_folder: train.items, split, test, skipped, left_out: Vec::new() })
+    }
+
+    /// Leaves out the items that cannot be read (`train` indexes the training folder, `test` the
+    /// test items) and splits the training folder again by `rule`: the split is the one a folder
+    /// without those files gets.
+    pub fn leave_out(&mut self, train: &[images::Unreadable], test: &[images::Unreadable], rule: SplitRule) -> Result<()> {
+        fn remove(items: &mut Vec<Item>, bad: &[images::Unreadable], test: bool, left_out: &mut Vec<LeftOut>) {
+            let mut keep = vec![true; items.len()];
+            for b in bad {
+                keep[b.index] = false;
+                left_out.push(LeftOut { path: b.path.clone(), label: items[b.index].label, test, message: b.message.clone() });
+            }
+            let mut flags = keep.into_iter();
+            items.retain(|_| flags.next().unwrap_or(true));
+        }
+        remove(&mut self.train_folder, train, false, &mut self.left_out);
+        remove(&mut self.test, test, true, &mut self.left_out);
+        let labels: Vec<usize> = self.train_folder.iter().map(|i| i.label).collect();
+        self.split = split::split(&labels, self.classes.len(), rule.validation, rule.stratify, rule.seed)?;
+        Ok(())
     }
 
     /// Keeps each group of duplicates (indices into `train_folder`) on one side of the split;

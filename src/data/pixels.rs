@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use super::Item;
 use super::cache::{ContentKey, DiskCache, RecipeCache};
-use super::images::{self, Recipe, read_rgb};
+use super::images::{self, Recipe, Unreadable, read_rgb};
 use crate::dedup::Fingerprint;
 use crate::error::Result;
 use crate::progress::Progress;
@@ -107,12 +107,19 @@ pub struct Loaded {
     pub fingerprints: Vec<Fingerprint>,
     /// Files decoded now (with `Disk`, those not in the cache yet).
     pub decoded: usize,
+    /// The items that cannot be read, by index; every list above holds the others only, in order.
+    pub unreadable: Vec<Unreadable>,
 }
 
 /// Makes `items` available in each of `recipes` the way `mode` says (`Auto` must be resolved
 /// first); `cache` is used with `Disk`.
 pub fn load(items: &[Item], recipes: &[Recipe], mode: CacheMode, cache: Option<&DiskCache>, progress: &Progress, what: &str) -> Result<Loaded> {
-    let files = || Arc::new(items.iter().map(|item| item.path.clone()).collect::<Vec<_>>());
+    // the files of the readable items, once the unreadable ones are known
+    let readable = |unreadable: &[Unreadable]| {
+        let mut bad = unreadable.iter().map(|u| u.index).peekable();
+        let files = items.iter().enumerate().filter(|(i, _)| bad.next_if_eq(i).is_none()).map(|(_, item)| item.path.clone());
+        Arc::new(files.collect::<Vec<_>>())
+    };
     match mode {
         CacheMode::Memory | CacheMode::Auto => {
             let decoded = images::decode_all(items, recipes, progress, what)?;
@@ -120,29 +127,32 @@ pub fn load(items: &[Item], recipes: &[Recipe], mode: CacheMode, cache: Option<&
                 per_recipe: decoded.per_recipe.into_iter().map(Pixels::Memory).collect(),
                 original_sizes: decoded.original_sizes,
                 fingerprints: decoded.fingerprints,
-                decoded: items.len(),
+                decoded: items.len() - decoded.unreadable.len(),
+                unreadable: decoded.unreadable,
             })
         }
         CacheMode::Disk => {
             let cache = cache.expect("the disk mode needs a cache");
             let filled = cache.fill(items, recipes, progress, what)?;
-            let (keys, files) = (Arc::new(filled.keys), files());
+            let (keys, files) = (Arc::new(filled.keys), readable(&filled.unreadable));
             Ok(Loaded {
                 per_recipe: recipes.iter().map(|recipe| Pixels::Disk { cache: cache.for_recipe(recipe), keys: keys.clone(), files: files.clone() }).collect(),
                 original_sizes: filled.infos.iter().map(|i| i.original_size).collect(),
                 fingerprints: filled.infos.iter().map(|i| i.fingerprint).collect(),
                 decoded: filled.decoded,
+                unreadable: filled.unreadable,
             })
         }
         CacheMode::None => {
             // one pass for the sizes and fingerprints, keeping no pixels
             let decoded = images::decode_all(items, &[], progress, what)?;
-            let files = files();
+            let files = readable(&decoded.unreadable);
             Ok(Loaded {
                 per_recipe: recipes.iter().map(|&recipe| Pixels::Decode { recipe, files: files.clone() }).collect(),
                 original_sizes: decoded.original_sizes,
                 fingerprints: decoded.fingerprints,
-                decoded: items.len(),
+                decoded: items.len() - decoded.unreadable.len(),
+                unreadable: decoded.unreadable,
             })
         }
     }

@@ -17,6 +17,8 @@ pub struct DataPlan {
     pub expect: Option<BTreeMap<String, BTreeMap<String, usize>>>,
     /// Where decoded images are kept while the run trains.
     pub cache: CacheMode,
+    /// `data.unreadable = "skip"`: leave out the files that cannot be read (else stop, listing them).
+    pub skip_unreadable: bool,
 }
 
 pub(super) fn resolve_data(check: &mut Checker, data: &schema::Data, seed: u64) -> DataPlan {
@@ -64,6 +66,7 @@ pub(super) fn resolve_data(check: &mut Checker, data: &schema::Data, seed: u64) 
         source: data.source.clone(),
         expect: data.expect.clone(),
         cache: data.cache.into(),
+        skip_unreadable: data.unreadable == schema::Unreadable::Skip,
     }
 }
 

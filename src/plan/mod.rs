@@ -9,6 +9,7 @@
 //! One file per spec section: `data`, `preprocess`, `augment`, `model`, `train`; `check` holds the
 //! [`check::Checker`], `sizes` the size and interpolation forms two sections share.
 
+mod against_data;
 mod augment;
 mod check;
 mod data;

@@ -4,6 +4,7 @@
 use super::check::Checker;
 use super::model::ModelPlan;
 use super::sizes::{crop_size, interpolation, resize_to};
+use crate::augment::ResizeTo;
 use crate::data::images::Recipe;
 use crate::data::tensor::Normalize;
 use crate::error::Result;
@@ -86,6 +87,20 @@ pub(super) fn resolve_preprocess(check: &mut Checker, pre: &schema::Preprocess, 
     }
     let resize = resize_to(check, "preprocess.resize", pre.resize.unwrap_or(Size::Exact([224, 224])));
     let center_crop = pre.center_crop.map(|size| crop_size(check, "preprocess.center_crop", size));
+    if let Some((crop_h, crop_w)) = center_crop {
+        // a crop reaching past the resized image would pad it with black borders
+        let too_large = match resize {
+            ResizeTo::Exact { height, width } => (crop_h > height || crop_w > width).then(|| format!("{height}x{width}")),
+            ResizeTo::ShorterEdge(edge) => (crop_h > edge || crop_w > edge).then(|| format!("{edge} on the shorter edge")),
+        };
+        if let Some(resized) = too_large {
+            check.fail(
+                "preprocess.center_crop",
+                Some(format!("[{crop_h}, {crop_w}]")),
+                format!("is larger than the resized image ({resized}, preprocess.resize): the crop would pad images with black borders; crop at most the resized size"),
+            );
+        }
+    }
     let input_size = match (center_crop, resize.fixed_size()) {
         (Some(crop), _) => crop,
         (None, Some(size)) => size,
@@ -142,6 +157,12 @@ mod tests {
     fn bad_values_and_a_preset_beside_explicit_values_are_named() {
         let (_, issues) = preprocess("resize = 40\nstd = [0.5, 0.0, 0.5]\n");
         assert_eq!(issues, ["preprocess.resize", "preprocess.std[1]"], "a single edge without a crop gives images of many shapes");
+        let (_, issues) = preprocess("resize = [32, 32]\ncenter_crop = [40, 32]\n");
+        assert_eq!(issues, ["preprocess.center_crop"], "a crop larger than the resize");
+        let (_, issues) = preprocess("resize = 32\ncenter_crop = 33\n");
+        assert_eq!(issues, ["preprocess.center_crop"], "a crop larger than the shorter edge");
+        let (_, issues) = preprocess("resize = 32\ncenter_crop = 32\n");
+        assert!(issues.is_empty(), "{issues:?}");
         let (plan, issues) = preprocess("preset = \"hf\"\nresize = [32, 32]\n");
         assert_eq!(issues, ["preprocess.resize"]);
         assert!(plan.preset.unwrap().contains("family defaults"));

@@ -62,6 +62,9 @@ pub struct Inputs<'a> {
     pub test: Option<Labels<'a>>,
     pub leaks: Option<&'a LeakFacts>,
     pub seed: u64,
+    /// Classes of the image files left out because they cannot be read, with their folder
+    /// (`train` or `test`).
+    pub unreadable: &'a [(String, String)],
 }
 
 /// The findings that apply, most important first.
@@ -81,9 +84,31 @@ pub fn derive(inputs: &Inputs) -> Vec<Finding> {
             findings.extend(class_problems(part, labels, inputs.classes, anchor, section));
         }
     }
+    findings.extend(unreadable(inputs.unreadable));
     findings.extend(training_progress(inputs.epochs, inputs.best_epoch));
     findings.extend(gradient_spikes(inputs.steps));
     findings
+}
+
+fn unreadable(files: &[(String, String)]) -> Option<Finding> {
+    if files.is_empty() {
+        return None;
+    }
+    let mut per_class: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    files.iter().for_each(|(class, _)| *per_class.entry(class).or_default() += 1);
+    let classes: Vec<String> = per_class.iter().map(|(class, n)| format!("{class} {n}")).collect();
+    let test = files.iter().filter(|(_, folder)| folder == "test").count();
+    Some(Finding {
+        text: format!(
+            "{} image file(s) cannot be read and were left out of this run ({}; {} from the training folder, {test} from the test folder): \
+             every count and score here is of the other images. `split.csv` lists them as `skipped`; fix or remove them.",
+            files.len(),
+            classes.join(", "),
+            files.len() - test
+        ),
+        anchor: "data",
+        section: "Data",
+    })
 }
 
 fn generalisation_gap(val: Labels, test: Labels, num_classes: usize, seed: u64) -> Option<Finding> {
@@ -286,6 +311,7 @@ mod tests {
             test: Some(Labels { truth: &test_truth, predicted: &test_pred }),
             leaks: None,
             seed: 1,
+            unreadable: &[],
         };
         let findings = derive(&inputs);
         let anchors: Vec<&str> = findings.iter().map(|f| f.anchor).collect();
@@ -309,8 +335,14 @@ mod tests {
             test: Some(Labels { truth: &truth, predicted: &truth }),
             leaks: Some(&LeakFacts::default()),
             seed: 1,
+            unreadable: &[],
         };
         assert_eq!(derive(&inputs), []);
+        let left_out = [("a".to_string(), "train".to_string()), ("a".to_string(), "test".to_string()), ("b".to_string(), "train".to_string())];
+        let findings = derive(&Inputs { unreadable: &left_out, ..inputs });
+        assert_eq!(findings.len(), 1);
+        assert!(findings[0].text.starts_with("3 image file(s) cannot be read and were left out of this run (a 2, b 1; 2 from the training folder, 1 from the test folder)"), "{}", findings[0].text);
+        assert_eq!(findings[0].anchor, "data");
     }
 
     #[test]

@@ -169,6 +169,7 @@ fn derive_findings(
         test: labels_of(Part::Test),
         leaks: leak_facts.as_ref(),
         seed: meta.seed,
+        unreadable: &meta.unreadable.iter().map(|f| (f.class.clone(), f.folder.clone())).collect::<Vec<_>>(),
     })
 }
 

@@ -25,7 +25,7 @@ pub fn summarise(rows: &[SplitRow]) -> Vec<SizeRow> {
     for (name, part) in [("train", Some(Part::Train)), ("validation", Some(Part::Val)), ("test", Some(Part::Test)), ("all", None)] {
         let sizes: Vec<(u32, u32)> = rows
             .iter()
-            .filter(|r| part.is_none_or(|p| r.split == p))
+            .filter(|r| part.is_none_or(|p| r.split == p.into()))
             .filter_map(|r| r.width.zip(r.height))
             .collect();
         if sizes.is_empty() {
@@ -58,7 +58,7 @@ mod tests {
 
     #[test]
     fn summary_per_part() {
-        let row = |split, w, h| SplitRow { path: String::new(), class: String::new(), split, width: Some(w), height: Some(h) };
+        let row = |split: Part, w, h| SplitRow { path: String::new(), class: String::new(), split: split.into(), width: Some(w), height: Some(h) };
         let rows = [row(Part::Train, 512, 512), row(Part::Train, 512, 512), row(Part::Train, 200, 300), row(Part::Test, 64, 64)];
         let summary = summarise(&rows);
         assert_eq!(summary.len(), 3);

@@ -53,8 +53,15 @@ pub struct Meta {
     pub wall_seconds: Option<f64>,
     pub classes: Vec<String>,
     pub counts: Counts,
+    /// A fingerprint of the run's images, classes and split (see `runner::resume`), so a resume
+    /// with other data is refused; absent in run folders of brasa before 0.3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_fingerprint: Option<String>,
     /// Files in the dataset folders that are not images.
     pub skipped_files: Vec<String>,
+    /// Image files left out because they cannot be read (`data.unreadable = "skip"`).
+    #[serde(default)]
+    pub unreadable: Vec<UnreadableFile>,
     pub model: ModelMeta,
     #[serde(default)]
     pub preprocess: Option<PreprocessMeta>,
@@ -70,6 +77,16 @@ pub struct Meta {
     /// Times this run was resumed after an interruption.
     #[serde(default)]
     pub resumed: usize,
+}
+
+/// An image file a run left out because it cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnreadableFile {
+    pub path: String,
+    pub class: String,
+    /// `train` for the training folder (before the split), `test` for the test folder.
+    pub folder: String,
+    pub error: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

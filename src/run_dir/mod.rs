@@ -32,8 +32,8 @@ mod tables;
 pub use attention::AttentionEntry;
 pub use checkpoint::Checkpoint;
 pub use lock::{FolderLock, HELD_BY_PARENT_ENV, Holder, LOCK};
-pub use meta::{Counts, Meta, ModelMeta, PreprocessMeta, ReportMeta, Status, TrainMeta};
-pub use tables::{DuplicateRow, EpochRow, PredictionRow, SplitRow, StepRow};
+pub use meta::{Counts, Meta, ModelMeta, PreprocessMeta, ReportMeta, Status, TrainMeta, UnreadableFile};
+pub use tables::{DuplicateRow, EpochRow, Placement, PredictionRow, SplitRow, StepRow};
 
 pub const SPEC: &str = "spec.toml";
 pub const META: &str = "meta.json";

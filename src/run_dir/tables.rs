@@ -45,12 +45,33 @@ pub struct PredictionRow {
     pub probabilities: Vec<f32>,
 }
 
+/// Where an image of `split.csv` went: a part of the run, or left out because it cannot be
+/// read (`skipped`, with no size).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Placement {
+    Train,
+    Val,
+    Test,
+    Skipped,
+}
+
+impl From<Part> for Placement {
+    fn from(part: Part) -> Self {
+        match part {
+            Part::Train => Placement::Train,
+            Part::Val => Placement::Val,
+            Part::Test => Placement::Test,
+        }
+    }
+}
+
 /// One row of `split.csv`: where each image of the dataset went.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SplitRow {
     pub path: String,
     pub class: String,
-    pub split: Part,
+    pub split: Placement,
     /// The file's size as stored (absent in run folders of brasa before 0.2 and before decoding).
     #[serde(default)]
     pub width: Option<u32>,
@@ -268,7 +289,7 @@ mod tests {
         let steps = vec![StepRow { step: 3, epoch: 1, loss: 0.75, lr: 1e-4, grad_norm: 2.5 }];
         run.write_steps(&steps).unwrap();
         assert_eq!(run.read_steps().unwrap(), steps);
-        let split = vec![SplitRow { path: "a, b.png".into(), class: "dog".into(), split: Part::Val, width: Some(3), height: None }];
+        let split = vec![SplitRow { path: "a, b.png".into(), class: "dog".into(), split: Placement::Val, width: Some(3), height: None }];
         run.write_split(&split).unwrap();
         assert_eq!(run.read_split().unwrap(), split);
         let predictions = vec![PredictionRow { path: "x.png".into(), label: 1, prediction: 0, probabilities: vec![0.75, 0.25] }];

@@ -1,12 +1,13 @@
 //! What a run needs before it trains: the checkpoint on disk, the device, the dataset scanned
 //! and split, the model built, every image decoded once, and duplicates kept on one side.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::backend::{self, Chosen};
 use crate::data::cache::{self, DiskCache};
-use crate::data::images::Recipe;
+use crate::data::images::{Recipe, Unreadable};
 use crate::data::pixels::{self, AutoChoice, CacheMode, Pixels};
 use crate::data::{Dataset, download};
 use crate::fmt::display_path;
@@ -110,7 +111,11 @@ pub struct Images {
 
 /// Decodes every image once, in each recipe the run uses, and keeps them where `data.cache`
 /// says (`auto` chooses, and says what and why).
-pub fn decode(plan: &Plan, dataset: &Dataset, progress: &Progress) -> Result<Images> {
+///
+/// Files that cannot be read stop the run with the full list (written to `unreadable.txt` in
+/// `list_dir` when given), or with `data.unreadable = "skip"` are left out of `dataset`, which
+/// is split again without them.
+pub fn decode(plan: &Plan, dataset: &mut Dataset, list_dir: Option<&Path>, progress: &Progress) -> Result<Images> {
     let started = Instant::now();
     let clean = plan.preprocess.recipe;
     let source = plan.augment.source_recipe();
@@ -123,6 +128,9 @@ pub fn decode(plan: &Plan, dataset: &Dataset, progress: &Progress) -> Result<Ima
     };
     let decoded = pixels::load(&dataset.train_folder, &recipes, mode, cache.as_ref(), progress, "decoding")?;
     let mut test = pixels::load(&dataset.test, &[clean], mode, cache.as_ref(), progress, "decoding test")?;
+    if !decoded.unreadable.is_empty() || !test.unreadable.is_empty() {
+        unreadable(plan, dataset, (&decoded.unreadable, &test.unreadable), list_dir, progress)?;
+    }
     let (count, seconds) = (dataset.train_folder.len() + dataset.test.len(), started.elapsed().as_secs_f64());
     progress.log(match &cache {
         Some(cache) => {
@@ -150,6 +158,44 @@ pub fn decode(plan: &Plan, dataset: &Dataset, progress: &Progress) -> Result<Ima
         cache: mode,
         decoded: decoded.decoded + test.decoded,
     })
+}
+
+/// Name of the list of unreadable files a run stopped for, in its run folder.
+pub const UNREADABLE_LIST: &str = "unreadable.txt";
+/// Unreadable files named in the error itself (the list file holds them all).
+const UNREADABLE_SHOWN: usize = 20;
+
+/// Stops the run on files that cannot be read, or leaves them out with `data.unreadable = "skip"`.
+fn unreadable(plan: &Plan, dataset: &mut Dataset, (train, test): (&[Unreadable], &[Unreadable]), list_dir: Option<&Path>, progress: &Progress) -> Result<()> {
+    let all = train.iter().map(|u| (u, &dataset.train_folder[u.index])).chain(test.iter().map(|u| (u, &dataset.test[u.index])));
+    let mut per_class = vec![0usize; dataset.classes.len()];
+    let mut lines = Vec::new();
+    for (u, item) in all {
+        per_class[item.label] += 1;
+        lines.push(format!("{}: {}", display_path(&u.path), u.message));
+    }
+    let per_class: Vec<(String, usize)> = dataset.classes.iter().cloned().zip(per_class).filter(|(_, n)| *n > 0).collect();
+    let count = lines.len();
+    if !plan.data.skip_unreadable {
+        let list = match list_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+                let path = dir.join(UNREADABLE_LIST);
+                crate::atomic_file::write_atomic(&path, format!("{}\n", lines.join("\n")).as_bytes())?;
+                Some(path)
+            }
+            None => None,
+        };
+        lines.truncate(UNREADABLE_SHOWN);
+        return Err(Error::Unreadable { count, per_class, shown: lines, list });
+    }
+    let classes: Vec<String> = per_class.iter().map(|(class, n)| format!("{class} {n}")).collect();
+    progress.log(format!(
+        "warning: data.unreadable = skip: leaving out {count} image file(s) that cannot be read ({}), e.g. {}; split.csv and the report list them",
+        classes.join(", "),
+        lines[0]
+    ));
+    dataset.leave_out(train, test, plan.data.split)
 }
 
 /// `data.cache`, with `auto` resolved: memory when the decoded images (of every run sharing the

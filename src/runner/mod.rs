@@ -43,6 +43,8 @@ pub struct RunOptions {
     /// The run folder; `reports/<experiment>/<run-id>` under the working directory if `None`.
     pub out: Option<PathBuf>,
     pub progress: Progress,
+    /// Resume a run folder whose spec, classes or data differ from this run's (said, not refused).
+    pub force_resume: bool,
 }
 
 /// What a finished run reports back.
@@ -66,8 +68,9 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<Outcome> {
     let chosen = inputs::open_device(plan, progress)?;
     let device = chosen.device.clone().autodiff();
     let mut dataset = inputs::prepare_dataset(plan, progress)?;
+    plan.check_against(&dataset, crate::data::pixels::available_memory())?;
     let built = inputs::build_model(plan, &dataset, &device, progress)?;
-    let images = inputs::decode(plan, &dataset, progress)?;
+    let images = inputs::decode(plan, &mut dataset, Some(&dir), progress)?;
     let duplicates = inputs::group_duplicates(plan, &mut dataset, &images, progress)?;
     let budget = Budget::new(plan, dataset.split.train.len());
 
@@ -76,12 +79,16 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<Outcome> {
         Some(lock) => lock,
         None => run.lock()?,
     }; // held until the run returns
-    let previous = resume::check_resumable(&run, plan)?;
+    let split = record::split_rows(&dataset, &images);
+    let fingerprint = resume::data_fingerprint(&split, images.train_fingerprints.iter().chain(&images.test_fingerprints).map(|f| f.exact));
+    let identity = resume::Identity { classes: &dataset.classes, data: &fingerprint, split: &split };
+    let previous = resume::check_resumable(&run, plan, &identity, options.force_resume, progress)?;
     run.write(run_dir::SPEC, plan.resolved_toml.as_bytes())?;
-    run.write_split(&record::split_rows(&dataset, &images))?;
+    run.write_split(&split)?;
     run.write_duplicates(&record::duplicate_rows(&dataset, &duplicates, &plan.data.layout.root))?;
     let run_inputs = RunInputs { plan, dataset: &dataset, budget: &budget };
-    let meta = record::initial_meta(&run_inputs, &built, &run, previous.as_ref(), &chosen.info);
+    let mut meta = record::initial_meta(&run_inputs, &built, &run, previous.as_ref(), &chosen.info);
+    meta.data_fingerprint = Some(fingerprint);
     run.write_meta(&meta)?;
     progress.log(format!(
         "run folder: {} (if interrupted, the same command with --out {} resumes it)",

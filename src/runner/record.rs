@@ -12,7 +12,7 @@ use crate::data::{Dataset, Item};
 use crate::dedup::Group;
 use crate::model;
 use crate::plan::Plan;
-use crate::run_dir::{Counts, DuplicateRow, Meta, ModelMeta, Part, PreprocessMeta, ReportMeta, RunDir, SplitRow, Status, TrainMeta};
+use crate::run_dir::{Counts, Placement, DuplicateRow, Meta, ModelMeta, Part, PreprocessMeta, ReportMeta, RunDir, SplitRow, Status, TrainMeta, UnreadableFile};
 
 /// What a run starts from, once its inputs are ready.
 #[derive(Clone, Copy)]
@@ -33,17 +33,26 @@ fn parts_of(dataset: &Dataset) -> Vec<(&Item, Part)> {
 /// `split.csv` rows: every image, its class, part and stored size.
 pub fn split_rows(dataset: &Dataset, images: &Images) -> Vec<SplitRow> {
     let sizes = images.train_sizes.iter().chain(&images.test_sizes);
-    parts_of(dataset)
+    let mut rows: Vec<SplitRow> = parts_of(dataset)
         .into_iter()
         .zip(sizes)
         .map(|((item, split), &(width, height))| SplitRow {
             path: item.path.display().to_string(),
             class: dataset.classes[item.label].clone(),
-            split,
+            split: split.into(),
             width: Some(width),
             height: Some(height),
         })
-        .collect()
+        .collect();
+    // the files left out because they cannot be read, at the end, without a size
+    rows.extend(dataset.left_out.iter().map(|l| SplitRow {
+        path: l.path.display().to_string(),
+        class: dataset.classes[l.label].clone(),
+        split: Placement::Skipped,
+        width: None,
+        height: None,
+    }));
+    rows
 }
 
 /// `duplicates.csv` rows: one per member of each group, paths relative to the data root.
@@ -101,7 +110,18 @@ pub fn initial_meta(inputs: &RunInputs, built: &model::Built, run: &RunDir, prev
         },
         classes: dataset.classes.clone(),
         counts: Counts { train: counts.train, val: counts.val, test: counts.test },
+        data_fingerprint: None,
         skipped_files: dataset.skipped.iter().map(|p| p.display().to_string()).collect(),
+        unreadable: dataset
+            .left_out
+            .iter()
+            .map(|l| UnreadableFile {
+                path: l.path.display().to_string(),
+                class: dataset.classes[l.label].clone(),
+                folder: if l.test { "test" } else { "train" }.into(),
+                error: l.message.clone(),
+            })
+            .collect(),
         model: ModelMeta {
             arch: plan.model.arch.name().into(),
             parameters: built.model.num_params(),

@@ -32,41 +32,149 @@ pub fn run_dir_path(plan: &Plan, out: Option<&Path>) -> PathBuf {
     }
 }
 
-/// The previous meta when `run` holds an unfinished run of the same spec; an error when it holds
-/// something else.
-pub fn check_resumable(run: &RunDir, plan: &Plan) -> Result<Option<Meta>> {
+/// What a run is made of, beyond its spec: compared with a run folder's before resuming it.
+pub struct Identity<'a> {
+    pub classes: &'a [String],
+    /// [`data_fingerprint`] of the run's images and split.
+    pub data: &'a str,
+    /// `split.csv`'s rows of this run, to say which files differ.
+    pub split: &'a [run_dir::SplitRow],
+}
+
+/// The previous meta when `run` holds an unfinished run of the same spec, classes and data; an
+/// error saying what differs otherwise (with `force`, a warning, and the run resumes anyway). A
+/// finished run is never resumed, forced or not.
+pub fn check_resumable(run: &RunDir, plan: &Plan, identity: &Identity, force: bool, progress: &crate::progress::Progress) -> Result<Option<Meta>> {
     if !run.path(run_dir::META).is_file() {
         return Ok(None);
     }
     let previous = run.read_meta()?;
-    let spec = run.read_to_string(run_dir::SPEC)?;
-    if !same_run(&spec, &plan.resolved_toml) {
-        return Err(Error::run_dir(run.root(), "holds a run of a different spec; choose another --out folder (or delete this one)"));
-    }
     if previous.status == Status::Complete {
         return Err(Error::run_dir(
             run.root(),
-            "holds a finished run of this spec; `brasa report` rebuilds its report, another --out starts a new run",
+            "holds a finished run; `brasa report` rebuilds its report, another --out starts a new run",
         ));
     }
-    Ok(Some(previous))
+    let spec = run.read_to_string(run_dir::SPEC)?;
+    let mut differences = spec_differences(&spec, &plan.resolved_toml);
+    if previous.classes != identity.classes {
+        differences.push(format!("classes: [{}] → [{}]", previous.classes.join(", "), identity.classes.join(", ")));
+    }
+    if let Some(before) = previous.data_fingerprint.as_deref()
+        && before != identity.data
+    {
+        differences.push(data_difference(run, identity.split));
+    }
+    if differences.is_empty() {
+        return Ok(Some(previous));
+    }
+    let list = differences.iter().map(|d| format!("\n  {d}")).collect::<String>();
+    if force {
+        progress.log(format!(
+            "warning: --force-resume: resuming {} although this run differs from the one it holds:{list}\nits checkpoints, epochs and final results now mix both",
+            crate::fmt::display_path(run.root())
+        ));
+        return Ok(Some(previous));
+    }
+    Err(Error::run_dir(
+        run.root(),
+        format!(
+            "holds an unfinished run of a different spec or data, so it is not resumed:{list}\nrun with what it was started with, choose another --out folder, or pass --force-resume to continue it anyway (its results would then mix both)"
+        ),
+    ))
 }
 
-/// Whether two resolved specs describe the same run: equal but for `[runtime]` (backend, device,
-/// threads) and `data.cache`, so a run started on one backend can resume on another
-/// (checkpoints hold plain f32 records, whatever device wrote them), and with its images kept
-/// elsewhere (every cache mode gives the same pixels).
-fn same_run(a: &str, b: &str) -> bool {
-    let without_runtime = |text: &str| {
+/// A fingerprint of the run's data: every image's path, class, part and pixels (its exact
+/// fingerprint), in order. Equal exactly when a resumed run would see the same data.
+pub fn data_fingerprint(rows: &[run_dir::SplitRow], exact: impl Iterator<Item = u128>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    let mut exact = exact;
+    for row in rows {
+        hash.update(row.path.as_bytes());
+        hash.update([0]);
+        hash.update(row.class.as_bytes());
+        hash.update([0]);
+        hash.update(format!("{:?}", row.split).as_bytes());
+        // skipped rows have no pixels
+        if row.split != run_dir::Placement::Skipped {
+            hash.update(exact.next().unwrap_or_default().to_le_bytes());
+        }
+    }
+    hash.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What differs between the folder's `split.csv` and `now`.
+fn data_difference(run: &RunDir, now: &[run_dir::SplitRow]) -> String {
+    let Ok(before) = run.read_split() else {
+        return "data: its images differ (the folder's split.csv cannot be read to say which)".into();
+    };
+    let key = |r: &run_dir::SplitRow| (r.path.clone(), r.class.clone());
+    let before_map: std::collections::BTreeMap<_, _> = before.iter().map(|r| (key(r), r.split)).collect();
+    let now_map: std::collections::BTreeMap<_, _> = now.iter().map(|r| (key(r), r.split)).collect();
+    let added: Vec<&(String, String)> = now_map.keys().filter(|k| !before_map.contains_key(*k)).collect();
+    let removed: Vec<&(String, String)> = before_map.keys().filter(|k| !now_map.contains_key(*k)).collect();
+    let moved = now_map.iter().filter(|(k, part)| before_map.get(*k).is_some_and(|p| p != *part)).count();
+    if added.is_empty() && removed.is_empty() && moved == 0 {
+        return "data: the same files in the same parts, but the pixels of some changed".into();
+    }
+    let example = |list: &[&(String, String)]| list.first().map(|(path, _)| format!(", e.g. {path}")).unwrap_or_default();
+    format!(
+        "data: {} image(s) added{}, {} removed{}, {moved} in another part (train/val/test) than before",
+        added.len(),
+        example(&added),
+        removed.len(),
+        example(&removed)
+    )
+}
+
+/// The keys whose values differ between two resolved specs, `key: before → now`, ignoring
+/// `[runtime]` (backend, device, threads) and `data.cache`: a run started on one backend can
+/// resume on another (checkpoints hold plain f32 records, whatever device wrote them), and with
+/// its images kept elsewhere (every cache mode gives the same pixels).
+fn spec_differences(before: &str, now: &str) -> Vec<String> {
+    let identity = |text: &str| {
         text.parse::<toml::Table>().ok().map(|mut table| {
             table.remove("runtime");
             if let Some(toml::Value::Table(data)) = table.get_mut("data") {
                 data.remove("cache");
             }
-            table
+            let mut flat = std::collections::BTreeMap::new();
+            flatten("", &toml::Value::Table(table), &mut flat);
+            flat
         })
     };
-    a == b || matches!((without_runtime(a), without_runtime(b)), (Some(x), Some(y)) if x == y)
+    if before == now {
+        return Vec::new();
+    }
+    let (Some(a), Some(b)) = (identity(before), identity(now)) else {
+        return vec!["spec: the folder's spec.toml cannot be read as TOML".into()];
+    };
+    let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    let shown = |v: Option<&String>| v.cloned().unwrap_or_else(|| "(not set)".into());
+    let mut differences: Vec<String> = keys.into_iter().filter(|k| a.get(*k) != b.get(*k)).map(|k| format!("{k}: {} → {}", shown(a.get(k)), shown(b.get(k)))).collect();
+    const SHOWN: usize = 12;
+    if differences.len() > SHOWN {
+        let more = differences.len() - SHOWN;
+        differences.truncate(SHOWN);
+        differences.push(format!("… and {more} more key(s)"));
+    }
+    differences
+}
+
+/// Dotted key → value (arrays as one value, written in TOML).
+fn flatten(prefix: &str, value: &toml::Value, out: &mut std::collections::BTreeMap<String, String>) {
+    match value {
+        toml::Value::Table(table) => {
+            for (key, value) in table {
+                let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                flatten(&path, value, out);
+            }
+        }
+        other => {
+            out.insert(prefix.to_string(), other.to_string());
+        }
+    }
 }
 
 /// AdamW with the Hugging Face Trainer's grouping: no weight decay on biases and LayerNorm

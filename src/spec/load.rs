@@ -1,5 +1,7 @@
 //! Reads a spec from disk and layers it, lowest precedence first:
 //! `extends` chain (base files first) < environment `BRASA_SECTION__KEY` < `--set KEY=VALUE`.
+//! `--unset KEY` removes a key or table from the files and the environment before `--set` applies
+//! (Hydra's `~key`): an inherited value goes back to its default.
 //!
 //! Everything that can go wrong here becomes a [`SpecError`] naming the file (or variable, or
 //! flag), the dotted key and the value. This module never checks value ranges: see `plan`.
@@ -20,6 +22,7 @@ pub const ENV_PREFIX: &str = "BRASA_";
 /// Separator between key segments in those variables.
 pub const ENV_SEPARATOR: &str = "__";
 const SET_FLAG: &str = "--set";
+const UNSET_FLAG: &str = "--unset";
 
 /// A parsed, layered spec and the provenance of every value in it.
 #[derive(Debug, Clone)]
@@ -116,7 +119,73 @@ fn insert(dict: &mut Dict, path: &[&str], value: Value) {
 #[derive(Debug, Clone, Default)]
 pub struct Layers {
     pub overrides: Vec<Override>,
+    /// Dotted keys removed from the files and the environment (`--unset`).
+    pub unset: Vec<UnsetKey>,
     pub env: bool,
+}
+
+/// One `--unset KEY`: a dotted key path (`train.grad_clip`, `data.expect`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnsetKey(pub String);
+
+impl std::str::FromStr for UnsetKey {
+    type Err = String;
+
+    fn from_str(arg: &str) -> Result<Self, Self::Err> {
+        let key = arg.trim();
+        if key.contains('=') {
+            return Err(format!("`{key}` is a key, not KEY=VALUE (--unset removes a key; --set gives one a value)"));
+        }
+        if key.is_empty() || key.split('.').any(|s| s.trim().is_empty()) {
+            return Err(format!("`{key}` is not a dotted key path (e.g. train.grad_clip)"));
+        }
+        Ok(Self(key.to_string()))
+    }
+}
+
+/// A layer with the `--unset` keys taken out, read once when the spec is loaded.
+struct Without {
+    metadata: Metadata,
+    data: Result<Map<Profile, Dict>, figment::Error>,
+}
+
+impl Without {
+    /// Reads `provider` and removes `keys` from it, marking in `found` the keys it held.
+    fn new(provider: impl Provider, keys: &[UnsetKey], found: &mut [bool]) -> Self {
+        let metadata = provider.metadata();
+        let data = provider.data().map(|mut profiles| {
+            for dict in profiles.values_mut() {
+                for (key, found) in keys.iter().zip(found.iter_mut()) {
+                    let segments: Vec<&str> = key.0.split('.').collect();
+                    *found |= remove(dict, &segments);
+                }
+            }
+            profiles
+        });
+        Self { metadata, data }
+    }
+}
+
+impl Provider for Without {
+    fn metadata(&self) -> Metadata {
+        self.metadata.clone()
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        self.data.clone()
+    }
+}
+
+/// Removes `path` from `dict`; whether it was there.
+fn remove(dict: &mut Dict, path: &[&str]) -> bool {
+    match path {
+        [] => false,
+        [last] => dict.remove(*last).is_some(),
+        [first, rest @ ..] => match dict.get_mut(*first) {
+            Some(Value::Dict(_, inner)) => remove(inner, rest),
+            _ => false,
+        },
+    }
 }
 
 impl LoadedSpec {
@@ -124,15 +193,16 @@ impl LoadedSpec {
     pub fn load(file: &Path, layers: &Layers) -> Result<Self, SpecError> {
         let chain = extends_chain(file)?;
         let mut figment = Figment::new();
+        let mut found = vec![false; layers.unset.len()];
         for path in &chain {
-            figment = figment.merge(Toml::file_exact(path));
+            figment = figment.merge(Without::new(Toml::file_exact(path), &layers.unset, &mut found));
         }
         if layers.env {
-            figment = figment.merge(
-                Env::prefixed(ENV_PREFIX)
-                    .filter(|key| key.as_str().contains(ENV_SEPARATOR))
-                    .split(ENV_SEPARATOR),
-            );
+            let env = Env::prefixed(ENV_PREFIX).filter(|key| key.as_str().contains(ENV_SEPARATOR)).split(ENV_SEPARATOR);
+            figment = figment.merge(Without::new(env, &layers.unset, &mut found));
+        }
+        if let Some(missing) = layers.unset.iter().zip(&found).find_map(|(key, found)| (!found).then_some(key)) {
+            return Err(unset_nothing(&missing.0, &figment, file));
         }
         figment = figment.merge(Overrides(&layers.overrides));
         let spec: Spec = figment.extract().map_err(|e| from_figment(e, &figment))?;
@@ -216,6 +286,29 @@ fn extends_chain(file: &Path) -> Result<Vec<PathBuf>, SpecError> {
     }
     chain.reverse();
     Ok(chain)
+}
+
+/// `--unset KEY` where no file (nor variable) sets `KEY`: most likely a typo.
+fn unset_nothing(key: &str, figment: &Figment, file: &Path) -> SpecError {
+    let (parent, leaf) = key.rsplit_once('.').unwrap_or(("", key));
+    let siblings: Vec<String> = if parent.is_empty() {
+        figment.data().ok().and_then(|mut p| p.remove(&Profile::Default)).map(|d| d.keys().cloned().collect()).unwrap_or_default()
+    } else {
+        match figment.find_value(parent) {
+            Ok(Value::Dict(_, dict)) => dict.keys().cloned().collect(),
+            _ => Vec::new(),
+        }
+    };
+    let hint = closest(leaf, siblings.iter().map(String::as_str)).map(|best| {
+        if parent.is_empty() { format!("did you mean `{best}`?") } else { format!("did you mean `{parent}.{best}`?") }
+    });
+    SpecError::single(SpecIssue {
+        origin: UNSET_FLAG.into(),
+        key: key.into(),
+        value: None,
+        message: format!("is not set by {} nor anything it extends (nor the environment), so there is nothing to remove", display_path(file)),
+        hint,
+    })
 }
 
 fn describe_origin(metadata: &Metadata, segments: &[&str]) -> String {

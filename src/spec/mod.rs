@@ -6,5 +6,5 @@ pub mod schema;
 pub mod sweep;
 
 pub use error::{SpecError, SpecIssue, closest};
-pub use load::{ENV_PREFIX, ENV_SEPARATOR, Layers, LoadedSpec, Override, render_value};
+pub use load::{ENV_PREFIX, ENV_SEPARATOR, Layers, LoadedSpec, Override, UnsetKey, render_value};
 pub use schema::Spec;

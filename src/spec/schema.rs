@@ -77,6 +77,27 @@ pub struct Data {
     /// Where decoded images are kept while a run trains; the same numbers whichever is chosen.
     #[serde(default, skip_serializing_if = "Cache::is_auto")]
     pub cache: Cache,
+    /// What an image file that cannot be read does to a run: stop it before training with the
+    /// full list, or be left out (listed in the run folder and the report).
+    #[serde(default, skip_serializing_if = "Unreadable::is_error")]
+    pub unreadable: Unreadable,
+}
+
+/// `data.unreadable`: what to do with image files that cannot be read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unreadable {
+    /// Stop before training, listing every such file.
+    #[default]
+    Error,
+    /// Leave them out of the run, and say so.
+    Skip,
+}
+
+impl Unreadable {
+    fn is_error(&self) -> bool {
+        *self == Unreadable::Error
+    }
 }
 
 /// `data.cache`: where decoded images are kept.
