@@ -10,7 +10,8 @@
 //! | 4    | training: the model, the device, a diverged loss, failed sweep trials    |
 //! | 5    | files: a run or sweep folder or another file cannot be read or written   |
 //! | 6    | report: training finished and was saved, but its report failed          |
-//! | 130  | interrupted (Ctrl-C, or the sweep that started a trial is gone)          |
+//! | 130  | interrupted: a signal (Ctrl-C, SIGTERM, SIGUSR1) after a checkpoint, or  |
+//! |      | the sweep that started a trial is gone                                   |
 
 use std::path::PathBuf;
 
@@ -36,6 +37,13 @@ pub enum Error {
     /// class, the first ones, and the file listing them all.
     #[error("{}", unreadable_message(*count, per_class, shown, list.as_deref()))]
     Unreadable { count: usize, per_class: Vec<(String, usize)>, shown: Vec<String>, list: Option<PathBuf> },
+    /// A signal stopped training once the step in progress was done and a checkpoint saved;
+    /// `resume` is the command that continues it, when the caller knows it.
+    #[error("{}", interrupted_message(signal, *step, *epoch, run_dir.as_deref(), resume.as_deref()))]
+    Interrupted { signal: String, step: usize, epoch: usize, run_dir: Option<PathBuf>, resume: Option<String> },
+    /// A signal stopped a sweep: its running trials were passed the signal and saved checkpoints.
+    #[error("{signal}: stopped the sweep; {running} running trial(s) saved a checkpoint; the same command resumes it")]
+    SweepInterrupted { signal: String, running: usize },
     /// `data.split.group_duplicates` would leave the training or validation part empty.
     #[error(
         "data.split.group_duplicates leaves the {part} part empty: the largest duplicate group of the training folder holds {largest} of its {total} images"
@@ -96,8 +104,21 @@ impl Error {
             Self::Backend(_) | Self::Model(_) | Self::Diverged { .. } | Self::Train(_) | Self::TrialsFailed { .. } => 4,
             Self::RunDir { .. } | Self::Io { .. } => 5,
             Self::Report(_) | Self::ReportAfterTraining { .. } => 6,
+            Self::Interrupted { .. } | Self::SweepInterrupted { .. } => EXIT_INTERRUPTED,
         }
     }
+}
+
+fn interrupted_message(signal: &str, step: usize, epoch: usize, run_dir: Option<&std::path::Path>, resume: Option<&str>) -> String {
+    let mut text = format!("{signal}: stopped after step {step} (epoch {epoch}) and saved a checkpoint");
+    if let Some(dir) = run_dir {
+        text.push_str(&format!(" in {}", crate::fmt::display_path(dir)));
+    }
+    match resume {
+        Some(command) => text.push_str(&format!("; the same command resumes it at step {}:\n  {command}", step + 1)),
+        None => text.push_str(&format!("; running it again resumes at step {}", step + 1)),
+    }
+    text
 }
 
 fn unreadable_message(count: usize, per_class: &[(String, usize)], shown: &[String], list: Option<&std::path::Path>) -> String {

@@ -19,6 +19,7 @@ pub mod data;
 pub mod dedup;
 pub mod error;
 pub mod fmt;
+pub mod interrupt;
 pub mod kernels;
 pub mod metrics;
 pub mod model;

@@ -135,8 +135,19 @@ pub fn run(plan: &SweepPlan, jobs: usize, threads: usize, launcher: &Launcher, p
     let mut running: Vec<(&Trial, Child, Instant, FolderLock)> = Vec::new();
     let mut pending = queue.into_iter();
     let mut elsewhere = Vec::new();
+    // a signal stops launching trials and is passed on to the running ones, which save a
+    // checkpoint and stop; the sweep waits for them (a second signal stops everything at once)
+    let _graceful = crate::interrupt::Graceful::new();
+    let mut stopped: Option<(&'static str, usize)> = None;
     loop {
-        while running.len() < jobs {
+        if let Some(signal) = crate::interrupt::requested()
+            && stopped.is_none()
+        {
+            running.iter().for_each(|(_, child, _, _)| crate::interrupt::forward(child.id()));
+            progress.log(format!("{signal}: launching no more trials; waiting for the {} running to save a checkpoint", running.len()));
+            stopped = Some((signal, running.len()));
+        }
+        while running.len() < jobs && stopped.is_none() {
             let Some(trial) = pending.next() else { break };
             let dir = plan.trial_dir(trial.number);
             std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
@@ -159,6 +170,9 @@ pub fn run(plan: &SweepPlan, jobs: usize, threads: usize, launcher: &Launcher, p
             let err = log.try_clone().map_err(|e| Error::io(&log_path, e))?;
             let mut command = launcher(trial, &dir, per_trial);
             command.env(HELD_BY_PARENT_ENV, &dir);
+            // its own process group: a terminal's Ctrl-C reaches the sweep, which passes it on once
+            #[cfg(unix)]
+            std::os::unix::process::CommandExt::process_group(&mut command, 0);
             let child = command.stdin(Stdio::null()).stdout(log).stderr(err).spawn().map_err(|e| Error::io(command.get_program(), e))?;
             progress.log(format!("trial {:>2}: started ({}), log: {}", trial.number, trial.describe(), log_path.display()));
             running.push((trial, child, Instant::now(), lock));
@@ -179,6 +193,7 @@ pub fn run(plan: &SweepPlan, jobs: usize, threads: usize, launcher: &Launcher, p
             let line = match (&status, exit.success()) {
                 (TrialStatus::Complete, _) => format!("complete in {}", format_duration(since.elapsed().as_secs_f64())),
                 (TrialStatus::Failed(error), _) => format!("FAILED: {error}"),
+                (_, _) if stopped.is_some() => "stopped; its checkpoint resumes it".to_string(),
                 (_, _) => format!("FAILED: exited with {exit}; see {}", plan.trial_dir(trial.number).join(TRIAL_LOG).display()),
             };
             progress.log(format!("trial {:>2}: {line}", trial.number));
@@ -187,6 +202,9 @@ pub fn run(plan: &SweepPlan, jobs: usize, threads: usize, launcher: &Launcher, p
     }
     let rows = write_trials_csv(plan)?;
     crate::report::sweep::render(&plan.dir)?;
+    if let Some((signal, running)) = stopped {
+        return Err(Error::SweepInterrupted { signal: signal.into(), running });
+    }
     // a trial another process is still running has not failed: that process reports on it
     let complete: Vec<usize> = rows.iter().zip(&plan.trials).filter(|(row, _)| row.status == TrialStatus::Complete).map(|(_, (trial, _))| trial.number).collect();
     elsewhere.retain(|number| !complete.contains(number));

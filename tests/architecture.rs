@@ -14,6 +14,7 @@ const LAYERS: &[&str] = &[
     "atomic_file",
     "build_info",
     "progress",
+    "interrupt",
     "allocator",
     "metrics",
     "stats",

@@ -143,7 +143,13 @@ pub fn execute(args: RunArgs) -> Result<()> {
 
 /// One run (or one sweep trial) to the end, then its summary on stdout.
 fn run_one(plan: &Plan, out: Option<PathBuf>, force_resume: bool, progress: Progress) -> Result<()> {
-    let outcome = runner::run(plan, &RunOptions { out, progress, force_resume })?;
+    let outcome = runner::run(plan, &RunOptions { out, progress, force_resume }).map_err(|e| match e {
+        Error::Interrupted { signal, step, epoch, run_dir: Some(dir), resume: None } => {
+            let resume = Some(resume_command(&dir));
+            Error::Interrupted { signal, step, epoch, run_dir: Some(dir), resume }
+        }
+        other => other,
+    })?;
     let classes = brasa::run_dir::RunDir::open(&outcome.dir)?.read_meta()?.classes;
     let mut text = format!("run folder: {}\n", display_path(&outcome.dir));
     text.push_str(&format!("report:     {}\n", display_path(&outcome.dir.join(brasa::run_dir::REPORT_MD))));
@@ -158,6 +164,27 @@ fn run_one(plan: &Plan, out: Option<PathBuf>, force_resume: bool, progress: Prog
         text.push_str(&format!("test recall: {}\n", recalls.join(", ")));
     }
     super::print_out(&text)
+}
+
+/// This process's command line with `--out DIR` (added when it was not given), shell-quoted:
+/// what resumes an interrupted run.
+fn resume_command(dir: &std::path::Path) -> String {
+    let mut args: Vec<String> = std::env::args().collect();
+    if let Some(first) = args.first_mut() {
+        *first = "brasa".into();
+    }
+    if !args.iter().any(|a| a == "--out" || a.starts_with("--out=")) {
+        args.push("--out".into());
+        args.push(dir.display().to_string());
+    }
+    let quote = |arg: &String| {
+        if !arg.is_empty() && arg.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c)) {
+            arg.clone()
+        } else {
+            format!("'{}'", arg.replace('\'', "'\\''"))
+        }
+    };
+    args.iter().map(quote).collect::<Vec<_>>().join(" ")
 }
 
 /// In a sweep's trial process, exits when the sweep that started it is gone (killed), instead of

@@ -20,6 +20,8 @@ pub struct TrainPlan {
     pub select: Select,
     pub patience: Option<usize>,
     pub max_steps: Option<usize>,
+    /// Mid-epoch checkpoints every this many steps.
+    pub checkpoint_every_steps: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -71,6 +73,9 @@ pub(super) fn resolve_train(check: &mut Checker, train: &schema::Train) -> Train
     if let Some(steps) = train.max_steps {
         check.positive("train.max_steps", steps);
     }
+    if let Some(steps) = train.checkpoint_every_steps {
+        check.positive("train.checkpoint_every_steps", steps);
+    }
     TrainPlan {
         epochs: train.epochs,
         batch_size: train.batch_size,
@@ -85,6 +90,7 @@ pub(super) fn resolve_train(check: &mut Checker, train: &schema::Train) -> Train
         select: train.select_best.into(),
         patience: train.early_stop_patience,
         max_steps: train.max_steps,
+        checkpoint_every_steps: train.checkpoint_every_steps,
     }
 }
 

@@ -138,6 +138,7 @@ pub fn render(run: &RunDir) -> Result<Rendered> {
         attention,
         attention_note,
     };
+    crate::interrupt::point("report", 1);
     write_documents(run, &meta, &context, &mut rendered)?;
     Ok(rendered)
 }
@@ -181,6 +182,8 @@ fn write_documents(run: &RunDir, meta: &Meta, context: &Context, rendered: &mut 
             let text = templates.render(template, context)?;
             run.write(file, text.as_bytes())?;
             rendered.files.push(file.into());
+            // the test hook: `report:1` before the documents, `report:2` between them
+            crate::interrupt::point("report", 2);
         }
     }
     Ok(())

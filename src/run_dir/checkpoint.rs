@@ -1,5 +1,5 @@
-//! `checkpoints/`: the model and optimizer of each kept epoch, and `state.json`, the point a
-//! run resumes from.
+//! `checkpoints/`: the model and optimizer of each kept epoch (or of a step, for a checkpoint saved
+//! mid-epoch), and `state.json`, the point a run resumes from: written last, it commits a checkpoint.
 
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +23,12 @@ impl<S> Checkpoint<S> {
     /// The model and optimizer files of epoch `epoch` under `checkpoints/`.
     pub fn epoch_files(epoch: usize) -> (String, String) {
         let tag = format!("epoch-{epoch:04}");
+        (format!("{tag}.bpk"), format!("{tag}.optim.bpk"))
+    }
+
+    /// The model and optimizer files of a checkpoint saved after step `step`, mid-epoch.
+    pub fn step_files(step: usize) -> (String, String) {
+        let tag = format!("step-{step:07}");
         (format!("{tag}.bpk"), format!("{tag}.optim.bpk"))
     }
 }

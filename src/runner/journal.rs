@@ -32,10 +32,7 @@ impl<M: Classifier> Journal<M> for RunJournal<'_> {
 
     fn epoch(&mut self, record: &EpochRecord, model: &M, optimizer: &AdamW, state: &TrainState) -> Result<()> {
         let (model_file, optimizer_file) = Checkpoint::<TrainState>::epoch_files(record.epoch);
-        // burnpack writes through a temporary file and renames it: each checkpoint is atomic.
-        let failed = |file: &str, e: &dyn std::fmt::Display| Error::run_dir(self.run.root(), format!("cannot save checkpoint {file}: {e}"));
-        crate::model::save(model, &self.run.checkpoint_path(&model_file)).map_err(|e| failed(&model_file, &e))?;
-        optimizer.save(&self.run.checkpoint_path(&optimizer_file)).map_err(|e| failed(&optimizer_file, &e))?;
+        self.save(model, optimizer, (&model_file, &optimizer_file))?;
         if record.improved {
             self.best_model = Some(model_file.clone());
         }
@@ -54,11 +51,7 @@ impl<M: Classifier> Journal<M> for RunJournal<'_> {
             seconds: record.seconds,
             best: record.improved,
         });
-        self.run.write_epochs(&self.epochs, self.classes)?;
-        self.run.write_steps(&self.steps)?;
-        let checkpoint = Checkpoint { train: state.clone(), last_model: model_file, last_optimizer: optimizer_file, best_model: self.best_model.clone() };
-        self.run.write_checkpoint_state(&checkpoint)?;
-        self.run.prune_checkpoints(&checkpoint)?;
+        self.commit(state, model_file, optimizer_file)?;
         self.progress.log(format!(
             "epoch {:>2}/{}  train loss {:.4} acc {:.4} | val loss {:.4} acc {:.4} macro-F1 {:.4} | {:.1} s{}",
             record.epoch,
@@ -72,5 +65,33 @@ impl<M: Classifier> Journal<M> for RunJournal<'_> {
             if record.improved { "  * best" } else { "" }
         ));
         Ok(())
+    }
+
+    fn checkpoint(&mut self, model: &M, optimizer: &AdamW, state: &TrainState) -> Result<()> {
+        let (model_file, optimizer_file) = Checkpoint::<TrainState>::step_files(state.step);
+        self.save(model, optimizer, (&model_file, &optimizer_file))?;
+        self.commit(state, model_file, optimizer_file)
+    }
+}
+
+impl RunJournal<'_> {
+    /// Writes the model and optimizer files of a checkpoint (burnpack writes through a temporary
+    /// file and renames it, so each file is whole or absent).
+    fn save<M: Classifier>(&self, model: &M, optimizer: &AdamW, (model_file, optimizer_file): (&str, &str)) -> Result<()> {
+        let failed = |file: &str, e: &dyn std::fmt::Display| Error::run_dir(self.run.root(), format!("cannot save checkpoint {file}: {e}"));
+        crate::model::save(model, &self.run.checkpoint_path(model_file)).map_err(|e| failed(model_file, &e))?;
+        optimizer.save(&self.run.checkpoint_path(optimizer_file)).map_err(|e| failed(optimizer_file, &e))
+    }
+
+    /// Commits a checkpoint whose files are written: the epochs and steps so far, then
+    /// `state.json` (the point a resume starts from), then the files no checkpoint refers to any
+    /// more are removed.
+    fn commit(&self, state: &TrainState, last_model: String, last_optimizer: String) -> Result<()> {
+        self.run.write_epochs(&self.epochs, self.classes)?;
+        self.run.write_steps(&self.steps)?;
+        let checkpoint = Checkpoint { train: state.clone(), last_model, last_optimizer, best_model: self.best_model.clone() };
+        self.run.write_checkpoint_state(&checkpoint)?;
+        crate::interrupt::point("checkpoint", state.step);
+        self.run.prune_checkpoints(&checkpoint)
     }
 }

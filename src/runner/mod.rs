@@ -64,6 +64,11 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<Outcome> {
     let dir = resume::run_dir_path(plan, options.out.as_deref());
     // a folder that exists may be another process's: find out before any long work
     let early_lock = if dir.is_dir() { Some(run_dir::FolderLock::acquire(&dir)?) } else { None };
+    if early_lock.is_some()
+        && let Some(outcome) = finish_report(&dir, plan, progress)?
+    {
+        return Ok(outcome);
+    }
     let plan = &inputs::with_checkpoint(plan, progress)?;
     let chosen = inputs::open_device(plan, progress)?;
     let device = chosen.device.clone().autodiff();
@@ -104,6 +109,11 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<Outcome> {
     let seconds = started.elapsed().as_secs_f64();
     let evaluated = match trained {
         Ok(evaluated) => evaluated,
+        Err(Error::Interrupted { signal, step, epoch, .. }) => {
+            // not a failure: the checkpoint resumes it
+            run.write_meta(&record::interrupted_meta(meta, seconds))?;
+            return Err(Error::Interrupted { signal, step, epoch, run_dir: Some(run.root().to_path_buf()), resume: None });
+        }
         Err(error) => {
             run.write_meta(&record::final_meta(meta, ending.as_ref(), Some(error.to_string()), seconds))?;
             return Err(error);
@@ -113,6 +123,29 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<Outcome> {
     run.write_meta(&meta)?;
     report::render(&run).map_err(|source| Error::ReportAfterTraining { run_dir: run.root().to_path_buf(), source: Box::new(source) })?;
     Ok(Outcome { dir: run.root().to_path_buf(), best_epoch: meta.best_epoch, val: evaluated.val, test: evaluated.test, wall_seconds: meta.wall_seconds.unwrap_or(0.0) })
+}
+
+/// A folder whose run of this spec finished training and evaluation but was stopped while its
+/// report was written: the report now, and the outcome from the folder's files.
+fn finish_report(dir: &std::path::Path, plan: &Plan, progress: &Progress) -> Result<Option<Outcome>> {
+    let Ok(run) = RunDir::open(dir) else { return Ok(None) };
+    let meta = run.read_meta()?;
+    let written = |wanted: bool, file: &str| !wanted || run.path(file).is_file();
+    if meta.status != run_dir::Status::Complete
+        || (written(meta.report.markdown, run_dir::REPORT_MD) && written(meta.report.html, run_dir::REPORT_HTML))
+        || !resume::same_spec(&run.read_to_string(run_dir::SPEC)?, &plan.resolved_toml)
+    {
+        return Ok(None);
+    }
+    progress.log(format!("{}: training and evaluation are complete; writing the report it was stopped in", display_path(dir)));
+    report::render(&run).map_err(|source| Error::ReportAfterTraining { run_dir: run.root().to_path_buf(), source: Box::new(source) })?;
+    let scores = |part: run_dir::Part| -> Result<Scores> {
+        let rows = run.read_predictions(part, &meta.classes)?;
+        let (truth, predicted): (Vec<usize>, Vec<usize>) = rows.iter().map(|r| (r.label, r.prediction)).unzip();
+        Ok(Scores::new(&truth, &predicted, meta.classes.len()))
+    };
+    let test = if run.path(&run_dir::Part::Test.predictions_file()).is_file() { Some(scores(run_dir::Part::Test)?) } else { None };
+    Ok(Some(Outcome { dir: dir.to_path_buf(), best_epoch: meta.best_epoch, val: scores(run_dir::Part::Val)?, test, wall_seconds: meta.wall_seconds.unwrap_or(0.0) }))
 }
 
 /// Trains `model` from where the run folder left off, then evaluates its best checkpoint.
@@ -158,7 +191,10 @@ fn train_and_evaluate<M: Classifier + model::Attending>(
         crate::backend::threads(),
         plan.train.max_steps.map(|m| format!(", stopping after {m} steps (train.max_steps)")).unwrap_or_default()
     ));
+    // a signal now finishes the step and saves a checkpoint (before and after: it stops at once)
+    let graceful = crate::interrupt::Graceful::new();
     let state = train::fit(start.model.clone(), start.optimizer, start.state, &hyper, &train_set, &val, &plan.preprocess.normalize, device, &mut journal, progress)?;
+    drop(graceful);
     *ending = Some(Ending {
         best_epoch: state.best_epoch,
         epochs_run: state.epochs_done,
@@ -186,5 +222,6 @@ fn hyper(plan: &Plan, budget: &Budget, num_classes: usize, backend: &str) -> Hyp
         max_steps: plan.train.max_steps,
         seed: plan.seed,
         sync_every: if backend == "flex" { 1 } else { 16 },
+        checkpoint_every_steps: plan.train.checkpoint_every_steps,
     }
 }

@@ -175,6 +175,13 @@ pub struct Ending {
 }
 
 /// `meta` once the run has ended after `seconds` more: complete, or failed with `error`.
+/// `meta.json` of a run a signal stopped after saving a checkpoint: still running (it resumes),
+/// its wall time counted so far.
+pub fn interrupted_meta(mut meta: Meta, seconds: f64) -> Meta {
+    meta.wall_seconds = Some(meta.wall_seconds.unwrap_or(0.0) + seconds);
+    meta
+}
+
 pub fn final_meta(mut meta: Meta, ending: Option<&Ending>, error: Option<String>, seconds: f64) -> Meta {
     meta.wall_seconds = Some(meta.wall_seconds.unwrap_or(0.0) + seconds);
     meta.finished_at = Some(timestamp(SystemTime::now()));

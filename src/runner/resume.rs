@@ -129,15 +129,19 @@ fn data_difference(run: &RunDir, now: &[run_dir::SplitRow]) -> String {
 }
 
 /// The keys whose values differ between two resolved specs, `key: before → now`, ignoring
-/// `[runtime]` (backend, device, threads) and `data.cache`: a run started on one backend can
-/// resume on another (checkpoints hold plain f32 records, whatever device wrote them), and with
-/// its images kept elsewhere (every cache mode gives the same pixels).
+/// `[runtime]` (backend, device, threads), `data.cache` and `train.checkpoint_every_steps`: a run
+/// started on one backend can resume on another (checkpoints hold plain f32 records, whatever
+/// device wrote them), with its images kept elsewhere (every cache mode gives the same pixels),
+/// and checkpointing more or less often.
 fn spec_differences(before: &str, now: &str) -> Vec<String> {
     let identity = |text: &str| {
         text.parse::<toml::Table>().ok().map(|mut table| {
             table.remove("runtime");
             if let Some(toml::Value::Table(data)) = table.get_mut("data") {
                 data.remove("cache");
+            }
+            if let Some(toml::Value::Table(train)) = table.get_mut("train") {
+                train.remove("checkpoint_every_steps");
             }
             let mut flat = std::collections::BTreeMap::new();
             flatten("", &toml::Value::Table(table), &mut flat);
@@ -160,6 +164,11 @@ fn spec_differences(before: &str, now: &str) -> Vec<String> {
         differences.push(format!("… and {more} more key(s)"));
     }
     differences
+}
+
+/// Whether two resolved specs make the same run (see [`spec_differences`]).
+pub fn same_spec(before: &str, now: &str) -> bool {
+    spec_differences(before, now).is_empty()
 }
 
 /// Dotted key → value (arrays as one value, written in TOML).
@@ -214,6 +223,14 @@ pub fn restore<M: Classifier>(model: M, plan: &Plan, run: &RunDir, journal: &mut
     journal.steps = run.read_steps()?.into_iter().filter(|s| s.step <= checkpoint.train.step).collect();
     journal.epochs = run.read_epochs()?.into_iter().filter(|e| e.epoch <= checkpoint.train.epochs_done).collect();
     journal.best_model = checkpoint.best_model.clone();
-    journal.progress.log(format!("resuming after epoch {} (step {})", checkpoint.train.epochs_done, checkpoint.train.step));
+    journal.progress.log(match &checkpoint.train.partial {
+        Some(partial) => format!(
+            "resuming in epoch {} after step {} ({} of its batches done)",
+            checkpoint.train.epochs_done + 1,
+            checkpoint.train.step,
+            partial.batches_done
+        ),
+        None => format!("resuming after epoch {} (step {})", checkpoint.train.epochs_done, checkpoint.train.step),
+    });
     Ok(Start { model, optimizer, state: checkpoint.train })
 }

@@ -353,6 +353,10 @@ pub struct Train {
     /// `max_steps`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_steps: Option<usize>,
+    /// Also save a checkpoint every this many steps in the middle of an epoch, so a run killed
+    /// outright (`kill -9`, a lost node) loses at most that many steps. Signals always save one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_every_steps: Option<usize>,
 }
 
 impl Default for Train {
@@ -367,6 +371,7 @@ impl Default for Train {
             select_best: SelectMetric::default(),
             early_stop_patience: None,
             max_steps: None,
+            checkpoint_every_steps: None,
         }
     }
 }

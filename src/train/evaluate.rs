@@ -83,7 +83,13 @@ pub fn evaluate<M: Classifier>(
     pipelined(positions.chunks(batch_size), PREFETCH, |chunk| set.batch(chunk, normalize), |(values, shape)| {
         logits.push(model.logits(Tensor::from_data(TensorData::new(values, shape), device)));
         bar.inc(shape[0] as u64);
-        Ok(())
+        // the test hook's point `<what>:<batch>` (e.g. `validating:2`, `test (best):1`)
+        crate::interrupt::point(what, logits.len());
+        // asked to stop (training stops cleanly): an evaluation is cheap to do again
+        match crate::interrupt::requested() {
+            Some(signal) => Err(crate::Error::Interrupted { signal: signal.into(), step: 0, epoch: 0, run_dir: None, resume: None }),
+            None => Ok(()),
+        }
     })?;
     let mut probabilities = Vec::with_capacity(set.len());
     let mut loss_sum = 0.0;

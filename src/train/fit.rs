@@ -78,6 +78,8 @@ pub struct Hyper {
     /// Steps whose numbers are read back from the device together (1 on the CPU, where reading
     /// costs nothing; more on a GPU, which would otherwise wait for the host after every step).
     pub sync_every: usize,
+    /// Save a mid-epoch checkpoint every this many steps (`train.checkpoint_every_steps`).
+    pub checkpoint_every_steps: Option<usize>,
 }
 
 impl Hyper {
@@ -86,7 +88,7 @@ impl Hyper {
     }
 }
 
-/// Where a run stands between epochs; saved with each checkpoint so a killed run resumes.
+/// Where a run stands; saved with each checkpoint so a killed run resumes.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TrainState {
     pub epochs_done: usize,
@@ -95,6 +97,25 @@ pub struct TrainState {
     pub best_epoch: Option<usize>,
     pub epochs_without_improvement: usize,
     pub stopped_early: bool,
+    /// Set in a checkpoint saved in the middle of an epoch (at a signal, or every
+    /// `train.checkpoint_every_steps`): how far epoch `epochs_done + 1` got.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial: Option<PartialEpoch>,
+}
+
+/// The part of an epoch done when a mid-epoch checkpoint was saved. The epoch's sample order,
+/// augmentation seeds and per-step random state are functions of the seed, the epoch and the step,
+/// so these running sums are all a resumed epoch needs to end as an uninterrupted one does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct PartialEpoch {
+    /// Batches of the epoch's order already trained on.
+    pub batches_done: usize,
+    /// Sum of per-sample losses, correct predictions and samples seen so far in the epoch.
+    pub loss_sum: f64,
+    pub correct: f64,
+    pub seen: usize,
+    /// Seconds the epoch had taken so far.
+    pub seconds: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -125,6 +146,9 @@ pub trait Journal<M> {
     fn step(&mut self, record: &StepRecord) -> Result<()>;
     /// Called after each epoch's validation, with the state to resume from.
     fn epoch(&mut self, record: &EpochRecord, model: &M, optimizer: &AdamW, state: &TrainState) -> Result<()>;
+    /// A checkpoint in the middle of an epoch (`state.partial` says how far it got), every step
+    /// before it already handed to [`Journal::step`].
+    fn checkpoint(&mut self, model: &M, optimizer: &AdamW, state: &TrainState) -> Result<()>;
 }
 
 /// Batches assembled ahead of the step that uses them.
@@ -186,11 +210,16 @@ pub fn train_step_observed<M: Classifier>(
     (model, Tensor::cat(vec![loss.inner().reshape([1]), grad_norm, right.reshape([1])], 0))
 }
 
-/// Trains `model` from `state` (a fresh `TrainState` or one restored from a checkpoint).
+/// Trains `model` from `state` (a fresh `TrainState` or one restored from a checkpoint, at an
+/// epoch's end or in its middle).
 ///
 /// The next batches are assembled on worker threads while the device computes, and the
 /// step's numbers (loss, gradient norm, accuracy) stay on the device until `hyper.sync_every`
 /// steps have queued up, so a GPU is not made to wait for the host after every step.
+///
+/// When a signal asks to stop ([`crate::interrupt`]), the step in progress is finished, a
+/// mid-epoch checkpoint saved, and [`Error::Interrupted`] returned; resuming from it gives the
+/// same numbers as never having stopped.
 #[allow(clippy::too_many_arguments)]
 pub fn fit<M: Classifier>(
     mut model: M,
@@ -207,18 +236,22 @@ pub fn fit<M: Classifier>(
     let loss_fn = CrossEntropyLossConfig::new().init(device);
     let steps_per_epoch = train.len().div_ceil(hyper.batch_size);
     let sync_every = hyper.sync_every.max(1);
-    while state.epochs_done < hyper.epochs && !state.stopped_early && !hyper.steps_exhausted(state.step) {
+    // an epoch cut by train.max_steps and saved before its validation still has that to do
+    while state.epochs_done < hyper.epochs && !state.stopped_early && (state.partial.is_some() || !hyper.steps_exhausted(state.step)) {
         let epoch = state.epochs_done;
+        let resumed = state.partial.take().unwrap_or_default();
         let started = Instant::now();
-        device.seed(draw_seed(hyper.seed, 1, epoch as u64));
         let order = train.shuffled(epoch);
         let remaining = hyper.max_steps.map_or(usize::MAX, |max| max.saturating_sub(state.step));
-        let batches = order.chunks(hyper.batch_size).take(remaining);
+        let batches = order.chunks(hyper.batch_size).skip(resumed.batches_done).take(remaining);
         let bar = progress.epoch_bar(steps_per_epoch as u64, &format!("epoch {}/{}", epoch + 1, hyper.epochs));
-        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0.0f64, 0usize);
-        let mut lr = hyper.schedule.lr(state.step);
+        bar.inc(resumed.batches_done as u64);
+        let mut sums = Sums { loss: resumed.loss_sum, correct: resumed.correct, seen: resumed.seen };
+        let mut batches_done = resumed.batches_done;
+        // the epoch's learning rate is its last step's: that of the step before, when resumed after it
+        let mut lr = hyper.schedule.lr(if resumed.batches_done > 0 { state.step - 1 } else { state.step });
         let mut pending: Vec<PendingStep> = Vec::with_capacity(sync_every);
-        let mut flush = |pending: &mut Vec<PendingStep>, state: &TrainState, journal: &mut dyn Journal<M>| -> Result<()> {
+        let flush = |pending: &mut Vec<PendingStep>, sums: &mut Sums, state: &TrainState, journal: &mut dyn Journal<M>| -> Result<()> {
             if pending.is_empty() {
                 return Ok(());
             }
@@ -234,14 +267,20 @@ pub fn fit<M: Classifier>(
                 if !loss_value.is_finite() {
                     return Err(Error::Diverged { loss: loss_value, step: first_step + k + 1, epoch: epoch + 1 });
                 }
-                loss_sum += loss_value * step.size as f64;
-                correct += right;
-                seen += step.size;
+                sums.loss += loss_value * step.size as f64;
+                sums.correct += right;
+                sums.seen += step.size;
                 journal.step(&StepRecord { step: first_step + k + 1, epoch: epoch + 1, loss: loss_value, lr: step.lr, grad_norm })?;
             }
-            bar.set_message(format!("epoch {}/{} loss {:.4}", epoch + 1, hyper.epochs, loss_sum / seen.max(1) as f64));
+            bar.set_message(format!("epoch {}/{} loss {:.4}", epoch + 1, hyper.epochs, sums.loss / sums.seen.max(1) as f64));
             Ok(())
         };
+        // the state a mid-epoch checkpoint holds, `batches_done` batches into this epoch
+        let snapshot = |state: &TrainState, sums: &Sums, batches_done: usize| TrainState {
+            partial: Some(PartialEpoch { batches_done, loss_sum: sums.loss, correct: sums.correct, seen: sums.seen, seconds: resumed.seconds + started.elapsed().as_secs_f64() }),
+            ..state.clone()
+        };
+        let interrupted = |state: &TrainState, signal: &str| Error::Interrupted { signal: signal.to_string(), step: state.step, epoch: epoch + 1, run_dir: None, resume: None };
         // batches are read, augmented and normalised on worker threads while the device steps
         let mut current = Some(model);
         let train_ref: &TrainSet = train;
@@ -250,21 +289,41 @@ pub fn fit<M: Classifier>(
             let size = host.labels.len();
             let pixels = Tensor::<4>::from_data(burn::tensor::TensorData::new(host.pixels, host.shape), device);
             let labels = tensor::labels(&host.labels, device);
+            // random ops of the step (drop path) draw from the step's own seed, so a run resumed
+            // in the middle of an epoch draws what an uninterrupted one does
+            device.seed(draw_seed(hyper.seed, u64::MAX - 1, state.step as u64));
             let (next, stats) = train_step(current.take().expect("the model is back after each step"), &mut optimizer, &loss_fn, pixels, labels, lr, hyper.grad_clip);
             current = Some(next);
             pending.push(PendingStep { stats, lr, size });
             state.step += 1;
-            if pending.len() >= sync_every {
-                flush(&mut pending, &state, journal)?;
-            }
+            batches_done += 1;
             bar.inc(1);
-            Ok(())
+            crate::interrupt::point("step", state.step);
+            let stop = crate::interrupt::requested();
+            let periodic = hyper.checkpoint_every_steps.is_some_and(|n| state.step.is_multiple_of(n)) && batches_done < steps_per_epoch;
+            if pending.len() >= sync_every || stop.is_some() || periodic {
+                flush(&mut pending, &mut sums, &state, journal)?;
+            }
+            if stop.is_some() || periodic {
+                journal.checkpoint(current.as_ref().expect("the model is back after each step"), &optimizer, &snapshot(&state, &sums, batches_done))?;
+            }
+            match stop {
+                Some(signal) => Err(interrupted(&state, signal)),
+                None => Ok(()),
+            }
         })?;
-        flush(&mut pending, &state, journal)?;
+        flush(&mut pending, &mut sums, &state, journal)?;
         model = current.take().expect("the model is back after each step");
         bar.finish_and_clear();
 
-        let evaluation = evaluate(&model.valid(), val, hyper.eval_batch_size, normalize, device, progress, "validating")?;
+        let evaluation = match evaluate(&model.valid(), val, hyper.eval_batch_size, normalize, device, progress, "validating") {
+            Err(Error::Interrupted { signal, .. }) => {
+                // every step of the epoch is done: the checkpoint resumes at its validation
+                journal.checkpoint(&model, &optimizer, &snapshot(&state, &sums, batches_done))?;
+                return Err(interrupted(&state, &signal));
+            }
+            other => other?,
+        };
         let report = evaluation.scores(&val.labels, hyper.num_classes);
         let value = hyper.select.value(&report, evaluation.loss);
         let improved = hyper.select.improves(value, state.best_value);
@@ -281,15 +340,25 @@ pub fn fit<M: Classifier>(
         }
         let record = EpochRecord {
             epoch: state.epochs_done,
-            train_loss: loss_sum / seen.max(1) as f64,
-            train_accuracy: correct / seen.max(1) as f64,
+            train_loss: sums.loss / sums.seen.max(1) as f64,
+            train_accuracy: sums.correct / sums.seen.max(1) as f64,
             val_loss: evaluation.loss,
             val: report,
             lr,
-            seconds: started.elapsed().as_secs_f64(),
+            seconds: resumed.seconds + started.elapsed().as_secs_f64(),
             improved,
         };
         journal.epoch(&record, &model, &optimizer, &state)?;
+        if let Some(signal) = crate::interrupt::requested() {
+            return Err(interrupted(&state, signal));
+        }
     }
     Ok(state)
+}
+
+/// An epoch's running sums: per-sample loss, correct predictions, samples.
+struct Sums {
+    loss: f64,
+    correct: f64,
+    seen: usize,
 }

@@ -157,6 +157,11 @@ impl Brasa {
         self.command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().expect("brasa starts")
     }
 
+    /// Starts it and returns at once, its output piped (`wait_with_output` reads it).
+    pub fn spawn_piped(mut self) -> Child {
+        self.command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("brasa starts")
+    }
+
     /// Starts it, waits until `file` exists (a run's first checkpoint, say) and kills it there:
     /// a run interrupted as a crash or a cluster's time limit would.
     #[track_caller]
