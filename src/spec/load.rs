@@ -205,7 +205,7 @@ impl LoadedSpec {
             return Err(unset_nothing(&missing.0, &figment, file));
         }
         figment = figment.merge(Overrides(&layers.overrides));
-        let spec: Spec = figment.extract().map_err(|e| from_figment(e, &figment))?;
+        let spec: Spec = figment.extract().map_err(|e| from_figment(e, &figment, file))?;
         Ok(Self { spec, file: file.to_path_buf(), figment })
     }
 
@@ -324,12 +324,14 @@ fn describe_origin(metadata: &Metadata, segments: &[&str]) -> String {
 }
 
 
-fn from_figment(error: figment::Error, figment: &Figment) -> SpecError {
-    let issues = error.into_iter().map(|e| issue_from_figment(e, figment)).collect();
+fn from_figment(error: figment::Error, figment: &Figment, file: &Path) -> SpecError {
+    let issues = error.into_iter().map(|e| issue_from_figment(e, figment, file)).collect();
     SpecError { issues }
 }
 
-fn issue_from_figment(error: figment::Error, figment: &Figment) -> SpecIssue {
+/// One figment error as a [`SpecIssue`]; one that no layer can be blamed for (a missing
+/// top-level section) is the named spec file's.
+fn issue_from_figment(error: figment::Error, figment: &Figment, file: &Path) -> SpecIssue {
     // figment's path ends with the offending field for unknown fields; drop it so `key_of`
     // can put either the field or a suggestion there.
     let mut path = error.path.clone();
@@ -353,7 +355,7 @@ fn issue_from_figment(error: figment::Error, figment: &Figment) -> SpecIssue {
             .as_ref()
             .map(|m| describe_origin(m, &segments))
             .or_else(|| figment.find_metadata(key).map(|m| describe_origin(m, &segments)))
-            .unwrap_or_else(|| "spec".to_string())
+            .unwrap_or_else(|| display_path(file))
     };
     match &error.kind {
         Kind::UnknownField(field, expected) => {

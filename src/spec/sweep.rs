@@ -18,6 +18,8 @@ use super::error::{SpecError, SpecIssue, closest};
 use super::load::{Override, render_value};
 
 const RESERVED: [&str; 5] = ["mode", "repeats", "trials", "seed", "jobs"];
+/// The most trials one sweep may have: each is a process and a run folder.
+pub const MAX_TRIALS: usize = 10_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -159,6 +161,22 @@ impl Sweep {
                 issues.push(issue(origin, "trials", None, "mode = \"random\" needs `trials` (how many draws)"));
             }
             Mode::Random => {}
+        }
+        // points × repeats, computed without overflow: a sweep is a list of processes to start
+        if issues.is_empty() {
+            let points = match sweep.mode {
+                Mode::Grid => sweep.params.iter().try_fold(1usize, |n, (_, domain)| match domain {
+                    Domain::Values(values) => n.checked_mul(values.len()),
+                    _ => Some(n),
+                }),
+                Mode::Random => sweep.trials,
+            };
+            let total = points.and_then(|p| p.checked_mul(sweep.repeats));
+            if total.is_none_or(|t| t > MAX_TRIALS) {
+                let count = total.map(|t| t.to_string()).unwrap_or_else(|| "more than 2^64".into());
+                let key = if sweep.repeats > 1 { "repeats" } else if sweep.mode == Mode::Random { "trials" } else { "" };
+                issues.push(issue(origin, key, None, format!("makes {count} trials; a sweep runs at most {MAX_TRIALS} (split it into several)")));
+            }
         }
         if issues.is_empty() { Ok(sweep) } else { Err(SpecError { issues }) }
     }
@@ -313,6 +331,11 @@ seed = 3
         .to_string();
         assert!(err.contains("needs `trials`") && err.contains("0 < low < high"), "{err}");
         assert!(parse("repeats = 2").unwrap_err().to_string().contains("names no key to sweep"));
+        // found by tests/spec_fuzz.rs: a count that overflowed, or hung making trials
+        let huge = parse("mode = \"random\"\ntrials = 4808846853606967704\n\"train.optimizer.lr\" = { log_uniform = [1e-4, 1e-3] }").unwrap_err().to_string();
+        assert!(huge.contains("`sweep.trials`: makes 4808846853606967704 trials; a sweep runs at most 10000"), "{huge}");
+        let huge = parse("repeats = 4808846853606967704\n\"train.optimizer.lr\" = [1e-4, 1e-3]").unwrap_err().to_string();
+        assert!(huge.contains("`sweep.repeats`: makes 9617693707213935408 trials"), "{huge}");
     }
 
     #[test]
