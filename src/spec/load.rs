@@ -324,17 +324,43 @@ fn describe_origin(metadata: &Metadata, segments: &[&str]) -> String {
 }
 
 
+/// `file` is named where figment knows no origin for a key: a key missing from every layer
+/// (an empty spec file has no `experiment`).
 fn from_figment(error: figment::Error, figment: &Figment, file: &Path) -> SpecError {
-    let issues = error.into_iter().map(|e| issue_from_figment(e, figment, file)).collect();
+    let issues = error
+        .into_iter()
+        .map(|e| {
+            let mut issue = issue_from_figment(e, figment, file);
+            issue.key = display_key(&issue.key);
+            issue
+        })
+        .collect();
     SpecError { issues }
 }
 
-/// One figment error as a [`SpecIssue`]; one that no layer can be blamed for (a missing
-/// top-level section) is the named spec file's.
+/// A figment key as brasa's messages write keys: `augment.chain[0].p`, not `augment.chain.0.p`,
+/// and without figment's internal segment for relative paths (`data.root.___figment_relative_path`).
+fn display_key(key: &str) -> String {
+    let mut shown = String::new();
+    for segment in key.split('.').filter(|s| *s != "___figment_relative_path") {
+        if !shown.is_empty() && !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit()) {
+            shown.push_str(&format!("[{segment}]"));
+        } else {
+            if !shown.is_empty() {
+                shown.push('.');
+            }
+            shown.push_str(segment);
+        }
+    }
+    shown
+}
+
 fn issue_from_figment(error: figment::Error, figment: &Figment, file: &Path) -> SpecIssue {
     // figment's path ends with the offending field for unknown fields; drop it so `key_of`
     // can put either the field or a suggestion there.
     let mut path = error.path.clone();
+    // a `RelativePathBuf` of the wrong type is reported inside figment's own wrapper struct
+    path.retain(|segment| segment != "___figment_relative_path");
     let field: Option<&str> = match &error.kind {
         Kind::UnknownField(field, _) => Some(field),
         Kind::MissingField(field) => Some(field),
@@ -361,7 +387,7 @@ fn issue_from_figment(error: figment::Error, figment: &Figment, file: &Path) -> 
         Kind::UnknownField(field, expected) => {
             let key = key_of(Some(field));
             let hint = closest(field, expected.iter().copied())
-                .map(|best| format!("did you mean `{}`?", key_of(Some(best))));
+                .map(|best| format!("did you mean `{}`?", display_key(&key_of(Some(best)))));
             let hint = hint.or_else(|| Some(format!("valid keys here: {}", expected.join(", "))));
             SpecIssue { origin: origin(&key), key, value: None, message: "unknown key".into(), hint }
         }
