@@ -6,7 +6,7 @@
 //! |------|--------------------------------------------------------------------------|
 //! | 0    | success                                                                  |
 //! | 2    | usage or spec: a bad flag, a spec key or value (nothing ran)             |
-//! | 3    | data: the data root, an unreadable image, a download, a split that fails |
+//! | 3    | data: an unreadable image, a download, a split that fails                |
 //! | 4    | training: the model, the device, a diverged loss, failed sweep trials    |
 //! | 5    | files: a run or sweep folder or another file cannot be read or written   |
 //! | 6    | report: training finished and was saved, but its report failed          |

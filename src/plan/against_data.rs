@@ -31,7 +31,7 @@ impl Plan {
             check.fail(
                 "train.batch_size",
                 Some(batch.to_string()),
-                format!("is larger than the training set: an epoch has {samples} samples{augmented}, so every step would see the same batch of {samples}; use at most {samples}"),
+                format!("is larger than the training set: an epoch has {samples} samples{augmented}, so each epoch would be a single step of {samples}; use at most {samples}"),
             );
         }
         if let Some(available) = available_memory {
