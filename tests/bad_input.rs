@@ -536,3 +536,34 @@ fn compare_with_bad_arguments() {
     check(dir.brasa(["compare", "data"]).output(), 2, &["RUN_DIR"]);
     check(dir.brasa(["compare", "data", "nowhere"]).output(), 5, &["data"]);
 }
+
+/// Unmounts the small file system of [`a_full_output_folder_stops_the_run_naming_the_file`]
+/// however the test ends.
+#[cfg(target_os = "linux")]
+struct Mounted(std::path::PathBuf);
+
+#[cfg(target_os = "linux")]
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn a_full_output_folder_stops_the_run_naming_the_file() {
+    let dir = TestDir::new().images("data", 6, 2, 16).spec(&TinySpec::new("full", "data", 1));
+    let full = dir.path().join("full");
+    std::fs::create_dir_all(&full).unwrap();
+    // 256 KB: room for the run's first files, not for its first checkpoint (2.5 MB)
+    let mounted = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"]).arg(&full).stderr(std::process::Stdio::null()).status().is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: mounting a small tmpfs needs privileges this process lacks");
+        return;
+    }
+    let _unmount = Mounted(full.clone());
+    let ran = dir.brasa(["run", "spec.toml", "--out", "full/run"]).output();
+    assert_eq!(ran.status.code(), Some(5), "{ran}");
+    assert!(ran.stderr.contains("No space left on device") && ran.stderr.contains("full/run"), "{ran}");
+    assert!(!ran.stderr.contains("panicked"), "{ran}");
+}
