@@ -13,6 +13,7 @@ mod against_data;
 mod augment;
 mod check;
 mod data;
+mod launcher;
 mod model;
 mod preprocess;
 mod sizes;
@@ -23,6 +24,7 @@ use std::sync::Arc;
 
 pub use augment::AugmentPlan;
 pub use data::DataPlan;
+pub use launcher::{LauncherPlan, SlurmPlan, slurm_seconds};
 pub use model::{ModelPlan, PretrainedPlan};
 pub use preprocess::PreprocessPlan;
 pub use train::{TrainPlan, Warmup};
@@ -49,6 +51,8 @@ pub struct Plan {
     pub train: TrainPlan,
     pub runtime: RuntimePlan,
     pub report: ReportPlan,
+    /// Where a sweep's trials run (`[launcher]`).
+    pub launcher: LauncherPlan,
     /// The spec this plan was resolved from, to resolve it again with a downloaded checkpoint.
     loaded: Arc<LoadedSpec>,
 }
@@ -127,6 +131,7 @@ impl Plan {
                 check.fail(key, Some(value.to_string()), "must be at most 100");
             }
         }
+        let launcher = launcher::resolve_launcher(&mut check, spec.launcher.as_ref());
         let templates = spec.report.templates.as_ref().and_then(|value| {
             let base = check.loaded.base_dir("report.templates").unwrap_or_default();
             let dir = data::normalize(&base.join(value));
@@ -145,6 +150,8 @@ impl Plan {
         resolved.data.root = data.layout.root.clone().into();
         // a plan is one run: the sweep that may have produced it is not part of its spec
         resolved.sweep = None;
+        // nor where it runs: a trial resumes under either launcher, in the same sweep folder
+        resolved.launcher = None;
         let resolved_toml = toml::to_string(&resolved).map_err(|e| {
             SpecError::single(SpecIssue {
                 origin: crate::fmt::display_path(&loaded.file),
@@ -174,6 +181,7 @@ impl Plan {
                 attention_maps: spec.report.attention_maps,
                 templates,
             },
+            launcher,
             loaded: Arc::new(loaded.clone()),
         })
     }

@@ -29,6 +29,10 @@ pub struct Spec {
     pub runtime: Runtime,
     #[serde(default)]
     pub report: Report,
+    /// Where a sweep's trials run: on this machine, or as a Slurm job array. Not part of a
+    /// run's resolved spec (a trial resumes under either launcher).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launcher: Option<Launcher>,
     /// Keys to vary across trials (see `spec::sweep`); parsed separately, as its keys are
     /// arbitrary dotted paths.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -490,6 +494,89 @@ pub enum BackendName {
     Flex,
     Wgpu,
     Cuda,
+}
+
+/// `[launcher]`: where a sweep's trials run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Launcher {
+    #[serde(default)]
+    pub name: LauncherName,
+    #[serde(default)]
+    pub slurm: Slurm,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LauncherName {
+    /// Trial processes on this machine, `--jobs` at a time.
+    #[default]
+    Local,
+    /// One Slurm job array for the unfinished trials; `brasa run` submits it and exits.
+    Slurm,
+}
+
+/// `[launcher.slurm]`: the job array's sbatch options.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Slurm {
+    /// `--partition`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+    /// `--time`, per trial, in Slurm's forms: `MM`, `MM:SS`, `HH:MM:SS`, `D-HH`, `D-HH:MM`, `D-HH:MM:SS`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+    /// `--cpus-per-task`; each trial then trains with that many threads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus_per_task: Option<usize>,
+    /// `--mem`, per trial, e.g. `"8G"` (without it Slurm may give a job the whole node's memory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem: Option<String>,
+    /// GPUs per trial: `--gres=gpu:N`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpus: Option<usize>,
+    /// Trials running at once: the array's `%N`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub array_parallelism: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qos: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraint: Option<String>,
+    /// Raw sbatch options, one per item, e.g. `["--exclusive", "--nice=10"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_args: Vec<String>,
+    /// Seconds before the time limit at which Slurm sends SIGUSR1: the trial saves a checkpoint
+    /// and requeues itself.
+    #[serde(default = "default_signal_before_limit_s")]
+    pub signal_before_limit_s: u64,
+    /// Shell lines run before brasa in each job (e.g. `module load cuda`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub setup: Vec<String>,
+}
+
+impl Default for Slurm {
+    fn default() -> Self {
+        Self {
+            partition: None,
+            time: None,
+            cpus_per_task: None,
+            mem: None,
+            gpus: None,
+            array_parallelism: None,
+            account: None,
+            qos: None,
+            constraint: None,
+            extra_args: Vec::new(),
+            signal_before_limit_s: default_signal_before_limit_s(),
+            setup: Vec::new(),
+        }
+    }
+}
+
+fn default_signal_before_limit_s() -> u64 {
+    120
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
