@@ -10,6 +10,7 @@
 //! | 4    | training: the model, the device, a diverged loss, failed sweep trials    |
 //! | 5    | files: a run or sweep folder or another file cannot be read or written   |
 //! | 6    | report: training finished and was saved, but its report failed          |
+//! | 7    | cluster: a Slurm command (sbatch, squeue, scancel) is missing or failed  |
 //! | 130  | interrupted: a signal (Ctrl-C, SIGTERM, SIGUSR1) after a checkpoint, or  |
 //! |      | the sweep that started a trial is gone                                   |
 
@@ -72,6 +73,9 @@ pub enum Error {
     Io { path: PathBuf, source: std::io::Error },
     #[error("report: {0}")]
     Report(String),
+    /// A Slurm command is missing or failed (`command` as run, `message` from it or about it).
+    #[error("{command}: {message}")]
+    Cluster { command: String, message: String },
     /// Training finished and its files are saved, but the report could not be rendered.
     #[error("training finished but the report could not be written ({source}); rebuild it with `brasa report {}`", run_dir.display())]
     ReportAfterTraining {
@@ -104,6 +108,7 @@ impl Error {
             Self::Backend(_) | Self::Model(_) | Self::Diverged { .. } | Self::Train(_) | Self::TrialsFailed { .. } => 4,
             Self::RunDir { .. } | Self::Io { .. } => 5,
             Self::Report(_) | Self::ReportAfterTraining { .. } => 6,
+            Self::Cluster { .. } => 7,
             Self::Interrupted { .. } | Self::SweepInterrupted { .. } => EXIT_INTERRUPTED,
         }
     }
@@ -162,5 +167,6 @@ mod tests {
         let after = Error::ReportAfterTraining { run_dir: "run".into(), source: Box::new(Error::Report("no template".into())) };
         assert_eq!(after.exit_code(), 6);
         assert!(std::error::Error::source(&after).is_some(), "the report's own error is kept as the source");
+        assert_eq!(Error::Cluster { command: "sbatch".into(), message: "not found".into() }.exit_code(), 7);
     }
 }

@@ -22,6 +22,16 @@ pub fn relative(root: &Path, path: &Path) -> String {
     parts.join("/")
 }
 
+/// `arg` as one word for a POSIX shell: as it is when it holds nothing the shell would read,
+/// else in single quotes.
+pub fn shell_quote(arg: &str) -> String {
+    if !arg.is_empty() && arg.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c)) {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', "'\\''"))
+    }
+}
+
 /// Human-readable duration: `1 h 02 min`, `7 min 31 s`, `12.4 s`.
 pub fn format_duration(seconds: f64) -> String {
     let s = seconds.round() as u64;

@@ -32,6 +32,8 @@ pub mod runner;
 pub mod spec;
 pub mod stats;
 pub mod sweep;
+pub mod slurm;
+pub mod status;
 pub mod sweep_dir;
 pub mod train;
 

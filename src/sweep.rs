@@ -233,6 +233,7 @@ pub struct Tally {
 /// Reads every trial's folder and writes `trials.csv` (derived from the folders, so it is right
 /// even after an interruption).
 pub fn write_trials_csv(plan: &SweepPlan) -> Result<Vec<TrialRow>> {
+    let _lock = plan.dir.lock_trials()?;
     let keys = plan.sweep.varied_keys();
     let rows: Vec<TrialRow> = plan
         .trials

@@ -6,6 +6,9 @@
 //!   trials.csv        one row per trial, derived from the trial folders
 //!   trial-NN/         an ordinary run folder (see `run_dir`), plus the trial's log.txt
 //!   charts/*.svg  report.md   written by `report::sweep` from the files above
+//!   slurm/            with the Slurm launcher: trials.sbatch, jobs.csv (what was submitted),
+//!                     trial-NN.log (each trial's output, every attempt), job-*.out (Slurm's)
+//!   .trials.lock      held while trials.csv is read and rewritten (trials end at any time)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -21,6 +24,12 @@ pub const REPORT_MD: &str = "report.md";
 pub const CHARTS: &str = "charts";
 /// A trial's stdout and stderr, in its run folder.
 pub const TRIAL_LOG: &str = "log.txt";
+/// The Slurm launcher's folder, its batch script and its record of submitted array jobs.
+pub const SLURM: &str = "slurm";
+pub const SLURM_SCRIPT: &str = "trials.sbatch";
+pub const SLURM_JOBS: &str = "slurm/jobs.csv";
+/// Serialises rewrites of `trials.csv` between the processes whose trials end.
+const TRIALS_LOCK: &str = ".trials.lock";
 
 /// What separates the base spec from the sweep table in `sweep.toml`.
 const SWEEP_HEADER: &str = "\n[sweep]\n";
@@ -198,6 +207,28 @@ impl SweepDir {
             row.test_weighted_f1 = Some(scores.weighted_avg.f1);
         }
         row
+    }
+
+    /// `slurm/trial-NN.log`: what trial `number` printed under the Slurm launcher.
+    pub fn slurm_log(&self, number: usize) -> PathBuf {
+        self.root.join(SLURM).join(format!("{}.log", Self::trial_name(number)))
+    }
+
+    /// Holds the lock that serialises rewrites of `trials.csv` until the guard is dropped.
+    pub fn lock_trials(&self) -> Result<std::fs::File> {
+        let path = self.path(TRIALS_LOCK);
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| Error::io(&path, e))?;
+        file.lock().map_err(|e| Error::io(&path, e))?;
+        Ok(file)
+    }
+
+    /// Reads every trial of `trials.csv` again from its folder and writes the file anew, under
+    /// the trials lock: what a trial does when it ends, and `brasa status`.
+    pub fn refresh_trials(&self) -> Result<(Vec<String>, Vec<TrialRow>)> {
+        let _lock = self.lock_trials()?;
+        let (keys, rows) = self.read_trials()?;
+        self.write_trials(&keys, &rows)?;
+        Ok((keys, rows))
     }
 
     /// Writes `trials.csv`: `trial, overrides, <one column per swept key>, <results>`.

@@ -40,6 +40,8 @@ const LAYERS: &[&str] = &[
     "runner",
     "bench",
     "sweep",
+    "slurm",
+    "status",
     // the binary
     "cli",
 ];

@@ -7,6 +7,7 @@ mod data;
 mod predict;
 mod report;
 mod run;
+mod status;
 mod validate;
 
 use std::path::PathBuf;
@@ -40,6 +41,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Inspect a dataset: `brasa data audit ROOT` finds duplicates, leakage and unreadable files.
     Data(data::DataArgs),
+    /// Where each trial of a sweep stands (and its Slurm jobs): `--watch` follows, `--cancel` stops.
+    Status(status::StatusArgs),
     /// The shared cache of decoded images: `brasa cache info`, `brasa cache prune --older-than 30d`.
     Cache(cache::CacheArgs),
 }
@@ -62,6 +65,20 @@ impl SpecArgs {
     /// `--set`, `--unset` and `BRASA_*` environment layers.
     fn layers(&self) -> Layers {
         Layers { overrides: self.overrides.clone(), unset: self.unset.clone(), env: true }
+    }
+
+    /// `run SPEC --unset … --set …`: how a sweep's trial process is started with these layers
+    /// (the spec made absolute, as the trial may start elsewhere).
+    fn run_args(&self) -> Result<Vec<String>> {
+        let spec = std::path::absolute(&self.spec).map_err(|e| brasa::Error::io(&self.spec, e))?;
+        let mut out = vec!["run".to_string(), spec.display().to_string()];
+        for key in &self.unset {
+            out.extend(["--unset".into(), key.0.clone()]);
+        }
+        for o in &self.overrides {
+            out.extend(["--set".into(), format!("{}={}", o.key, brasa::spec::render_value(&o.value))]);
+        }
+        Ok(out)
     }
 
     /// Loads the spec with its `extends` chain, `BRASA_*` environment variables and `--set`.
@@ -90,5 +107,6 @@ pub fn execute(cli: Cli) -> Result<()> {
         Command::Data(args) => data::execute(args),
         Command::Bench(args) => bench::execute(args),
         Command::Cache(args) => cache::execute(args),
+        Command::Status(args) => status::execute(args),
     }
 }

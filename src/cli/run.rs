@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use brasa::plan::Plan;
+use brasa::plan::{LauncherPlan, Plan};
 use brasa::progress::Progress;
 use brasa::runner::{self, RunOptions};
 use brasa::fmt::display_path;
@@ -31,9 +31,14 @@ pub struct RunArgs {
     /// with another count).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
-    /// Run only trial K of the spec's sweep (1-based), into its folder in the sweep.
+    /// Run only trial K of the spec's sweep (1-based), into its folder in the sweep (`--out`
+    /// then names the sweep folder).
     #[arg(long, value_name = "K")]
     trial: Option<usize>,
+    /// Where a sweep's trials run, overriding `launcher.name`: local (processes here) or slurm
+    /// (one job array; brasa submits it and exits, `brasa status` follows it).
+    #[arg(long, value_name = "NAME")]
+    launcher: Option<String>,
     /// Trials of a sweep run at once (default: `sweep.jobs`, else 1); threads are split between them.
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
@@ -41,7 +46,8 @@ pub struct RunArgs {
     /// differences are listed; its results then mix both).
     #[arg(long)]
     force_resume: bool,
-    /// List the trials and their overrides, run nothing.
+    /// List the trials and their overrides (with the Slurm launcher: the sbatch commands and
+    /// script), run nothing.
     #[arg(long)]
     dry_run: bool,
     /// No progress bars or log lines; only the final summary.
@@ -59,6 +65,9 @@ pub fn execute(args: RunArgs) -> Result<()> {
     if let Some(name) = &args.backend {
         layers.overrides.push(Override { key: "runtime.backend".into(), value: name.clone().into() });
     }
+    if let Some(name) = &args.launcher {
+        layers.overrides.push(Override { key: "launcher.name".into(), value: name.clone().into() });
+    }
     // a single run takes --threads as a layer like --backend; a sweep splits it between trials
     let mut run_layers = layers.clone();
     if let Some(threads) = args.threads {
@@ -70,55 +79,42 @@ pub fn execute(args: RunArgs) -> Result<()> {
         if let Some(flag) = [("--trial", args.trial.is_some_and(|k| k != 1)), ("--jobs", args.jobs.is_some())].into_iter().find_map(|(f, set)| set.then_some(f)) {
             return Err(Error::usage(flag, format!("applies to sweeps; {} has no [sweep]: it is a single run (trial 1)", display_path(&args.spec.spec))));
         }
+        let plan = Plan::resolve(&loaded)?;
+        if plan.launcher != LauncherPlan::Local {
+            return Err(Error::usage(
+                "--launcher",
+                format!("slurm submits the trials of a sweep; {} has no [sweep] (give it one, e.g. a single-value grid, or run it here)", display_path(&args.spec.spec)),
+            ));
+        }
         if args.dry_run {
             return super::print_out("1 trial: the spec as written (it has no [sweep])\n");
         }
-        let plan = Plan::resolve(&loaded)?;
-        return run_one(&plan, args.out, args.force_resume, progress);
+        return run_one(&plan, args.out, args.force_resume, progress, None);
     }
 
-    let sweep = SweepPlan::resolve(&args.spec.spec, &layers, if args.trial.is_some() { None } else { args.out.as_deref() })?;
+    let sweep = SweepPlan::resolve(&args.spec.spec, &layers, args.out.as_deref())?;
+    if let Some(number) = args.trial {
+        return run_trial(&args, &sweep, number, run_layers, progress);
+    }
+    let launcher = sweep.trials.first().map(|(_, plan)| plan.launcher.clone()).unwrap_or_default();
+    if let LauncherPlan::Slurm(slurm) = &launcher {
+        if args.jobs.is_some() {
+            return Err(Error::usage("--jobs", "applies to the local launcher; with slurm, launcher.slurm.array_parallelism says how many trials run at once"));
+        }
+        return submit_to_slurm(&args, &sweep, slurm);
+    }
     if args.dry_run {
         return super::print_out(&sweep.listing());
-    }
-    if let Some(number) = args.trial {
-        let dir = args.out.clone().unwrap_or_else(|| sweep.trial_dir(number));
-        let (trial, _) = sweep.trial(number)?;
-        if TrialStatus::of(&dir) == TrialStatus::Complete {
-            return super::print_out(&format!("trial {number} ({}) is already complete: {}\n", trial.describe(), display_path(&dir)));
-        }
-        progress.log(format!("trial {number}: {}", trial.describe()));
-        watch_parent();
-        // the trial's plan again, with --threads among its layers
-        let mut trial_layers = run_layers;
-        trial_layers.overrides.extend(trial.overrides.iter().cloned());
-        let plan = Plan::resolve(&LoadedSpec::load(&args.spec.spec, &trial_layers)?)?;
-        return run_one(&plan, Some(dir), args.force_resume, progress);
     }
     let jobs = args.jobs.unwrap_or(sweep.sweep.jobs);
     let threads = args.threads.or(sweep.trials.first().and_then(|(_, p)| p.runtime.threads)).unwrap_or_else(brasa::backend::threads);
     let exe = std::env::current_exe().map_err(|e| Error::io("<brasa executable>", e))?;
-    let spec = args.spec.spec.clone();
-    let overrides = args.spec.overrides.clone();
-    let unset = args.spec.unset.clone();
-    let backend = args.backend.clone();
-    let force_resume = args.force_resume;
-    let launcher = move |trial: &brasa::spec::sweep::Trial, dir: &std::path::Path, threads: usize| {
+    let base_args = trial_args(&args)?;
+    let sweep_root = sweep.dir.root().to_path_buf();
+    let launcher = move |trial: &brasa::spec::sweep::Trial, _dir: &std::path::Path, threads: usize| {
         let mut command = std::process::Command::new(&exe);
-        command.arg("run").arg(&spec);
-        for key in &unset {
-            command.arg("--unset").arg(&key.0);
-        }
-        for o in &overrides {
-            command.arg("--set").arg(format!("{}={}", o.key, brasa::spec::render_value(&o.value)));
-        }
-        if let Some(backend) = &backend {
-            command.arg("--backend").arg(backend);
-        }
-        if force_resume {
-            command.arg("--force-resume");
-        }
-        command.arg("--trial").arg(trial.number.to_string()).arg("--out").arg(dir).arg("--threads").arg(threads.to_string());
+        command.args(&base_args);
+        command.arg("--trial").arg(trial.number.to_string()).arg("--out").arg(&sweep_root).arg("--threads").arg(threads.to_string());
         command.env(SWEEP_PARENT, std::process::id().to_string());
         // `data.cache = "auto"` then counts the memory of every trial running at once
         command.env(brasa::data::pixels::RUNS_AT_ONCE_ENV, jobs.to_string());
@@ -141,9 +137,111 @@ pub fn execute(args: RunArgs) -> Result<()> {
     Ok(())
 }
 
+/// `run SPEC` and the layers given to this command (not `--threads`, `--trial`, `--out`): how
+/// every trial process of a sweep starts.
+fn trial_args(args: &RunArgs) -> Result<Vec<String>> {
+    let mut out = args.spec.run_args()?;
+    if let Some(backend) = &args.backend {
+        out.extend(["--backend".into(), backend.clone()]);
+    }
+    if let Some(launcher) = &args.launcher {
+        out.extend(["--launcher".into(), launcher.clone()]);
+    }
+    if args.force_resume {
+        out.push("--force-resume".into());
+    }
+    Ok(out)
+}
+
+/// Trial `number` of `sweep` in its folder; when no local sweep launched it (a Slurm task, or by
+/// hand), it also rewrites `trials.csv` and the sweep report as it ends, and at the time-limit
+/// signal (SIGUSR1) in a Slurm job it requeues the job after its checkpoint.
+fn run_trial(args: &RunArgs, sweep: &SweepPlan, number: usize, run_layers: brasa::spec::Layers, progress: Progress) -> Result<()> {
+    let dir = sweep.trial_dir(number);
+    let (trial, _) = sweep.trial(number)?;
+    if args.dry_run {
+        return super::print_out(&format!("trial {number}: {} into {}\n", trial.describe(), display_path(&dir)));
+    }
+    if TrialStatus::of(&dir) == TrialStatus::Complete {
+        return super::print_out(&format!("trial {number} ({}) is already complete: {}\n", trial.describe(), display_path(&dir)));
+    }
+    progress.log(format!("trial {number}: {}", trial.describe()));
+    let standalone = std::env::var_os(brasa::run_dir::HELD_BY_PARENT_ENV).is_none();
+    if !standalone {
+        watch_parent();
+    }
+    // the trial's plan again, with --threads among its layers
+    let mut trial_layers = run_layers;
+    trial_layers.overrides.extend(trial.overrides.iter().cloned());
+    let plan = Plan::resolve(&LoadedSpec::load(&args.spec.spec, &trial_layers)?)?;
+    let result = run_one(&plan, Some(dir), args.force_resume, progress.clone(), Some("the same command (or the sweep's) resumes it".into()));
+    if standalone {
+        // trials.csv and the report follow the trial folders (a trial ends at any time)
+        let refreshed = sweep.dir.write_spec(&sweep.base_toml, &sweep.sweep_toml).and_then(|()| sweep::write_trials_csv(sweep)).and_then(|_| brasa::report::sweep::render(&sweep.dir));
+        if let Err(e) = refreshed {
+            progress.log(format!("warning: trials.csv or the sweep report of {} could not be rewritten: {e}", display_path(sweep.dir.root())));
+        }
+    }
+    if let Err(Error::Interrupted { signal, .. }) = &result
+        && signal == "SIGUSR1"
+        && let Some(requeued) = brasa::slurm::requeue_this_job()
+    {
+        match requeued {
+            Ok(job) => eprintln!("SIGUSR1: requeued Slurm job {job}; it resumes this trial from its checkpoint"),
+            Err(e) => eprintln!("SIGUSR1: the checkpoint is saved, but the job could not be requeued ({e}); submitting the sweep again resumes it"),
+        }
+    }
+    result
+}
+
+/// Submits the unfinished trials of `sweep` as Slurm job arrays and returns (`--dry-run`: prints
+/// the sbatch commands and the script instead).
+fn submit_to_slurm(args: &RunArgs, sweep: &SweepPlan, slurm: &brasa::plan::SlurmPlan) -> Result<()> {
+    let invocation = brasa::slurm::Invocation {
+        exe: std::env::current_exe().map_err(|e| Error::io("<brasa executable>", e))?,
+        args: trial_args(args)?,
+        workdir: std::env::current_dir().map_err(|e| Error::io("<working directory>", e))?,
+        threads: args.threads,
+    };
+    let prepared = brasa::slurm::prepare(sweep, slurm, &invocation, args.dry_run)?;
+    let root = display_path(sweep.dir.root());
+    let mut text = format!("sweep {root}: {} trial(s)\n", sweep.trials.len());
+    for (number, why) in &prepared.left_out {
+        text.push_str(&format!("trial {number:>2}: {why}, not submitted again\n"));
+    }
+    if args.dry_run {
+        for note in &prepared.notes {
+            text.push_str(&format!("# {note} (a dry run goes on without it)\n"));
+        }
+        for (_, trials, sbatch) in &prepared.arrays {
+            text.push_str(&format!("# trials {}\nsbatch {}\n", brasa::slurm::script::ranges(trials), sbatch.iter().map(|a| brasa::fmt::shell_quote(a)).collect::<Vec<_>>().join(" ")));
+        }
+        text.push_str(&format!("# {}:\n{}", display_path(&prepared.script_path), prepared.script));
+        return super::print_out(&text);
+    }
+    if prepared.arrays.is_empty() {
+        text.push_str("nothing to submit: every trial is finished, running or queued\n");
+        text.push_str(&format!("status: brasa status {}\n", brasa::fmt::shell_quote(&root)));
+        return super::print_out(&text);
+    }
+    sweep.dir.write_spec(&sweep.base_toml, &sweep.sweep_toml)?;
+    sweep::write_trials_csv(sweep)?;
+    let made = brasa::slurm::submit_prepared(&sweep.dir, &prepared)?;
+    let at_once = slurm.array_parallelism.map(|n| format!(", at most {n} at once")).unwrap_or_default();
+    for submission in &made {
+        text.push_str(&format!("submitted Slurm array job {}: trials {}{at_once}\n", submission.job_id, brasa::slurm::script::ranges(&submission.trials)));
+    }
+    let quoted = brasa::fmt::shell_quote(&root);
+    text.push_str(&format!(
+        "logs:   {}/slurm/trial-NN.log\nwatch:  brasa status {quoted} --watch\ncancel: brasa status {quoted} --cancel\nthe same command submits again whatever is neither finished nor queued\n",
+        root
+    ));
+    super::print_out(&text)
+}
+
 /// One run (or one sweep trial) to the end, then its summary on stdout.
-fn run_one(plan: &Plan, out: Option<PathBuf>, force_resume: bool, progress: Progress) -> Result<()> {
-    let outcome = runner::run(plan, &RunOptions { out, progress, force_resume }).map_err(|e| match e {
+fn run_one(plan: &Plan, out: Option<PathBuf>, force_resume: bool, progress: Progress, resume_hint: Option<String>) -> Result<()> {
+    let outcome = runner::run(plan, &RunOptions { out, progress, force_resume, resume_hint }).map_err(|e| match e {
         Error::Interrupted { signal, step, epoch, run_dir: Some(dir), resume: None } => {
             let resume = Some(resume_command(&dir));
             Error::Interrupted { signal, step, epoch, run_dir: Some(dir), resume }
@@ -177,14 +275,7 @@ fn resume_command(dir: &std::path::Path) -> String {
         args.push("--out".into());
         args.push(dir.display().to_string());
     }
-    let quote = |arg: &String| {
-        if !arg.is_empty() && arg.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c)) {
-            arg.clone()
-        } else {
-            format!("'{}'", arg.replace('\'', "'\\''"))
-        }
-    };
-    args.iter().map(quote).collect::<Vec<_>>().join(" ")
+    args.iter().map(|a| brasa::fmt::shell_quote(a)).collect::<Vec<_>>().join(" ")
 }
 
 /// In a sweep's trial process, exits when the sweep that started it is gone (killed), instead of

@@ -23,6 +23,22 @@ pub fn execute(args: ValidateArgs) -> Result<()> {
         for line in sweep.listing().lines() {
             text.push_str(&format!("# {line}\n"));
         }
+        if let brasa::plan::LauncherPlan::Slurm(slurm) = &plan.launcher {
+            let invocation = brasa::slurm::Invocation {
+                exe: std::env::current_exe().map_err(|e| brasa::Error::io("<brasa executable>", e))?,
+                args: args.spec.run_args()?,
+                workdir: std::env::current_dir().map_err(|e| brasa::Error::io("<working directory>", e))?,
+                threads: None,
+            };
+            let root = std::path::absolute(sweep.dir.root()).map_err(|e| brasa::Error::io(sweep.dir.root(), e))?;
+            let script = brasa::slurm::script::render(&plan.name, &root, slurm, &invocation);
+            let trials: Vec<usize> = sweep.trials.iter().map(|(t, _)| t.number).collect();
+            let sbatch = brasa::slurm::sbatch_args(&root.join(brasa::sweep_dir::SLURM).join(brasa::sweep_dir::SLURM_SCRIPT), 0, &trials, slurm.array_parallelism);
+            text.push_str(&format!("#\n# launcher: slurm; `brasa run` submits `sbatch {}` (unfinished trials only) with this script:\n", sbatch.join(" ")));
+            for line in script.lines() {
+                text.push_str(&format!("#   {line}\n"));
+            }
+        }
     }
     text.push_str(&describe_model(&plan));
     // what `brasa run` would train on here (adapters are listed, none is opened)

@@ -23,6 +23,16 @@ pub const LOCK: &str = ".lock";
 /// its behalf (so another sweep or a stray `--trial` run sees it taken from the start).
 pub const HELD_BY_PARENT_ENV: &str = "BRASA_LOCK_HELD_BY_PARENT";
 
+/// How often taking a lock is tried again, 50 ms apart, before it counts as held.
+const PROBE_RETRIES: usize = 6;
+
+/// [`PROBE_RETRIES`], or a minute's worth in a requeued Slurm job, whose earlier run may still
+/// be letting go of the folder (a node's lock on a shared file system outlives it a little).
+fn retries() -> usize {
+    let requeued = std::env::var("SLURM_RESTART_COUNT").ok().and_then(|n| n.parse::<u32>().ok()).is_some_and(|n| n > 0);
+    if requeued { 1200 } else { PROBE_RETRIES }
+}
+
 /// A held lock on a folder; released when dropped (or when the process ends).
 #[derive(Debug)]
 pub struct FolderLock {
@@ -42,7 +52,17 @@ impl FolderLock {
         }
         let path = dir.join(LOCK);
         let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(|e| Error::io(&path, e))?;
-        match file.try_lock() {
+        // `brasa status` looks at the lock for an instant (a shared lock): a moment's patience
+        // tells that from a holder
+        let mut attempt = file.try_lock();
+        for _ in 0..retries() {
+            if !matches!(attempt, Err(TryLockError::WouldBlock)) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            attempt = file.try_lock();
+        }
+        match attempt {
             Ok(()) => {
                 let owner = owner();
                 file.set_len(0).and_then(|()| file.rewind()).and_then(|()| file.write_all(owner.as_bytes())).map_err(|e| Error::io(&path, e))?;
@@ -55,6 +75,23 @@ impl FolderLock {
                 Ok(Err(Holder(if text.is_empty() { "another process".into() } else { text.to_string() })))
             }
             Err(TryLockError::Error(e)) => Err(Error::io(&path, e)),
+        }
+    }
+
+    /// Who holds the lock on `dir`, if anyone, without taking it (a shared lock held for an
+    /// instant; a process trying to take the lock meanwhile waits for it, see [`PROBE_RETRIES`]).
+    pub fn holder(dir: &Path) -> Option<Holder> {
+        let path = dir.join(LOCK);
+        let mut file = File::open(&path).ok()?;
+        match file.try_lock_shared() {
+            Ok(()) => None,
+            Err(TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                let text = text.trim();
+                Some(Holder(if text.is_empty() { "another process".into() } else { text.to_string() }))
+            }
+            Err(TryLockError::Error(_)) => None,
         }
     }
 
@@ -75,8 +112,11 @@ fn owner() -> String {
         .unwrap_or_else(|| "an unknown host".into());
     let mut owner = format!("brasa pid {} on {host} since {}", std::process::id(), timestamp(SystemTime::now()));
     if let Ok(job) = std::env::var("SLURM_JOB_ID") {
-        let task = std::env::var("SLURM_ARRAY_TASK_ID").map(|t| format!(" task {t}")).unwrap_or_default();
-        owner.push_str(&format!(" (Slurm job {job}{task})"));
+        // an array task by the name squeue shows (`<array job>_<index>`), its own id beside it
+        match (std::env::var("SLURM_ARRAY_JOB_ID"), std::env::var("SLURM_ARRAY_TASK_ID")) {
+            (Ok(array), Ok(task)) => owner.push_str(&format!(" (Slurm job {array}_{task}, id {job})")),
+            _ => owner.push_str(&format!(" (Slurm job {job})")),
+        }
     }
     owner
 }
@@ -99,7 +139,9 @@ mod tests {
         assert!(held.0.contains(&format!("pid {}", std::process::id())), "{held:?}");
         let err = FolderLock::acquire(dir.path()).unwrap_err().to_string();
         assert!(err.contains("is in use by brasa pid") && err.contains("another --out"), "{err}");
+        assert_eq!(FolderLock::holder(dir.path()), Some(held), "seen without taking it");
         drop(first);
+        assert_eq!(FolderLock::holder(dir.path()), None);
         let again = FolderLock::acquire(dir.path());
         assert!(again.is_ok());
     }

@@ -45,6 +45,9 @@ pub struct RunOptions {
     pub progress: Progress,
     /// Resume a run folder whose spec, classes or data differ from this run's (said, not refused).
     pub force_resume: bool,
+    /// How the log says this run resumes if interrupted (default: the same command with `--out`
+    /// this run folder).
+    pub resume_hint: Option<String>,
 }
 
 /// What a finished run reports back.
@@ -95,11 +98,8 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<Outcome> {
     let mut meta = record::initial_meta(&run_inputs, &built, &run, previous.as_ref(), &chosen.info);
     meta.data_fingerprint = Some(fingerprint);
     run.write_meta(&meta)?;
-    progress.log(format!(
-        "run folder: {} (if interrupted, the same command with --out {} resumes it)",
-        display_path(run.root()),
-        display_path(run.root())
-    ));
+    let hint = options.resume_hint.clone().unwrap_or_else(|| format!("the same command with --out {} resumes it", display_path(run.root())));
+    progress.log(format!("run folder: {} (if interrupted, {hint})", display_path(run.root())));
 
     let mut ending = None;
     let trained = match built.model {
