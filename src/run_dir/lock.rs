@@ -44,6 +44,16 @@ pub struct FolderLock {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Holder(pub String);
 
+impl Holder {
+    /// What the holder wrote into the lock file `file`.
+    fn written_in(file: &mut File) -> Holder {
+        let mut text = String::new();
+        let _ = file.read_to_string(&mut text);
+        let text = text.trim();
+        Holder(if text.is_empty() { "another process".into() } else { text.to_string() })
+    }
+}
+
 impl FolderLock {
     /// Takes the lock on `dir` (which must exist), or says who holds it.
     pub fn try_acquire(dir: &Path) -> Result<std::result::Result<FolderLock, Holder>> {
@@ -68,12 +78,7 @@ impl FolderLock {
                 file.set_len(0).and_then(|()| file.rewind()).and_then(|()| file.write_all(owner.as_bytes())).map_err(|e| Error::io(&path, e))?;
                 Ok(Ok(FolderLock { _file: Some(file) }))
             }
-            Err(TryLockError::WouldBlock) => {
-                let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
-                let text = text.trim();
-                Ok(Err(Holder(if text.is_empty() { "another process".into() } else { text.to_string() })))
-            }
+            Err(TryLockError::WouldBlock) => Ok(Err(Holder::written_in(&mut file))),
             Err(TryLockError::Error(e)) => Err(Error::io(&path, e)),
         }
     }
@@ -85,12 +90,7 @@ impl FolderLock {
         let mut file = File::open(&path).ok()?;
         match file.try_lock_shared() {
             Ok(()) => None,
-            Err(TryLockError::WouldBlock) => {
-                let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
-                let text = text.trim();
-                Some(Holder(if text.is_empty() { "another process".into() } else { text.to_string() }))
-            }
+            Err(TryLockError::WouldBlock) => Some(Holder::written_in(&mut file)),
             Err(TryLockError::Error(_)) => None,
         }
     }
