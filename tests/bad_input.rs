@@ -29,7 +29,8 @@
 //! | truncated JPEG                         | 3    | `cut.jpg` |
 //! | symlink loop in the data folder        | 3    | `cannot list …/data/train/cat: File system loop found` |
 //! | non-UTF-8 file name                    | 0    | decoded and trained on |
-//! | read-only output folder (skipped as root) | 5 | `ro/run` |
+//! | read-only output folder (as root: a read-only tmpfs) | 5 | `ro/run: Read-only file system` |
+//! | full output folder (a 256 KB tmpfs)    | 5    | `full/run…: No space left on device` |
 //! | `--out` is an existing file            | 5    | `taken: File exists`; the file is unchanged |
 //! | run folder of another spec             | 5    | `run folder run: holds a run of a different spec`; files byte-identical |
 //! | finished run folder                    | 5    | `run folder run: holds a finished run of this spec`; files byte-identical |
@@ -44,8 +45,8 @@
 //! | `brasa predict --run nowhere`          | 5    | `run folder nowhere: no meta.json` |
 //! | `brasa compare` one folder / non-runs  | 2, 5 | `2 values required by '<RUN_DIR> <RUN_DIR>...'`, `run folder data: no meta.json` |
 //!
-//! Running as root, the chmod cases (unreadable spec, read-only output folder) are skipped: root
-//! reads and writes through any mode.
+//! Running as root, the unreadable spec (chmod 000) is skipped: root reads through any mode; the
+//! read-only output folder is then a file system mounted read-only.
 
 mod common;
 
@@ -412,14 +413,26 @@ fn non_utf8_file_name() {
 
 #[test]
 fn read_only_output_folder() {
+    let dir = folder().spec(&short_run());
+    let ro = dir.path().join("ro");
+    std::fs::create_dir(&ro).unwrap();
     if is_root() {
-        eprintln!("skipped: root writes into a read-only folder");
+        // root writes through any mode: a file system mounted read-only stops it (where this
+        // process may mount)
+        #[cfg(target_os = "linux")]
+        {
+            let mounted = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", "ro,size=64k", "tmpfs"]).arg(&ro).stderr(std::process::Stdio::null()).status().is_ok_and(|s| s.success());
+            if mounted {
+                let _unmount = Mounted(ro.clone());
+                check(dir.brasa(["run", "spec.toml", "--out", "ro/run", "--quiet"]).output(), 5, &["ro/run", "Read-only file system"]);
+                return;
+            }
+        }
+        eprintln!("skipped: root writes into a read-only folder, and mounting a read-only one needs privileges this process lacks");
         return;
     }
     use std::os::unix::fs::PermissionsExt;
-    let dir = folder().spec(&short_run());
-    std::fs::create_dir(dir.path().join("ro")).unwrap();
-    std::fs::set_permissions(dir.path().join("ro"), std::fs::Permissions::from_mode(0o555)).unwrap();
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
     check(dir.brasa(["run", "spec.toml", "--out", "ro/run", "--quiet"]).output(), 5, &["ro/run"]);
 }
 
