@@ -22,6 +22,8 @@ pub enum Standing {
     /// resumes it (`why` says what stopped it).
     Stopped { why: String, progress: Option<String> },
     NotSubmitted,
+    /// Submitted, but the queue could not be read here (`squeue` missing or failing).
+    Submitted,
 }
 
 impl Standing {
@@ -33,6 +35,7 @@ impl Standing {
             Self::Failed { .. } => "failed",
             Self::Stopped { .. } => "stopped",
             Self::NotSubmitted => "not submitted",
+            Self::Submitted => "submitted",
         }
     }
 
@@ -71,11 +74,12 @@ pub fn read(dir: &SweepDir) -> Result<SweepStatus> {
         Err(e @ Error::Cluster { .. }) => (Vec::new(), Some(e.to_string())),
         Err(e) => return Err(e),
     };
-    let trials = rows.iter().map(|row| TrialStanding { trial: row.trial, overrides: row.overrides.clone(), standing: standing(dir, row, &tasks, &submissions) }).collect();
+    let known = queue_unknown.is_none();
+    let trials = rows.iter().map(|row| TrialStanding { trial: row.trial, overrides: row.overrides.clone(), standing: standing(dir, row, &tasks, &submissions, known) }).collect();
     Ok(SweepStatus { trials, submissions, queue_unknown })
 }
 
-fn standing(dir: &SweepDir, row: &TrialRow, tasks: &[Task], submissions: &[Submission]) -> Standing {
+fn standing(dir: &SweepDir, row: &TrialRow, tasks: &[Task], submissions: &[Submission], queue_known: bool) -> Standing {
     let folder = dir.trial_dir(row.trial);
     // the newest task of this trial (a later submission supersedes an earlier one)
     let task = tasks.iter().rev().find(|t| slurm::trial_of(t, submissions) == Some(row.trial)).cloned();
@@ -87,6 +91,9 @@ fn standing(dir: &SweepDir, row: &TrialRow, tasks: &[Task], submissions: &[Submi
     }
     if let Some(holder) = FolderLock::holder(&folder) {
         return Standing::Running { holder: Some(holder.0), task: task.filter(Task::active), progress: progress(&folder) };
+    }
+    if !queue_known && submitted {
+        return Standing::Submitted;
     }
     match task {
         Some(task) if task.active() && task.state == "RUNNING" => Standing::Running { holder: None, task: Some(task), progress: progress(&folder) },
@@ -164,6 +171,7 @@ impl SweepStatus {
                     format!("{why}{at}; submitting the sweep again resumes it")
                 }
                 Standing::NotSubmitted => String::new(),
+                Standing::Submitted => "to Slurm; whether it is queued, running or gone is not known here".into(),
             };
             text.push_str(&format!("trial {:>2}  {:<13}  {:<24}  {}\n", t.trial, name, t.overrides, detail).trim_end().to_string());
             text.push('\n');

@@ -115,6 +115,9 @@ fn a_sweep_submitted_to_slurm_survives_a_preemption_and_ends_as_the_local_sweep(
     assert!(submitted.stdout.contains(&format!("submitted Slurm array job {job}: trials 1-3")), "{submitted}");
     assert!(read(&dir.path().join("sweep/slurm/jobs.csv")).contains(&format!("{job},0,1-3,")));
     status(&dir, &cluster, "sweep", "just after submission");
+    // where squeue cannot be run, status says so instead of guessing
+    let blind = dir.brasa(["status", "sweep"]).env("PATH", "/nonexistent").succeeds();
+    assert!(blind.stdout.contains("the Slurm queue could not be read") && !blind.stdout.contains(" failed "), "{blind}");
 
     // submitting again while everything is queued or running submits nothing
     let again = dir.brasa(["run", "spec.toml", "--out", "sweep"]).env("SLURM_CONF", &cluster.conf).succeeds();
