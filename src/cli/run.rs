@@ -197,12 +197,7 @@ fn run_trial(args: &RunArgs, sweep: &SweepPlan, number: usize, run_layers: brasa
 /// Submits the unfinished trials of `sweep` as Slurm job arrays and returns (`--dry-run`: prints
 /// the sbatch commands and the script instead).
 fn submit_to_slurm(args: &RunArgs, sweep: &SweepPlan, slurm: &brasa::plan::SlurmPlan) -> Result<()> {
-    let invocation = brasa::slurm::Invocation {
-        exe: std::env::current_exe().map_err(|e| Error::io("<brasa executable>", e))?,
-        args: trial_args(args)?,
-        workdir: std::env::current_dir().map_err(|e| Error::io("<working directory>", e))?,
-        threads: args.threads,
-    };
+    let invocation = brasa::slurm::Invocation::from_here(trial_args(args)?, args.threads)?;
     let prepared = brasa::slurm::prepare(sweep, slurm, &invocation, args.dry_run)?;
     let root = display_path(sweep.dir.root());
     let mut text = format!("sweep {root}: {} trial(s)\n", sweep.trials.len());

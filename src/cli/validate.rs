@@ -24,12 +24,7 @@ pub fn execute(args: ValidateArgs) -> Result<()> {
             text.push_str(&format!("# {line}\n"));
         }
         if let brasa::plan::LauncherPlan::Slurm(slurm) = &plan.launcher {
-            let invocation = brasa::slurm::Invocation {
-                exe: std::env::current_exe().map_err(|e| brasa::Error::io("<brasa executable>", e))?,
-                args: args.spec.run_args()?,
-                workdir: std::env::current_dir().map_err(|e| brasa::Error::io("<working directory>", e))?,
-                threads: None,
-            };
+            let invocation = brasa::slurm::Invocation::from_here(args.spec.run_args()?, None)?;
             let root = std::path::absolute(sweep.dir.root()).map_err(|e| brasa::Error::io(sweep.dir.root(), e))?;
             let script = brasa::slurm::script::render(&plan.name, &root, slurm, &invocation);
             let trials: Vec<usize> = sweep.trials.iter().map(|(t, _)| t.number).collect();

@@ -25,6 +25,19 @@ pub struct Invocation {
     pub threads: Option<usize>,
 }
 
+impl Invocation {
+    /// This process's executable and working directory, starting trials with `args`.
+    pub fn from_here(args: Vec<String>, threads: Option<usize>) -> crate::error::Result<Self> {
+        use crate::error::Error;
+        Ok(Self {
+            exe: std::env::current_exe().map_err(|e| Error::io("<brasa executable>", e))?,
+            args,
+            workdir: std::env::current_dir().map_err(|e| Error::io("<working directory>", e))?,
+            threads,
+        })
+    }
+}
+
 /// The batch script for the sweep `name` in `sweep_dir` (absolute).
 pub fn render(name: &str, sweep_dir: &Path, slurm: &SlurmPlan, invocation: &Invocation) -> String {
     let logs = sweep_dir.join(crate::sweep_dir::SLURM);
