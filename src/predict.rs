@@ -25,6 +25,46 @@ use crate::run_dir::{self, RunDir};
 use crate::data::pixels::Pixels;
 use crate::train::{EvalSet, evaluate};
 
+/// Which checkpoint of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    /// The epoch `train.select_best` chose.
+    Best,
+    /// The latest one saved.
+    Last,
+}
+
+/// A run's trained model, read back from its folder.
+pub struct Trained {
+    pub model: Model,
+    pub config: ArchConfig,
+    pub meta: run_dir::Meta,
+    /// The checkpoint file under `checkpoints/`.
+    pub checkpoint: String,
+}
+
+impl Trained {
+    /// The `which` checkpoint of the run in `dir`, on `device`.
+    pub fn load(dir: &Path, which: Which, device: &Device) -> Result<Self> {
+        let run = RunDir::open(dir)?;
+        let meta = run.read_meta()?;
+        let config: ArchConfig = serde_json::from_value(meta.model.config.clone())
+            .map_err(|e| Error::run_dir(dir, format!("{} has no usable model.config ({e}); it was written by an older brasa", run_dir::META)))?;
+        let state = run.read_checkpoint_state::<serde_json::Value>()?;
+        let checkpoint = match which {
+            Which::Best => state.and_then(|c| c.best_model).ok_or_else(|| Error::run_dir(dir, "has no best checkpoint yet (did its first epoch finish?)"))?,
+            Which::Last => state.map(|c| c.last_model).ok_or_else(|| Error::run_dir(dir, "has no checkpoint yet (did its first epoch finish?)"))?,
+        };
+        let path = run.path(&format!("{}/{checkpoint}", run_dir::CHECKPOINTS));
+        let fail = |e: String| Error::run_dir(dir, format!("cannot load {}: {e}", path.display()));
+        let model = match config.init(device) {
+            Model::Cvt(m) => Model::Cvt(model::load(m, &path).map_err(fail)?),
+            Model::Vit(m) => Model::Vit(model::load(m, &path).map_err(fail)?),
+        };
+        Ok(Self { model, config, meta, checkpoint })
+    }
+}
+
 /// A model ready to classify: weights, class names and the preprocessing it expects.
 pub struct Predictor {
     model: Model,
@@ -39,20 +79,7 @@ impl Predictor {
     /// The best checkpoint of a finished run; `hf_preprocess` swaps the run's preprocessing for
     /// the model family's Hugging Face image processor.
     pub fn from_run(dir: &Path, hf_preprocess: bool, device: &Device) -> Result<Self> {
-        let run = RunDir::open(dir)?;
-        let meta = run.read_meta()?;
-        let config: ArchConfig = serde_json::from_value(meta.model.config.clone())
-            .map_err(|e| Error::run_dir(dir, format!("{} has no usable model.config ({e}); it was written by an older brasa", run_dir::META)))?;
-        let checkpoint = run
-            .read_checkpoint_state::<serde_json::Value>()?
-            .and_then(|c| c.best_model)
-            .ok_or_else(|| Error::run_dir(dir, "has no best checkpoint yet (did its first epoch finish?)"))?;
-        let path = run.path(&format!("{}/{checkpoint}", run_dir::CHECKPOINTS));
-        let fail = |e: String| Error::run_dir(dir, format!("cannot load {}: {e}", path.display()));
-        let model = match config.init(device) {
-            Model::Cvt(m) => Model::Cvt(model::load(m, &path).map_err(fail)?),
-            Model::Vit(m) => Model::Vit(model::load(m, &path).map_err(fail)?),
-        };
+        let Trained { model, config, meta, .. } = Trained::load(dir, Which::Best, device)?;
         let (recipe, normalize) = match (&meta.preprocess, hf_preprocess) {
             (_, true) => processor_parts(&Processor::family_default(config.family())),
             (Some(pre), false) => (pre.recipe, pre.normalize),
@@ -70,19 +97,13 @@ impl Predictor {
         let files = locator.fetch(progress)?;
         let hf = HfConfig::read(&files.config)?;
         let classes = hf.labels.clone();
-        let config = match hf.family {
-            Family::Cvt => ArchConfig::Cvt(hf.cvt(classes.len())?),
-            Family::Vit => ArchConfig::Vit(hf.vit(classes.len())?),
-        };
-        let processor = match &files.preprocessor {
-            Some(path) => Processor::read(path, hf.family)?,
-            None => Processor::family_default(hf.family),
-        };
+        let config = hf.arch_config(classes.len())?;
+        let (processor, _) = Processor::for_checkpoint(&files, hf.family)?;
         let source = locator.describe();
         let mut model = config.init(device);
         match &mut model {
-            Model::Cvt(m) => model::pretrained::import(m, &files.weights, &source, false)?,
-            Model::Vit(m) => model::pretrained::import(m, &files.weights, &source, false)?,
+            Model::Cvt(m) => model::pretrained::import(m, &files.weights, Family::Cvt, &source, false)?,
+            Model::Vit(m) => model::pretrained::import(m, &files.weights, Family::Vit, &source, false)?,
         };
         // A ViT whose processor gives another size than its position embeddings were laid out for.
         if let (Model::Vit(_), Some((h, _))) = (&model, processor.input_size())
@@ -94,12 +115,22 @@ impl Predictor {
         Ok(Self { model, classes, recipe, normalize, source })
     }
 
+    /// The logits of normalised model inputs `pixels` `[batch, 3, height, width]` on the
+    /// predictor's device (no preprocessing: for checking a model against another tool's).
+    pub fn logits(&self, pixels: burn::tensor::Tensor<4>) -> burn::tensor::Tensor<2> {
+        use crate::model::Classifier;
+        match &self.model {
+            Model::Cvt(m) => m.valid().logits(pixels),
+            Model::Vit(m) => m.valid().logits(pixels),
+        }
+    }
+
     /// Class probabilities of each readable image, in order (each file is decoded once); the
     /// files that cannot be read are listed apart.
     pub fn predict(&self, paths: &[PathBuf], batch_size: usize, device: &Device, progress: &Progress) -> Result<Predicted> {
         const CHUNK: usize = 256;
         let bar = progress.bar(paths.len() as u64, "predicting");
-        let mut predicted = Predicted { paths: Vec::with_capacity(paths.len()), probabilities: Vec::with_capacity(paths.len()), unreadable: Vec::new() };
+        let mut predicted = Predicted { paths: Vec::with_capacity(paths.len()), probabilities: Vec::with_capacity(paths.len()), logits: Vec::with_capacity(paths.len()), unreadable: Vec::new() };
         for (c, chunk) in paths.chunks(CHUNK).enumerate() {
             let items: Vec<Item> = chunk.iter().map(|p| Item { path: p.clone(), label: 0 }).collect();
             let mut decoded = images::decode_all(&items, &[self.recipe], &Progress::hidden(), "decoding")?;
@@ -121,22 +152,24 @@ impl Predictor {
                 other => other,
             })?;
             predicted.probabilities.extend(evaluation.probabilities);
+            predicted.logits.extend(evaluation.logits);
             bar.inc(chunk.len() as u64);
         }
         bar.finish_and_clear();
         Ok(predicted)
     }
 
-    /// The CSV of `predict`'s output.
-    pub fn write_csv(&self, out: impl Write, paths: &[PathBuf], probabilities: &[Vec<f32>]) -> Result<()> {
+    /// The CSV of `predict`'s output: a column per class holding `values` (probabilities, or
+    /// logits written in full precision).
+    pub fn write_csv(&self, out: impl Write, paths: &[PathBuf], values: &[Vec<f32>], logits: bool) -> Result<()> {
         let fail = |e: csv::Error| Error::Io { path: PathBuf::from("<predictions>"), source: e.into() };
         let mut writer = csv::Writer::from_writer(out);
         let mut header = vec!["path".to_string(), "predicted".to_string()];
         header.extend(self.classes.iter().cloned());
         writer.write_record(&header).map_err(fail)?;
-        for (path, probs) in paths.iter().zip(probabilities) {
-            let mut record = vec![path.display().to_string(), self.classes[argmax(probs)].clone()];
-            record.extend(probs.iter().map(|p| format!("{p:.6}")));
+        for (path, row) in paths.iter().zip(values) {
+            let mut record = vec![path.display().to_string(), self.classes[argmax(row)].clone()];
+            record.extend(row.iter().map(|p| if logits { format!("{p:e}") } else { format!("{p:.6}") }));
             writer.write_record(&record).map_err(fail)?;
         }
         writer.flush().map_err(|e| Error::io("<predictions>", e))
@@ -149,6 +182,8 @@ impl Predictor {
 pub struct Predicted {
     pub paths: Vec<PathBuf>,
     pub probabilities: Vec<Vec<f32>>,
+    /// The model's raw outputs (before the softmax), in the same order.
+    pub logits: Vec<Vec<f32>>,
     pub unreadable: Vec<images::Unreadable>,
 }
 

@@ -37,11 +37,13 @@ const LAYERS: &[&str] = &[
     // the commands' library halves
     "audit",
     "predict",
+    "export",
     "runner",
     "bench",
     "sweep",
     "slurm",
     "status",
+    "init",
     // the binary
     "cli",
 ];

@@ -4,6 +4,8 @@ mod bench;
 mod cache;
 mod compare;
 mod data;
+mod export;
+mod init;
 mod predict;
 mod report;
 mod run;
@@ -35,10 +37,14 @@ enum Command {
     Report(report::ReportArgs),
     /// Classify images with a trained run or a pretrained checkpoint (CSV).
     Predict(predict::PredictArgs),
+    /// Write a run's model for other tools: `brasa export RUN_DIR OUT_DIR` (Hugging Face layout).
+    Export(export::ExportArgs),
     /// Compare runs on the same test images: differences with CIs, McNemar's test, a verdict.
     Compare(compare::CompareArgs),
     /// Time training, inference and the data path of a spec's model on this machine.
     Bench(bench::BenchArgs),
+    /// Write a commented starting spec for an image folder: `brasa init DATA_ROOT --out spec.toml`.
+    Init(init::InitArgs),
     /// Inspect a dataset: `brasa data audit ROOT` finds duplicates, leakage and unreadable files.
     Data(data::DataArgs),
     /// Where each trial of a sweep stands (and its Slurm jobs): `--watch` follows, `--cancel` stops.
@@ -104,7 +110,9 @@ pub fn execute(cli: Cli) -> Result<()> {
         Command::Report(args) => report::execute(args),
         Command::Predict(args) => predict::execute(args),
         Command::Compare(args) => compare::execute(args),
+        Command::Export(args) => export::execute(args),
         Command::Data(args) => data::execute(args),
+        Command::Init(args) => init::execute(args),
         Command::Bench(args) => bench::execute(args),
         Command::Cache(args) => cache::execute(args),
         Command::Status(args) => status::execute(args),

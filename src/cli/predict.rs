@@ -29,6 +29,10 @@ pub struct PredictArgs {
     out: Option<PathBuf>,
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
+    /// Write each class's logit (the model's raw output, full precision) instead of its
+    /// probability.
+    #[arg(long)]
+    logits: bool,
     /// Compute backend: auto (the first GPU, else flex), flex, wgpu, cuda.
     #[arg(long, default_value = "auto")]
     backend: String,
@@ -75,7 +79,8 @@ pub fn execute(args: PredictArgs) -> Result<()> {
         eprintln!("warning: {} of {} image(s) cannot be read and have no row; the other {} are classified", predicted.unreadable.len(), paths.len(), predicted.paths.len());
     }
     let mut buffer = Vec::new();
-    predictor.write_csv(&mut buffer, &predicted.paths, &predicted.probabilities)?;
+    let values = if args.logits { &predicted.logits } else { &predicted.probabilities };
+    predictor.write_csv(&mut buffer, &predicted.paths, values, args.logits)?;
     match &args.out {
         Some(file) => brasa::atomic_file::write_atomic(file, &buffer),
         None => super::print_out(&String::from_utf8_lossy(&buffer)),

@@ -143,10 +143,14 @@ fn local_files(path: &Path) -> Result<CheckpointFiles> {
         return files_in(path);
     }
     if path.is_file() {
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let mut files = files_in(dir)?;
-        files.weights = path.to_path_buf();
-        return Ok(files);
+        // any weights file (`state_dict.bin`, `checkpoint.safetensors`, ...) with its config beside it
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let config = dir.join(CONFIG_FILE);
+        if !config.is_file() {
+            return Err(Error::Model(format!("{} has no {CONFIG_FILE} beside it", path.display())));
+        }
+        let preprocessor = Some(dir.join(PREPROCESSOR_FILE)).filter(|p| p.is_file());
+        return Ok(CheckpointFiles { weights: path.to_path_buf(), config, preprocessor });
     }
     Err(Error::Model(format!("pretrained checkpoint {} does not exist", path.display())))
 }

@@ -5,9 +5,11 @@
 pub mod attention;
 pub mod cvt;
 pub mod hub;
+pub mod layout;
 pub mod norm;
 pub mod params;
 pub mod pretrained;
+pub mod timm;
 pub mod vit;
 
 use std::path::Path;
@@ -223,10 +225,7 @@ pub fn build(request: &Request, device: &Device) -> Result<Built> {
                     hf.family.name()
                 )));
             }
-            let config = match hf.family {
-                Family::Cvt => ArchConfig::Cvt(hf.cvt(num_classes)?),
-                Family::Vit => ArchConfig::Vit(hf.vit(num_classes)?),
-            };
+            let config = hf.arch_config(num_classes)?;
             let replace = hf.labels.len() != num_classes;
             if replace {
                 notes.push(format!(
@@ -247,8 +246,8 @@ pub fn build(request: &Request, device: &Device) -> Result<Built> {
     let mut import = None;
     if let Some((files, source, replace)) = checkpoint {
         import = Some(match &mut model {
-            Model::Cvt(m) => pretrained::import(m, &files.weights, source, replace)?,
-            Model::Vit(m) => pretrained::import(m, &files.weights, source, replace)?,
+            Model::Cvt(m) => pretrained::import(m, &files.weights, Family::Cvt, source, replace)?,
+            Model::Vit(m) => pretrained::import(m, &files.weights, Family::Vit, source, replace)?,
         });
     }
     // ViT position embeddings follow the input size.

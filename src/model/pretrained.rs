@@ -5,11 +5,14 @@
 use std::path::Path;
 
 use burn::module::Module;
-use burn::store::{ApplyResult, ModuleSnapshot, PathFilter, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore};
+use burn::store::burn_pack::Tensor as PackTensor;
+use burn::store::{ApplyResult, ModuleSnapshot, ModuleStore, PathFilter, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::cvt::CvtConfig;
+use super::hub::CheckpointFiles;
+use super::layout::{self, Layout};
 use super::vit::VitConfig;
 use crate::augment::{Interpolation, ResizeTo};
 use crate::error::{Error, Result};
@@ -31,10 +34,20 @@ impl Family {
     }
 }
 
+/// Who wrote a checkpoint's `config.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigKind {
+    /// transformers (`model_type`, `id2label`, …).
+    Transformers,
+    /// timm (`architecture`, `model_args`, `pretrained_cfg`).
+    Timm,
+}
+
 /// A checkpoint's `config.json`.
 #[derive(Debug, Clone)]
 pub struct HfConfig {
     pub family: Family,
+    pub kind: ConfigKind,
     /// `id2label` in id order (`LABEL_0`, ... when the config has none).
     pub labels: Vec<String>,
     raw: Value,
@@ -47,13 +60,22 @@ impl HfConfig {
         let raw: Value = serde_json::from_str(&text)
             .map_err(|e| Error::Model(format!("{}: not valid JSON: {e}", path.display())))?;
         let path = path.display().to_string();
+        if raw.get("model_type").is_none()
+            && let Some(architecture) = raw["architecture"].as_str()
+        {
+            if !architecture.starts_with("vit_") {
+                return Err(Error::Model(format!("{path}: timm architecture {architecture:?} is not supported (brasa reads timm's vit_* models)")));
+            }
+            let labels = super::timm::labels(&raw);
+            return Ok(Self { family: Family::Vit, kind: ConfigKind::Timm, labels, raw, path });
+        }
         let family = match raw["model_type"].as_str() {
             Some("cvt") => Family::Cvt,
             Some("vit") => Family::Vit,
             Some(other) => {
                 return Err(Error::Model(format!("{path}: model_type {other:?} is not supported (brasa knows cvt and vit)")));
             }
-            None => return Err(Error::Model(format!("{path}: no model_type"))),
+            None => return Err(Error::Model(format!("{path}: no model_type (transformers) or architecture (timm)"))),
         };
         let labels = match raw["id2label"].as_object() {
             Some(map) => {
@@ -73,7 +95,15 @@ impl HfConfig {
                 (0..n).map(|i| format!("LABEL_{i}")).collect()
             }
         };
-        Ok(Self { family, labels, raw, path })
+        Ok(Self { family, kind: ConfigKind::Transformers, labels, raw, path })
+    }
+
+    /// The architecture this config describes, with `num_labels` outputs.
+    pub fn arch_config(&self, num_labels: usize) -> Result<super::ArchConfig> {
+        Ok(match self.family {
+            Family::Cvt => super::ArchConfig::Cvt(self.cvt(num_labels)?),
+            Family::Vit => super::ArchConfig::Vit(self.vit(num_labels)?),
+        })
     }
 
     fn list<T: serde::de::DeserializeOwned + Clone>(&self, key: &str, default: &[T]) -> Result<Vec<T>> {
@@ -139,6 +169,9 @@ impl HfConfig {
 
     /// The ViT architecture this config describes, with `num_labels` outputs.
     pub fn vit(&self, num_labels: usize) -> Result<VitConfig> {
+        if self.kind == ConfigKind::Timm {
+            return super::timm::vit_config(&self.raw, num_labels).map_err(|e| Error::Model(format!("{}: {e}", self.path)));
+        }
         let d = VitConfig::base_patch16_224(num_labels);
         let activation: String = self.scalar("hidden_act", "gelu".to_string())?;
         if activation != "gelu" {
@@ -310,6 +343,22 @@ impl Processor {
     pub fn input_size(&self) -> Option<(u32, u32)> {
         self.center_crop.or(self.resize.fixed_size())
     }
+
+    /// The image processor of a checkpoint on disk and a note of where it came from: its
+    /// `preprocessor_config.json`; else, for a timm checkpoint, its `pretrained_cfg`; else the
+    /// family's default.
+    pub fn for_checkpoint(files: &CheckpointFiles, family: Family) -> Result<(Self, String)> {
+        if let Some(path) = &files.preprocessor {
+            return Ok((Self::read(path, family)?, format!("preset hf: {}", path.display())));
+        }
+        let config = HfConfig::read(&files.config)?;
+        if config.kind == ConfigKind::Timm {
+            let processor = super::timm::processor(&config.raw).map_err(|e| Error::Model(format!("{}: {e}", config.path)))?;
+            return Ok((processor, format!("preset hf: timm pretrained_cfg of {}", config.path)));
+        }
+        let folder = files.config.parent().unwrap_or(&files.config).display();
+        Ok((Self::family_default(family), format!("preset hf: {folder} has no preprocessor_config.json; {} family defaults", family.name())))
+    }
 }
 
 /// What importing a checkpoint did, tensor by tensor (parameter paths in burn's naming).
@@ -317,6 +366,9 @@ impl Processor {
 pub struct ImportReport {
     pub source: String,
     pub file: String,
+    /// The tensor naming the checkpoint uses (see `layout`).
+    #[serde(default)]
+    pub layout: String,
     /// Parameters set from the checkpoint.
     pub loaded: Vec<String>,
     /// Parameters left at their fresh initialisation (a replaced classifier).
@@ -341,9 +393,10 @@ impl ImportReport {
             })
             .collect();
         format!(
-            "pretrained {} ({}): loaded {} tensors; new {}{}; ignored {}{}",
+            "pretrained {} ({}, {}): loaded {} tensors; new {}{}; ignored {}{}",
             self.source,
             self.file,
+            self.layout,
             self.loaded.len(),
             self.new.len(),
             if self.new.is_empty() { String::new() } else { format!(" ({})", self.new.join(", ")) },
@@ -353,31 +406,39 @@ impl ImportReport {
     }
 }
 
-/// Loads a Hugging Face checkpoint file into `model` (Linear weights transposed and norm
-/// weight/bias mapped to gamma/beta by burn-store's PyTorch adapter). With
+/// Loads a checkpoint file of a `family` model into `model`: any layout [`layout`] recognises,
+/// translated to the Hub names brasa's modules mirror, then Linear weights transposed and norm
+/// weight/bias mapped to gamma/beta by burn-store's PyTorch adapter. With
 /// `replace_classifier`, `classifier.*` keeps its fresh initialisation (transformers'
 /// `ignore_mismatched_sizes` for a different class count).
 ///
-/// A checkpoint that does not fit — a shape mismatch, or a parameter the file lacks — is an
-/// error listing the first offending keys.
-pub fn import<M: Module + ModuleSnapshot>(model: &mut M, weights: &Path, source: &str, replace_classifier: bool) -> Result<ImportReport> {
+/// A checkpoint that does not fit — no known layout, a shape mismatch, or a parameter the file
+/// lacks — is an error listing the first offending keys.
+pub fn import<M: Module + ModuleSnapshot>(model: &mut M, weights: &Path, family: Family, source: &str, replace_classifier: bool) -> Result<ImportReport> {
     fn not_classifier(path: &str, _container: &str) -> bool {
         !(path == "classifier" || path.starts_with("classifier."))
     }
     let filter = if replace_classifier { PathFilter::new().with_predicate(not_classifier) } else { PathFilter::all() };
-    let is_pickle = weights.extension().is_some_and(|e| e == "bin" || e == "pt" || e == "pth");
-    let fail = |message: String| Error::Model(format!("cannot load {}: {message}", weights.display()));
-    let result: ApplyResult = if is_pickle {
-        let mut store = PytorchStore::from_file(weights).allow_partial(true).validate(false).filter(filter);
-        model.load_from(&mut store).map_err(|e| fail(e.to_string()))?
-    } else {
-        let mut store = SafetensorsStore::from_file(weights)
-            .with_from_adapter(PyTorchToBurnAdapter)
-            .allow_partial(true)
-            .validate(false)
-            .filter(filter);
-        model.load_from(&mut store).map_err(|e| fail(e.to_string()))?
+    let tensors = layout::strip_data_parallel(read_tensors(weights)?);
+    let names = layout::names(&tensors);
+    let Some(found) = layout::detect(&names, family) else {
+        let known: Vec<&str> = Layout::ALL.iter().map(|l| l.describe()).collect();
+        return Err(Error::Model(format!(
+            "{} is in no checkpoint layout brasa reads for a {} model ({} tensors); brasa recognises:\n  {}\nits first unrecognised tensors: {}",
+            weights.display(),
+            family.name(),
+            names.len(),
+            known.join("\n  "),
+            layout::unrecognised(&names, 8).join(", ")
+        )));
     };
+    if found == Layout::Timm
+        && let Some(what) = layout::timm_unsupported(&names)
+    {
+        return Err(Error::Model(format!("{} is a timm ViT with {what}, which brasa's ViT does not implement", weights.display())));
+    }
+    let tensors = layout::to_hub(tensors, found).map_err(|e| Error::Model(format!("cannot load {}: {e}", weights.display())))?;
+    let result: ApplyResult = model.apply(tensors, Some(filter), Some(Box::new(PyTorchToBurnAdapter)), false);
     if !result.errors.is_empty() {
         let first: Vec<String> = result.errors.iter().take(5).map(ToString::to_string).collect();
         return Err(Error::Model(format!(
@@ -391,8 +452,9 @@ pub fn import<M: Module + ModuleSnapshot>(model: &mut M, weights: &Path, source:
         let first: Vec<&str> = result.missing.iter().take(5).map(|(path, _)| path.as_str()).collect();
         let unused: Vec<&str> = result.unused.iter().take(5).map(String::as_str).collect();
         return Err(Error::Model(format!(
-            "{} lacks {} parameters of the architecture, e.g. {}; its unused tensors include {}",
+            "{} ({}) lacks {} parameters of the architecture, e.g. {}; its unused tensors include {}",
             weights.display(),
+            found.describe(),
             result.missing.len(),
             first.join(", "),
             if unused.is_empty() { "none".to_string() } else { unused.join(", ") }
@@ -405,10 +467,24 @@ pub fn import<M: Module + ModuleSnapshot>(model: &mut M, weights: &Path, source:
     Ok(ImportReport {
         source: source.to_string(),
         file: weights.display().to_string(),
+        layout: found.describe().to_string(),
         loaded: result.applied,
         new: result.skipped,
         ignored,
     })
+}
+
+/// Every tensor of a checkpoint file: safetensors, or a PyTorch pickle (`.bin`, `.pt`, `.pth`).
+fn read_tensors(weights: &Path) -> Result<Vec<PackTensor>> {
+    let is_pickle = weights.extension().is_some_and(|e| e == "bin" || e == "pt" || e == "pth");
+    let fail = |message: String| Error::Model(format!("cannot load {}: {message}", weights.display()));
+    if is_pickle {
+        let mut store = PytorchStore::from_file(weights);
+        store.get_all_tensors().map(layout::from_map).map_err(|e| fail(e.to_string()))
+    } else {
+        let mut store = SafetensorsStore::from_file(weights);
+        store.get_all_tensors().map(layout::from_map).map_err(|e| fail(e.to_string()))
+    }
 }
 
 #[cfg(test)]

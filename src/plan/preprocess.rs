@@ -35,16 +35,9 @@ impl PreprocessPlan {
     }
 }
 
-/// The image processor of a checkpoint on disk (its `preprocessor_config.json`, or the family
-/// default) and a note of where it came from.
+/// The image processor of a checkpoint on disk and a note of where it came from.
 pub(super) fn checkpoint_processor(files: &CheckpointFiles, arch: Arch) -> Result<(Processor, String)> {
-    match &files.preprocessor {
-        Some(path) => Ok((Processor::read(path, arch.family())?, format!("preset hf: {}", path.display()))),
-        None => Ok((
-            Processor::family_default(arch.family()),
-            format!("preset hf: {} has no preprocessor_config.json; {} family defaults", files.config.parent().unwrap_or(&files.config).display(), arch.family().name()),
-        )),
-    }
+    Processor::for_checkpoint(files, arch.family())
 }
 
 pub(super) fn resolve_preprocess(check: &mut Checker, pre: &schema::Preprocess, model: &ModelPlan) -> PreprocessPlan {

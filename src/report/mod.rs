@@ -8,7 +8,7 @@ pub mod findings;
 mod galleries;
 pub mod grid;
 pub mod leakage;
-mod parts;
+pub mod parts;
 pub mod sizes;
 pub mod sweep;
 pub mod templates;
@@ -27,12 +27,13 @@ pub struct Rendered {
     pub files: Vec<String>,
 }
 
+/// A chart of the report: written under `charts/` and inlined in the HTML.
 #[derive(Serialize)]
-struct Chart {
-    title: String,
-    file: String,
+pub struct Chart {
+    pub title: String,
+    pub file: String,
     /// The SVG markup without its XML declaration, for inlining in HTML.
-    svg: String,
+    pub svg: String,
 }
 
 /// Everything the templates can use (documented for template authors in the README).
@@ -93,7 +94,7 @@ pub fn render(run: &RunDir) -> Result<Rendered> {
         (Some(rows), Some(summary)) => galleries::duplicate_sheet(rows, summary, std::path::Path::new(&meta.data_root)),
         _ => (None, None),
     };
-    let parts::Parts { mut parts, leak_free, labels, galleries: test_galleries } = parts::read(run, &meta, leaked.as_ref())?;
+    let parts::Parts { mut parts, leak_free, labels, galleries: test_galleries } = parts::read(run, &meta, leaked.as_ref(), true)?;
     let galleries::TestGalleries { grid: (mut grid, grid_note), mistakes: (mut mistakes, mistakes_note) } = test_galleries;
     let (mut attention, attention_note) = galleries::attention_maps(run, &meta)?;
     let findings = derive_findings(&meta, &epochs, &steps, &labels, audit.as_ref(), leak_free.as_ref());
@@ -141,6 +142,28 @@ pub fn render(run: &RunDir) -> Result<Rendered> {
     crate::interrupt::point("report", 1);
     write_documents(run, &meta, &context, &mut rendered)?;
     Ok(rendered)
+}
+
+/// A run's results in brief — what a model card or a list of runs shows: the scores of each
+/// part with their confidence intervals, the leak-free test part, and the findings.
+pub struct Summary {
+    pub meta: Meta,
+    pub parts: Vec<parts::PartReport>,
+    pub leak_free: Option<parts::PartReport>,
+    pub findings: Vec<findings::Finding>,
+}
+
+/// The [`Summary`] of the run in `run`, from its files (as `render` reads them, without
+/// drawing anything).
+pub fn summary(run: &RunDir) -> Result<Summary> {
+    let meta: Meta = run.read_meta()?;
+    let epochs = run.read_epochs()?;
+    let steps = run.read_steps()?;
+    let audit = run.read_duplicates()?.map(|rows| leakage::summarise(&rows));
+    let leaked = audit.as_ref().map(|(_, leaked)| leaked);
+    let parts::Parts { parts, leak_free, labels, .. } = parts::read(run, &meta, leaked, false)?;
+    let findings = derive_findings(&meta, &epochs, &steps, &labels, audit.as_ref().map(|(a, _)| a), leak_free.as_ref());
+    Ok(Summary { meta, parts, leak_free, findings })
 }
 
 /// What the numbers say, for the findings section.

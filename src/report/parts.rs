@@ -115,7 +115,7 @@ pub struct Parts {
 
 /// Every evaluated part of `run`; `leaked` are the test images (relative to the data root) with a
 /// duplicate on the training side.
-pub fn read(run: &RunDir, meta: &Meta, leaked: Option<&HashSet<String>>) -> Result<Parts> {
+pub fn read(run: &RunDir, meta: &Meta, leaked: Option<&HashSet<String>>, galleries: bool) -> Result<Parts> {
     let classes = &meta.classes;
     let data_root = Path::new(&meta.data_root);
     let relative = |path: &str| crate::fmt::relative(data_root, Path::new(path));
@@ -125,7 +125,7 @@ pub fn read(run: &RunDir, meta: &Meta, leaked: Option<&HashSet<String>>) -> Resu
             continue;
         }
         let predictions = run.read_predictions(part, classes)?;
-        if part == Part::Test {
+        if part == Part::Test && galleries {
             found.galleries = galleries::test_galleries(&predictions, meta);
         }
         let labels: Vec<usize> = predictions.iter().map(|p| p.label).collect();

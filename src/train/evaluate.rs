@@ -50,6 +50,8 @@ const PREFETCH: usize = 2;
 #[derive(Debug, Clone)]
 pub struct Evaluation {
     pub probabilities: Vec<Vec<f32>>,
+    /// The model's raw outputs, one row per image.
+    pub logits: Vec<Vec<f32>>,
     pub loss: f64,
 }
 
@@ -92,6 +94,7 @@ pub fn evaluate<M: Classifier>(
         }
     })?;
     let mut probabilities = Vec::with_capacity(set.len());
+    let mut rows = Vec::with_capacity(set.len());
     let mut loss_sum = 0.0;
     if !logits.is_empty() {
         let logits = Tensor::cat(logits, 0);
@@ -106,11 +109,12 @@ pub fn evaluate<M: Classifier>(
             let (log_probs, probs) = log_softmax(row);
             loss_sum -= log_probs[label];
             probabilities.push(probs);
+            rows.push(row.to_vec());
         }
     }
     bar.finish_and_clear();
     let loss = if probabilities.is_empty() { 0.0 } else { loss_sum / probabilities.len() as f64 };
-    Ok(Evaluation { probabilities, loss })
+    Ok(Evaluation { probabilities, logits: rows, loss })
 }
 
 /// Log-probabilities (f64, for an accurate loss) and probabilities (f32) of one logit row.
