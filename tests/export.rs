@@ -1,0 +1,125 @@
+//! `brasa export --format hf`: what transformers loaded, recorded by
+//! tests/fixtures/export/generate.py (two brasa runs exported and read back with
+//! `AutoModelForImageClassification`, `AutoImageProcessor` and `pipeline`), checked against what the
+//! export writes today, what brasa reads back from it, and the run it came from.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use brasa::predict::{Predictor, collect_images};
+use brasa::progress::Progress;
+use burn::tensor::Device;
+use common::brasa::TestDir;
+use common::hf::{fixture, max_abs_diff, read_safetensors};
+
+/// Every tensor of a safetensors file: dtype, shape and bytes by name, and its metadata.
+fn tensors(path: &Path) -> (BTreeMap<String, (String, Vec<usize>, Vec<u8>)>, Option<std::collections::HashMap<String, String>>) {
+    let bytes = std::fs::read(path).unwrap();
+    let (_, metadata) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let map = file.tensors().into_iter().map(|(n, v)| (n, (format!("{:?}", v.dtype()), v.shape().to_vec(), v.data().to_vec()))).collect();
+    (map, metadata.metadata().clone())
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    let mut value = common::read_json(path);
+    value.as_object_mut().unwrap().remove("exported_by");
+    value
+}
+
+fn images() -> Vec<std::path::PathBuf> {
+    let listed: Vec<serde_json::Value> = serde_json::from_str(&common::read(&fixture("hf/preprocess/images.json"))).unwrap();
+    listed.iter().map(|i| common::real_data().join(i["path"].as_str().unwrap())).collect()
+}
+
+#[test]
+fn the_export_is_what_transformers_loaded() {
+    for name in ["cvt", "vit"] {
+        let committed = fixture("export").join(format!("{name}-hf"));
+        let dir = TestDir::new();
+        let out = dir.path().join("exported");
+        dir.brasa(["export".as_ref(), fixture("export").join(format!("{name}-run")).as_os_str(), out.as_os_str()]).stderr_contains("model.safetensors").succeeds();
+        for file in ["config.json", "preprocessor_config.json"] {
+            assert_eq!(json(&out.join(file)), json(&committed.join(file)), "{name}: {file} differs from the one transformers loaded");
+        }
+        let (ours, metadata) = tensors(&out.join("model.safetensors"));
+        let (theirs, _) = tensors(&committed.join("model.safetensors"));
+        assert_eq!(metadata.unwrap().get("format").map(String::as_str), Some("pt"), "transformers requires format = pt");
+        assert_eq!(ours.keys().collect::<Vec<_>>(), theirs.keys().collect::<Vec<_>>(), "{name}: tensor names");
+        assert!(ours == theirs, "{name}: tensor values differ from the committed export");
+        let card = common::read(&out.join("README.md"));
+        for section in ["pipeline_tag: image-classification", "## Results", "| validation |", "| test |", "95% CI", "## Data", "## Training recipe", "## Findings"] {
+            assert!(card.contains(section), "{name}: the model card lacks {section:?}:\n{card}");
+        }
+        assert!(!card.contains("](#"), "the card has no links into a report it lacks");
+
+        // what transformers made of the committed export
+        let expected = common::read_json(&fixture("export").join(format!("{name}-expected.json")));
+        for key in ["missing_keys", "unexpected_keys", "mismatched_keys", "error_msgs"] {
+            assert_eq!(expected["loading_info"][key], serde_json::json!([]), "{name}: transformers reported {key}");
+        }
+        println!("{name}: transformers loaded the export with {} (no missing, unexpected or mismatched keys)", expected["processor"]);
+    }
+}
+
+#[test]
+fn brasa_reads_the_export_with_transformers_logits_and_pipeline_classes() {
+    let device = Device::flex();
+    let paths = collect_images(&images()).unwrap();
+    for name in ["cvt", "vit"] {
+        let export = fixture("export").join(format!("{name}-hf"));
+        let expected = read_safetensors(&fixture("export").join(format!("{name}-expected.safetensors")));
+        let predictor = Predictor::from_pretrained(export.to_str().unwrap(), &device, &Progress::hidden()).unwrap();
+        // the same pixels through both models: the weights, names and config mean the same
+        let logits: Vec<f32> = predictor.logits(expected["pixel_values"].tensor(&device)).into_data().try_to_vec::<f32>().unwrap();
+        let diff = max_abs_diff(&logits, &expected["logits"].values);
+        println!("{name}: max |brasa - transformers| logits on transformers' pixel_values = {diff:.2e}");
+        assert!(diff <= 1e-4, "{name}: {diff}");
+
+        // each tool's own preprocessing: the same top class as transformers' pipeline
+        let predicted = predictor.predict(&paths, 8, &device, &Progress::hidden()).unwrap();
+        let pipeline = common::read_json(&fixture("export").join(format!("{name}-expected.json")));
+        for (i, probs) in predicted.probabilities.iter().enumerate() {
+            let top = brasa::metrics::argmax(probs);
+            let theirs = &pipeline["pipeline"][i];
+            println!("{name} image {i}: brasa {} {:.4}, pipeline {} {:.4}", predictor.classes[top], probs[top], theirs["label"], theirs["score"]);
+            assert_eq!(predictor.classes[top], theirs["label"].as_str().unwrap(), "{name} image {i}");
+            assert!((probs[top] as f64 - theirs["score"].as_f64().unwrap()).abs() < 0.02, "{name} image {i}: scores far apart");
+        }
+    }
+}
+
+#[test]
+fn predict_with_the_export_equals_predict_with_the_run() {
+    let device = Device::flex();
+    let paths = collect_images(&images()).unwrap();
+    for name in ["cvt", "vit"] {
+        let run = Predictor::from_run(&fixture("export").join(format!("{name}-run")), false, &device).unwrap();
+        let export = Predictor::from_pretrained(fixture("export").join(format!("{name}-hf")).to_str().unwrap(), &device, &Progress::hidden()).unwrap();
+        let a = run.predict(&paths, 8, &device, &Progress::hidden()).unwrap();
+        let b = export.predict(&paths, 8, &device, &Progress::hidden()).unwrap();
+        assert_eq!(run.classes, export.classes);
+        let diff = max_abs_diff(&a.logits.concat(), &b.logits.concat());
+        println!("{name}: max |predict --run - predict --pretrained export| = {diff:.2e}");
+        assert!(diff == 0.0, "{name}: the round trip changed the logits by {diff}");
+    }
+}
+
+#[test]
+fn export_refuses_what_it_should_not_replace_or_cannot_read() {
+    let dir = TestDir::new().file("taken/notes.txt", "mine");
+    let run = fixture("export/vit-run");
+    dir.brasa(["export".as_ref(), run.as_os_str(), "taken".as_ref()]).stderr_contains("exists; pass --force").exits_with(2);
+    dir.brasa(["export".as_ref(), run.as_os_str(), "taken".as_ref(), "--force".as_ref()]).stderr_contains("not an earlier export").exits_with(2);
+    assert_eq!(common::read(&dir.path().join("taken/notes.txt")), "mine");
+    // an earlier export is replaced whole
+    dir.brasa(["export".as_ref(), run.as_os_str(), "out".as_ref()]).succeeds();
+    dir.brasa(["export".as_ref(), run.as_os_str(), "out".as_ref(), "--force".as_ref(), "--checkpoint".as_ref(), "last".as_ref()]).succeeds();
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with('.') || n.contains("old")).collect();
+    assert!(left.is_empty(), "nothing of the staging is left behind: {left:?}");
+    // a folder that is not a run
+    dir.brasa(["export", "taken", "elsewhere"]).stderr_contains("taken").fails();
+    assert!(!dir.path().join("elsewhere").exists());
+}
