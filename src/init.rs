@@ -184,8 +184,13 @@ fn relative_path(from: &Path, target: &Path) -> String {
         }
         parts
     };
-    let (from, target) = (clean(absolute(from)), clean(absolute(target)));
-    let common = from.iter().zip(&target).take_while(|(a, b)| a == b).count();
+    let (from_parts, target_parts) = (clean(absolute(from)), clean(absolute(target)));
+    let common = from_parts.iter().zip(&target_parts).take_while(|(a, b)| a == b).count();
+    if common == 0 {
+        // nothing shared but the root: the absolute path reads better than ../../..
+        return absolute(target).display().to_string();
+    }
+    let (from, target) = (from_parts, target_parts);
     let mut parts: Vec<String> = std::iter::repeat_n("..".to_string(), from.len() - common).collect();
     parts.extend(target[common..].iter().cloned());
     if parts.is_empty() { ".".into() } else { parts.join("/") }
@@ -220,6 +225,10 @@ pub fn render(survey: &Survey, starter: Starter, machine: &Machine, spec_path: &
     if low_memory {
         batch = (batch / 2).max(4);
     }
+    // no larger than the training part (the folder less the 20% held out for validation)
+    let training = survey.train.total() * 8 / 10;
+    let small_data = training < batch;
+    batch = batch.min(training.max(1));
     let size: u32 = match starter {
         Starter::CvtTiny if !on_gpu => match median_side {
             // the images' own size when they are smaller, in steps of 16 (CvT downsamples by 16)
@@ -289,7 +298,7 @@ pub fn render(survey: &Survey, starter: Starter, machine: &Machine, spec_path: &
     }
     s.push('\n');
 
-    let _ = writeln!(s, "[train]\nepochs = 10\nbatch_size = {batch}                  # chosen for {}{}", if on_gpu { "a GPU" } else { "a CPU" }, if low_memory { " with little memory free" } else { "" });
+    let _ = writeln!(s, "[train]\nepochs = 10\nbatch_size = {batch}                  # chosen for {}{}", if on_gpu { "a GPU" } else { "a CPU" }, if small_data { ", and no more than the training images" } else if low_memory { " with little memory free" } else { "" });
     let _ = writeln!(s, "select_best = \"accuracy\"         # the epoch whose validation accuracy is highest is kept");
     let _ = writeln!(s, "optimizer = {{ name = \"adamw\", lr = {lr}, weight_decay = {wd} }}\nschedule = {schedule}\ngrad_clip = 1.0\n");
     let _ = writeln!(s, "[runtime]\nbackend = \"auto\"                 # the first GPU (Vulkan/Metal), else the CPU (flex)\n");
@@ -306,6 +315,7 @@ mod tests {
         assert_eq!(relative_path(Path::new("/a/b"), Path::new("/a/c/d")), "../c/d");
         assert_eq!(relative_path(Path::new("/a/b"), Path::new("/a/b")), ".");
         assert_eq!(relative_path(Path::new("/a"), Path::new("/a/b")), "b");
+        assert_eq!(relative_path(Path::new("/tmp/x"), Path::new("/work/data")), "/work/data");
     }
 
     #[test]
