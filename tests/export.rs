@@ -123,3 +123,30 @@ fn export_refuses_what_it_should_not_replace_or_cannot_read() {
     dir.brasa(["export", "taken", "elsewhere"]).stderr_contains("taken").fails();
     assert!(!dir.path().join("elsewhere").exists());
 }
+
+#[test]
+fn a_cvt_too_shallow_for_transformers_is_deepened_by_exact_identities() {
+    use common::spec::TinySpec;
+    // cvt-tiny's last stage has 2 layers: transformers' CvtStage cannot build it (IndexError)
+    let dir = TestDir::new().images("data", 4, 2, 20).spec(&TinySpec::new("tiny", "data", 1));
+    dir.brasa(["run", "spec.toml", "--out", "run", "--quiet"]).succeeds();
+    dir.brasa(["export", "run", "hf"]).succeeds();
+    let config = common::read_json(&dir.path().join("hf/config.json"));
+    assert_eq!(config["depth"], serde_json::json!([1, 2, 3]), "{config}");
+    let (tensors, _) = tensors(&dir.path().join("hf/model.safetensors"));
+    let added = "cvt.encoder.stages.2.layers.2.";
+    assert!(tensors.keys().any(|k| k.starts_with(added)), "the identity layer is written");
+    for leaf in ["attention.output.dense.weight", "output.dense.bias"] {
+        assert!(tensors[&format!("{added}{leaf}")].2.iter().all(|b| *b == 0), "{leaf} is zero");
+    }
+    assert!(common::read(&dir.path().join("hf/README.md")).contains("exact identities"));
+    let device = Device::flex();
+    let paths = collect_images(&[dir.path().join("data/test")]).unwrap();
+    let run = Predictor::from_run(&dir.path().join("run"), false, &device).unwrap();
+    let export = Predictor::from_pretrained(dir.path().join("hf").to_str().unwrap(), &device, &Progress::hidden()).unwrap();
+    let a = run.predict(&paths, 8, &device, &Progress::hidden()).unwrap();
+    let b = export.predict(&paths, 8, &device, &Progress::hidden()).unwrap();
+    let diff = max_abs_diff(&a.logits.concat(), &b.logits.concat());
+    println!("cvt-tiny exported with an identity layer: max |run - export| logits = {diff:.2e} over {} images", paths.len());
+    assert!(diff == 0.0, "{diff}");
+}

@@ -80,6 +80,16 @@ pub fn render(inputs: &Inputs) -> String {
         meta.model.parameters,
     );
 
+    if let crate::model::ArchConfig::Cvt(c) = &trained.config {
+        let exported = super::hf::transformers_depths(&c.depth);
+        if exported != c.depth {
+            let _ = writeln!(
+                s,
+                "The CvT was trained with {:?} layers per stage; `config.json` says {exported:?}, because transformers cannot build a CvT whose stage *s* has *s* layers or fewer. The added layers are exact identities (both output projections zero), so the logits are the trained model's.\n",
+                c.depth
+            );
+        }
+    }
     let _ = writeln!(s, "## Results\n");
     if summary.parts.is_empty() {
         let _ = writeln!(s, "The run has no predictions recorded (it did not finish an evaluation).\n");

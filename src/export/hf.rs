@@ -13,11 +13,25 @@ use crate::augment::{Interpolation, ResizeTo};
 use crate::model::{ArchConfig, Model};
 use crate::run_dir::PreprocessMeta;
 
+/// Layers each CvT stage gets in the export: its own, or `stage + 1` when it has fewer.
+///
+/// transformers' `CvtStage` indexes a `depth[stage]`-long list with the stage number, so it cannot
+/// build a CvT whose stage `s` has `s` layers or fewer (an `IndexError`; cvt-tiny's last stage has
+/// 2). Such a stage is exported with identity layers appended (see [`weights`]), which leave the
+/// logits exactly as they were.
+pub fn transformers_depths(depth: &[usize]) -> Vec<usize> {
+    depth.iter().enumerate().map(|(stage, &d)| if stage > 0 { d.max(stage + 1) } else { d }).collect()
+}
+
 /// `config.json` for `config` classifying `classes`.
 pub fn config_json(config: &ArchConfig, classes: &[String]) -> Value {
     let (mut value, extra) = match config {
         ArchConfig::Cvt(c) => (
-            serde_json::to_value(c).expect("configs serialise"),
+            {
+                let mut c = c.clone();
+                c.depth = transformers_depths(&c.depth);
+                serde_json::to_value(c).expect("configs serialise")
+            },
             json!({
                 "model_type": "cvt",
                 "architectures": ["CvtForImageClassification"],
@@ -114,7 +128,9 @@ pub struct Weights {
 /// The model's tensors under transformers' names (Linear weights transposed back, gamma/beta
 /// named weight/bias, by burn-store's PyTorch adapter), with the `num_batches_tracked` counter
 /// PyTorch's BatchNorm keeps (brasa does not count batches: 0) and the `format = "pt"` metadata
-/// transformers requires.
+/// transformers requires. A CvT stage too shallow for transformers ([`transformers_depths`]) gets
+/// copies of its last layer with both output projections (attention and MLP) zero: each adds zero
+/// to its residual stream, an exact identity.
 pub fn weights(model: &Model) -> Result<Weights, String> {
     let adapter = || Some(Box::new(BurnToPyTorchAdapter) as Box<dyn burn::store::ModuleAdapter>);
     let tensors: Vec<PackTensor> = match model {
@@ -138,6 +154,21 @@ pub fn weights(model: &Model) -> Result<Weights, String> {
         }
         named.push((name, dtype, shape, bytes.to_vec()));
     }
+    if let Model::Cvt(m) = model {
+        let depth: Vec<usize> = m.cvt.encoder.stages.iter().map(|s| s.layers.len()).collect();
+        for (stage, (&have, want)) in depth.iter().zip(transformers_depths(&depth)).enumerate() {
+            let last = format!("cvt.encoder.stages.{stage}.layers.{}.", have - 1);
+            let template: Vec<_> = named.iter().filter(|(n, ..)| n.starts_with(&last)).cloned().collect();
+            for layer in have..want {
+                let prefix = format!("cvt.encoder.stages.{stage}.layers.{layer}.");
+                for (name, dtype, shape, bytes) in &template {
+                    let leaf = &name[last.len()..];
+                    let zero = ["attention.output.dense.weight", "attention.output.dense.bias", "output.dense.weight", "output.dense.bias"].contains(&leaf);
+                    named.push((format!("{prefix}{leaf}"), *dtype, shape.clone(), if zero { vec![0; bytes.len()] } else { bytes.clone() }));
+                }
+            }
+        }
+    }
     named.sort_by(|a, b| a.0.cmp(&b.0));
     let views: Vec<(String, safetensors::tensor::TensorView)> = named
         .iter()
@@ -158,6 +189,13 @@ mod tests {
 
     fn pre(resize: Option<(ResizeTo, Interpolation)>, center_crop: Option<(u32, u32)>) -> PreprocessMeta {
         PreprocessMeta { recipe: Recipe { resize, center_crop }, normalize: Normalize { mean: [0.485, 0.456, 0.406], std: [0.5; 3] }, preset: None }
+    }
+
+    #[test]
+    fn shallow_cvt_stages_are_deepened_for_transformers() {
+        assert_eq!(transformers_depths(&[1, 2, 2]), [1, 2, 3]);
+        assert_eq!(transformers_depths(&[1, 2, 10]), [1, 2, 10]);
+        assert_eq!(transformers_depths(&[1, 1, 1]), [1, 2, 3]);
     }
 
     #[test]
