@@ -46,7 +46,10 @@ pub fn execute(args: InitArgs) -> Result<()> {
     let plan = Plan::resolve(&loaded)?;
     staged.persist(&args.out).map_err(|e| brasa::Error::io(&args.out, e.error))?;
     let schema = dir.join(schema_name);
-    let wrote_schema = false; // MERGE: write the schema beside the spec once `brasa schema` lands
+    let wrote_schema = !schema.exists();
+    if wrote_schema {
+        brasa::atomic_file::write_atomic(&schema, brasa::spec::json_schema().as_bytes())?;
+    }
     let test = found.test.as_ref().map(|t| format!(", test {} ({} images)", t.name, t.total())).unwrap_or_default();
     eprintln!(
         "wrote {} for {}: {} classes, train {} ({} images){test}; model {} at {}x{}, batch {}{}",

@@ -9,6 +9,7 @@ mod init;
 mod predict;
 mod report;
 mod run;
+mod schema;
 mod status;
 mod validate;
 
@@ -47,6 +48,8 @@ enum Command {
     Init(init::InitArgs),
     /// Inspect a dataset: `brasa data audit ROOT` finds duplicates, leakage and unreadable files.
     Data(data::DataArgs),
+    /// Print the JSON Schema of a spec file (completion and checking in editors; see the README).
+    Schema(schema::SchemaArgs),
     /// Where each trial of a sweep stands (and its Slurm jobs): `--watch` follows, `--cancel` stops.
     Status(status::StatusArgs),
     /// The shared cache of decoded images: `brasa cache info`, `brasa cache prune --older-than 30d`.
@@ -116,5 +119,6 @@ pub fn execute(cli: Cli) -> Result<()> {
         Command::Bench(args) => bench::execute(args),
         Command::Cache(args) => cache::execute(args),
         Command::Status(args) => status::execute(args),
+        Command::Schema(args) => schema::execute(args),
     }
 }

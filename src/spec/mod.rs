@@ -7,4 +7,4 @@ pub mod sweep;
 
 pub use error::{SpecError, SpecIssue, closest};
 pub use load::{ENV_PREFIX, ENV_SEPARATOR, Layers, LoadedSpec, Override, UnsetKey, render_value};
-pub use schema::Spec;
+pub use schema::{Spec, json_schema};

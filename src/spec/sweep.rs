@@ -21,6 +21,29 @@ const RESERVED: [&str; 5] = ["mode", "repeats", "trials", "seed", "jobs"];
 /// The most trials one sweep may have: each is a process and a run folder.
 pub const MAX_TRIALS: usize = 10_000;
 
+/// The JSON Schema of a `[sweep]` table (its keys are dotted spec paths, so it is described here
+/// rather than derived): the reserved options, and every other key a list of values or a range.
+pub fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "Keys to vary across trials: each other key is a dotted spec path (\"train.optimizer.lr\") with a list of values (grid values, or a choice when random) or a range ({ uniform = [a, b] } or { log_uniform = [a, b] }, mode = \"random\" only).",
+        "type": "object",
+        "properties": {
+            "mode": { "description": "`grid`: every combination of the listed values; `random`: `trials` independent draws.", "enum": ["grid", "random"], "default": "grid" },
+            "repeats": { "description": "Each point with this many seeds (experiment.seed, +1, ...).", "type": "integer", "minimum": 1, "default": 1 },
+            "trials": { "description": "Draws of a random sweep.", "type": "integer", "minimum": 1, "maximum": MAX_TRIALS },
+            "seed": { "description": "Seed of a random sweep's draws (defaults to experiment.seed).", "type": "integer", "minimum": 0 },
+            "jobs": { "description": "Trials run at once on this machine by default (`--jobs` overrides).", "type": "integer", "minimum": 1 }
+        },
+        "additionalProperties": {
+            "anyOf": [
+                { "type": "array", "minItems": 1 },
+                { "type": "object", "properties": { "uniform": { "type": "array", "items": { "type": "number" }, "minItems": 2, "maxItems": 2 } }, "required": ["uniform"], "additionalProperties": false },
+                { "type": "object", "properties": { "log_uniform": { "type": "array", "items": { "type": "number", "exclusiveMinimum": 0 }, "minItems": 2, "maxItems": 2 } }, "required": ["log_uniform"], "additionalProperties": false }
+            ]
+        }
+    })
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// Every combination of the listed values.
