@@ -1,7 +1,9 @@
 //! The HTML report checked in a real browser: headless Chromium (Debian's `chromium`, installed
-//! by `.ci/run`) renders a copy with a check script injected, then takes screenshots. Asserted:
-//! the page rendered (non-blank screenshot), every image loaded, no console or script errors, no
-//! request leaves the file, and a phone-width window needs no horizontal scrolling.
+//! by `.ci/run`) renders a copy with a check script injected, at a desktop width and in a 390 px
+//! phone frame, in one session that also takes a screenshot. Asserted: the page rendered
+//! (non-blank screenshot), every image loaded, no console or script errors, no request leaves the
+//! file, a phone-width window needs no horizontal scrolling, and every text — chart labels
+//! included, measured as rendered — is at least 11 px at both widths.
 //!
 //! Without a browser the test fails, naming what to install; `BRASA_SKIP_BROWSER=1` skips it
 //! explicitly (printing so). `BRASA_REPORT_HTML=path/to/report.html` checks that report instead
@@ -9,102 +11,40 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 use common::brasa::TestDir;
+use common::browser::{self, Page};
 use common::images;
 use common::spec::TinySpec;
 
-/// Collects errors from the first moment, then reports what loaded into `<pre id="brasa-check">`.
+/// Waits for the images, then reports what loaded and how big the text is.
 const CHECK_SCRIPT: &str = r#"<script>
-window.__errors = [];
-window.addEventListener('error', e => window.__errors.push('error: ' + (e.message || (e.target && (e.target.src || e.target.href)) || e.type)), true);
-window.addEventListener('unhandledrejection', e => window.__errors.push('rejection: ' + e.reason));
-const consoleError = console.error;
-console.error = (...args) => { window.__errors.push('console: ' + args.join(' ')); consoleError(...args); };
 window.addEventListener('load', () => {
   const load = href => new Promise(done => { const img = new Image(); img.onload = () => done(img.naturalWidth > 0); img.onerror = () => done(false); img.src = href; });
   const html = [...document.images];
   const svg = [...document.querySelectorAll('svg image')];
   Promise.all(svg.map(el => load(el.getAttribute('href') || el.getAttribute('xlink:href')))).then(svgLoaded => {
-    const report = {
+    brasaReport({
       html_images: html.length,
       html_broken: html.filter(i => !(i.complete && i.naturalWidth > 0)).length,
       svg_images: svg.length,
       svg_broken: svgLoaded.filter(ok => !ok).length,
       svgs: document.querySelectorAll('svg').length,
       text: document.body.innerText.length,
-      overflow: document.documentElement.scrollWidth - window.innerWidth,
       requests: performance.getEntriesByType('resource').map(r => r.name).filter(n => !n.startsWith('data:')),
-      errors: window.__errors,
-    };
-    const pre = document.createElement('pre');
-    pre.id = 'brasa-check';
-    pre.textContent = JSON.stringify(report);
-    document.body.appendChild(pre);
+      sizes: brasaTextSizes(),
+    });
   });
 });
 </script>"#;
 
-fn browser() -> Option<PathBuf> {
-    if let Ok(path) = std::env::var("BRASA_CHROMIUM") {
-        return Some(PathBuf::from(path));
-    }
-    let path = std::env::var_os("PATH")?;
-    ["chromium", "chromium-browser", "google-chrome", "google-chrome-stable"]
-        .iter()
-        .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
-        .find(|candidate| candidate.is_file())
-}
-
-/// Runs the browser headless on `page`; returns stdout and stderr.
-fn chromium(browser: &Path, page: &Path, window: (u32, u32), extra: &[&str]) -> (String, String) {
-    let profile = tempfile::tempdir().unwrap();
-    let output = Command::new(browser)
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars", "--enable-logging=stderr", "--v=0"])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("--window-size={},{}", window.0, window.1))
-        .arg("--virtual-time-budget=15000")
-        .args(extra)
-        .arg(format!("file://{}", page.display()))
-        .output()
-        .expect("the browser starts");
-    assert!(output.status.success(), "{} failed: {}", browser.display(), String::from_utf8_lossy(&output.stderr));
-    (String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
-}
-
-fn check(browser: &Path, html: &str, dir: &Path, window: (u32, u32)) -> serde_json::Value {
-    let page = dir.join(format!("checked-{}.html", window.0));
-    let head = html.find("<head>").expect("the report has a <head>") + "<head>".len();
-    std::fs::write(&page, format!("{}{CHECK_SCRIPT}{}", &html[..head], &html[head..])).unwrap();
-    let (dom, log) = chromium(browser, &page, window, &["--dump-dom"]);
-    // console messages of the page as Chromium logs them
-    let console_errors: Vec<&str> = log.lines().filter(|l| l.contains("CONSOLE") && (l.contains("ERROR") || l.contains("Uncaught"))).collect();
-    assert!(console_errors.is_empty(), "console errors: {console_errors:#?}");
-    let start = dom.find("<pre id=\"brasa-check\">").expect("the check script ran") + "<pre id=\"brasa-check\">".len();
-    let end = start + dom[start..].find("</pre>").unwrap();
-    let json = dom[start..end].replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&");
-    serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"))
-}
-
-/// Share of pixels that are not (near) white, and the number of distinct colours.
-fn ink(png: &Path) -> (f64, usize) {
-    let image = image::open(png).unwrap().to_rgb8();
-    let dark = image.pixels().filter(|p| p.0.iter().any(|&c| c < 230)).count();
-    let colours: std::collections::HashSet<[u8; 3]> = image.pixels().map(|p| p.0).collect();
-    (dark as f64 / image.pixels().len() as f64, colours.len())
-}
+/// The smallest text, as rendered, the report keeps at any width.
+const READABLE_PX: f64 = 11.0;
 
 #[test]
 fn html_report_renders_in_chromium() {
-    let Some(browser) = browser() else {
-        if std::env::var_os("BRASA_SKIP_BROWSER").is_some() {
-            eprintln!("BRASA_SKIP_BROWSER set: the browser check of the HTML report is skipped");
-            return;
-        }
-        panic!("no Chromium found (install Debian's `chromium`, or set BRASA_CHROMIUM=/path/to/chrome; BRASA_SKIP_BROWSER=1 skips this test)");
-    };
+    let Some(browser) = browser::browser_or_skip("the HTML report") else { return };
     let dir = TestDir::new();
     let given = std::env::var_os("BRASA_REPORT_HTML").map(PathBuf::from);
     let report = match &given {
@@ -128,24 +68,47 @@ fn html_report_renders_in_chromium() {
         assert!(!html.contains(attribute), "external reference {attribute}");
     }
 
-    let wide = check(&browser, &html, dir.path(), (1280, 2000));
-    assert_eq!(wide["errors"], serde_json::json!([]), "{wide}");
-    assert_eq!(wide["requests"], serde_json::json!([]), "{wide}");
-    assert_eq!(wide["html_broken"], 0, "{wide}");
-    assert_eq!(wide["svg_broken"], 0, "{wide}");
-    // the prediction grid and the mistakes gallery embed the test images
-    assert!(wide["svg_images"].as_u64().unwrap() >= 12, "{wide}");
-    assert!(wide["svgs"].as_u64().unwrap() >= 10, "{wide}");
-    assert!(wide["text"].as_u64().unwrap() > 2000, "{wide}");
-    let narrow = check(&browser, &html, dir.path(), (390, 844));
+    let copy = |width: u32| dir.path().join(format!("checked-{width}.html"));
+    let pages = [
+        Page { html: &html, copy: copy(1280), width: 1280, height: 2400 },
+        Page { html: &html, copy: copy(390), width: 390, height: 2400 },
+    ];
+    let screenshot = dir.path().join("screenshot.png");
+    let reports = browser::check(&browser, &pages, CHECK_SCRIPT, &screenshot);
+    let (wide, narrow) = (&reports[0], &reports[1]);
+    assert_eq!(wide["viewport"], 1280, "{wide}");
+    assert_eq!(narrow["viewport"], 390, "{narrow}");
+    for page in [wide, narrow] {
+        assert_eq!(page["errors"], serde_json::json!([]), "{page}");
+        assert_eq!(page["requests"], serde_json::json!([]), "{page}");
+        assert_eq!(page["html_broken"], 0, "{page}");
+        assert_eq!(page["svg_broken"], 0, "{page}");
+        // the prediction grid and the mistakes gallery embed the test images
+        assert!(page["svg_images"].as_u64().unwrap() >= 12, "{page}");
+        assert!(page["svgs"].as_u64().unwrap() >= 10, "{page}");
+        assert!(page["text"].as_u64().unwrap() > 2000, "{page}");
+        let sizes = &page["sizes"];
+        eprintln!("at {} px: smallest chart text {} px (box {} px), smallest page text {} px", page["viewport"], sizes["svg_min_px"], sizes["svg_min_box"], sizes["html_min_px"]);
+        for chart in sizes["charts"].as_array().unwrap() {
+            eprintln!("  {:<48} shown {:>4} px wide, smallest text {} px (box {} px)", chart["chart"].as_str().unwrap(), chart["width"], chart["min_px"], chart["min_box"]);
+        }
+        for chart in sizes["charts"].as_array().unwrap() {
+            assert!(chart["min_px"].as_f64().unwrap() >= READABLE_PX, "text below {READABLE_PX} px at {} px: {chart}", page["viewport"]);
+        }
+        assert!(sizes["html_min_px"].as_f64().unwrap() >= READABLE_PX, "page text below {READABLE_PX} px at {} px: {sizes}", page["viewport"]);
+    }
     assert!(narrow["overflow"].as_i64().unwrap() <= 0, "horizontal scrolling on a phone-width window: {narrow}");
-    eprintln!("rendered: {wide}");
 
-    for (width, height) in [(1280, 2400), (390, 2400)] {
-        let png = dir.path().join(format!("screenshot-{width}.png"));
-        chromium(&browser, &report, (width, height), &[&format!("--screenshot={}", png.display())]);
-        let (ink, colours) = ink(&png);
-        assert!(ink > 0.03 && colours > 50, "the {width}px screenshot looks blank: {:.1}% ink, {colours} colours", ink * 100.0);
-        eprintln!("screenshot {width}x{height}: {:.1}% ink, {colours} colours", ink * 100.0);
+    // each frame of the screenshot, side by side
+    let image = image::open(&screenshot).unwrap().to_rgb8();
+    let mut left = 0;
+    for page in &pages {
+        let frame = image::imageops::crop_imm(&image, left, 0, page.width, page.height.min(image.height())).to_image();
+        let png = dir.path().join(format!("screenshot-{}.png", page.width));
+        frame.save(&png).unwrap();
+        let (ink, colours) = browser::ink(&png);
+        assert!(ink > 0.03 && colours > 50, "the {}px screenshot looks blank: {:.1}% ink, {colours} colours", page.width, ink * 100.0);
+        eprintln!("screenshot {}x{}: {:.1}% ink, {colours} colours", page.width, page.height, ink * 100.0);
+        left += page.width + 10;
     }
 }

@@ -62,7 +62,7 @@ pub fn overlay_svg(items: &[(&Path, &str, &str, &AttentionMap)], view: impl Fn(R
             "<image x=\"{x}\" y=\"{y}\" width=\"{THUMB}\" height=\"{THUMB}\" href=\"data:image/jpeg;base64,{}\"/>\n\
              <image x=\"{}\" y=\"{y}\" width=\"{THUMB}\" height=\"{THUMB}\" href=\"data:image/jpeg;base64,{}\"/>\n\
              <text x=\"{x}\" y=\"{}\">true: {}</text>\n<text x=\"{x}\" y=\"{}\" fill=\"{color}\">pred: {}</text>\n\
-             <text x=\"{}\" y=\"{}\" fill=\"#57606a\" font-size=\"9\">{} ({}x{})</text>\n",
+             <text x=\"{}\" y=\"{}\" fill=\"#57606a\">{} ({}x{})</text>\n",
             jpeg_base64(&thumb)?,
             x + THUMB + GAP,
             jpeg_base64(&overlay)?,

@@ -107,7 +107,7 @@ pub fn render(run: &RunDir) -> Result<Rendered> {
     for chart in written {
         run.write(&chart.file, chart.svg.as_bytes())?;
         rendered.files.push(chart.file.clone());
-        chart.svg = strip_xml_header(&chart.svg);
+        chart.svg = inline_svg(&chart.svg);
     }
 
     let best = epochs.iter().find(|e| e.best && Some(e.epoch) == meta.best_epoch).map(training::epoch_line);
@@ -212,9 +212,37 @@ fn write_documents(run: &RunDir, meta: &Meta, context: &Context, rendered: &mut 
     Ok(())
 }
 
-fn strip_xml_header(svg: &str) -> String {
-    match svg.find("<svg") {
-        Some(start) => svg[start..].to_string(),
-        None => svg.to_string(),
+/// `svg` for inlining in the HTML: without its XML declaration, and with a CSS `min-width` at
+/// which its smallest text still renders at [`charts::READABLE_PX`]; a narrower page scrolls the
+/// figure instead of shrinking the text further.
+pub(crate) fn inline_svg(svg: &str) -> String {
+    let svg = match svg.find("<svg") {
+        Some(start) => &svg[start..],
+        None => return svg.to_string(),
+    };
+    let root_tag = &svg[..svg.find('>').unwrap_or(svg.len())];
+    let number_after = |text: &str, key: &str| -> Vec<f64> {
+        text.match_indices(key).filter_map(|(at, _)| text[at + key.len()..].split('"').next()?.parse().ok()).collect()
+    };
+    let width = number_after(root_tag, " width=\"").first().copied();
+    let smallest = number_after(svg, "font-size=\"").into_iter().filter(|px| *px > 0.0).fold(f64::INFINITY, f64::min);
+    match width {
+        Some(width) if smallest.is_finite() => {
+            let min_width = (width * charts::READABLE_PX / smallest).ceil();
+            format!("<svg style=\"min-width:{min_width}px\"{}", &svg["<svg".len()..])
+        }
+        _ => svg.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_inlined_svg_keeps_its_smallest_text_readable() {
+        let svg = "<?xml version=\"1.0\"?>\n<svg width=\"440\" height=\"300\" font-size=\"11\"><text font-size=\"10\">a</text></svg>";
+        assert_eq!(inline_svg(svg), "<svg style=\"min-width:484px\" width=\"440\" height=\"300\" font-size=\"11\"><text font-size=\"10\">a</text></svg>");
+        assert_eq!(inline_svg("<svg width=\"10\"></svg>"), "<svg width=\"10\"></svg>");
     }
 }

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests, one concept a module:
 //!
 //! - [`brasa`]: a temporary folder to run the `brasa` binary in, and what the run must print;
+//! - [`browser`]: pages checked in headless Chromium, at desktop and phone widths;
 //! - [`spec`]: the tiny spec, edited key by key;
 //! - [`images`]: synthetic pictures and image folders;
 //! - [`hf`]: the Hugging Face fixtures, models built from them, and comparisons;
@@ -12,6 +13,7 @@
 #![allow(dead_code)]
 
 pub mod brasa;
+pub mod browser;
 pub mod hf;
 pub mod http;
 pub mod images;
