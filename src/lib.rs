@@ -37,6 +37,7 @@ pub mod sweep;
 pub mod slurm;
 pub mod status;
 pub mod sweep_dir;
+pub mod tensorboard;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -32,6 +32,7 @@ const LAYERS: &[&str] = &[
     // the folders a run and a sweep leave behind, and what reads them
     "run_dir",
     "sweep_dir",
+    "tensorboard",
     "compare",
     "report",
     // the commands' library halves

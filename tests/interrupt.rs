@@ -45,6 +45,18 @@ fn compare(dir: &Path, reference: &str, run: &str, point: &str) {
     assert_eq!(without_seconds(run), without_seconds(reference), "{point}: epochs.csv differs");
     let meta = read_json(&dir.join(run).join("meta.json"));
     assert_eq!(meta["status"], "complete", "{point}");
+    // TensorBoard's events: what the folder's files make, with the uninterrupted run's numbers
+    let events = |run: &str| {
+        let files = brasa::tensorboard::event_files(&dir.join(run));
+        assert_eq!(files.len(), 1, "{point}: {files:?}");
+        let folder = brasa::run_dir::RunDir::open(&dir.join(run)).unwrap();
+        let made = brasa::tensorboard::encode(&folder, &folder.read_meta().unwrap()).unwrap();
+        assert!(std::fs::read(&files[0]).unwrap() == made, "{point}: {run}'s events are not what its files make");
+        let mut scalars = brasa::tensorboard::read(&files[0]).unwrap().scalars;
+        scalars.remove("epoch/seconds");
+        scalars.into_iter().map(|(tag, points)| (tag, points.into_iter().map(|p| (p.step, p.value)).collect::<Vec<_>>())).collect::<Vec<_>>()
+    };
+    assert_eq!(events(run), events(reference), "{point}: the TensorBoard scalars differ");
     assert!(dir.join(run).join("report.md").is_file() && dir.join(run).join("report.html").is_file(), "{point}: the report");
 }
 

@@ -27,7 +27,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
     ("train.optimizer", &["name", "lr", "betas", "eps", "weight_decay"]),
     ("train.schedule", &["name", "warmup_steps", "warmup_ratio"]),
     ("runtime", &["backend", "device", "threads"]),
-    ("report", &["formats", "prediction_grid", "mistakes", "attention_maps", "templates"]),
+    ("report", &["formats", "prediction_grid", "mistakes", "attention_maps", "templates", "tensorboard"]),
     ("sweep", &["mode", "jobs", "repeats", "trials", "seed", "train.optimizer.lr", "train.batch_size", "model.arch"]),
 ];
 

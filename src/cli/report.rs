@@ -1,4 +1,5 @@
-//! `brasa report RUN_DIR`: rebuild charts and report from the run folder's files alone.
+//! `brasa report RUN_DIR`: rebuild charts, report and TensorBoard events from the run folder's
+//! files alone.
 
 use std::path::PathBuf;
 
@@ -16,7 +17,8 @@ pub struct ReportArgs {
 
 pub fn execute(args: ReportArgs) -> Result<()> {
     let run = RunDir::open(&args.run_dir)?;
-    let rendered = report::render(&run)?;
+    let mut rendered = report::render(&run)?;
+    rendered.files.extend(brasa::tensorboard::write(&run)?);
     let listing: String = rendered.files.iter().map(|file| format!("{}\n", display_path(&run.path(file)))).collect();
     super::print_out(&listing)
 }

@@ -74,6 +74,8 @@ pub struct ReportPlan {
     pub attention_maps: usize,
     /// A folder of templates replacing the built-in ones, absolute.
     pub templates: Option<PathBuf>,
+    /// TensorBoard event files in `tb/`.
+    pub tensorboard: bool,
 }
 
 impl Plan {
@@ -180,6 +182,7 @@ impl Plan {
                 mistakes: spec.report.mistakes,
                 attention_maps: spec.report.attention_maps,
                 templates,
+                tensorboard: spec.report.tensorboard,
             },
             launcher,
             loaded: Arc::new(loaded.clone()),

@@ -138,11 +138,18 @@ pub struct ReportMeta {
     /// A folder of templates replacing the built-in ones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub templates: Option<String>,
+    /// TensorBoard event files in `tb/` (run folders from before them: written too).
+    #[serde(default = "yes")]
+    pub tensorboard: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for ReportMeta {
     fn default() -> Self {
-        Self { markdown: true, html: true, prediction_grid: 15, mistakes: 10, attention_maps: 4, templates: None }
+        Self { markdown: true, html: true, prediction_grid: 15, mistakes: 10, attention_maps: 4, templates: None, tensorboard: true }
     }
 }
 

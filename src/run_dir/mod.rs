@@ -9,6 +9,7 @@
 //!   attention.json                             attention maps of a few test images   (attention)
 //!   checkpoints/epoch-NNNN{,.optim}.bpk  checkpoints/state.json                     (checkpoint)
 //!   charts/*.svg  report.md  report.html       written by `report` from the files above
+//!   tb/events.out.tfevents.*                   TensorBoard's view of the files above (`tensorboard`)
 //!   .lock                                      who works in the folder now               (lock)
 //! ```
 //!
@@ -43,6 +44,8 @@ pub const STEPS: &str = "steps.csv";
 pub const CHECKPOINTS: &str = "checkpoints";
 pub const STATE: &str = "checkpoints/state.json";
 pub const CHARTS: &str = "charts";
+/// TensorBoard's event files (see the `tensorboard` module).
+pub const TENSORBOARD: &str = "tb";
 
 /// `charts/<name>.svg`, where the report draws chart `name`.
 pub fn chart(name: &str) -> String {

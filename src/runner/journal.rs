@@ -1,5 +1,6 @@
 //! [`RunJournal`]: the trainer's [`Journal`], persisting progress into the run folder — a
-//! checkpoint per epoch, `epochs.csv` and `steps.csv`, `state.json`, and the epoch's log line.
+//! checkpoint per epoch, `epochs.csv` and `steps.csv`, `state.json`, TensorBoard's events
+//! (from those files) and the epoch's log line.
 
 use crate::error::{Error, Result};
 use crate::progress::Progress;
@@ -52,6 +53,7 @@ impl<M: Classifier> Journal<M> for RunJournal<'_> {
             best: record.improved,
         });
         self.commit(state, model_file, optimizer_file)?;
+        crate::tensorboard::write(self.run)?;
         self.progress.log(format!(
             "epoch {:>2}/{}  train loss {:.4} acc {:.4} | val loss {:.4} acc {:.4} macro-F1 {:.4} | {:.1} s{}",
             record.epoch,

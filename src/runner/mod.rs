@@ -5,7 +5,8 @@
 //! completed epoch. [`run`] is the sequence of steps; each step lives in its own module:
 //! `inputs` (checkpoint, device, dataset, model, images, duplicates), `budget` (samples and
 //! steps), `resume` (the folder, and what training starts from), `journal` (progress into the
-//! folder), `evaluate` (the best checkpoint), `record` (`meta.json` and the split's tables).
+//! folder), `evaluate` (the best checkpoint), `record` (`meta.json` and the split's tables);
+//! `tensorboard` and `report` then render the folder's files.
 
 mod budget;
 mod evaluate;
@@ -32,6 +33,7 @@ use crate::plan::Plan;
 use crate::progress::Progress;
 use crate::report;
 use crate::run_dir::{self, RunDir};
+use crate::tensorboard;
 use crate::train::schedule::Schedule;
 use crate::train::{self, Classifier, EvalSet, Hyper};
 use journal::RunJournal;
@@ -116,12 +118,16 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<Outcome> {
         }
         Err(error) => {
             run.write_meta(&record::final_meta(meta, ending.as_ref(), Some(error.to_string()), seconds))?;
+            // the failure is what this run reports; TensorBoard's copy of it is a bonus
+            if let Err(tb) = tensorboard::write(&run) {
+                progress.log(format!("warning: the TensorBoard events of the failed run were not written: {tb}"));
+            }
             return Err(error);
         }
     };
     let meta = record::final_meta(meta, ending.as_ref(), None, seconds);
     run.write_meta(&meta)?;
-    report::render(&run).map_err(|source| Error::ReportAfterTraining { run_dir: run.root().to_path_buf(), source: Box::new(source) })?;
+    write_report(&run)?;
     Ok(Outcome { dir: run.root().to_path_buf(), best_epoch: meta.best_epoch, val: evaluated.val, test: evaluated.test, wall_seconds: meta.wall_seconds.unwrap_or(0.0) })
 }
 
@@ -138,7 +144,7 @@ fn finish_report(dir: &std::path::Path, plan: &Plan, progress: &Progress) -> Res
         return Ok(None);
     }
     progress.log(format!("{}: training and evaluation are complete; writing the report it was stopped in", display_path(dir)));
-    report::render(&run).map_err(|source| Error::ReportAfterTraining { run_dir: run.root().to_path_buf(), source: Box::new(source) })?;
+    write_report(&run)?;
     let scores = |part: run_dir::Part| -> Result<Scores> {
         let rows = run.read_predictions(part, &meta.classes)?;
         let (truth, predicted): (Vec<usize>, Vec<usize>) = rows.iter().map(|r| (r.label, r.prediction)).unzip();
@@ -146,6 +152,15 @@ fn finish_report(dir: &std::path::Path, plan: &Plan, progress: &Progress) -> Res
     };
     let test = if run.path(&run_dir::Part::Test.predictions_file()).is_file() { Some(scores(run_dir::Part::Test)?) } else { None };
     Ok(Some(Outcome { dir: dir.to_path_buf(), best_epoch: meta.best_epoch, val: scores(run_dir::Part::Val)?, test, wall_seconds: meta.wall_seconds.unwrap_or(0.0) }))
+}
+
+/// What a finished run writes from its files: its TensorBoard events, then its report (both
+/// of which `brasa report` writes again).
+fn write_report(run: &RunDir) -> Result<()> {
+    tensorboard::write(run)
+        .and_then(|_| report::render(run))
+        .map(drop)
+        .map_err(|source| Error::ReportAfterTraining { run_dir: run.root().to_path_buf(), source: Box::new(source) })
 }
 
 /// Trains `model` from where the run folder left off, then evaluates its best checkpoint.

@@ -158,6 +158,7 @@ pub fn initial_meta(inputs: &RunInputs, built: &model::Built, run: &RunDir, prev
             mistakes: plan.report.mistakes,
             attention_maps: plan.report.attention_maps,
             templates: plan.report.templates.as_ref().map(|p| p.display().to_string()),
+            tensorboard: plan.report.tensorboard,
         },
         best_epoch: None,
         epochs_run: 0,

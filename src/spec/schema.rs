@@ -690,6 +690,11 @@ pub struct Report {
     /// file by file; relative paths resolve against the spec file that sets it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub templates: Option<String>,
+    /// TensorBoard event files in the run folder's `tb/` (`tensorboard --logdir reports/`).
+    /// Written into a resolved spec only when off, so the specs of runs and sweeps from before
+    /// the key resolve as they did (a resume compares them, a sweep folder's name hashes one).
+    #[serde(default = "default_tensorboard", skip_serializing_if = "is_true")]
+    pub tensorboard: bool,
 }
 
 impl Default for Report {
@@ -700,8 +705,17 @@ impl Default for Report {
             mistakes: default_mistakes(),
             attention_maps: default_attention_maps(),
             templates: None,
+            tensorboard: default_tensorboard(),
         }
     }
+}
+
+fn default_tensorboard() -> bool {
+    true
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
 }
 
 fn default_mistakes() -> usize {
