@@ -260,15 +260,7 @@ impl Processor {
             };
         }
         if flag("do_normalize") {
-            let triple = |key: &str, default: [f64; 3]| -> Result<[f64; 3]> {
-                match raw.get(key) {
-                    None | Some(Value::Null) => Ok(default),
-                    Some(value) => serde_json::from_value::<Vec<f64>>(value.clone())
-                        .ok()
-                        .and_then(|v| <[f64; 3]>::try_from(v).ok())
-                        .ok_or_else(|| fail(format!("`{key}` = {value}: expected three numbers"))),
-                }
-            };
+            let triple = |key: &str, default: [f64; 3]| three_numbers(raw.get(key), default).map_err(|value| fail(format!("`{key}` = {value}: expected three numbers")));
             processor.mean = triple("image_mean", processor.mean)?;
             processor.std = triple("image_std", processor.std)?;
         } else {
@@ -358,6 +350,15 @@ impl Processor {
         }
         let folder = files.config.parent().unwrap_or(&files.config).display();
         Ok((Self::family_default(family), format!("preset hf: {folder} has no preprocessor_config.json; {} family defaults", family.name())))
+    }
+}
+
+/// A per-channel triple (mean, std) of a processor config: `default` when absent or null; the
+/// value itself as the error when it is not three numbers.
+pub(super) fn three_numbers(value: Option<&Value>, default: [f64; 3]) -> std::result::Result<[f64; 3], Value> {
+    match value {
+        None | Some(Value::Null) => Ok(default),
+        Some(value) => serde_json::from_value::<Vec<f64>>(value.clone()).ok().and_then(|v| <[f64; 3]>::try_from(v).ok()).ok_or_else(|| value.clone()),
     }
 }
 

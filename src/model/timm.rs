@@ -152,14 +152,8 @@ pub fn processor(raw: &Value) -> Result<Processor, String> {
         "center" => return Err(format!("pretrained_cfg.input_size {height}x{width} is not square; timm's ResizeKeepRatio is not supported")),
         other => return Err(format!("pretrained_cfg.crop_mode = {other:?} is not supported (center and squash are)")),
     };
-    let triple = |key: &str, default: [f64; 3]| -> Result<[f64; 3], String> {
-        match cfg.get(key) {
-            None | Some(Value::Null) => Ok(default),
-            Some(value) => serde_json::from_value::<Vec<f64>>(value.clone())
-                .ok()
-                .and_then(|v| <[f64; 3]>::try_from(v).ok())
-                .ok_or_else(|| format!("pretrained_cfg.{key} = {value}: expected three numbers")),
-        }
+    let triple = |key: &str, default: [f64; 3]| {
+        super::pretrained::three_numbers(cfg.get(key), default).map_err(|value| format!("pretrained_cfg.{key} = {value}: expected three numbers"))
     };
     Ok(Processor {
         resize,

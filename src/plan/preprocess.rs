@@ -7,9 +7,6 @@ use super::sizes::{crop_size, interpolation, resize_to};
 use crate::augment::ResizeTo;
 use crate::data::images::Recipe;
 use crate::data::tensor::Normalize;
-use crate::error::Result;
-use crate::model::Arch;
-use crate::model::hub::CheckpointFiles;
 use crate::model::pretrained::Processor;
 use crate::spec::schema::{self, Size};
 
@@ -35,11 +32,6 @@ impl PreprocessPlan {
     }
 }
 
-/// The image processor of a checkpoint on disk and a note of where it came from.
-pub(super) fn checkpoint_processor(files: &CheckpointFiles, arch: Arch) -> Result<(Processor, String)> {
-    Processor::for_checkpoint(files, arch.family())
-}
-
 pub(super) fn resolve_preprocess(check: &mut Checker, pre: &schema::Preprocess, model: &ModelPlan) -> PreprocessPlan {
     if pre.preset == Some(schema::PreprocessPreset::Hf) {
         let explicit = [
@@ -56,7 +48,7 @@ pub(super) fn resolve_preprocess(check: &mut Checker, pre: &schema::Preprocess, 
         }
         let files = model.pretrained.as_ref().and_then(|p| p.files.as_ref());
         let (processor, origin) = match (files, &model.pretrained) {
-            (Some(files), _) => match checkpoint_processor(files, model.arch) {
+            (Some(files), _) => match Processor::for_checkpoint(files, model.arch.family()) {
                 Ok(found) => found,
                 Err(e) => {
                     check.fail("model.pretrained", None, e.to_string());
