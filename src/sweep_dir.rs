@@ -162,6 +162,23 @@ impl SweepDir {
         Ok((base.to_string(), sweep.to_string()))
     }
 
+    /// The sweep whose trial `run_root` is (a `trial-NN` folder beside a `sweep.toml`), if any.
+    pub fn of_trial(run_root: &Path) -> Option<Self> {
+        let is_trial = run_root.file_name().is_some_and(|n| n.to_string_lossy().starts_with("trial-"));
+        run_root.parent().filter(|p| is_trial && p.join(SWEEP_TOML).is_file()).map(Self::new)
+    }
+
+    /// The spec keys the sweep varies, from its `sweep.toml`.
+    pub fn varied_keys(&self) -> Result<Vec<String>> {
+        use figment::providers::Format;
+        let (_, table) = self.read_spec()?;
+        let malformed = |e: &dyn std::fmt::Display| Error::run_dir(&self.root, format!("{SWEEP_TOML} is malformed: {e}"));
+        let table: figment::value::Dict = figment::Figment::from(figment::providers::Toml::string(&table)).extract().map_err(|e| malformed(&e))?;
+        let origin = crate::fmt::display_path(&self.path(SWEEP_TOML));
+        let parsed = crate::spec::sweep::Sweep::parse(&table, &origin).map_err(|e| malformed(&e))?;
+        Ok(parsed.varied_keys())
+    }
+
     /// The row of trial `number` as its folder holds it now.
     pub fn read_trial(&self, number: usize, overrides: String, values: Vec<String>) -> TrialRow {
         let run = RunDir::open(&self.trial_dir(number));

@@ -1,6 +1,7 @@
 //! The experiment spec as the user writes it: schema, layered loading, and located errors.
 
 mod error;
+pub mod flat;
 mod load;
 pub mod schema;
 pub mod sweep;

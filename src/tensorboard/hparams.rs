@@ -3,10 +3,9 @@
 //! (this run's hyperparameter values) and the session end (how it ended), each a summary whose
 //! metadata names the `hparams` plugin and carries an `HParamsPluginData`.
 //!
-//! The hyperparameters are the resolved spec's keys, flattened (`train.optimizer.lr`), of the
-//! sections that shape what is trained — `[experiment]` (not its description), `[data.split]`,
-//! `[preprocess]`, `[augment]`, `[model]`, `[train]` — arrays as one value in TOML's inline
-//! form, plus every key a sweep varies. Every run lists the same keys, so TensorBoard, which
+//! The hyperparameters are the resolved spec's flat keys (`spec::flat`): those of the sections
+//! that shape what is trained, arrays as one value in TOML's inline form, plus every key a sweep
+//! varies. Every run lists the same keys, so TensorBoard, which
 //! takes the experiment of whichever run it reads first, shows every run's values.
 
 use std::collections::BTreeMap;
@@ -20,11 +19,6 @@ pub const SESSION_START_TAG: &str = "_hparams_/session_start_info";
 pub const SESSION_END_TAG: &str = "_hparams_/session_end_info";
 pub const PLUGIN_NAME: &str = "hparams";
 
-/// The spec's sections whose keys are hyperparameters.
-const SECTIONS: [&str; 6] = ["experiment", "data.split", "preprocess", "augment", "model", "train"];
-/// Keys of those sections that describe rather than shape the run.
-const LEFT_OUT: [&str; 1] = ["experiment.description"];
-
 /// The metrics the HParams tab shows for each run: the final scalars (`final/*`), with the
 /// display names of the tab.
 pub const METRICS: [(&str, &str, DatasetType); 7] = [
@@ -37,36 +31,10 @@ pub const METRICS: [(&str, &str, DatasetType); 7] = [
     ("final/test_weighted_f1", "test weighted-F1", DatasetType::Unknown),
 ];
 
-/// The hyperparameters of the run whose resolved spec is `spec`; `swept` are the keys its
-/// sweep varies (looked up wherever they are, `augment.chain[3].p` included).
+/// The hyperparameters of the run whose resolved spec is `spec` (see [`crate::spec::flat`]);
+/// `swept` are the keys its sweep varies.
 pub fn hyperparameters(spec: &toml::Table, swept: &[String]) -> BTreeMap<String, HParamValue> {
-    let mut found = BTreeMap::new();
-    for section in SECTIONS {
-        if let Some(toml::Value::Table(table)) = lookup(spec, section) {
-            flatten(section, table, &mut found);
-        }
-    }
-    for key in LEFT_OUT {
-        found.remove(key);
-    }
-    for key in swept {
-        if let Some(value) = lookup(spec, key) {
-            found.insert(key.clone(), value_of(value));
-        }
-    }
-    found
-}
-
-fn flatten(prefix: &str, table: &toml::Table, found: &mut BTreeMap<String, HParamValue>) {
-    for (key, value) in table {
-        let name = format!("{prefix}.{key}");
-        match value {
-            toml::Value::Table(inner) => flatten(&name, inner, found),
-            other => {
-                found.insert(name, value_of(other));
-            }
-        }
-    }
+    crate::spec::flat::hyperparameters(spec, swept).iter().map(|(key, value)| (key.clone(), value_of(value))).collect()
 }
 
 fn value_of(value: &toml::Value) -> HParamValue {
@@ -78,23 +46,6 @@ fn value_of(value: &toml::Value) -> HParamValue {
         other => Kind::String(other.to_string()),
     };
     HParamValue { kind: Some(kind) }
-}
-
-/// The value at a dotted spec key with `[i]` for array elements (`augment.chain[3].p`).
-fn lookup<'a>(spec: &'a toml::Table, key: &str) -> Option<&'a toml::Value> {
-    let mut parts = key.split('.');
-    let mut current: Option<&toml::Value> = None;
-    let mut table = Some(spec);
-    for part in parts.by_ref() {
-        let (name, indices) = part.split_once('[').map_or((part, ""), |(n, rest)| (n, rest));
-        let mut value = table?.get(name)?;
-        for index in indices.split('[').filter(|i| !i.is_empty()) {
-            value = value.as_array()?.get(index.strip_suffix(']')?.parse::<usize>().ok()?)?;
-        }
-        table = value.as_table();
-        current = Some(value);
-    }
-    current
 }
 
 /// `_hparams_/experiment`: the hyperparameters (with their types, `differs` for the swept ones)

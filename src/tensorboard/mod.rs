@@ -42,7 +42,7 @@ use crate::atomic_file::write_atomic;
 use crate::error::{Error, Result};
 use crate::metrics::Scores;
 use crate::run_dir::{self, EpochRow, Meta, Part, RunDir, Status, StepRow};
-use crate::sweep_dir::{SWEEP_TOML, SweepDir};
+use crate::sweep_dir::SweepDir;
 use proto::{Data, Event, SessionStatus, Summary, What};
 
 pub use hparams::{EXPERIMENT_TAG, METRICS, SESSION_END_TAG, SESSION_START_TAG};
@@ -96,7 +96,10 @@ pub fn encode(run: &RunDir, meta: &Meta) -> Result<Vec<u8>> {
     let started = seconds_since_epoch(run, &meta.started_at, "started_at")?;
     let spec: toml::Table = toml::from_str(&run.read_to_string(run_dir::SPEC)?)
         .map_err(|e| Error::run_dir(run.root(), format!("{} is malformed: {e}", run_dir::SPEC)))?;
-    let swept = swept_keys(run)?;
+    let swept = match SweepDir::of_trial(run.root()) {
+        Some(sweep) => sweep.varied_keys()?,
+        None => Vec::new(),
+    };
     let hparams = hparams::hyperparameters(&spec, &swept);
     let epochs = run.read_epochs()?;
     let steps = run.read_steps()?;
@@ -195,21 +198,6 @@ fn final_values(run: &RunDir, meta: &Meta, best: &EpochRow) -> Result<Vec<proto:
         ]);
     }
     Ok(values)
-}
-
-/// The keys the sweep of a trial varies: a trial's folder is `trial-NN` in its sweep's folder,
-/// beside `sweep.toml` (none for a run of no sweep).
-fn swept_keys(run: &RunDir) -> Result<Vec<String>> {
-    let is_trial = run.root().file_name().is_some_and(|n| n.to_string_lossy().starts_with("trial-"));
-    let Some(parent) = run.root().parent().filter(|p| is_trial && p.join(SWEEP_TOML).is_file()) else { return Ok(Vec::new()) };
-    let sweep = SweepDir::new(parent);
-    let (_, table) = sweep.read_spec()?;
-    let malformed = |e: &dyn std::fmt::Display| Error::run_dir(parent, format!("{SWEEP_TOML} is malformed: {e}"));
-    use figment::providers::Format;
-    let table: figment::value::Dict = figment::Figment::from(figment::providers::Toml::string(&table)).extract().map_err(|e| malformed(&e))?;
-    let origin = crate::fmt::display_path(&sweep.path(SWEEP_TOML));
-    let parsed = crate::spec::sweep::Sweep::parse(&table, &origin).map_err(|e| malformed(&e))?;
-    Ok(parsed.varied_keys())
 }
 
 /// `at`, the time `key` of `meta.json` (RFC 3339), in seconds since 1970.
