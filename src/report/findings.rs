@@ -29,6 +29,8 @@ pub const STILL_FALLING: f64 = 0.01;
 /// One finding: a sentence and the section (anchor, title) with its evidence.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Finding {
+    /// A short stable name of what was found (`best-is-last`), for lists of runs.
+    pub code: &'static str,
     pub text: String,
     pub anchor: &'static str,
     pub section: &'static str,
@@ -99,6 +101,7 @@ fn unreadable(files: &[(String, String)]) -> Option<Finding> {
     let classes: Vec<String> = per_class.iter().map(|(class, n)| format!("{class} {n}")).collect();
     let test = files.iter().filter(|(_, folder)| folder == "test").count();
     Some(Finding {
+        code: "unreadable-files",
         text: format!(
             "{} image file(s) cannot be read and were left out of this run ({}; {} from the training folder, {test} from the test folder): \
              every count and score here is of the other images. `split.csv` lists them as `skipped`; fix or remove them.",
@@ -119,6 +122,7 @@ fn generalisation_gap(val: Labels, test: Labels, num_classes: usize, seed: u64) 
     let val_acc = Scores::new(val.truth, val.predicted, num_classes).accuracy;
     let test_acc = Scores::new(test.truth, test.predicted, num_classes).accuracy;
     Some(Finding {
+        code: "val-test-gap",
         text: format!(
             "Validation accuracy ({val_acc:.4}) is far above test accuracy ({test_acc:.4}): a gap of {:.4} (95% CI [{:.4}, {:.4}]). \
              The validation images come from the training folder and do not predict how the model does on the test images — \
@@ -144,6 +148,7 @@ fn leakage(leaks: &LeakFacts) -> Vec<Finding> {
             None => String::new(),
         };
         findings.push(Finding {
+            code: "test-leak",
             text: format!(
                 "{} of {} test images ({:.1}%) have an exact or near duplicate among the training/validation images: \
                  the test set leaks into training.{leak_free}",
@@ -157,6 +162,7 @@ fn leakage(leaks: &LeakFacts) -> Vec<Finding> {
     }
     if leaks.val_leaked > 0 {
         findings.push(Finding {
+            code: "val-leak",
             text: format!(
                 "{} of {} validation images ({:.1}%) have a duplicate among the training images, so validation scores are optimistic \
                  (`[data.split] group_duplicates = true` keeps duplicates on one side).",
@@ -170,6 +176,7 @@ fn leakage(leaks: &LeakFacts) -> Vec<Finding> {
     }
     if leaks.conflicts > 0 {
         findings.push(Finding {
+            code: "label-conflicts",
             text: format!("{} group(s) of duplicate images carry different class labels.", leaks.conflicts),
             anchor: "dataset-audit",
             section: "Dataset audit",
@@ -187,6 +194,7 @@ fn class_problems(part: &str, labels: Labels, classes: &[String], anchor: &'stat
         if scores.support > 0 && scores.recall < LOW_RECALL {
             let found = report.confusion[c][c];
             findings.push(Finding {
+                code: "low-recall",
                 text: format!(
                     "`{class}` is almost never recognised on the {part} images: recall {:.4} ({found} of {}).",
                     scores.recall, scores.support
@@ -199,6 +207,7 @@ fn class_problems(part: &str, labels: Labels, classes: &[String], anchor: &'stat
         let actual = scores.support as f64 / total;
         if predicted >= ABSORB_SHARE && predicted >= ABSORB_RATIO * actual {
             findings.push(Finding {
+                code: "absorbs-predictions",
                 text: format!(
                     "`{class}` absorbs most {part} predictions: {:.0}% of the images are predicted as `{class}`, though only {:.0}% are.",
                     predicted * 100.0,
@@ -219,6 +228,7 @@ fn training_progress(epochs: &[EpochRow], best_epoch: Option<usize>) -> Vec<Find
     };
     if epochs.len() >= 2 && best_epoch == Some(last.epoch) {
         findings.push(Finding {
+            code: "best-is-last",
             text: format!(
                 "The best epoch is the last one ({} of {}): the model was still improving when training stopped.",
                 last.epoch,
@@ -241,6 +251,7 @@ fn training_progress(epochs: &[EpochRow], best_epoch: Option<usize>) -> Vec<Find
             _ => "validation loss was",
         };
         findings.push(Finding {
+            code: "still-improving",
             text: format!(
                 "The {which} still falling at the last epoch (validation loss {:.4}, training loss {:.4}): more epochs may help.",
                 last.val_loss, last.train_loss
@@ -274,6 +285,7 @@ fn gradient_spikes(steps: &[StepRow]) -> Option<Finding> {
     let found = spikes(steps);
     let worst = found.iter().max_by(|a, b| (a.1 / a.2).total_cmp(&(b.1 / b.2)))?;
     Some(Finding {
+        code: "gradient-spikes",
         text: format!(
             "{} gradient-norm spike(s) (over {SPIKE_FACTOR}× the median of the previous {SPIKE_WINDOW} steps); the largest at step {}: {:.3} against a median of {:.3}. \
              Consider a lower learning rate, warm-up or gradient clipping.",

@@ -139,6 +139,8 @@ pub fn render(run: &RunDir) -> Result<Rendered> {
         attention,
         attention_note,
     };
+    run.write_summary(&Summary::file_of(&meta, &context.parts, context.leak_free.as_ref(), &context.findings))?;
+    rendered.files.push(run_dir::SUMMARY.into());
     crate::interrupt::point("report", 1);
     write_documents(run, &meta, &context, &mut rendered)?;
     Ok(rendered)
@@ -151,6 +153,31 @@ pub struct Summary {
     pub parts: Vec<parts::PartReport>,
     pub leak_free: Option<parts::PartReport>,
     pub findings: Vec<findings::Finding>,
+}
+
+impl Summary {
+    /// What `summary.json` keeps of it.
+    pub fn file(&self) -> run_dir::SummaryFile {
+        Self::file_of(&self.meta, &self.parts, self.leak_free.as_ref(), &self.findings)
+    }
+
+    fn file_of(meta: &Meta, parts: &[parts::PartReport], leak_free: Option<&parts::PartReport>, findings: &[findings::Finding]) -> run_dir::SummaryFile {
+        let scored = |i: crate::stats::Interval| run_dir::Scored { value: i.value, low: i.low, high: i.high };
+        let brief = |part: Part, report: &parts::PartReport| run_dir::PartSummary {
+            part,
+            images: report.total,
+            accuracy: scored(report.accuracy_interval),
+            macro_f1: scored(report.macro_f1_interval),
+        };
+        let part_of = |name: &str| [Part::Train, Part::Val, Part::Test].into_iter().find(|p| p.name() == name).unwrap_or(Part::Test);
+        run_dir::SummaryFile {
+            status: meta.status,
+            epochs_run: meta.epochs_run,
+            parts: parts.iter().map(|r| brief(part_of(r.part), r)).collect(),
+            leak_free_test: leak_free.map(|r| brief(Part::Test, r)),
+            findings: findings.iter().map(|f| run_dir::FindingSummary { code: f.code.into(), text: f.text.clone() }).collect(),
+        }
+    }
 }
 
 /// The [`Summary`] of the run in `run`, from its files (as `render` reads them, without

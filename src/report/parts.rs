@@ -32,6 +32,8 @@ pub struct PartReport {
     pub accuracy_interval: stats::Interval,
     /// 95% bootstrap intervals, `[low, high]`.
     pub accuracy_ci: String,
+    #[serde(skip)]
+    pub macro_f1_interval: stats::Interval,
     pub macro_f1_ci: String,
     pub weighted_f1_ci: String,
     pub total: usize,
@@ -62,6 +64,7 @@ pub fn part_report(part: Part, report: &Scores, classes: &[String], truth: &[usi
     let ci = |metric: Metric| format(interval(metric));
     // the findings use the accuracy interval too: bootstrap it once
     let accuracy_interval = interval(Metric::Accuracy);
+    let macro_f1_interval = interval(Metric::MacroF1);
     let mut confusion_header = vec!["true \\ predicted".to_string()];
     confusion_header.extend(classes.iter().cloned());
     PartReport {
@@ -79,7 +82,8 @@ pub fn part_report(part: Part, report: &Scores, classes: &[String], truth: &[usi
         accuracy: format!("{:.4}", report.accuracy),
         accuracy_interval,
         accuracy_ci: format(accuracy_interval),
-        macro_f1_ci: ci(Metric::MacroF1),
+        macro_f1_interval,
+        macro_f1_ci: format(macro_f1_interval),
         weighted_f1_ci: ci(Metric::WeightedF1),
         total: report.weighted_avg.support,
         rows: classes.iter().zip(&report.per_class).map(|(c, s)| score_row(c, s)).collect(),

@@ -9,6 +9,7 @@
 //!   attention.json                             attention maps of a few test images   (attention)
 //!   checkpoints/epoch-NNNN{,.optim}.bpk  checkpoints/state.json                     (checkpoint)
 //!   charts/*.svg  report.md  report.html       written by `report` from the files above
+//!   summary.json                               the results in brief, for lists of runs (summary)
 //!   tb/events.out.tfevents.*                   TensorBoard's view of the files above (`tensorboard`)
 //!   .lock                                      who works in the folder now               (lock)
 //! ```
@@ -28,12 +29,14 @@ mod attention;
 mod checkpoint;
 mod lock;
 mod meta;
+mod summary;
 mod tables;
 
 pub use attention::AttentionEntry;
 pub use checkpoint::Checkpoint;
 pub use lock::{FolderLock, HELD_BY_PARENT_ENV, Holder, LOCK};
 pub use meta::{Counts, Meta, ModelMeta, PreprocessMeta, ReportMeta, Status, TrainMeta, UnreadableFile};
+pub use summary::{FindingSummary, PartSummary, SUMMARY, Scored, SummaryFile};
 pub use tables::{DuplicateRow, EpochRow, Placement, PredictionRow, SplitRow, StepRow};
 
 pub const SPEC: &str = "spec.toml";
