@@ -31,6 +31,7 @@ pub mod progress;
 pub mod report;
 pub mod run_dir;
 pub mod runner;
+pub mod runs_index;
 pub mod spec;
 pub mod stats;
 pub mod sweep;

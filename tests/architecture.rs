@@ -35,6 +35,7 @@ const LAYERS: &[&str] = &[
     "tensorboard",
     "compare",
     "report",
+    "runs_index",
     // the commands' library halves
     "audit",
     "predict",

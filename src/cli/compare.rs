@@ -11,7 +11,8 @@ pub struct CompareArgs {
     /// Run folders; the first is the baseline the others are compared with.
     #[arg(required = true, num_args = 2.., value_name = "RUN_DIR")]
     runs: Vec<PathBuf>,
-    /// Write the markdown here instead of standard output.
+    /// Write the markdown here instead of standard output, making its folder (the runs index links
+    /// `reports/compare/A--vs--B.md`, with the run folders' `/` as `__`).
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
 }
@@ -25,7 +26,15 @@ pub fn execute(args: CompareArgs) -> Result<()> {
         text.push('\n');
     }
     match &args.out {
-        Some(file) => brasa::atomic_file::write_atomic(file, text.as_bytes()),
+        Some(file) => {
+            if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|e| brasa::Error::io(parent, e))?;
+            }
+            brasa::atomic_file::write_atomic(file, text.as_bytes())?;
+            // the runs index links comparisons written into its compare/ folder
+            super::index::refresh(file, &brasa::progress::Progress::stderr());
+            Ok(())
+        }
         None => super::print_out(&text),
     }
 }

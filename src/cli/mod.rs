@@ -5,6 +5,7 @@ mod cache;
 mod compare;
 mod data;
 mod export;
+mod index;
 mod init;
 mod predict;
 mod report;
@@ -42,6 +43,8 @@ enum Command {
     Export(export::ExportArgs),
     /// Compare runs on the same test images: differences with CIs, McNemar's test, a verdict.
     Compare(compare::CompareArgs),
+    /// Every run under a reports folder on one page: `REPORTS_DIR/index.html` and `runs.csv`.
+    Index(index::IndexArgs),
     /// Time training, inference and the data path of a spec's model on this machine.
     Bench(bench::BenchArgs),
     /// Write a commented starting spec for an image folder: `brasa init DATA_ROOT --out spec.toml`.
@@ -113,6 +116,7 @@ pub fn execute(cli: Cli) -> Result<()> {
         Command::Report(args) => report::execute(args),
         Command::Predict(args) => predict::execute(args),
         Command::Compare(args) => compare::execute(args),
+        Command::Index(args) => index::execute(args),
         Command::Export(args) => export::execute(args),
         Command::Data(args) => data::execute(args),
         Command::Init(args) => init::execute(args),

@@ -20,5 +20,7 @@ pub fn execute(args: ReportArgs) -> Result<()> {
     let mut rendered = report::render(&run)?;
     rendered.files.extend(brasa::tensorboard::write(&run)?);
     let listing: String = rendered.files.iter().map(|file| format!("{}\n", display_path(&run.path(file)))).collect();
-    super::print_out(&listing)
+    super::print_out(&listing)?;
+    super::index::refresh(run.root(), &brasa::progress::Progress::stderr());
+    Ok(())
 }

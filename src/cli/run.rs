@@ -120,7 +120,9 @@ pub fn execute(args: RunArgs) -> Result<()> {
         command.env(brasa::data::pixels::RUNS_AT_ONCE_ENV, jobs.to_string());
         command
     };
-    let tally = sweep::run(&sweep, jobs, threads, &launcher, &progress)?;
+    let tally = sweep::run(&sweep, jobs, threads, &launcher, &progress);
+    super::index::refresh(sweep.dir.root(), &progress);
+    let tally = tally?;
     let failed = tally.failed;
     let elsewhere = if tally.elsewhere > 0 { format!(", {} running in another process", tally.elsewhere) } else { String::new() };
     let summary = format!(
@@ -236,13 +238,21 @@ fn submit_to_slurm(args: &RunArgs, sweep: &SweepPlan, slurm: &brasa::plan::Slurm
 
 /// One run (or one sweep trial) to the end, then its summary on stdout.
 fn run_one(plan: &Plan, out: Option<PathBuf>, force_resume: bool, progress: Progress, resume_hint: Option<String>) -> Result<()> {
-    let outcome = runner::run(plan, &RunOptions { out, progress, force_resume, resume_hint }).map_err(|e| match e {
+    let named = out.clone();
+    let outcome = runner::run(plan, &RunOptions { out, progress: progress.clone(), force_resume, resume_hint }).map_err(|e| match e {
         Error::Interrupted { signal, step, epoch, run_dir: Some(dir), resume: None } => {
             let resume = Some(resume_command(&dir));
             Error::Interrupted { signal, step, epoch, run_dir: Some(dir), resume }
         }
         other => other,
-    })?;
+    });
+    // the runs index lists the run however it ended (an interrupted one as unfinished)
+    match &outcome {
+        Ok(outcome) => super::index::refresh(&outcome.dir, &progress),
+        Err(Error::Interrupted { run_dir: Some(dir), .. }) => super::index::refresh(dir, &progress),
+        Err(_) => named.iter().filter(|dir| dir.join(brasa::run_dir::META).is_file()).for_each(|dir| super::index::refresh(dir, &progress)),
+    }
+    let outcome = outcome?;
     let classes = brasa::run_dir::RunDir::open(&outcome.dir)?.read_meta()?.classes;
     let mut text = format!("run folder: {}\n", display_path(&outcome.dir));
     text.push_str(&format!("report:     {}\n", display_path(&outcome.dir.join(brasa::run_dir::REPORT_MD))));

@@ -1,0 +1,154 @@
+//! The runs under a reports folder, each read from its run folder's files alone.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::run_dir::{self, FolderLock, Meta, RunDir, Status, SummaryFile};
+use crate::sweep_dir::SweepDir;
+
+/// One run, as the index shows it.
+pub struct Entry {
+    /// The run folder relative to the reports folder, `/`-separated: unique.
+    pub id: String,
+    pub meta: Meta,
+    /// `complete`, `failed`, `running` (a process holds the folder) or `unfinished`.
+    pub status: &'static str,
+    /// The sweep folder relative to the reports folder, and the trial's folder name.
+    pub sweep: Option<(String, String)>,
+    /// Scores with intervals and findings (`summary.json`, or derived from the files).
+    pub summary: Option<SummaryFile>,
+    /// The validation scores of the best epoch from `epochs.csv` (runs without predictions yet).
+    pub best: Option<run_dir::EpochRow>,
+    pub hyperparameters: BTreeMap<String, toml::Value>,
+    /// The keys its sweep varies.
+    pub swept: Vec<String>,
+    pub curves: Curves,
+    /// `report.html` relative to the reports folder, when the run has one.
+    pub report: Option<String>,
+    /// What could not be read (the rest of the run is still shown).
+    pub warnings: Vec<String>,
+}
+
+/// Per-epoch curves of a run, for the overlaid charts.
+#[derive(Debug, Default, Serialize)]
+pub struct Curves {
+    pub epoch: Vec<usize>,
+    pub val_accuracy: Vec<f64>,
+    pub val_loss: Vec<f64>,
+    pub train_loss: Vec<f64>,
+}
+
+/// The run folders under `root` (folders with a `meta.json`), sorted. Run folders are not
+/// entered, nor hidden folders (the decoded-image cache), symbolic links or `root/compare/`.
+pub fn run_folders(root: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    walk(root, true, &mut found);
+    found.sort();
+    found
+}
+
+fn walk(dir: &Path, is_root: bool, found: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || (is_root && name == super::COMPARE_DIR) || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let path = entry.path();
+        if path.join(run_dir::META).is_file() {
+            found.push(path);
+        } else {
+            walk(&path, false, found);
+        }
+    }
+}
+
+/// Every run under `root` (read in parallel; in folder order), and the folders that are not
+/// readable runs with why.
+pub fn runs(root: &Path) -> (Vec<Entry>, Vec<(PathBuf, String)>) {
+    let read: Vec<(PathBuf, Result<Entry>)> = run_folders(root).into_par_iter().map(|dir| { let entry = read(root, &dir); (dir, entry) }).collect();
+    let mut entries = Vec::new();
+    let mut unreadable = Vec::new();
+    for (dir, entry) in read {
+        match entry {
+            Ok(entry) => entries.push(entry),
+            Err(e) => unreadable.push((dir, e.to_string())),
+        }
+    }
+    (entries, unreadable)
+}
+
+/// The run in `dir` under `root`: an error only when its `meta.json` cannot be read.
+pub fn read(root: &Path, dir: &Path) -> Result<Entry> {
+    let run = RunDir::open(dir)?;
+    let meta = run.read_meta()?;
+    let id = relative_id(root, dir);
+    let mut warnings = Vec::new();
+    let mut warn = |what: String| warnings.push(what);
+
+    let status = match meta.status {
+        Status::Complete => "complete",
+        Status::Failed => "failed",
+        Status::Running if FolderLock::holder(dir).is_some() => "running",
+        Status::Running => "unfinished",
+    };
+    let epochs = if run.path(run_dir::EPOCHS).is_file() {
+        run.read_epochs().unwrap_or_else(|e| {
+            warn(e.to_string());
+            Vec::new()
+        })
+    } else {
+        Vec::new()
+    };
+    let summary = match run.read_summary(&meta) {
+        Ok(Some(summary)) => Some(summary),
+        // derived: a missing, stale or malformed summary.json is made again from the files
+        _ if meta.status == Status::Running => None,
+        // a run that failed before training has nothing to summarise
+        _ if !run.path(run_dir::EPOCHS).is_file() || !run.path(run_dir::STEPS).is_file() => None,
+        _ => match crate::report::summary(&run) {
+            Ok(summary) => Some(summary.file()),
+            Err(e) => {
+                warn(e.to_string());
+                None
+            }
+        },
+    };
+    let sweep_dir = SweepDir::of_trial(dir);
+    let swept = match &sweep_dir {
+        Some(sweep) => sweep.varied_keys().unwrap_or_else(|e| {
+            warn(e.to_string());
+            Vec::new()
+        }),
+        None => Vec::new(),
+    };
+    let hyperparameters = match run.read_to_string(run_dir::SPEC).and_then(|text| {
+        toml::from_str::<toml::Table>(&text).map_err(|e| crate::Error::run_dir(dir, format!("{} is malformed: {e}", run_dir::SPEC)))
+    }) {
+        Ok(spec) => crate::spec::flat::hyperparameters(&spec, &swept),
+        Err(e) => {
+            warn(e.to_string());
+            BTreeMap::new()
+        }
+    };
+    let sweep = sweep_dir.map(|s| (relative_id(root, s.root()), dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()));
+    let best = meta.best_epoch.and_then(|b| epochs.iter().find(|e| e.epoch == b)).cloned();
+    let curves = Curves {
+        epoch: epochs.iter().map(|e| e.epoch).collect(),
+        val_accuracy: epochs.iter().map(|e| e.val_accuracy).collect(),
+        val_loss: epochs.iter().map(|e| e.val_loss).collect(),
+        train_loss: epochs.iter().map(|e| e.train_loss).collect(),
+    };
+    let report = dir.join(run_dir::REPORT_HTML).is_file().then(|| format!("{id}/{}", run_dir::REPORT_HTML));
+    Ok(Entry { id, meta, status, sweep, summary, best, hyperparameters, swept, curves, report, warnings })
+}
+
+/// `dir` relative to `root`, `/`-separated.
+pub fn relative_id(root: &Path, dir: &Path) -> String {
+    let relative = dir.strip_prefix(root).unwrap_or(dir);
+    relative.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect::<Vec<_>>().join("/")
+}
