@@ -85,6 +85,9 @@ fn check_page(index: &Path, steps: &str, widths: &[u32], out: &Path) -> Option<V
         .map(|&width| Page { html: &html, copy: index.with_file_name(format!("index-check-{width}.html")), width, height: 900 })
         .collect();
     let reports = browser::check(&browser, &pages, &script, &out.join("index.png"));
+    for page in &pages {
+        std::fs::remove_file(&page.copy).unwrap();
+    }
     for (report, width) in reports.iter().zip(widths) {
         assert_eq!(report["errors"], serde_json::json!([]), "page errors at {width} px: {report:#}");
     }
