@@ -6,6 +6,15 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
+/// Holds an exclusive OS lock on the file `path` (made if missing) until the returned file is
+/// dropped: serialises the processes that rewrite a shared derived file (`trials.csv`, the runs
+/// index).
+pub fn lock_exclusive(path: &Path) -> Result<std::fs::File> {
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).map_err(|e| Error::io(path, e))?;
+    file.lock().map_err(|e| Error::io(path, e))?;
+    Ok(file)
+}
+
 /// Writes `bytes` to `path` through a temporary file in the same folder, renamed into place.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));

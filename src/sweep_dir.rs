@@ -233,10 +233,7 @@ impl SweepDir {
 
     /// Holds the lock that serialises rewrites of `trials.csv` until the guard is dropped.
     pub fn lock_trials(&self) -> Result<std::fs::File> {
-        let path = self.path(TRIALS_LOCK);
-        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| Error::io(&path, e))?;
-        file.lock().map_err(|e| Error::io(&path, e))?;
-        Ok(file)
+        crate::atomic_file::lock_exclusive(&self.path(TRIALS_LOCK))
     }
 
     /// Reads every trial of `trials.csv` again from its folder and writes the file anew, under

@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 use crate::predict::{Trained, Which};
 use crate::report::Summary;
-use crate::run_dir::{self, RunDir};
+use crate::run_dir::{self, Part, RunDir};
 
 pub struct Inputs<'a> {
     pub run: &'a RunDir,
@@ -96,13 +96,13 @@ pub fn render(inputs: &Inputs) -> String {
     } else {
         let _ = writeln!(s, "| part | images | accuracy | 95% CI | macro F1 | 95% CI |\n| --- | ---: | ---: | --- | ---: | --- |");
         for part in summary.parts.iter().chain(summary.leak_free.iter()) {
-            let title = if part.title == "Test, leak-free" { "test, leak-free" } else if part.part == "test" { "test" } else { "validation" };
+            let title = if part.title == "Test, leak-free" { "test, leak-free" } else if part.part == Part::Test { "test" } else { "validation" };
             let _ = writeln!(s, "| {title} | {} | {} | {} | {} | {} |", part.total, part.accuracy, part.accuracy_ci, part.macro_avg.f1, part.macro_f1_ci);
         }
         let _ = writeln!(s, "\nIntervals are 95% bootstrap intervals over the images of each part (seed {}).", meta.seed);
         match &summary.leak_free {
             Some(free) => {
-                let test = summary.parts.iter().find(|p| p.part == "test").map(|p| p.total).unwrap_or(0);
+                let test = summary.parts.iter().find(|p| p.part == Part::Test).map(|p| p.total).unwrap_or(0);
                 let _ = writeln!(
                     s,
                     "{} of the {test} test images have a duplicate among the training images; on the other {}, the leak-free test accuracy is {} {}.",

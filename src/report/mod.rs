@@ -169,11 +169,10 @@ impl Summary {
             accuracy: scored(report.accuracy_interval),
             macro_f1: scored(report.macro_f1_interval),
         };
-        let part_of = |name: &str| [Part::Train, Part::Val, Part::Test].into_iter().find(|p| p.name() == name).unwrap_or(Part::Test);
         run_dir::SummaryFile {
             status: meta.status,
             epochs_run: meta.epochs_run,
-            parts: parts.iter().map(|r| brief(part_of(r.part), r)).collect(),
+            parts: parts.iter().map(|r| brief(r.part, r)).collect(),
             leak_free_test: leak_free.map(|r| brief(Part::Test, r)),
             findings: findings.iter().map(|f| run_dir::FindingSummary { code: f.code.into(), text: f.text.clone() }).collect(),
         }

@@ -23,7 +23,7 @@ pub struct ScoreRow {
 
 #[derive(Serialize)]
 pub struct PartReport {
-    pub part: &'static str,
+    pub part: Part,
     pub title: &'static str,
     /// Anchor of its section.
     pub anchor: &'static str,
@@ -68,7 +68,7 @@ pub fn part_report(part: Part, report: &Scores, classes: &[String], truth: &[usi
     let mut confusion_header = vec!["true \\ predicted".to_string()];
     confusion_header.extend(classes.iter().cloned());
     PartReport {
-        part: part.name(),
+        part,
         title: match part {
             Part::Train => "Training",
             Part::Val => "Validation",

@@ -1,6 +1,6 @@
 //! The runs under a reports folder, each read from its run folder's files alone.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -70,7 +70,13 @@ fn walk(dir: &Path, is_root: bool, found: &mut Vec<PathBuf>) {
 /// Every run under `root` (read in parallel; in folder order), and the folders that are not
 /// readable runs with why.
 pub fn runs(root: &Path) -> (Vec<Entry>, Vec<(PathBuf, String)>) {
-    let read: Vec<(PathBuf, Result<Entry>)> = run_folders(root).into_par_iter().map(|dir| { let entry = read(root, &dir); (dir, entry) }).collect();
+    let folders = run_folders(root);
+    // each sweep's sweep.toml is read once, not once per trial
+    let mut swept: HashMap<PathBuf, std::result::Result<Vec<String>, String>> = HashMap::new();
+    for sweep in folders.iter().filter_map(|dir| SweepDir::of_trial(dir)) {
+        swept.entry(sweep.root().to_path_buf()).or_insert_with(|| sweep.varied_keys().map_err(|e| e.to_string()));
+    }
+    let read: Vec<(PathBuf, Result<Entry>)> = folders.into_par_iter().map(|dir| { let entry = read(root, &dir, &swept); (dir, entry) }).collect();
     let mut entries = Vec::new();
     let mut unreadable = Vec::new();
     for (dir, entry) in read {
@@ -82,8 +88,9 @@ pub fn runs(root: &Path) -> (Vec<Entry>, Vec<(PathBuf, String)>) {
     (entries, unreadable)
 }
 
-/// The run in `dir` under `root`: an error only when its `meta.json` cannot be read.
-pub fn read(root: &Path, dir: &Path) -> Result<Entry> {
+/// The run in `dir` under `root`, whose sweep (if any) varies the keys `swept` holds for its
+/// folder: an error only when its `meta.json` cannot be read.
+fn read(root: &Path, dir: &Path, swept: &HashMap<PathBuf, std::result::Result<Vec<String>, String>>) -> Result<Entry> {
     let run = RunDir::open(dir)?;
     let meta = run.read_meta()?;
     let id = relative_id(root, dir);
@@ -119,11 +126,12 @@ pub fn read(root: &Path, dir: &Path) -> Result<Entry> {
         },
     };
     let sweep_dir = SweepDir::of_trial(dir);
-    let swept = match &sweep_dir {
-        Some(sweep) => sweep.varied_keys().unwrap_or_else(|e| {
-            warn(e.to_string());
+    let swept = match sweep_dir.as_ref().and_then(|sweep| swept.get(sweep.root())) {
+        Some(Ok(keys)) => keys.clone(),
+        Some(Err(e)) => {
+            warn(e.clone());
             Vec::new()
-        }),
+        }
         None => Vec::new(),
     };
     let hyperparameters = match run.read_to_string(run_dir::SPEC).and_then(|text| {

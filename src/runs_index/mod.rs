@@ -59,9 +59,7 @@ pub fn write(root: &Path) -> Result<Written> {
     if !root.is_dir() {
         return Err(Error::run_dir(root, "not a folder: `brasa index` takes the folder runs are written to (default `reports/`)".to_string()));
     }
-    let lock_path = root.join(LOCK);
-    let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(|e| Error::io(&lock_path, e))?;
-    lock.lock().map_err(|e| Error::io(&lock_path, e))?;
+    let _lock = crate::atomic_file::lock_exclusive(&root.join(LOCK))?;
 
     let (entries, unreadable) = collect::runs(root);
     let table = table::build(&entries);
