@@ -174,7 +174,21 @@ pub fn depthwise_tokens(conv: &Conv2d, tokens: Tensor<3>, grid: [usize; 2], skip
 /// A `BatchNorm` applied to `tokens` `[batch, tokens, channels]` (channels last), as
 /// `BatchNorm::forward` on the channels-first layout: the batch's statistics, and an update of
 /// the running ones, when training on an autodiff device; the running statistics otherwise.
+///
+/// Burn keeps each thread's running-statistics update apart until the next read on that thread
+/// and then averages the threads' values; a training step may run on any thread of the pool
+/// (`backend::on_pool`), so the update is folded in at once, on the thread that made it, and
+/// the statistics never depend on which thread ran which step.
 pub fn batch_norm_tokens(norm: &BatchNorm, tokens: Tensor<3>) -> Tensor<3> {
+    let updating = tokens.device().is_autodiff() && norm.training.is_enabled();
+    let output = batch_norm_tokens_unsynced(norm, tokens);
+    if updating {
+        let _ = (norm.running_mean.value_sync(), norm.running_var.value_sync());
+    }
+    output
+}
+
+fn batch_norm_tokens_unsynced(norm: &BatchNorm, tokens: Tensor<3>) -> Tensor<3> {
     if !fused(&tokens) {
         return norm.forward(tokens.swap_dims(1, 2)).swap_dims(1, 2);
     }
@@ -332,6 +346,29 @@ mod tests {
     }
 
     #[test]
+    fn batch_norm_running_statistics_do_not_depend_on_the_thread_of_each_step() {
+        use burn::nn::BatchNormConfig;
+        let device = device();
+        let batches: Vec<Tensor<3>> = (0..4).map(|_| Tensor::<3>::random([2, 9, 5], Distribution::Normal(0.5, 2.0), &device)).collect();
+        let one_thread = BatchNormConfig::new(5).init(&device);
+        for x in &batches {
+            let _ = batch_norm_tokens(&one_thread, x.clone());
+        }
+        // each step on another thread, as steps on the pool may be
+        let many_threads = BatchNormConfig::new(5).init(&device);
+        for x in &batches {
+            std::thread::scope(|scope| {
+                scope.spawn(|| batch_norm_tokens(&many_threads, x.clone()));
+            });
+        }
+        for (name, a, b) in [("mean", &one_thread.running_mean, &many_threads.running_mean), ("variance", &one_thread.running_var, &many_threads.running_var)] {
+            assert_eq!(a.value().into_data(), b.value().into_data(), "running {name}: one thread against a thread per step");
+        }
+        let initial = BatchNormConfig::new(5).init(&device);
+        assert_ne!(one_thread.running_mean.value().into_data(), initial.running_mean.value().into_data(), "the steps updated the statistics");
+    }
+
+    #[test]
     fn batch_norm_on_tokens_matches_burns_on_channels_first_in_training_and_inference() {
         use burn::module::Module;
         use burn::nn::BatchNormConfig;
@@ -355,8 +392,9 @@ mod tests {
         for (name, a, b) in [("γ", &ours_norm.gamma, &theirs_norm.gamma), ("β", &ours_norm.beta, &theirs_norm.beta)] {
             assert_close(a.val().grad(&ours_grads).unwrap(), b.val().grad(&theirs_grads).unwrap(), 1e-4, &format!("batch norm: {name} gradient"));
         }
-        assert_close(ours_norm.running_mean.value(), theirs_norm.running_mean.value(), 1e-6, "batch norm: running mean");
-        assert_close(ours_norm.running_var.value(), theirs_norm.running_var.value(), 1e-6, "batch norm: running variance");
+        // (burn's own update is read back on its thread; ours is folded in already)
+        assert_close(ours_norm.running_mean.value(), theirs_norm.running_mean.value_sync(), 1e-6, "batch norm: running mean");
+        assert_close(ours_norm.running_var.value(), theirs_norm.running_var.value_sync(), 1e-6, "batch norm: running variance");
         // Inference: the running statistics, with and without autodiff.
         let (ours_norm, theirs_norm) = (ours_norm.valid(), theirs_norm.valid());
         let x = x.detach();

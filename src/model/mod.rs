@@ -27,8 +27,9 @@ use crate::error::{Error, Result};
 
 
 /// A model that maps images `[batch, 3, height, width]` to class logits `[batch, classes]`; what
-/// `train` trains and evaluates, generically.
-pub trait Classifier: burn::module::Module {
+/// `train` trains and evaluates, generically. `Sync`, as evaluation runs a batch on a thread of
+/// the pool (`backend::on_pool`) while the model stays with the caller.
+pub trait Classifier: burn::module::Module + Sync {
     fn logits(&self, pixels: Tensor<4>) -> Tensor<2>;
 }
 

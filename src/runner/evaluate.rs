@@ -75,11 +75,11 @@ fn write_attention_maps<M: Classifier + model::Attending>(
     picked.sort_unstable();
     let (values, shape) = test.batch(&picked, &plan.preprocess.normalize)?;
     let pixels = burn::tensor::Tensor::<4>::from_data(burn::tensor::TensorData::new(values, shape), device);
-    let logits = best.logits(pixels.clone());
+    let logits = crate::backend::on_pool(device, || best.logits(pixels.clone()));
     let [_, classes] = logits.dims();
     let logits: Vec<f32> = logits.into_data().try_into_vec().expect("logits are f32");
     let predictions: Vec<usize> = logits.chunks_exact(classes).map(crate::metrics::argmax).collect();
-    let maps = best.attention_maps(pixels)?;
+    let maps = crate::backend::on_pool(device, || best.attention_maps(pixels))?;
     let entries: Vec<AttentionEntry> = picked
         .iter()
         .zip(maps)

@@ -83,7 +83,8 @@ pub fn evaluate<M: Classifier>(
     let mut logits = Vec::with_capacity(set.len().div_ceil(batch_size));
     let positions: Vec<usize> = (0..set.len()).collect();
     pipelined(positions.chunks(batch_size), PREFETCH, |chunk| set.batch(chunk, normalize), |(values, shape)| {
-        logits.push(model.logits(Tensor::from_data(TensorData::new(values, shape), device)));
+        let pixels = Tensor::from_data(TensorData::new(values, shape), device);
+        logits.push(crate::backend::on_pool(device, || model.logits(pixels)));
         bar.inc(shape[0] as u64);
         // the test hook's point `<what>:<batch>` (e.g. `validating:2`, `test (best):1`)
         crate::interrupt::point(what, logits.len());

@@ -183,7 +183,8 @@ pub fn train_step<M: Classifier>(
     lr: f64,
     grad_clip: Option<f64>,
 ) -> (M, Tensor<1>) {
-    train_step_observed(model, optimizer, loss_fn, pixels, labels, lr, grad_clip, &mut |_| {})
+    let device = pixels.device();
+    crate::backend::on_pool(&device, || train_step_observed(model, optimizer, loss_fn, pixels, labels, lr, grad_clip, &mut |_| {}))
 }
 
 /// [`train_step`], calling `done` after each [`Phase`] has been queued (`brasa bench --phases`
