@@ -206,10 +206,10 @@ pub fn run(plan: &Plan, options: &Options, progress: &Progress) -> Result<Result
         device.seed(plan.seed);
         let built = model::build(&request, &device)?;
         results.parameters = built.model.num_params();
-        let measured = match built.model {
-            Model::Cvt(model) => measure(model, plan, options, &device, progress)?,
-            Model::Vit(model) => measure(model, plan, options, &device, progress)?,
-        };
+        let measured = backend::on_pool(&device, || match built.model {
+            Model::Cvt(model) => measure(model, plan, options, &device, progress),
+            Model::Vit(model) => measure(model, plan, options, &device, progress),
+        })?;
         (results.train, results.infer) = measured;
         results.gpu_memory_bytes = backend::memory_reserved(&chosen.device).filter(|_| chosen.info.is_gpu());
     }
@@ -382,7 +382,9 @@ fn data_path(plan: &Plan, limit: Option<usize>, progress: &Progress) -> Result<D
         let mut values = vec![0f32; 3 * (input.width() * input.height()) as usize];
         normalize.write_chw(&input, &mut values);
         if !ops.is_empty() {
-            let augmented = crate::augment::Chain::apply_ops(ops, &source.apply(image), i as u64);
+            // as a run decodes: one form when the chain starts from the clean input
+            let source = if source == clean { input } else { source.apply(image) };
+            let augmented = crate::augment::Chain::apply_ops(ops, &source, i as u64);
             let mut values = vec![0f32; 3 * (augmented.width() * augmented.height()) as usize];
             normalize.write_chw(&augmented, &mut values);
         }
