@@ -71,7 +71,12 @@ pub trait FusedOps: Backend {
 fn fused<const D: usize>(x: &Tensor<D>) -> bool {
     static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let enabled = *ENABLED.get_or_init(|| std::env::var("BRASA_KERNELS").map(|v| v != "burn").unwrap_or(true));
-    enabled && x.dtype() == DType::F32 && matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_))
+    enabled && x.dtype() == DType::F32 && is_flex(&x.device())
+}
+
+/// Whether `device` is flex's, with or without autodiff.
+pub fn is_flex(device: &burn::tensor::Device) -> bool {
+    matches!(device.clone().inner().as_dispatch(), DispatchDevice::Flex(_))
 }
 
 /// GELU (erf form), as `burn::tensor::activation::gelu`.
