@@ -1,6 +1,9 @@
 //! Multi-head attention's core, softmax(q·kᵀ·scale)·v, and its backward, reading the heads
 //! straight out of the `[batch, tokens, heads·head_dim]` projections through strides: no
 //! split-heads or merge-heads copies, no separate scaling pass, one (batch, head) per task.
+//! The probabilities live only in a task's scratch block: the forward keeps each row's softmax
+//! statistics, and the backward recomputes the scores from q and k (one more product per head,
+//! as flash attention does) instead of holding `[batch, heads, queries, keys]` between the two.
 
 use rayon::prelude::*;
 
@@ -56,39 +59,66 @@ fn check(len: usize, want: usize, what: &str) {
     assert_eq!(len, want, "attention: {what} holds {len} values, not {want}");
 }
 
-/// The context `[batch, queries, width]` and the probabilities `[batch, heads, queries, keys]`.
-pub fn forward(q: &[f32], k: &[f32], v: &[f32], d: &Dims, scale: f32) -> (Vec<f32>, Vec<f32>) {
+/// Each query row's softmax statistics, `[batch, heads, queries]`: the largest scaled score and
+/// the sum of exp(score − largest). With them the backward recomputes a row's probabilities bit
+/// for bit from q and k, so the `[batch, heads, queries, keys]` probabilities — CvT-13's largest
+/// training tensor at 224 px (157 MB for stage 1 at batch 16) — are never kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowStats {
+    pub max: Vec<f32>,
+    pub total: Vec<f32>,
+}
+
+/// Per-task scratch: one (batch, head) block of scores or probabilities, reused by the tasks a
+/// rayon split runs in turn.
+fn scratch(block: usize) -> impl Fn() -> Vec<f32> + Sync + Send {
+    move || vec![0.0f32; block]
+}
+
+/// Scores of head `h` of batch `b` into `p` (`queries × keys`): q·kᵀ, unscaled.
+///
+/// # Safety
+/// `qp` and `kp` address the checked q and k buffers of `d`.
+unsafe fn scores(p: &mut [f32], qp: Shared, kp: Shared, d: &Dims, b: usize, h: usize) {
+    unsafe { product(p.as_mut_ptr(), d.keys, d.queries, d.keys, d.head_dim, head(qp.0, d, d.queries, b, h), head_transposed(kp.0, d, d.keys, b, h)) }
+}
+
+/// The context `[batch, queries, width]` and each query row's softmax statistics.
+pub fn forward(q: &[f32], k: &[f32], v: &[f32], d: &Dims, scale: f32) -> (Vec<f32>, RowStats) {
     check(q.len(), d.batch * d.queries * d.width(), "q");
     check(k.len(), d.batch * d.keys * d.width(), "k");
     check(v.len(), d.batch * d.keys * d.width(), "v");
     let block = d.queries * d.keys;
-    let mut probs = vec![0.0f32; d.batch * d.heads * block];
+    let rows = d.batch * d.heads * d.queries;
+    let mut stats = RowStats { max: vec![0.0; rows], total: vec![0.0; rows] };
     let mut context = Vec::<f32>::with_capacity(d.batch * d.queries * d.width());
     let out = Shared(context.as_mut_ptr());
     let (qp, kp, vp) = (Shared(q.as_ptr() as *mut f32), Shared(k.as_ptr() as *mut f32), Shared(v.as_ptr() as *mut f32));
-    probs.par_chunks_mut(block.max(1)).enumerate().for_each(|(bh, p)| {
+    let per_task = d.queries.max(1);
+    stats.max.par_chunks_mut(per_task).zip(stats.total.par_chunks_mut(per_task)).enumerate().for_each_init(scratch(block), |p, (bh, (max, total))| {
         let (out, qp, kp, vp) = (out, qp, kp, vp);
         let (b, h) = (bh / d.heads, bh % d.heads);
         // SAFETY: the views address q, k and v inside their checked lengths; p is this task's;
         // the context block (rows of batch b, columns of head h) is written by this task only.
         unsafe {
-            product(p.as_mut_ptr(), d.keys, d.queries, d.keys, d.head_dim, head(qp.0, d, d.queries, b, h), head_transposed(kp.0, d, d.keys, b, h));
-            for row in p.chunks_mut(d.keys) {
-                softmax_row(row, scale);
+            scores(p, qp, kp, d, b, h);
+            for ((row, max), total) in p.chunks_mut(d.keys.max(1)).zip(max).zip(total) {
+                (*max, *total) = softmax_row(row, scale);
             }
-            let scores = Mat { ptr: p.as_ptr(), row_stride: d.keys as isize, col_stride: 1 };
+            let probs = Mat { ptr: p.as_ptr(), row_stride: d.keys as isize, col_stride: 1 };
             let dst = out.0.add(b * d.queries * d.width() + h * d.head_dim);
-            product(dst, d.width(), d.queries, d.head_dim, d.keys, scores, head(vp.0, d, d.keys, b, h));
+            product(dst, d.width(), d.queries, d.head_dim, d.keys, probs, head(vp.0, d, d.keys, b, h));
         }
     });
     // SAFETY: the (batch, head) blocks cover every value of the context once.
     unsafe { context.set_len(d.batch * d.queries * d.width()) };
-    (context, probs)
+    (context, stats)
 }
 
 multiversion! {
-    /// softmax(row·scale) in place: scaled first, as a separate scaling pass would.
-    fn softmax_row(row: &mut [f32], scale: f32) {
+    /// softmax(row·scale) in place: scaled first, as a separate scaling pass would; returns the
+    /// row's largest scaled score and its sum of exponentials.
+    fn softmax_row(row: &mut [f32], scale: f32) -> (f32, f32) {
         for v in row.iter_mut() {
             *v *= scale;
         }
@@ -99,6 +129,19 @@ multiversion! {
         let total = simd::sum(row);
         for v in row.iter_mut() {
             *v /= total;
+        }
+        (max, total)
+    }
+}
+
+multiversion! {
+    /// Scores (`keys` a row) to the probabilities `softmax_row` made of them, from its statistics:
+    /// the same operations on the same values, so the same bits.
+    fn recompute_rows(p: &mut [f32], max: &[f32], total: &[f32], keys: usize, scale: f32) {
+        for ((row, &max), &total) in p.chunks_mut(keys.max(1)).zip(max).zip(total) {
+            for v in row.iter_mut() {
+                *v = simd::exp(*v * scale - max) / total;
+            }
         }
     }
 }
@@ -115,30 +158,34 @@ multiversion! {
     }
 }
 
-/// The gradients of q, k and v from the context's gradient and the forward's probabilities.
-pub fn backward(q: &[f32], k: &[f32], v: &[f32], probs: &[f32], d_context: &[f32], d: &Dims, scale: f32) -> [Vec<f32>; 3] {
+/// The gradients of q, k and v from the context's gradient and the forward's row statistics.
+pub fn backward(q: &[f32], k: &[f32], v: &[f32], stats: &RowStats, d_context: &[f32], d: &Dims, scale: f32) -> [Vec<f32>; 3] {
     check(q.len(), d.batch * d.queries * d.width(), "q");
     check(k.len(), d.batch * d.keys * d.width(), "k");
     check(v.len(), d.batch * d.keys * d.width(), "v");
     check(d_context.len(), d.batch * d.queries * d.width(), "the context's gradient");
+    check(stats.max.len(), d.batch * d.heads * d.queries, "the row maxima");
+    check(stats.total.len(), d.batch * d.heads * d.queries, "the row totals");
     let block = d.queries * d.keys;
-    check(probs.len(), d.batch * d.heads * block, "the probabilities");
     let mut dq = Vec::<f32>::with_capacity(q.len());
     let mut dk = Vec::<f32>::with_capacity(k.len());
     let mut dv = Vec::<f32>::with_capacity(v.len());
     let (dqp, dkp, dvp) = (Shared(dq.as_mut_ptr()), Shared(dk.as_mut_ptr()), Shared(dv.as_mut_ptr()));
     let (qp, kp, vp, dcp) = (Shared(q.as_ptr() as *mut f32), Shared(k.as_ptr() as *mut f32), Shared(v.as_ptr() as *mut f32), Shared(d_context.as_ptr() as *mut f32));
-    probs.par_chunks(block.max(1)).enumerate().for_each(|(bh, p)| {
+    let per_task = d.queries.max(1);
+    let both = move || (scratch(block)(), scratch(block)());
+    stats.max.par_chunks(per_task).zip(stats.total.par_chunks(per_task)).enumerate().for_each_init(both, |(p, ds), (bh, (max, total))| {
         let (dqp, dkp, dvp, qp, kp, vp, dcp) = (dqp, dkp, dvp, qp, kp, vp, dcp);
         let (b, h) = (bh / d.heads, bh % d.heads);
         let probs_t = Mat { ptr: p.as_ptr(), row_stride: 1, col_stride: d.keys as isize };
-        let mut ds = vec![0.0f32; block];
         // SAFETY: views inside the checked buffers; each task writes only batch b's rows of
-        // head h's columns in dq, dk and dv, and its own ds.
+        // head h's columns in dq, dk and dv, and its own scratch.
         unsafe {
+            scores(p, qp, kp, d, b, h);
+            recompute_rows(p, max, total, d.keys, scale);
             // dP = dC·vᵀ
             product(ds.as_mut_ptr(), d.keys, d.queries, d.keys, d.head_dim, head(dcp.0, d, d.queries, b, h), head_transposed(vp.0, d, d.keys, b, h));
-            softmax_backward_rows(&mut ds, p, d.keys, scale);
+            softmax_backward_rows(ds, p, d.keys, scale);
             let ds_mat = Mat { ptr: ds.as_ptr(), row_stride: d.keys as isize, col_stride: 1 };
             let ds_t = Mat { ptr: ds.as_ptr(), row_stride: 1, col_stride: d.keys as isize };
             let at = |buffer: Shared, tokens: usize| buffer.0.add(b * tokens * d.width() + h * d.head_dim);
@@ -187,8 +234,38 @@ mod tests {
         (context, probs)
     }
 
+    /// The probabilities `[batch, heads, queries, keys]` the forward used, recomputed from q, k
+    /// and its statistics as the backward does.
+    fn probabilities(q: &[f32], k: &[f32], stats: &RowStats, d: &Dims, scale: f32) -> Vec<f32> {
+        let block = d.queries * d.keys;
+        let mut probs = vec![0.0f32; d.batch * d.heads * block];
+        let (qp, kp) = (Shared(q.as_ptr() as *mut f32), Shared(k.as_ptr() as *mut f32));
+        for (bh, p) in probs.chunks_mut(block).enumerate() {
+            // SAFETY: q and k are the sizes `d` says (checked by `forward` before).
+            unsafe { scores(p, qp, kp, d, bh / d.heads, bh % d.heads) };
+            let rows = bh * d.queries..(bh + 1) * d.queries;
+            recompute_rows(p, &stats.max[rows.clone()], &stats.total[rows], d.keys, scale);
+        }
+        probs
+    }
+
     fn values(n: usize, seed: usize) -> Vec<f32> {
         (0..n).map(|i| (((i * 7919 + seed * 104_729) % 1000) as f32 / 500.0 - 1.0) * 1.5).collect()
+    }
+
+    #[test]
+    fn recomputed_probabilities_are_the_forwards_bit_for_bit() {
+        let (queries, keys, scale) = (7, 37, 0.125f32);
+        let scores: Vec<f32> = values(queries * keys, 5).iter().map(|v| v * 40.0).collect();
+        let mut forward = scores.clone();
+        let (mut max, mut total) = (vec![0.0; queries], vec![0.0; queries]);
+        for ((row, max), total) in forward.chunks_mut(keys).zip(&mut max).zip(&mut total) {
+            (*max, *total) = softmax_row(row, scale);
+        }
+        let mut recomputed = scores;
+        recompute_rows(&mut recomputed, &max, &total, keys, scale);
+        let differing = forward.iter().zip(&recomputed).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+        assert_eq!(differing, 0, "{differing} of {} probabilities differ", forward.len());
     }
 
     #[test]
@@ -198,7 +275,8 @@ mod tests {
         let (nq, nk) = (d.batch * d.queries * d.width(), d.batch * d.keys * d.width());
         let (q, k, v) = (values(nq, 1), values(nk, 2), values(nk, 3));
         let dc = values(nq, 4);
-        let (context, probs) = forward(&q, &k, &v, &d, scale);
+        let (context, stats) = forward(&q, &k, &v, &d, scale);
+        let probs = probabilities(&q, &k, &stats, &d, scale);
         let (want_c, want_p) = reference(&q, &k, &v, &d, scale as f64);
         for (g, w) in context.iter().zip(&want_c) {
             assert!((*g as f64 - w).abs() < 1e-5, "context {g} vs {w}");
@@ -206,7 +284,7 @@ mod tests {
         for (g, w) in probs.iter().zip(&want_p) {
             assert!((*g as f64 - w).abs() < 1e-6, "probabilities {g} vs {w}");
         }
-        let [dq, dk, dv] = backward(&q, &k, &v, &probs, &dc, &d, scale);
+        let [dq, dk, dv] = backward(&q, &k, &v, &stats, &dc, &d, scale);
         // L = Σ dC·context; each gradient entry against a central difference of L in f64.
         let loss = |q: &[f32], k: &[f32], v: &[f32]| reference(q, k, v, &d, scale as f64).0.iter().zip(&dc).map(|(c, &g)| c * g as f64).sum::<f64>();
         let eps = 1e-3f32;

@@ -150,7 +150,7 @@ struct AttentionState {
     q: FlexTensor,
     k: FlexTensor,
     v: FlexTensor,
-    probs: std::sync::Arc<Vec<f32>>,
+    stats: std::sync::Arc<attention::RowStats>,
     dims: attention::Dims,
     scale: f32,
 }
@@ -164,8 +164,8 @@ impl Backward<Flex, 3> for AttentionBackward {
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let parents = ops.parents;
         let grad = contiguous(grads.consume::<Flex>(&ops.node));
-        let AttentionState { q, k, v, probs, dims, scale } = ops.state;
-        let [dq, dk, dv] = attention::backward(values(&q), values(&k), values(&v), &probs, values(&grad), &dims, scale);
+        let AttentionState { q, k, v, stats, dims, scale } = ops.state;
+        let [dq, dk, dv] = attention::backward(values(&q), values(&k), values(&v), &stats, values(&grad), &dims, scale);
         for ((parent, gradient), input) in parents.into_iter().zip([dq, dk, dv]).zip([&q, &k, &v]) {
             if let Some(node) = parent {
                 grads.register::<Flex>(node.id, tensor(gradient, input.shape()));
@@ -262,9 +262,9 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
                 let (q, k, v) = (contiguous(q.primitive().clone()), contiguous(k.primitive().clone()), contiguous(v.primitive().clone()));
                 let dims = attention_dims(&q, &k, &v, heads);
                 let scale = scale as f32;
-                let (context, probs) = attention::forward(values(&q), values(&k), values(&v), &dims, scale);
+                let (context, stats) = attention::forward(values(&q), values(&k), values(&v), &dims, scale);
                 let output = tensor(context, q.shape());
-                prep.finish(AttentionState { q, k, v, probs: probs.into(), dims, scale }, output)
+                prep.finish(AttentionState { q, k, v, stats: stats.into(), dims, scale }, output)
             }
             OpsKind::UnTracked(prep) => prep.finish(Flex::fused_attention(q.into_primitive(), k.into_primitive(), v.into_primitive(), heads, scale)),
         }
