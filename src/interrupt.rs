@@ -130,11 +130,18 @@ pub fn point(at: &str, n: usize) {
             _ => return,
         };
         let seen_before = REQUESTED.load(Ordering::SeqCst);
+        // what `received` will do: exit at once when no guard is held or a signal came before
+        let exits = seen_before || GRACEFUL.load(Ordering::SeqCst) == 0;
         if signal_hook::low_level::raise(signal).is_ok() {
             // the handler runs on its own thread: wait for it (it may also exit the process)
             let started = std::time::Instant::now();
             while REQUESTED.load(Ordering::SeqCst) == seen_before && started.elapsed().as_secs() < 10 {
                 std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            if exits && signal != SIGKILL {
+                // the handler sets the flag before it exits: go no further than this point
+                // meanwhile, or the work (a report, a status) may finish before the exit lands
+                std::thread::sleep(std::time::Duration::from_secs(10));
             }
             if twice {
                 let _ = signal_hook::low_level::raise(signal);
