@@ -69,18 +69,23 @@ pub struct RowStats {
     pub total: Vec<f32>,
 }
 
-/// Per-task scratch: one (batch, head) block of scores or probabilities, reused by the tasks a
-/// rayon split runs in turn.
-fn scratch(block: usize) -> impl Fn() -> Vec<f32> + Sync + Send {
-    move || vec![0.0f32; block]
-}
-
 /// Scores of head `h` of batch `b` into `p` (`queries × keys`): q·kᵀ, unscaled.
 ///
 /// # Safety
 /// `qp` and `kp` address the checked q and k buffers of `d`.
 unsafe fn scores(p: &mut [f32], qp: Shared, kp: Shared, d: &Dims, b: usize, h: usize) {
     unsafe { product(p.as_mut_ptr(), d.keys, d.queries, d.keys, d.head_dim, head(qp.0, d, d.queries, b, h), head_transposed(kp.0, d, d.keys, b, h)) }
+}
+
+/// The probabilities of block `bh` (batch `bh / heads`, head `bh % heads`) into `p`, recomputed
+/// from q, k and the forward's statistics: what the forward's softmax made, bit for bit.
+///
+/// # Safety
+/// As [`scores`].
+unsafe fn recompute(p: &mut [f32], qp: Shared, kp: Shared, stats: &RowStats, d: &Dims, bh: usize, scale: f32) {
+    unsafe { scores(p, qp, kp, d, bh / d.heads, bh % d.heads) };
+    let rows = bh * d.queries..(bh + 1) * d.queries;
+    recompute_rows(p, &stats.max[rows.clone()], &stats.total[rows], d.keys, scale);
 }
 
 /// The context `[batch, queries, width]` and each query row's softmax statistics.
@@ -95,7 +100,7 @@ pub fn forward(q: &[f32], k: &[f32], v: &[f32], d: &Dims, scale: f32) -> (Vec<f3
     let out = Shared(context.as_mut_ptr());
     let (qp, kp, vp) = (Shared(q.as_ptr() as *mut f32), Shared(k.as_ptr() as *mut f32), Shared(v.as_ptr() as *mut f32));
     let per_task = d.queries.max(1);
-    stats.max.par_chunks_mut(per_task).zip(stats.total.par_chunks_mut(per_task)).enumerate().for_each_init(scratch(block), |p, (bh, (max, total))| {
+    stats.max.par_chunks_mut(per_task).zip(stats.total.par_chunks_mut(per_task)).enumerate().for_each_init(|| vec![0.0f32; block], |p, (bh, (max, total))| {
         let (out, qp, kp, vp) = (out, qp, kp, vp);
         let (b, h) = (bh / d.heads, bh % d.heads);
         // SAFETY: the views address q, k and v inside their checked lengths; p is this task's;
@@ -172,17 +177,15 @@ pub fn backward(q: &[f32], k: &[f32], v: &[f32], stats: &RowStats, d_context: &[
     let mut dv = Vec::<f32>::with_capacity(v.len());
     let (dqp, dkp, dvp) = (Shared(dq.as_mut_ptr()), Shared(dk.as_mut_ptr()), Shared(dv.as_mut_ptr()));
     let (qp, kp, vp, dcp) = (Shared(q.as_ptr() as *mut f32), Shared(k.as_ptr() as *mut f32), Shared(v.as_ptr() as *mut f32), Shared(d_context.as_ptr() as *mut f32));
-    let per_task = d.queries.max(1);
-    let both = move || (scratch(block)(), scratch(block)());
-    stats.max.par_chunks(per_task).zip(stats.total.par_chunks(per_task)).enumerate().for_each_init(both, |(p, ds), (bh, (max, total))| {
+    let scratch = || (vec![0.0f32; block], vec![0.0f32; block]);
+    (0..d.batch * d.heads).into_par_iter().for_each_init(scratch, |(p, ds), bh| {
         let (dqp, dkp, dvp, qp, kp, vp, dcp) = (dqp, dkp, dvp, qp, kp, vp, dcp);
         let (b, h) = (bh / d.heads, bh % d.heads);
         let probs_t = Mat { ptr: p.as_ptr(), row_stride: 1, col_stride: d.keys as isize };
         // SAFETY: views inside the checked buffers; each task writes only batch b's rows of
         // head h's columns in dq, dk and dv, and its own scratch.
         unsafe {
-            scores(p, qp, kp, d, b, h);
-            recompute_rows(p, max, total, d.keys, scale);
+            recompute(p, qp, kp, stats, d, bh, scale);
             // dP = dC·vᵀ
             product(ds.as_mut_ptr(), d.keys, d.queries, d.keys, d.head_dim, head(dcp.0, d, d.queries, b, h), head_transposed(vp.0, d, d.keys, b, h));
             softmax_backward_rows(ds, p, d.keys, scale);
@@ -242,9 +245,7 @@ mod tests {
         let (qp, kp) = (Shared(q.as_ptr() as *mut f32), Shared(k.as_ptr() as *mut f32));
         for (bh, p) in probs.chunks_mut(block).enumerate() {
             // SAFETY: q and k are the sizes `d` says (checked by `forward` before).
-            unsafe { scores(p, qp, kp, d, bh / d.heads, bh % d.heads) };
-            let rows = bh * d.queries..(bh + 1) * d.queries;
-            recompute_rows(p, &stats.max[rows.clone()], &stats.total[rows], d.keys, scale);
+            unsafe { recompute(p, qp, kp, stats, d, bh, scale) };
         }
         probs
     }
