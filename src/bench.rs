@@ -175,6 +175,7 @@ pub fn run(plan: &Plan, options: &Options, progress: &Progress) -> Result<Result
         input_size: size,
         pretrained: None,
         freeze: &plan.model.freeze,
+        seed: plan.seed,
     };
     let mut results = Results {
         brasa: crate::build_info::BRASA_VERSION.into(),

@@ -12,8 +12,9 @@
 //! lavapipe (each kernel is compiled by LLVM on the CPU, and autotuning compiles several of
 //! each), so they are `#[ignore]`d and run on a machine with a GPU:
 //! `cargo test --release --features gpu --test gpu -- --include-ignored`. What CI runs on lavapipe
-//! is the small one: a forward and backward pass through the ops the models are made of (linear,
-//! conv, GELU, LayerNorm, BatchNorm, softmax, batched matmul, cross-entropy, AdamW) against flex.
+//! is the small ones: a forward and backward pass through the ops the models are made of (linear,
+//! conv, GELU, LayerNorm, BatchNorm, softmax, batched matmul, cross-entropy, AdamW) against flex,
+//! and a fresh model's weights, the same on the GPU as on flex.
 //!
 //! Without any Vulkan/Metal adapter the tests say so and pass, unless `BRASA_REQUIRE_GPU=1`
 //! (CI sets it, having installed lavapipe), which makes a missing adapter a failure.
@@ -27,7 +28,7 @@ use brasa::model::{Arch, attention};
 use brasa::train::optim;
 use burn::tensor::{Device, Tensor, TensorData};
 use common::brasa::TestDir;
-use common::hf::{self, fixture, logits, max_abs_diff, read_safetensors};
+use common::hf::{self, fixture, fresh, logits, max_abs_diff, read_safetensors, weights};
 use common::spec::TinySpec;
 use common::{csv_header, csv_rows, read_json};
 
@@ -152,6 +153,18 @@ fn the_models_ops_forward_and_backward_match_flex_on_the_gpu() {
     println!("2 steps on flex, then 2 on the GPU from the saved weights and optimizer state: losses {moved_losses:?} (max relative gap to flex {moved_gap:.2e}); logits after: max |gpu - flex| = {moved_logit_gap:.2e}");
     assert!(moved_gap as f64 <= LOSS_TOLERANCE, "{flex_losses:?} vs {moved_losses:?}");
     assert!(moved_logit_gap <= 1e-3, "{flex_logits:?} vs {moved_logits:?}");
+}
+
+/// Fresh weights are drawn on flex and moved: the GPU's own generator would draw others, and a
+/// run from scratch would start elsewhere on each backend.
+#[test]
+fn a_fresh_model_starts_from_the_same_weights_on_the_gpu_as_on_flex() {
+    let Some(gpu) = gpu() else { return };
+    for arch in [Arch::CvtTiny, Arch::VitTiny] {
+        let on_flex = weights(&fresh(arch, 32, 7, &Device::flex().autodiff()));
+        let on_gpu = weights(&fresh(arch, 32, 7, &gpu.clone().autodiff()));
+        assert!(on_flex == on_gpu, "{}: max |gpu - flex| = {}", arch.name(), max_abs_diff(&on_gpu, &on_flex));
+    }
 }
 
 #[test]

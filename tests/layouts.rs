@@ -20,7 +20,7 @@ fn files(dir: &Path, weights: &str) -> CheckpointFiles {
 }
 
 fn logits_of(arch: Arch, files: &CheckpointFiles, classes: &[String], input: u32, pixels: &common::hf::FixtureTensor) -> (Vec<f32>, brasa::model::ImportReport) {
-    let request = Request { arch, options: Options::default(), classes, input_size: (input, input), pretrained: Some((files, "fixture")), freeze: &[] };
+    let request = Request { arch, options: Options::default(), classes, input_size: (input, input), pretrained: Some((files, "fixture")), freeze: &[], seed: 0 };
     let built = model::build(&request, &Device::flex()).unwrap_or_else(|e| panic!("{}: {e}", files.weights.display()));
     (logits(&built.model, pixels.tensor(&Device::flex())), built.import.unwrap())
 }
@@ -94,7 +94,7 @@ fn a_checkpoint_in_no_known_layout_says_what_is_recognised() {
     std::fs::write(dir.path().join("model.safetensors"), safetensors::tensor::serialize(renamed, None).unwrap()).unwrap();
     let classes = labels(dir.path());
     let files = files(dir.path(), "model.safetensors");
-    let request = Request { arch: Arch::VitTiny, options: Options::default(), classes: &classes, input_size: (32, 32), pretrained: Some((&files, "x")), freeze: &[] };
+    let request = Request { arch: Arch::VitTiny, options: Options::default(), classes: &classes, input_size: (32, 32), pretrained: Some((&files, "x")), freeze: &[], seed: 0 };
     let err = model::build(&request, &Device::flex()).err().expect("an unknown layout").to_string();
     println!("{err}");
     assert!(err.contains("in no checkpoint layout") && err.contains("timm") && err.contains("transformers 5"), "{err}");

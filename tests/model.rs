@@ -1,9 +1,13 @@
-//! CvT forward shapes for every variant, and checkpoints that round-trip exactly.
+//! CvT forward shapes for every variant, fresh weights that follow from the seed, and
+//! checkpoints that round-trip exactly.
+
+mod common;
 
 use brasa::model::{Arch, ArchConfig, CvtForImageClassification, Model};
 use brasa::train::Classifier;
 use burn::module::Module;
 use burn::tensor::{Device, Distribution, Tensor};
+use common::hf::{fresh, weights};
 
 fn tiny(num_labels: usize, device: &Device) -> CvtForImageClassification {
     match ArchConfig::for_arch(Arch::CvtTiny, num_labels, (96, 96)).init(device) {
@@ -41,6 +45,20 @@ fn every_variant_maps_images_to_class_logits() {
         assert_eq!(logits.dims(), [2, 4], "{}", arch.name());
         let values: Vec<f32> = logits.into_data().try_into_vec().unwrap();
         assert!(values.iter().all(|v| v.is_finite()), "{}", arch.name());
+    }
+}
+
+/// Built twice from one seed, a fresh model has the same weights bit for bit — whatever was drawn
+/// in between, and for a ViT at another size than its own, whose position embeddings are read
+/// (resized) while it is built — and another seed draws others.
+#[test]
+fn fresh_weights_follow_from_the_seed_alone() {
+    let device = Device::flex().autodiff();
+    for (arch, size) in [(Arch::CvtTiny, 32), (Arch::VitTiny, 32)] {
+        let first = weights(&fresh(arch, size, 7, &device));
+        let _ = Tensor::<1>::random([100], Distribution::Default, &device);
+        assert!(first == weights(&fresh(arch, size, 7, &device)), "{}: the same seed drew other weights", arch.name());
+        assert!(first != weights(&fresh(arch, size, 8, &device)), "{}: another seed drew the same weights", arch.name());
     }
 }
 

@@ -99,19 +99,19 @@ fn checkpoints_that_do_not_fit_are_clear_errors() {
     let classes = labels(&source);
     let wrong_width = temp_checkpoint(&source, |c| c["embed_dim"] = serde_json::json!([16, 32, 60]));
     let files = checkpoint(wrong_width.path(), "model.safetensors");
-    let request = Request { arch: Arch::Cvt13, options: Options::default(), classes: &classes, input_size: (64, 64), pretrained: Some((&files, "x")), freeze: &[] };
+    let request = Request { arch: Arch::Cvt13, options: Options::default(), classes: &classes, input_size: (64, 64), pretrained: Some((&files, "x")), freeze: &[], seed: 0 };
     let err = model::build(&request, &Device::flex()).err().expect("a mismatch").to_string();
     assert!(err.contains("does not fit the architecture") && err.contains("Shape mismatch") && err.contains("cvt.encoder.stages.2"), "{err}");
 
     let deeper = temp_checkpoint(&source, |c| c["depth"] = serde_json::json!([1, 2, 4]));
     let files = checkpoint(deeper.path(), "model.safetensors");
-    let request = Request { arch: Arch::Cvt13, options: Options::default(), classes: &classes, input_size: (64, 64), pretrained: Some((&files, "x")), freeze: &[] };
+    let request = Request { arch: Arch::Cvt13, options: Options::default(), classes: &classes, input_size: (64, 64), pretrained: Some((&files, "x")), freeze: &[], seed: 0 };
     let err = model::build(&request, &Device::flex()).err().expect("missing layers").to_string();
     assert!(err.contains("lacks") && err.contains("cvt.encoder.stages.2.layers.3"), "{err}");
 
     let vit = fixture("hf/vit-small");
     let files = checkpoint(&vit, "model.safetensors");
-    let request = Request { arch: Arch::Cvt13, options: Options::default(), classes: &classes, input_size: (64, 64), pretrained: Some((&files, "x")), freeze: &[] };
+    let request = Request { arch: Arch::Cvt13, options: Options::default(), classes: &classes, input_size: (64, 64), pretrained: Some((&files, "x")), freeze: &[], seed: 0 };
     let err = model::build(&request, &Device::flex()).err().expect("a family mismatch").to_string();
     assert!(err.contains("is a cvt but x is a vit checkpoint"), "{err}");
 }
@@ -122,7 +122,7 @@ fn freezing_names_parameters_by_prefix() {
     let classes = labels(&dir);
     let files = checkpoint(&dir, "model.safetensors");
     let freeze = vec!["cvt.encoder.stages.0".to_string(), "cvt.encoder.stages.1".to_string()];
-    let request = Request { arch: Arch::Cvt13, options: Options::default(), classes: &classes, input_size: (64, 64), pretrained: Some((&files, "x")), freeze: &freeze };
+    let request = Request { arch: Arch::Cvt13, options: Options::default(), classes: &classes, input_size: (64, 64), pretrained: Some((&files, "x")), freeze: &freeze, seed: 0 };
     let built = model::build(&request, &Device::flex().autodiff()).unwrap();
     assert!(built.frozen > 20, "{}", built.frozen);
     let bad = vec!["cvt.encoder.stage.0".to_string()];

@@ -184,6 +184,23 @@ impl Model {
             Model::Vit(m) => params::count(m),
         }
     }
+
+    /// Initialises every parameter not initialised yet (burn draws them lazily, at first use),
+    /// in module order, from the device's generator.
+    fn draw_fresh_parameters(&self) {
+        match self {
+            Model::Cvt(m) => params::initialize(m),
+            Model::Vit(m) => params::initialize(m),
+        }
+    }
+
+    /// The model on `device`, with its own autodiff graph; frozen parameters stay frozen.
+    fn fork(self, device: &Device) -> Self {
+        match self {
+            Model::Cvt(m) => Model::Cvt(m.fork(device)),
+            Model::Vit(m) => Model::Vit(m.fork(device)),
+        }
+    }
 }
 
 /// What to build.
@@ -197,6 +214,8 @@ pub struct Request<'a> {
     pub pretrained: Option<(&'a hub::CheckpointFiles, &'a str)>,
     /// Parameter path prefixes to freeze (`backbone`: everything but the classifier).
     pub freeze: &'a [String],
+    /// What fresh parameters are drawn from (the experiment's seed).
+    pub seed: u64,
 }
 
 /// A model ready to train, with its configuration and what importing weights did.
@@ -211,7 +230,20 @@ pub struct Built {
 }
 
 /// Builds the model `request` describes on `device`.
+///
+/// The model is made on flex and moved to `device` at the end: fresh parameters are drawn from
+/// flex's generator seeded with `request.seed`, all at once and in module order, so a spec and
+/// seed give the same initial weights on every backend (burn's GPU backends draw from other
+/// generators) and nothing that touches a parameter first (resizing ViT position embeddings, the
+/// first forward pass) changes what is drawn. Imported weights are never drawn.
 pub fn build(request: &Request, device: &Device) -> Result<Built> {
+    let host = if device.is_autodiff() { Device::flex().autodiff() } else { Device::flex() };
+    let Built { model, config, import, notes, frozen } = build_on(request, &host)?;
+    let model = if &host == device { model } else { model.fork(device) };
+    Ok(Built { model, config, import, notes, frozen })
+}
+
+fn build_on(request: &Request, device: &Device) -> Result<Built> {
     let num_classes = request.classes.len();
     let mut notes = Vec::new();
     let (config, checkpoint) = match request.pretrained {
@@ -251,6 +283,8 @@ pub fn build(request: &Request, device: &Device) -> Result<Built> {
             Model::Vit(m) => pretrained::import(m, &files.weights, Family::Vit, source, replace)?,
         });
     }
+    device.seed(request.seed);
+    model.draw_fresh_parameters();
     // ViT position embeddings follow the input size.
     let (model, config) = match (model, config) {
         (Model::Vit(m), ArchConfig::Vit(mut c)) => {

@@ -75,6 +75,17 @@ pub fn count<M: Module>(module: &M) -> usize {
     named_params(module).iter().filter(|p| !p.is_running_statistic()).map(|p| p.numel).sum()
 }
 
+/// Initialises every lazily initialised parameter of `module`, in module order.
+pub fn initialize<M: Module>(module: &M) {
+    struct Initialize;
+    impl ModuleVisitor for Initialize {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let _ = param.val();
+        }
+    }
+    module.visit(&mut Initialize);
+}
+
 /// Every float parameter of `module` (trainable weights and running statistics), in order.
 pub fn named_params<M: Module>(module: &M) -> Vec<NamedParam> {
     let mut collector = Collector::default();

@@ -77,6 +77,7 @@ pub fn build_model(plan: &Plan, dataset: &Dataset, device: &burn::tensor::Device
         input_size: plan.preprocess.input_size,
         pretrained: plan.model.pretrained.as_ref().and_then(|p| p.files.as_ref()).zip(source.as_deref()),
         freeze: &plan.model.freeze,
+        seed: plan.seed,
     };
     let built = model::build(&request, device)?;
     if let Some(import) = &built.import {

@@ -70,6 +70,7 @@ pub fn build(arch: Arch, dir: &Path, weights: &str, classes: &[String], input: u
         input_size: (input, input),
         pretrained: Some((&files, "fixture")),
         freeze: &[],
+        seed: 0,
     };
     model::build(&request, device).unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
 }
@@ -92,4 +93,30 @@ pub fn logits(model: &Model, pixels: Tensor<4>) -> Vec<f32> {
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// Every float parameter's values, in module order, read back from wherever the model lives.
+pub fn weights(model: &Model) -> Vec<f32> {
+    use burn::module::{ModuleVisitor, Param};
+    #[derive(Default)]
+    struct Values(Vec<f32>);
+    impl ModuleVisitor for Values {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.0.extend(param.val().into_data().convert::<f32>().try_to_vec::<f32>().unwrap());
+        }
+    }
+    let mut values = Values::default();
+    match model {
+        Model::Cvt(m) => m.visit(&mut values),
+        Model::Vit(m) => m.visit(&mut values),
+    }
+    values.0
+}
+
+/// A fresh `arch` (no checkpoint) for `size`-pixel squares and three classes, built on `device`
+/// from `seed`.
+pub fn fresh(arch: Arch, size: u32, seed: u64, device: &Device) -> Model {
+    let classes: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+    let request = Request { arch, options: Options::default(), classes: &classes, input_size: (size, size), pretrained: None, freeze: &[], seed };
+    model::build(&request, device).unwrap_or_else(|e| panic!("{}: {e}", arch.name())).model
 }
