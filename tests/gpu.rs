@@ -14,7 +14,8 @@
 //! `cargo test --release --features gpu --test gpu -- --include-ignored`. What CI runs on lavapipe
 //! is the small ones: a forward and backward pass through the ops the models are made of (linear,
 //! conv, GELU, LayerNorm, BatchNorm, softmax, batched matmul, cross-entropy, AdamW) against flex,
-//! and a fresh model's weights, the same on the GPU as on flex.
+//! a fresh model's weights, the same on the GPU as on flex, and an optimizer state read onto the
+//! GPU and written back unchanged.
 //!
 //! Without any Vulkan/Metal adapter the tests say so and pass, unless `BRASA_REQUIRE_GPU=1`
 //! (CI sets it, having installed lavapipe), which makes a missing adapter a failure.
@@ -165,6 +166,35 @@ fn a_fresh_model_starts_from_the_same_weights_on_the_gpu_as_on_flex() {
         let on_gpu = weights(&fresh(arch, 32, 7, &gpu.clone().autodiff()));
         assert!(on_flex == on_gpu, "{}: max |gpu - flex| = {}", arch.name(), max_abs_diff(&on_gpu, &on_flex));
     }
+}
+
+/// What a run moved between backends resumes from: an optimizer state written on flex, read onto
+/// the GPU and written again from there holds the same step count and moments.
+#[test]
+fn an_optimizer_state_written_on_flex_reads_back_the_same_from_the_gpu() {
+    use brasa::model::Model;
+    use brasa::train::Classifier;
+    use burn::optim::GradientsParams;
+    let Some(gpu) = gpu() else { return };
+    let flex = Device::flex().autodiff();
+    let Model::Cvt(mut model) = fresh(Arch::CvtTiny, 32, 7, &flex) else { unreachable!() };
+    let settings = optim::Settings { beta_1: 0.9, beta_2: 0.999, epsilon: 1e-8, weight_decay: 0.01 };
+    let mut optimizer = optim::AdamW::new(&model, settings, |p| p.hf_decays());
+    flex.seed(3);
+    for _ in 0..2 {
+        let pixels = Tensor::<4>::random([2, 3, 32, 32], burn::tensor::Distribution::Normal(0.0, 1.0), &flex);
+        let loss = model.logits(pixels).square().mean();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optimizer.step(1e-2, model, grads, Some(1.0)).0;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (written, rewritten) = (dir.path().join("flex.bpk"), dir.path().join("gpu.bpk"));
+    optimizer.save(&written).unwrap();
+    let on_gpu = optim::AdamW::new(&model, settings, |p| p.hf_decays()).load(&written, &gpu).unwrap();
+    assert_eq!(on_gpu.time(), 2);
+    on_gpu.save(&rewritten).unwrap();
+    let (a, b) = (std::fs::read(&written).unwrap(), std::fs::read(&rewritten).unwrap());
+    assert!(a == b, "the state read onto the GPU and written again differs ({} vs {} bytes)", a.len(), b.len());
 }
 
 #[test]

@@ -22,7 +22,7 @@
 
 use std::path::Path;
 
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 
@@ -181,19 +181,22 @@ impl AdamW {
         Ok(self)
     }
 
-    /// The state as a module (zeros before the first step, shaped for loading into).
+    /// The state as a module (zeros before the first step, shaped for loading into). Its
+    /// parameter ids are fixed (fresh ones are random), so one state writes the same bytes
+    /// wherever it lives.
     fn record(&self, device: &Device) -> StateRecord {
-        let zeros = |g: &Group| Param::from_tensor(Tensor::zeros([g.len], device));
-        let (first, second) = match &self.moments {
-            Some(moments) => (
-                moments.iter().map(|m| Param::from_tensor(m.first.clone())).collect(),
-                moments.iter().map(|m| Param::from_tensor(m.second.clone())).collect(),
-            ),
-            None => (self.groups.iter().map(zeros).collect(), self.groups.iter().map(zeros).collect()),
+        let param = |id: usize, value: Tensor<1>| Param::initialized(ParamId::from(id as u64), value);
+        let groups = self.groups.len();
+        let (first, second): (Vec<Tensor<1>>, Vec<Tensor<1>>) = match &self.moments {
+            Some(moments) => moments.iter().map(|m| (m.first.clone(), m.second.clone())).unzip(),
+            None => self.groups.iter().map(|g| (Tensor::zeros([g.len], device), Tensor::zeros([g.len], device))).unzip(),
         };
-        // exact up to 2^24 steps
-        let time = Param::from_tensor(Tensor::from_floats([self.time as f32], device));
-        StateRecord { first, second, time }
+        StateRecord {
+            first: first.into_iter().enumerate().map(|(i, t)| param(i, t)).collect(),
+            second: second.into_iter().enumerate().map(|(i, t)| param(groups + i, t)).collect(),
+            // exact up to 2^24 steps
+            time: param(2 * groups, Tensor::from_floats([self.time as f32], device)),
+        }
     }
 }
 
