@@ -14,8 +14,8 @@
 //! `cargo test --release --features gpu --test gpu -- --include-ignored`. What CI runs on lavapipe
 //! is the small ones: a forward and backward pass through the ops the models are made of (linear,
 //! conv, GELU, LayerNorm, BatchNorm, softmax, batched matmul, cross-entropy, AdamW) against flex,
-//! a fresh model's weights, the same on the GPU as on flex, and an optimizer state read onto the
-//! GPU and written back unchanged.
+//! a fresh model's weights, the same on the GPU as on flex, an optimizer state read onto the GPU
+//! and written back unchanged, and cvt-tiny's logits at 16 px (one position in its last stage).
 //!
 //! Without any Vulkan/Metal adapter the tests say so and pass, unless `BRASA_REQUIRE_GPU=1`
 //! (CI sets it, having installed lavapipe), which makes a missing adapter a failure.
@@ -166,6 +166,25 @@ fn a_fresh_model_starts_from_the_same_weights_on_the_gpu_as_on_flex() {
         let on_gpu = weights(&fresh(arch, 32, 7, &gpu.clone().autodiff()));
         assert!(on_flex == on_gpu, "{}: max |gpu - flex| = {}", arch.name(), max_abs_diff(&on_gpu, &on_flex));
     }
+}
+
+/// CvT at 16 px works on a single position in its last stage, where burn's GPU fusion misreads
+/// the swapped view of a 1x1 feature map (see `to_tokens` in src/model/cvt.rs; before it, the
+/// last stage's output was 15.8 off flex's and training went to NaN): the same logits as flex.
+#[test]
+fn cvt_on_a_single_position_gives_flex_logits_on_the_gpu() {
+    use brasa::model::Model;
+    use brasa::train::Classifier;
+    let Some(gpu) = gpu() else { return };
+    let pixels: Vec<f32> = (0..4 * 3 * 16 * 16).map(|i| ((i * 7919 % 113) as f32 / 113.0) - 0.5).collect();
+    let logits = |device: &Device| {
+        let Model::Cvt(model) = fresh(Arch::CvtTiny, 16, 7, device) else { unreachable!() };
+        let pixels = Tensor::<4>::from_data(TensorData::new(pixels.clone(), [4, 3, 16, 16]), device);
+        model.logits(pixels).into_data().convert::<f32>().try_into_vec::<f32>().unwrap()
+    };
+    let gap = max_abs_diff(&logits(&gpu), &logits(&Device::flex()));
+    println!("cvt-tiny at 16 px: max |gpu - flex| = {gap:.2e}");
+    assert!(gap <= TOLERANCE, "{gap}");
 }
 
 /// What a run moved between backends resumes from: an optimizer state written on flex, read onto

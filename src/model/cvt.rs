@@ -156,10 +156,7 @@ impl CvtForImageClassification {
     fn classify(&self, sequence: Tensor<4>, cls_token: Option<Tensor<3>>) -> Tensor<2> {
         let normed = match cls_token {
             Some(cls) => self.layernorm.forward(cls),
-            None => {
-                let [b, c, h, w] = sequence.dims();
-                self.layernorm.forward(sequence.reshape([b, c, h * w]).swap_dims(1, 2))
-            }
+            None => self.layernorm.forward(to_tokens(sequence)),
         };
         let [b, _, c] = normed.dims();
         let pooled = normed.mean_dim(1).reshape([b, c]);
@@ -259,7 +256,7 @@ impl CvtStage {
     ) -> (Tensor<4>, Option<Tensor<3>>) {
         let embedded = self.embedding.forward(pixel_values);
         let [b, c, h, w] = embedded.dims();
-        let mut hidden = embedded.reshape([b, c, h * w]).swap_dims(1, 2);
+        let mut hidden = to_tokens(embedded);
         if let Some(cls) = &self.cls_token {
             hidden = Tensor::cat(vec![cls.val().expand([b, 1, c]), hidden], 1);
         }
@@ -270,7 +267,7 @@ impl CvtStage {
             Some(_) => (Some(hidden.clone().narrow(1, 0, 1)), hidden.narrow(1, 1, h * w)),
             None => (None, hidden),
         };
-        (hidden.swap_dims(1, 2).reshape([b, c, h, w]), cls)
+        (to_map(hidden, h, w), cls)
     }
 }
 
@@ -286,6 +283,23 @@ impl CvtEmbeddings {
     }
 }
 
+/// A feature map `[batch, channels, height, width]` as tokens `[batch, height * width, channels]`.
+///
+/// A single position is a reshape, not a swap of axes: both orders are then the same memory, and
+/// the swapped view's size-1 axis gets a stride that burn 0.22's GPU fusion misreads — a fused
+/// reduction over it (the LayerNorm after the last stage's embedding, on 16-pixel inputs) gave
+/// other values than flex (tests/gpu.rs).
+fn to_tokens(map: Tensor<4>) -> Tensor<3> {
+    let [b, c, h, w] = map.dims();
+    if h * w == 1 { map.reshape([b, 1, c]) } else { map.reshape([b, c, h * w]).swap_dims(1, 2) }
+}
+
+/// Tokens `[batch, height * width, channels]` back as a feature map (see [`to_tokens`]).
+fn to_map(tokens: Tensor<3>, h: usize, w: usize) -> Tensor<4> {
+    let [b, _, c] = tokens.dims();
+    if h * w == 1 { tokens.reshape([b, c, 1, 1]) } else { tokens.swap_dims(1, 2).reshape([b, c, h, w]) }
+}
+
 /// Overlapping patch embedding: a strided convolution, then LayerNorm over channels.
 #[derive(Module, Debug)]
 pub struct CvtConvEmbeddings {
@@ -296,9 +310,8 @@ pub struct CvtConvEmbeddings {
 impl CvtConvEmbeddings {
     fn forward(&self, pixel_values: Tensor<4>) -> Tensor<4> {
         let projected = self.projection.forward(pixel_values);
-        let [b, c, h, w] = projected.dims();
-        let tokens = projected.reshape([b, c, h * w]).swap_dims(1, 2);
-        self.normalization.forward(tokens).swap_dims(1, 2).reshape([b, c, h, w])
+        let [_, _, h, w] = projected.dims();
+        to_map(self.normalization.forward(to_tokens(projected)), h, w)
     }
 }
 
