@@ -8,14 +8,15 @@
 //!   of flex's;
 //! - a run started on flex and killed resumes on the GPU and ends like the flex run.
 //!
-//! Those four compile and autotune hundreds of kernels: seconds on a real GPU, but hours on
-//! lavapipe (each kernel is compiled by LLVM on the CPU, and autotuning compiles several of
-//! each), so they are `#[ignore]`d and run on a machine with a GPU:
-//! `cargo test --release --features gpu --test gpu -- --include-ignored`. What CI runs on lavapipe
-//! is the small ones: a forward and backward pass through the ops the models are made of (linear,
-//! conv, GELU, LayerNorm, BatchNorm, softmax, batched matmul, cross-entropy, AdamW) against flex,
-//! a fresh model's weights, the same on the GPU as on flex, an optimizer state read onto the GPU
-//! and written back unchanged, and cvt-tiny's logits at 16 px (one position in its last stage).
+//! The first three compile and autotune hundreds of kernels: seconds on a real GPU, but tens of
+//! minutes on lavapipe (each kernel is compiled by LLVM on the CPU — up to a minute for a matmul —
+//! and autotuning compiles several of each), so they are `#[ignore]`d and run on a machine with a
+//! GPU: `cargo test --release --features gpu --test gpu -- --include-ignored`. CI runs the rest on
+//! lavapipe: the resume (cvt-tiny at 16 px, about a minute), a forward and backward pass through
+//! the ops the models are made of (linear, conv, GELU, LayerNorm, BatchNorm, softmax, batched
+//! matmul, cross-entropy, AdamW) against flex, a fresh model's weights, the same on the GPU as on
+//! flex, an optimizer state read onto the GPU and written back unchanged, and cvt-tiny's logits at
+//! 16 px (one position in its last stage).
 //!
 //! Without any Vulkan/Metal adapter the tests say so and pass, unless `BRASA_REQUIRE_GPU=1`
 //! (CI sets it, having installed lavapipe), which makes a missing adapter a failure.
@@ -31,7 +32,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use common::brasa::TestDir;
 use common::hf::{self, fixture, fresh, logits, max_abs_diff, read_safetensors, weights};
 use common::spec::TinySpec;
-use common::{csv_header, csv_rows, read_json};
+use common::{csv_header, csv_rows, flex_rng, read_json};
 
 /// Logits and attention maps: GPU against flex.
 const TOLERANCE: f32 = 1e-4;
@@ -98,6 +99,7 @@ impl Block {
 
 #[test]
 fn the_models_ops_forward_and_backward_match_flex_on_the_gpu() {
+    let _rng = flex_rng();
     use burn::module::Module;
     use burn::optim::GradientsParams;
     let Some(gpu) = gpu() else { return };
@@ -160,6 +162,7 @@ fn the_models_ops_forward_and_backward_match_flex_on_the_gpu() {
 /// run from scratch would start elsewhere on each backend.
 #[test]
 fn a_fresh_model_starts_from_the_same_weights_on_the_gpu_as_on_flex() {
+    let _rng = flex_rng();
     let Some(gpu) = gpu() else { return };
     for arch in [Arch::CvtTiny, Arch::VitTiny] {
         let on_flex = weights(&fresh(arch, 32, 7, &Device::flex().autodiff()));
@@ -173,6 +176,7 @@ fn a_fresh_model_starts_from_the_same_weights_on_the_gpu_as_on_flex() {
 /// last stage's output was 15.8 off flex's and training went to NaN): the same logits as flex.
 #[test]
 fn cvt_on_a_single_position_gives_flex_logits_on_the_gpu() {
+    let _rng = flex_rng();
     use brasa::model::Model;
     use brasa::train::Classifier;
     let Some(gpu) = gpu() else { return };
@@ -191,6 +195,7 @@ fn cvt_on_a_single_position_gives_flex_logits_on_the_gpu() {
 /// the GPU and written again from there holds the same step count and moments.
 #[test]
 fn an_optimizer_state_written_on_flex_reads_back_the_same_from_the_gpu() {
+    let _rng = flex_rng();
     use brasa::model::Model;
     use brasa::train::Classifier;
     use burn::optim::GradientsParams;
@@ -306,8 +311,8 @@ fn training_steps_on_the_gpu_follow_flex() {
     }
 }
 
+/// cvt-tiny at 16 px, 3 epochs: about a minute on lavapipe (2 cores), so CI runs it.
 #[test]
-#[ignore = "compiles hundreds of kernels: run on a machine with a GPU (see the file's header)"]
 fn a_run_started_on_flex_resumes_on_the_gpu() {
     if gpu().is_none() {
         return;

@@ -7,6 +7,7 @@ use brasa::model::{Arch, ArchConfig, CvtForImageClassification, Model};
 use brasa::train::Classifier;
 use burn::module::Module;
 use burn::tensor::{Device, Distribution, Tensor};
+use common::flex_rng;
 use common::hf::{fresh, weights};
 
 fn tiny(num_labels: usize, device: &Device) -> CvtForImageClassification {
@@ -18,6 +19,7 @@ fn tiny(num_labels: usize, device: &Device) -> CvtForImageClassification {
 
 #[test]
 fn every_variant_maps_images_to_class_logits() {
+    let _rng = flex_rng();
     let device = Device::flex();
     // transformers' own counts (`sum(p.numel() for p in model.parameters())` of the models
     // bench/torch_bench.py builds: 4 labels): exact for the configurations both define
@@ -53,6 +55,7 @@ fn every_variant_maps_images_to_class_logits() {
 /// (resized) while it is built — and another seed draws others.
 #[test]
 fn fresh_weights_follow_from_the_seed_alone() {
+    let _rng = flex_rng();
     let device = Device::flex().autodiff();
     for (arch, size) in [(Arch::CvtTiny, 32), (Arch::VitTiny, 32)] {
         let first = weights(&fresh(arch, size, 7, &device));
@@ -64,6 +67,7 @@ fn fresh_weights_follow_from_the_seed_alone() {
 
 #[test]
 fn smaller_inputs_and_other_class_counts_work() {
+    let _rng = flex_rng();
     let device = Device::flex();
     let model = tiny(7, &device).valid();
     let logits = model.logits(Tensor::<4>::zeros([3, 3, 16, 16], &device));
@@ -72,6 +76,7 @@ fn smaller_inputs_and_other_class_counts_work() {
 
 #[test]
 fn parameter_names_mirror_hugging_face() {
+    let _rng = flex_rng();
     use burn::module::{ModuleVisitor, Param};
     #[derive(Default)]
     struct Names {
@@ -110,6 +115,7 @@ fn parameter_names_mirror_hugging_face() {
 
 #[test]
 fn checkpoint_round_trip_keeps_weights_and_batchnorm_statistics() {
+    let _rng = flex_rng();
     let device = Device::flex().autodiff();
     let model = tiny(4, &device);
     // a training-mode forward pass moves the BatchNorm running statistics
@@ -129,6 +135,7 @@ fn checkpoint_round_trip_keeps_weights_and_batchnorm_statistics() {
 
 #[test]
 fn hf_weight_decay_spares_biases_and_layer_norms() {
+    let _rng = flex_rng();
     let params = brasa::model::params::named_params(&tiny(4, &Device::flex()));
     let decays = |path: &str| params.iter().find(|p| p.path == path).unwrap_or_else(|| panic!("{path}")).hf_decays();
     assert!(decays("classifier.weight"));

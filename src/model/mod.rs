@@ -235,7 +235,9 @@ pub struct Built {
 /// flex's generator seeded with `request.seed`, all at once and in module order, so a spec and
 /// seed give the same initial weights on every backend (burn's GPU backends draw from other
 /// generators) and nothing that touches a parameter first (resizing ViT position embeddings, the
-/// first forward pass) changes what is drawn. Imported weights are never drawn.
+/// first forward pass) changes what is drawn. Imported weights are never drawn. flex's generator
+/// is global to the process: builds take turns, but other random draws on flex made by other
+/// threads while a model is built would change its weights.
 pub fn build(request: &Request, device: &Device) -> Result<Built> {
     let host = if device.is_autodiff() { Device::flex().autodiff() } else { Device::flex() };
     let Built { model, config, import, notes, frozen } = build_on(request, &host)?;
@@ -283,8 +285,13 @@ fn build_on(request: &Request, device: &Device) -> Result<Built> {
             Model::Vit(m) => pretrained::import(m, &files.weights, Family::Vit, source, replace)?,
         });
     }
-    device.seed(request.seed);
-    model.draw_fresh_parameters();
+    {
+        // flex's generator is the process's: one build draws at a time
+        static DRAWING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _drawing = DRAWING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        device.seed(request.seed);
+        model.draw_fresh_parameters();
+    }
     // ViT position embeddings follow the input size.
     let (model, config) = match (model, config) {
         (Model::Vit(m), ArchConfig::Vit(mut c)) => {

@@ -21,6 +21,13 @@ pub mod spec;
 
 use std::path::{Path, PathBuf};
 
+/// Held by a test while it draws random numbers on flex, whose generator is global to the test
+/// binary's process: tests that seed it and compare what it drew take turns.
+pub fn flex_rng() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A text file's contents (panicking with its path).
 pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
