@@ -26,8 +26,8 @@ mod common;
 use std::path::Path;
 
 use brasa::backend::Backend;
-use brasa::model::{Arch, attention};
-use brasa::train::optim;
+use brasa::model::{Arch, Model, attention};
+use brasa::train::{Classifier, optim};
 use burn::tensor::{Device, Tensor, TensorData};
 use common::brasa::TestDir;
 use common::hf::{self, fixture, fresh, logits, max_abs_diff, read_safetensors, weights};
@@ -177,8 +177,6 @@ fn a_fresh_model_starts_from_the_same_weights_on_the_gpu_as_on_flex() {
 #[test]
 fn cvt_on_a_single_position_gives_flex_logits_on_the_gpu() {
     let _rng = flex_rng();
-    use brasa::model::Model;
-    use brasa::train::Classifier;
     let Some(gpu) = gpu() else { return };
     let pixels: Vec<f32> = (0..4 * 3 * 16 * 16).map(|i| ((i * 7919 % 113) as f32 / 113.0) - 0.5).collect();
     let logits = |device: &Device| {
@@ -196,8 +194,6 @@ fn cvt_on_a_single_position_gives_flex_logits_on_the_gpu() {
 #[test]
 fn an_optimizer_state_written_on_flex_reads_back_the_same_from_the_gpu() {
     let _rng = flex_rng();
-    use brasa::model::Model;
-    use brasa::train::Classifier;
     use burn::optim::GradientsParams;
     let Some(gpu) = gpu() else { return };
     let flex = Device::flex().autodiff();

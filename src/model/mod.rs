@@ -240,9 +240,11 @@ pub struct Built {
 /// threads while a model is built would change its weights.
 pub fn build(request: &Request, device: &Device) -> Result<Built> {
     let host = if device.is_autodiff() { Device::flex().autodiff() } else { Device::flex() };
-    let Built { model, config, import, notes, frozen } = build_on(request, &host)?;
-    let model = if &host == device { model } else { model.fork(device) };
-    Ok(Built { model, config, import, notes, frozen })
+    let mut built = build_on(request, &host)?;
+    if &host != device {
+        built.model = built.model.fork(device);
+    }
+    Ok(built)
 }
 
 fn build_on(request: &Request, device: &Device) -> Result<Built> {
