@@ -3,8 +3,9 @@
 //! kernels a real GPU does, only slowly.
 //!
 //! - the HF parity fixtures' models (transformers' weights) give the same logits and attention
-//!   maps on the GPU as on flex: in CI on a 24- or 16-px crop of their parity pixels; at the fixtures'
-//!   own sizes, and against transformers' logits, on a machine with a GPU (`#[ignore]`d below);
+//!   maps on the GPU as on flex: in CI on a 24- or 16-px crop of their parity pixels (ViT's maps;
+//!   CvT's need 36 px); at the fixtures' own sizes, and against transformers' logits, on a machine
+//!   with a GPU (`#[ignore]`d below);
 //! - six training steps of cvt-tiny and vit-tiny (16 px) give per-step losses within 1e-3
 //!   (relative) of flex's;
 //! - a run started on flex and killed resumes on the GPU and ends like the flex run;
@@ -227,8 +228,10 @@ fn an_optimizer_state_written_on_flex_reads_back_the_same_from_the_gpu() {
 fn hf_fixture_models_give_flex_logits_and_attention_maps_on_the_gpu() {
     let Some(gpu) = gpu() else { return };
     let flex = Device::flex();
-    // cvt-small at 24 px: its last stage (the attention maps') is 2×2; at 16 px it is one position
-    for (name, arch, size) in [("cvt-small", Arch::Cvt13, 24), ("vit-small", Arch::VitTiny, 16)] {
+    // cvt-small at 24 px: its last stage is 2×2 (one position at 16 px), but its attention maps'
+    // keys, strided by 2, are one position until 36 px, so they compare nothing here: CvT's maps
+    // are compared at 64 px by the GPU-only test below.
+    for (name, arch, size, compare_maps) in [("cvt-small", Arch::Cvt13, 24, false), ("vit-small", Arch::VitTiny, 16, true)] {
         let dir = fixture(&format!("hf/{name}"));
         let parity = read_safetensors(&dir.join("parity.safetensors"));
         let pixels = |device: &Device| {
@@ -238,6 +241,11 @@ fn hf_fixture_models_give_flex_logits_and_attention_maps_on_the_gpu() {
         };
         let (on_flex, on_gpu) = (hf::load(arch, &dir, size as u32, &flex), hf::load(arch, &dir, size as u32, &gpu));
         let logit_gap = max_abs_diff(&logits(&on_gpu, pixels(&gpu)), &logits(&on_flex, pixels(&flex)));
+        println!("{name} at {size} px: logits max |gpu - flex| = {logit_gap:.2e}");
+        assert!(logit_gap <= TOLERANCE, "{name} logits: {logit_gap}");
+        if !compare_maps {
+            continue;
+        }
         let maps_flex = attention::attention_maps(&on_flex, pixels(&flex)).unwrap();
         let maps_gpu = attention::attention_maps(&on_gpu, pixels(&gpu)).unwrap();
         assert_eq!(maps_flex.len(), maps_gpu.len());
@@ -247,8 +255,7 @@ fn hf_fixture_models_give_flex_logits_and_attention_maps_on_the_gpu() {
             assert!(a.height * a.width > 1, "{name}: a one-position map compares nothing");
             map_gap = map_gap.max(max_abs_diff(&a.values, &b.values));
         }
-        println!("{name} at {size} px: logits max |gpu - flex| = {logit_gap:.2e}; {} attention maps, max |gpu - flex| = {map_gap:.2e}", maps_gpu.len());
-        assert!(logit_gap <= TOLERANCE, "{name} logits: {logit_gap}");
+        println!("{name} at {size} px: {} attention maps, max |gpu - flex| = {map_gap:.2e}", maps_gpu.len());
         assert!(map_gap <= TOLERANCE, "{name} attention maps: {map_gap}");
     }
 }
