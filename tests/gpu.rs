@@ -221,6 +221,17 @@ fn an_optimizer_state_written_on_flex_reads_back_the_same_from_the_gpu() {
     assert!(a == b, "the state read onto the GPU and written again differs ({} vs {} bytes)", a.len(), b.len());
 }
 
+/// The largest difference between two runs' attention maps, which must be alike in number and shape.
+fn map_gap(flex: &[attention::AttentionMap], gpu: &[attention::AttentionMap]) -> f32 {
+    assert_eq!(flex.len(), gpu.len());
+    let mut worst = 0f32;
+    for (a, b) in flex.iter().zip(gpu) {
+        assert_eq!((a.height, a.width, &a.method), (b.height, b.width, &b.method));
+        worst = worst.max(max_abs_diff(&a.values, &b.values));
+    }
+    worst
+}
+
 /// The HF parity fixtures' models (transformers' weights, as loaded) on a small crop of their
 /// parity pixels: logits and attention maps against flex. Small inputs keep lavapipe's kernels
 /// small, so CI runs this; the fixtures' own sizes, with transformers' logits, run on a GPU below.
@@ -248,13 +259,8 @@ fn hf_fixture_models_give_flex_logits_and_attention_maps_on_the_gpu() {
         }
         let maps_flex = attention::attention_maps(&on_flex, pixels(&flex)).unwrap();
         let maps_gpu = attention::attention_maps(&on_gpu, pixels(&gpu)).unwrap();
-        assert_eq!(maps_flex.len(), maps_gpu.len());
-        let mut map_gap = 0f32;
-        for (a, b) in maps_flex.iter().zip(&maps_gpu) {
-            assert_eq!((a.height, a.width, &a.method), (b.height, b.width, &b.method));
-            assert!(a.height * a.width > 1, "{name}: a one-position map compares nothing");
-            map_gap = map_gap.max(max_abs_diff(&a.values, &b.values));
-        }
+        assert!(maps_flex.iter().all(|m| m.height * m.width > 1), "{name}: a one-position map compares nothing");
+        let map_gap = map_gap(&maps_flex, &maps_gpu);
         println!("{name} at {size} px: {} attention maps, max |gpu - flex| = {map_gap:.2e}", maps_gpu.len());
         assert!(map_gap <= TOLERANCE, "{name} attention maps: {map_gap}");
     }
@@ -293,12 +299,7 @@ fn attention_maps_match_flex_on_the_gpu() {
         let parity = read_safetensors(&dir.join("parity.safetensors"));
         let maps = |device: &Device| attention::attention_maps(&hf::load(arch, &dir, input, device), parity["pixel_values"].tensor(device)).unwrap();
         let (on_flex, on_gpu) = (maps(&flex), maps(&gpu));
-        assert_eq!(on_flex.len(), on_gpu.len());
-        let mut worst = 0f32;
-        for (a, b) in on_flex.iter().zip(&on_gpu) {
-            assert_eq!((a.height, a.width, &a.method), (b.height, b.width, &b.method));
-            worst = worst.max(max_abs_diff(&a.values, &b.values));
-        }
+        let worst = map_gap(&on_flex, &on_gpu);
         println!("{name}: {} maps, max |gpu - flex| = {worst:.2e}", on_gpu.len());
         assert!(worst <= TOLERANCE, "{name}: {worst}");
     }
