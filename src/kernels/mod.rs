@@ -12,6 +12,8 @@
 pub mod attention;
 mod autodiff;
 pub mod batch_norm;
+#[cfg(any(feature = "gpu-backend", feature = "cuda"))]
+mod cube;
 pub mod depthwise;
 mod flex;
 pub mod gelu;
@@ -28,8 +30,9 @@ use burn::nn::conv::Conv2d;
 use burn::tensor::{DType, Tensor};
 
 /// The ops with fused kernels, as a burn backend extension: implemented for flex
-/// ([`flex`]) and for autodiff over flex ([`autodiff`]).
-#[backend_extension(Flex, Autodiff)]
+/// ([`flex`]), autodiff over flex ([`autodiff`]), and — layer norm only — burn's GPU backend
+/// with and without autodiff ([`cube`]).
+#[backend_extension(Flex, Autodiff, Cube: cfg(any(feature = "gpu-backend", feature = "cuda")))]
 pub trait FusedOps: Backend {
     /// GELU, exact (erf) form.
     fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self>;
@@ -69,9 +72,28 @@ pub trait FusedOps: Backend {
 
 /// Whether the fused kernels serve tensors like `x`: f32 on flex, unless `BRASA_KERNELS=burn`.
 fn fused<const D: usize>(x: &Tensor<D>) -> bool {
+    enabled() && x.dtype() == DType::F32 && is_flex(&x.device())
+}
+
+/// Whether brasa's ops are on (`BRASA_KERNELS=burn` turns them off, for comparisons).
+fn enabled() -> bool {
     static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let enabled = *ENABLED.get_or_init(|| std::env::var("BRASA_KERNELS").map(|v| v != "burn").unwrap_or(true));
-    enabled && x.dtype() == DType::F32 && is_flex(&x.device())
+    *ENABLED.get_or_init(|| std::env::var("BRASA_KERNELS").map(|v| v != "burn").unwrap_or(true))
+}
+
+/// Whether brasa's layer norm with its own backward serves `x` on the GPU: f32 under autodiff on
+/// burn's cubecl backend (see [`cube`]); without autodiff burn's op is the same operations.
+fn gpu_training<const D: usize>(x: &Tensor<D>) -> bool {
+    #[cfg(any(feature = "gpu-backend", feature = "cuda"))]
+    {
+        let device = x.device();
+        enabled() && x.dtype() == DType::F32 && device.is_autodiff() && matches!(device.inner().as_dispatch(), DispatchDevice::Cube(_))
+    }
+    #[cfg(not(any(feature = "gpu-backend", feature = "cuda")))]
+    {
+        let _ = x;
+        false
+    }
 }
 
 /// Whether `device` is flex's, with or without autodiff.
@@ -227,7 +249,7 @@ fn batch_norm_tokens_unsynced(norm: &BatchNorm, tokens: Tensor<3>) -> Tensor<3> 
 /// Layer norm over the last axis, as `burn::tensor::module::layer_norm`.
 pub fn layer_norm<const D: usize>(x: Tensor<D>, gamma: Tensor<1>, beta: Option<Tensor<1>>, epsilon: f64) -> Tensor<D> {
     match beta {
-        Some(beta) if fused(&x) => Tensor::from_dispatch(<Dispatch as FusedOps>::fused_layer_norm(
+        Some(beta) if fused(&x) || gpu_training(&x) => Tensor::from_dispatch(<Dispatch as FusedOps>::fused_layer_norm(
             x.into_dispatch(),
             gamma.into_dispatch(),
             beta.into_dispatch(),
