@@ -26,8 +26,12 @@
 //! models give every trainable parameter a gradient). Frozen parameters (not `require_grad`)
 //! and running statistics are left alone.
 //!
-//! The state (both moments per group and the step count) is saved and loaded as a small
-//! burnpack file, laid out by the parameters' order in the model, not by their ids.
+//! A weight-decay class larger than [`GROUP_LIMIT`] values is split into several vectors, as
+//! PyTorch's foreach kernels chunk their lists: GPUs cap the size of one storage buffer.
+//!
+//! The state (both moments and the step count) is saved and loaded as a small burnpack file,
+//! each class's moments back to back in the parameters' order in the model (not by their ids,
+//! without the padding or the split), so it is the same file whatever the vectors look like.
 
 use std::path::Path;
 
@@ -50,6 +54,17 @@ pub struct Settings {
 /// bytes of f32, the largest buffer-offset alignment Vulkan and WebGPU allow a device to ask for).
 const ALIGN: usize = 64;
 
+/// The most values one group vector holds (64 MiB of f32); a weight-decay group with more is
+/// split into several vectors. A GPU backend binds a tensor as one storage buffer, and devices
+/// cap those: WebGPU's default and Mesa's lavapipe at 128 MiB, where ViT-B/16's 85 million
+/// decayed values in one vector failed ("An IO error happened"). A single parameter larger than
+/// this gets a vector of its own.
+const GROUP_LIMIT: usize = 1 << 24;
+
+/// The weight-decay classes, in the order a state file lists them.
+const DECAYED: usize = 0;
+const NOT_DECAYED: usize = 1;
+
 /// One trainable parameter, in the model's visiting order.
 #[derive(Debug, Clone)]
 struct Slot {
@@ -67,10 +82,13 @@ impl Slot {
     }
 }
 
-/// Parameters sharing a weight decay, concatenated in visiting order.
+/// Parameters sharing a weight decay, concatenated in visiting order: all of a class's
+/// parameters, or a run of them up to [`GROUP_LIMIT`] values.
 #[derive(Debug, Clone)]
 struct Group {
     weight_decay: f64,
+    /// [`DECAYED`] or [`NOT_DECAYED`].
+    class: usize,
     /// Values in the group's vector, the padding between parameters included.
     len: usize,
 }
@@ -104,20 +122,37 @@ impl AdamW {
     /// An optimizer for `model`'s trainable parameters; `decays` says which are weight-decayed
     /// (the others get weight decay 0).
     pub fn new<M: Module>(model: &M, settings: Settings, decays: impl Fn(&NamedParam) -> bool) -> Self {
+        Self::with_group_limit(model, settings, decays, GROUP_LIMIT)
+    }
+
+    /// [`AdamW::new`] with group vectors of at most `limit` values (tests split small models).
+    fn with_group_limit<M: Module>(model: &M, settings: Settings, decays: impl Fn(&NamedParam) -> bool, limit: usize) -> Self {
         let named = params::named_params(model);
         let mut shapes = Shapes::default();
         model.visit(&mut shapes);
         assert_eq!(named.len(), shapes.all.len(), "named_params and the visitor see the same parameters");
-        let mut groups = vec![Group { weight_decay: settings.weight_decay, len: 0 }, Group { weight_decay: 0.0, len: 0 }];
+        let mut groups: Vec<Group> = Vec::new();
+        // the group each class is filling
+        let mut open: [Option<usize>; 2] = [None, None];
         let mut slots = Vec::new();
         for (param, (shape, trainable)) in named.iter().zip(shapes.all) {
             if !trainable {
                 continue;
             }
-            let group = if decays(param) { 0 } else { 1 };
+            let class = if decays(param) { DECAYED } else { NOT_DECAYED };
             let len: usize = shape.iter().product();
+            let padded = len.next_multiple_of(ALIGN);
+            let group = match open[class] {
+                Some(g) if groups[g].len + padded <= limit || groups[g].len == 0 => g,
+                _ => {
+                    let weight_decay = if class == DECAYED { settings.weight_decay } else { 0.0 };
+                    groups.push(Group { weight_decay, class, len: 0 });
+                    open[class] = Some(groups.len() - 1);
+                    groups.len() - 1
+                }
+            };
             let offset = groups[group].len;
-            groups[group].len += len.next_multiple_of(ALIGN);
+            groups[group].len += padded;
             slots.push(Slot { shape, len, group, offset });
         }
         Self { settings, slots, groups, moments: None, values: None, time: 0 }
@@ -230,56 +265,77 @@ impl AdamW {
 
     /// Reads a state written by [`AdamW::save`] for the same model, onto `device`.
     pub fn load(mut self, path: &Path, device: &Device) -> std::result::Result<Self, String> {
-        let empty = self.record(device);
+        let empty = self.record(&Device::flex());
         let record = crate::model::load(empty, path)?;
-        let time = record.time.val().into_data().convert::<f32>().try_into_vec::<f32>().map_err(|e| format!("{e:?}"))?;
+        let host = |t: Tensor<1>| t.into_data().convert::<f32>().try_into_vec::<f32>().map_err(|e| format!("{e:?}"));
+        let time = host(record.time.val())?;
         self.time = time.first().map_or(0, |t| *t as usize);
-        self.moments = (self.time > 0).then(|| {
-            let groups = 0..self.groups.len();
-            groups.zip(record.first.iter().zip(&record.second)).map(|(g, (m, v))| Moments { first: self.padded(g, m.val()), second: self.padded(g, v.val()) }).collect()
-        });
+        self.moments = if self.time > 0 {
+            let first = self.unpack(&[host(record.first[DECAYED].val())?, host(record.first[NOT_DECAYED].val())?]);
+            let second = self.unpack(&[host(record.second[DECAYED].val())?, host(record.second[NOT_DECAYED].val())?]);
+            let on_device = |values: Vec<f32>| Tensor::<1>::from_data(burn::tensor::TensorData::new(values.clone(), [values.len()]), device);
+            Some(first.into_iter().zip(second).map(|(m, v)| Moments { first: on_device(m), second: on_device(v) }).collect())
+        } else {
+            None
+        };
         self.values = None;
         Ok(self)
     }
 
-    /// Group `group`'s parameters in visiting order, back to back: how a state file lays out a
-    /// group vector (without the padding, which depends on nothing but [`ALIGN`]).
-    fn packed(&self, group: usize, padded: &Tensor<1>) -> Tensor<1> {
-        let parts: Vec<Tensor<1>> = self.slots.iter().filter(|s| s.group == group).map(|s| padded.clone().slice(s.range())).collect();
-        if parts.is_empty() { Tensor::zeros([0], &padded.device()) } else { Tensor::cat(parts, 0) }
-    }
-
-    /// The inverse of [`AdamW::packed`].
-    fn padded(&self, group: usize, packed: Tensor<1>) -> Tensor<1> {
-        let mut padded = Tensor::zeros([self.groups[group].len], &packed.device());
-        let mut start = 0;
-        for slot in self.slots.iter().filter(|s| s.group == group) {
-            padded = padded.slice_assign(slot.range(), packed.clone().slice(start..start + slot.len));
-            start += slot.len;
+    /// Each class's parameters in visiting order, back to back: how a state file lays out the
+    /// moments (without the padding and the split into groups, which depend only on [`ALIGN`] and
+    /// [`GROUP_LIMIT`]). Assembled on the host: a class can be larger than a device buffer.
+    fn pack(&self, groups: &[Vec<f32>]) -> [Vec<f32>; 2] {
+        let mut packed = [Vec::new(), Vec::new()];
+        for slot in &self.slots {
+            packed[self.groups[slot.group].class].extend_from_slice(&groups[slot.group][slot.range()]);
         }
-        padded
+        packed
     }
 
-    /// Values in group `group`, the padding left out.
-    fn packed_len(&self, group: usize) -> usize {
-        self.slots.iter().filter(|s| s.group == group).map(|s| s.len).sum()
+    /// The inverse of [`AdamW::pack`]: the group vectors, zeros between parameters.
+    fn unpack(&self, packed: &[Vec<f32>; 2]) -> Vec<Vec<f32>> {
+        let mut groups: Vec<Vec<f32>> = self.groups.iter().map(|g| vec![0.0; g.len]).collect();
+        let mut start = [0, 0];
+        for slot in &self.slots {
+            let class = self.groups[slot.group].class;
+            groups[slot.group][slot.range()].copy_from_slice(&packed[class][start[class]..start[class] + slot.len]);
+            start[class] += slot.len;
+        }
+        groups
     }
 
-    /// The state as a module (zeros before the first step, shaped for loading into). Its
-    /// parameter ids are fixed (fresh ones are random), so one state writes the same bytes
-    /// wherever it lives.
+    /// Values in class `class`, the padding left out.
+    fn packed_len(&self, class: usize) -> usize {
+        self.slots.iter().filter(|s| self.groups[s.group].class == class).map(|s| s.len).sum()
+    }
+
+    /// The state as a module on `device` (zeros before the first step, shaped for loading
+    /// into). Its parameter ids are fixed (fresh ones are random), so one state writes the same
+    /// bytes wherever it lives.
     fn record(&self, device: &Device) -> StateRecord {
-        let param = |id: usize, value: Tensor<1>| Param::initialized(ParamId::from(id as u64), value);
-        let groups = self.groups.len();
-        let (first, second): (Vec<Tensor<1>>, Vec<Tensor<1>>) = match &self.moments {
-            Some(moments) => moments.iter().enumerate().map(|(g, m)| (self.packed(g, &m.first), self.packed(g, &m.second))).unzip(),
-            None => (0..groups).map(|g| (Tensor::zeros([self.packed_len(g)], device), Tensor::zeros([self.packed_len(g)], device))).unzip(),
+        let param = |id: usize, value: Vec<f32>| {
+            let len = value.len();
+            Param::initialized(ParamId::from(id as u64), Tensor::from_data(burn::tensor::TensorData::new(value, [len]), device))
         };
+        let host = |t: &Tensor<1>| t.clone().into_data().convert::<f32>().try_into_vec::<f32>().expect("the moments are f32");
+        let (first, second) = match &self.moments {
+            Some(moments) => (
+                self.pack(&moments.iter().map(|m| host(&m.first)).collect::<Vec<_>>()),
+                self.pack(&moments.iter().map(|m| host(&m.second)).collect::<Vec<_>>()),
+            ),
+            None => {
+                let zeros = || [vec![0.0; self.packed_len(DECAYED)], vec![0.0; self.packed_len(NOT_DECAYED)]];
+                (zeros(), zeros())
+            }
+        };
+        let [first_decayed, first_rest] = first;
+        let [second_decayed, second_rest] = second;
         StateRecord {
-            first: first.into_iter().enumerate().map(|(i, t)| param(i, t)).collect(),
-            second: second.into_iter().enumerate().map(|(i, t)| param(groups + i, t)).collect(),
+            first: vec![param(0, first_decayed), param(1, first_rest)],
+            second: vec![param(2, second_decayed), param(3, second_rest)],
             // exact up to 2^24 steps
-            time: param(2 * groups, Tensor::from_floats([self.time as f32], device)),
+            time: param(4, vec![self.time as f32]),
         }
     }
 }
@@ -459,10 +515,13 @@ mod tests {
     #[test]
     fn equals_burns_adamw_after_the_global_clip() {
         let device = Device::flex().autodiff();
-        for max_norm in [None, Some(1.0), Some(1e9)] {
+        // one vector per class, and classes split into vectors of at most 64 values (each of the
+        // six trainable parameters padded to 64: one vector each)
+        for (max_norm, limit) in [(None, GROUP_LIMIT), (Some(1.0), GROUP_LIMIT), (Some(1e9), GROUP_LIMIT), (Some(1.0), 64)] {
             let mut ours = net(&device);
             let mut theirs = ours.clone();
-            let mut flat = AdamW::new(&ours, SETTINGS, decays);
+            let mut flat = AdamW::with_group_limit(&ours, SETTINGS, decays, limit);
+            assert_eq!(flat.groups.len(), if limit == 64 { 6 } else { 2 });
             let mut per_param = reference(&theirs);
             for step in 0..6 {
                 let lr = 1e-2 * (1.0 + step as f64);
@@ -479,7 +538,7 @@ mod tests {
 
                 let norm: f32 = norm.into_scalar();
                 assert!((norm as f64 - reference_norm).abs() <= 1e-5 * reference_norm, "step {step}: norm {norm} vs {reference_norm}");
-                assert_close(&values(&ours), &values(&theirs), &format!("max_norm {max_norm:?}, step {step}"));
+                assert_close(&values(&ours), &values(&theirs), &format!("max_norm {max_norm:?}, limit {limit}, step {step}"));
             }
             assert_eq!(flat.time(), 6);
         }
@@ -537,7 +596,14 @@ mod tests {
         let model = crate::model::load(net(&device), &dir.path().join("model.bpk")).unwrap();
         let mut resumed = AdamW::new(&model, SETTINGS, decays).load(&path, &device.clone().inner()).unwrap();
         assert_eq!(resumed.time(), 2);
-        assert_close(&values(&run(model, &mut resumed, 2..5)), &expected, "resumed");
+        assert_close(&values(&run(model.clone(), &mut resumed, 2..5)), &expected, "resumed");
+
+        // the state file does not depend on how the classes are split into vectors
+        let mut split = AdamW::with_group_limit(&model, SETTINGS, decays, 64).load(&path, &device.clone().inner()).unwrap();
+        assert_close(&values(&run(model.clone(), &mut split, 2..5)), &expected, "resumed with one vector per parameter");
+        let resaved = dir.path().join("resaved.bpk");
+        AdamW::with_group_limit(&model, SETTINGS, decays, 64).load(&path, &device.clone().inner()).unwrap().save(&resaved).unwrap();
+        assert_eq!(std::fs::read(&resaved).unwrap(), std::fs::read(&path).unwrap());
 
         // a state for another model is refused
         let other = Net { last: LinearConfig::new(7, 4).init(&device), ..net(&device) };
