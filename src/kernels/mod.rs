@@ -6,8 +6,10 @@
 //!
 //! The functions here take and return ordinary `Tensor`s. On flex (with or without autodiff) and
 //! f32 they run the fused kernels through a burn backend extension; on any other backend or dtype,
-//! or with `BRASA_KERNELS=burn` in the environment, they call burn's own op, so GPU code paths are
-//! unchanged. This module must never hold model or training logic: it is ops only.
+//! or with `BRASA_KERNELS=burn` in the environment, they call burn's own op — except layer norm
+//! when training on burn's GPU backend, which is one autodiff step with its own backward there,
+//! written with the backend's ops ([`cube`]). This module must never hold model or training
+//! logic: it is ops only.
 
 pub mod attention;
 mod autodiff;
