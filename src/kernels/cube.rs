@@ -122,36 +122,43 @@ fn flex_only(op: &str) -> ! {
     unreachable!("brasa's fused {op} runs on flex only; GPU tensors take burn's op")
 }
 
+/// The [`FusedOps`] methods other than layer norm, for an implementation on the GPU backend.
+macro_rules! flex_only_ops {
+    () => {
+        fn fused_gelu(_: FloatTensor<Self>) -> FloatTensor<Self> {
+            flex_only("GELU")
+        }
+        fn fused_softmax(_: FloatTensor<Self>) -> FloatTensor<Self> {
+            flex_only("softmax")
+        }
+        fn fused_attention(_: FloatTensor<Self>, _: FloatTensor<Self>, _: FloatTensor<Self>, _: usize, _: f64) -> FloatTensor<Self> {
+            flex_only("attention")
+        }
+        fn fused_linear(_: FloatTensor<Self>, _: FloatTensor<Self>, _: FloatTensor<Self>) -> FloatTensor<Self> {
+            flex_only("linear")
+        }
+        fn fused_gelu_linear(_: FloatTensor<Self>, _: FloatTensor<Self>, _: FloatTensor<Self>) -> FloatTensor<Self> {
+            flex_only("GELU + linear")
+        }
+        fn fused_depthwise_tokens(_: FloatTensor<Self>, _: FloatTensor<Self>, _: Geometry) -> FloatTensor<Self> {
+            flex_only("depthwise convolution")
+        }
+        fn fused_batch_norm_train(_: FloatTensor<Self>, _: FloatTensor<Self>, _: FloatTensor<Self>, _: f64) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+            flex_only("batch norm")
+        }
+        fn fused_batch_norm(_: FloatTensor<Self>, _: FloatTensor<Self>, _: FloatTensor<Self>, _: FloatTensor<Self>, _: FloatTensor<Self>, _: f64) -> FloatTensor<Self> {
+            flex_only("batch norm")
+        }
+    };
+}
+
 impl FusedOps for Cube {
     fn fused_layer_norm(x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, epsilon: f64) -> FloatTensor<Self> {
         let (normalized, _, _) = layer_norm_normalized::<Cube>(x, epsilon);
         scale_shift::<Cube>(normalized, gamma, beta)
     }
 
-    fn fused_gelu(_: FloatTensor<Self>) -> FloatTensor<Self> {
-        flex_only("GELU")
-    }
-    fn fused_softmax(_: FloatTensor<Self>) -> FloatTensor<Self> {
-        flex_only("softmax")
-    }
-    fn fused_attention(_: FloatTensor<Self>, _: FloatTensor<Self>, _: FloatTensor<Self>, _: usize, _: f64) -> FloatTensor<Self> {
-        flex_only("attention")
-    }
-    fn fused_linear(_: FloatTensor<Self>, _: FloatTensor<Self>, _: FloatTensor<Self>) -> FloatTensor<Self> {
-        flex_only("linear")
-    }
-    fn fused_gelu_linear(_: FloatTensor<Self>, _: FloatTensor<Self>, _: FloatTensor<Self>) -> FloatTensor<Self> {
-        flex_only("GELU + linear")
-    }
-    fn fused_depthwise_tokens(_: FloatTensor<Self>, _: FloatTensor<Self>, _: Geometry) -> FloatTensor<Self> {
-        flex_only("depthwise convolution")
-    }
-    fn fused_batch_norm_train(_: FloatTensor<Self>, _: FloatTensor<Self>, _: FloatTensor<Self>, _: f64) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        flex_only("batch norm")
-    }
-    fn fused_batch_norm(_: FloatTensor<Self>, _: FloatTensor<Self>, _: FloatTensor<Self>, _: FloatTensor<Self>, _: FloatTensor<Self>, _: f64) -> FloatTensor<Self> {
-        flex_only("batch norm")
-    }
+    flex_only_ops!();
 }
 
 impl<C: CheckpointStrategy> FusedOps for Autodiff<Cube, C> {
@@ -167,30 +174,7 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Cube, C> {
         }
     }
 
-    fn fused_gelu(_: FloatTensor<Self>) -> FloatTensor<Self> {
-        flex_only("GELU")
-    }
-    fn fused_softmax(_: FloatTensor<Self>) -> FloatTensor<Self> {
-        flex_only("softmax")
-    }
-    fn fused_attention(_: FloatTensor<Self>, _: FloatTensor<Self>, _: FloatTensor<Self>, _: usize, _: f64) -> FloatTensor<Self> {
-        flex_only("attention")
-    }
-    fn fused_linear(_: FloatTensor<Self>, _: FloatTensor<Self>, _: FloatTensor<Self>) -> FloatTensor<Self> {
-        flex_only("linear")
-    }
-    fn fused_gelu_linear(_: FloatTensor<Self>, _: FloatTensor<Self>, _: FloatTensor<Self>) -> FloatTensor<Self> {
-        flex_only("GELU + linear")
-    }
-    fn fused_depthwise_tokens(_: FloatTensor<Self>, _: FloatTensor<Self>, _: Geometry) -> FloatTensor<Self> {
-        flex_only("depthwise convolution")
-    }
-    fn fused_batch_norm_train(_: FloatTensor<Self>, _: FloatTensor<Self>, _: FloatTensor<Self>, _: f64) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        flex_only("batch norm")
-    }
-    fn fused_batch_norm(_: FloatTensor<Self>, _: FloatTensor<Self>, _: FloatTensor<Self>, _: FloatTensor<Self>, _: FloatTensor<Self>, _: f64) -> FloatTensor<Self> {
-        flex_only("batch norm")
-    }
+    flex_only_ops!();
 }
 
 #[cfg(test)]
