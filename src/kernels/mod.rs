@@ -28,6 +28,7 @@ mod split;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, DispatchDevice, backend_extension};
 use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
+use burn::tensor::ops::ConvOptions;
 use burn::nn::conv::Conv2d;
 use burn::tensor::{DType, Tensor};
 
@@ -168,6 +169,14 @@ pub fn gelu_linear<const D: usize>(layer: &Linear, input: Tensor<D>) -> Tensor<D
     }
 }
 
+/// The tokens to hand to several [`depthwise_tokens`] of the same input, and the `skip` to give
+/// each: flex's fused convolution reads past the skipped tokens in place, burn's takes them cut
+/// off, and they are cut here once for all (on a GPU each cut is a launch forward and two in the
+/// backward).
+pub fn depthwise_input(tokens: Tensor<3>, grid: [usize; 2], skip: usize) -> (Tensor<3>, usize) {
+    if skip == 0 || fused(&tokens) { (tokens, skip) } else { (tokens.narrow(1, skip, grid[0] * grid[1]), 0) }
+}
+
 /// A depthwise `Conv2d` (a filter per channel) applied to the tokens after the first `skip` of
 /// `tokens` `[batch, skip + height·width, channels]` (the skipped ones, class tokens, are not
 /// part of the map), laid out on `grid` (height, width), as `Conv2d::forward` on the
@@ -192,10 +201,22 @@ pub fn depthwise_tokens(conv: &Conv2d, tokens: Tensor<3>, grid: [usize; 2], skip
             (Tensor::from_dispatch(out), geometry.output)
         }
         _ => {
-            let map = tokens.narrow(1, skip, grid[0] * grid[1]).swap_dims(1, 2).reshape([batch, channels, grid[0], grid[1]]);
-            let map = conv.forward(map);
+            // Channels-last memory seen channels-first, the layout burn's GPU convolutions compute in.
+            let tokens = if skip == 0 { tokens } else { tokens.narrow(1, skip, grid[0] * grid[1]) };
+            let map = tokens.reshape([batch, grid[0], grid[1], channels]).permute([0, 3, 1, 2]);
+            let map = match padding {
+                Some(padding) if depthwise => {
+                    // A depthwise filter `[channels, 1, kh, kw]` seen with a stride of 1 on its size-1
+                    // axis: burn's GPU convolution copies a weight whose input-channel axis has
+                    // another stride, one launch per call, though the axis has a single element.
+                    let weight = conv.weight.val().reshape([out_channels, kh, kw, 1]).permute([0, 3, 1, 2]);
+                    let options = ConvOptions::new(conv.stride, padding, conv.dilation, conv.groups);
+                    burn::tensor::module::conv2d(map, weight, conv.bias.as_ref().map(|bias| bias.val()), options)
+                }
+                _ => conv.forward(map),
+            };
             let [_, out_channels, out_h, out_w] = map.dims();
-            (map.reshape([batch, out_channels, out_h * out_w]).swap_dims(1, 2), [out_h, out_w])
+            (map.permute([0, 2, 3, 1]).reshape([batch, out_h * out_w, out_channels]), [out_h, out_w])
         }
     }
 }

@@ -291,13 +291,13 @@ impl CvtEmbeddings {
 /// other values than flex (tests/gpu.rs).
 fn to_tokens(map: Tensor<4>) -> Tensor<3> {
     let [b, c, h, w] = map.dims();
-    if h * w == 1 { map.reshape([b, 1, c]) } else { map.reshape([b, c, h * w]).swap_dims(1, 2) }
+    if h * w == 1 { map.reshape([b, 1, c]) } else { map.permute([0, 2, 3, 1]).reshape([b, h * w, c]) }
 }
 
 /// Tokens `[batch, height * width, channels]` back as a feature map (see [`to_tokens`]).
 fn to_map(tokens: Tensor<3>, h: usize, w: usize) -> Tensor<4> {
     let [b, _, c] = tokens.dims();
-    if h * w == 1 { tokens.reshape([b, c, 1, 1]) } else { tokens.swap_dims(1, 2).reshape([b, c, h, w]) }
+    if h * w == 1 { tokens.reshape([b, c, 1, 1]) } else { tokens.reshape([b, h, w, c]).permute([0, 3, 1, 2]) }
 }
 
 /// Overlapping patch embedding: a strided convolution, then LayerNorm over channels.
@@ -453,13 +453,14 @@ impl CvtSelfAttention {
     /// Queries, keys and values `[batch, tokens, embed]` (heads side by side), and the key grid.
     fn projections(&self, hidden: Tensor<3>, height: usize, width: usize) -> (Tensor<3>, Tensor<3>, Tensor<3>, [usize; 2]) {
         // HF splits the class token off, convolves the map and puts the token back in front of
-        // each projection; the convolution here reads past it in place (`skip`).
-        let skip = usize::from(self.with_cls_token);
+        // each projection; here it is cut off once for the three convolutions, or read past in
+        // place (`skip`) where the convolution is brasa's.
         let cls_token = self.with_cls_token.then(|| hidden.clone().narrow(1, 0, 1));
         let grid = [height, width];
-        let (mut key, key_grid) = self.convolution_projection_key.forward(hidden.clone(), grid, skip);
-        let (mut query, _) = self.convolution_projection_query.forward(hidden.clone(), grid, skip);
-        let (mut value, _) = self.convolution_projection_value.forward(hidden, grid, skip);
+        let (map, skip) = kernels::depthwise_input(hidden, grid, usize::from(self.with_cls_token));
+        let (mut key, key_grid) = self.convolution_projection_key.forward(map.clone(), grid, skip);
+        let (mut query, _) = self.convolution_projection_query.forward(map.clone(), grid, skip);
+        let (mut value, _) = self.convolution_projection_value.forward(map, grid, skip);
         if let Some(cls) = cls_token {
             query = Tensor::cat(vec![cls.clone(), query], 1);
             key = Tensor::cat(vec![cls.clone(), key], 1);
