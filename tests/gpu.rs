@@ -10,7 +10,8 @@
 //!   (relative) of flex's;
 //! - a run started on flex and killed resumes on the GPU and ends like the flex run;
 //! - the op kinds the models are made of (linear, conv, GELU, LayerNorm, BatchNorm, softmax,
-//!   batched matmul, cross-entropy, AdamW) forward and backward; a fresh model's weights; an
+//!   batched matmul, cross-entropy, AdamW) forward and backward, and CvT's batch norm over tokens
+//!   with its running statistics; a fresh model's weights; an
 //!   optimizer state read onto the GPU and written back unchanged; cvt-tiny's logits at 16 px (one
 //!   position in its last stage).
 //!
@@ -164,6 +165,44 @@ fn the_models_ops_forward_and_backward_match_flex_on_the_gpu() {
 
 /// Fresh weights are drawn on flex and moved: the GPU's own generator would draw others, and a
 /// run from scratch would start elsewhere on each backend.
+/// CvT's batch norm over tokens (channels last) while training — on the GPU brasa's own step with
+/// its own backward: the output, the gradients of the input, γ and β, and the running statistics.
+#[test]
+fn the_token_batch_norm_trains_like_flex_on_the_gpu() {
+    use burn::nn::BatchNormConfig;
+    use burn::tensor::Distribution;
+    let _rng = flex_rng();
+    let Some(gpu) = gpu() else { return };
+    let flex = Device::flex();
+    flex.seed(5);
+    let shape = [3, 10, 6];
+    let values = |t: Tensor<3>| t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap();
+    let x = values(Tensor::<3>::random(shape, Distribution::Normal(0.5, 2.0), &flex));
+    let upstream = values(Tensor::<3>::random(shape, Distribution::Uniform(-1.0, 1.0), &flex));
+    let run = |device: &Device| -> Vec<Vec<f32>> {
+        let device = device.clone().autodiff();
+        let norm = BatchNormConfig::new(6).init(&device);
+        let x = Tensor::<3>::from_data(TensorData::new(x.clone(), shape), &device).require_grad();
+        let y = brasa::kernels::batch_norm_tokens(&norm, x.clone());
+        let grads = (y.clone() * Tensor::<3>::from_data(TensorData::new(upstream.clone(), shape), &device)).sum().backward();
+        let flat = |t: Tensor<1>| t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap();
+        vec![
+            values(y),
+            values(x.grad(&grads).unwrap()),
+            flat(norm.gamma.val().grad(&grads).unwrap()),
+            flat(norm.beta.val().grad(&grads).unwrap()),
+            flat(norm.running_mean.value()),
+            flat(norm.running_var.value()),
+        ]
+    };
+    let (on_flex, on_gpu) = (run(&flex), run(&gpu));
+    for (what, (flex, gpu)) in ["output", "x gradient", "γ gradient", "β gradient", "running mean", "running variance"].iter().zip(on_flex.iter().zip(&on_gpu)) {
+        let gap = max_abs_diff(flex, gpu);
+        println!("token batch norm, {what}: max |gpu - flex| = {gap:.2e}");
+        assert!(gap <= 1e-5, "{what}: {flex:?} vs {gpu:?}");
+    }
+}
+
 #[test]
 fn a_fresh_model_starts_from_the_same_weights_on_the_gpu_as_on_flex() {
     let _rng = flex_rng();

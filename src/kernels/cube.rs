@@ -1,5 +1,6 @@
-//! [`FusedOps`] on burn's GPU backend (cubecl: wgpu, CUDA): layer normalisation as one autodiff
-//! step with its own backward, written with the backend's ops.
+//! [`FusedOps`] on burn's GPU backend (cubecl: wgpu, CUDA): layer normalisation and batch
+//! normalisation (training, over tokens) as autodiff steps with their own backward, written with
+//! the backend's ops.
 //!
 //! burn's `layer_norm` is nine tensor operations, and under autodiff each records its own
 //! backward: about 25 kernel launches per LayerNorm per training step on the GPU (counted with
@@ -11,13 +12,16 @@
 //! Counted on lavapipe (2026-12-05), CvT-13's training step went from 3516 kernel launches to
 //! 2909 (its 30 LayerNorms: about 20 fewer each).
 //!
-//! (CvT's batch norms over tokens were tried the same way: burn's `batch_norm_train` already has
-//! its own backward, and reducing over the token axes in place launched more kernels than its
-//! copies, 2985 against 2909.)
+//! CvT's batch norms normalise each channel over the batch and the tokens, which lie channels
+//! last. burn's `batch_norm_train` takes them channels first and copies them to reduce (twice in
+//! the forward, twice in the backward); here the tokens are a `[rows, channels]` view reduced
+//! over its first axis, one launch per statistic, and the backward is the layer norm's with the
+//! axes exchanged — `dβ = Σ g` and `dγ = Σ g·x̂` over the rows give `dx` too. CvT-13's 39 batch
+//! norms: 2696 → 2414 launches a step (lavapipe, 2026-12-05).
 //!
 //! The other fused ops are flex's alone; the wrappers in [`super`] never send a GPU tensor to them.
 
-use burn::backend::Backend;
+use burn::backend::{AutodiffBackend, Backend};
 use burn::backend::Cube;
 use burn::backend::TensorMetadata;
 use burn::backend::autodiff::Autodiff;
@@ -86,6 +90,64 @@ pub(super) fn layer_norm_backward<B: Backend>(
     (B::float_mul(centered, rstd), d_gamma, d_beta)
 }
 
+/// Batch norm over the rows of `x` `[.., channels]` (channels last): the normalised values, and
+/// each channel's mean, biased variance and 1/√(var + ε) (shaped `[channels]`). The rows are one
+/// axis of a `[rows, channels]` view, which burn reduces in one launch; reducing the token
+/// layout's two leading axes takes two, and burn's `batch_norm_train` on the channels-first view
+/// copies it first.
+pub(super) fn batch_norm_normalized<B: Backend>(
+    x: FloatTensor<B>,
+    epsilon: f64,
+) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    let shape = x.shape();
+    let channels = Shape::from([channels(&shape)]);
+    let rows = B::float_reshape(x, rows_shape(&shape));
+    let mean = B::float_mean_dim(rows.clone(), 0);
+    let centered = B::float_sub(rows, mean.clone());
+    let variance = B::float_mean_dim(B::float_mul(centered.clone(), centered.clone()), 0);
+    let rstd = B::float_recip(B::float_sqrt(B::float_add_scalar(variance.clone(), epsilon.into())));
+    let normalized = B::float_reshape(B::float_mul(centered, rstd.clone()), shape);
+    (normalized, B::float_reshape(mean, channels.clone()), B::float_reshape(variance, channels.clone()), B::float_reshape(rstd, channels))
+}
+
+/// The gradients of batch norm (x's, γ's, β's) for the output gradient `grad`, from the forward's
+/// saved `mean` and `rstd` `[channels]`: `dβ = Σ g`, `dγ = Σ g·x̂` over the rows, and
+/// `dx = γ·rstd·(g − dβ/n − x̂·dγ/n)` for n rows — two reductions and one elementwise pass.
+pub(super) fn batch_norm_backward<B: Backend>(
+    x: FloatTensor<B>,
+    gamma: FloatTensor<B>,
+    mean: FloatTensor<B>,
+    rstd: FloatTensor<B>,
+    grad: FloatTensor<B>,
+) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    let shape = x.shape();
+    let (rows_shape, row) = (rows_shape(&shape), Shape::from([1, channels(&shape)]));
+    let count = rows_shape[0] as f64;
+    let (rows, grad) = (B::float_reshape(x, rows_shape.clone()), B::float_reshape(grad, rows_shape));
+    let rstd = B::float_reshape(rstd, row.clone());
+    let normalized = B::float_mul(B::float_sub(rows, B::float_reshape(mean, row.clone())), rstd.clone());
+    let d_beta = B::float_sum_dim(grad.clone(), 0);
+    let d_gamma = B::float_sum_dim(B::float_mul(grad.clone(), normalized.clone()), 0);
+    let centered = B::float_sub(
+        B::float_sub(grad, B::float_div_scalar(d_beta.clone(), count.into())),
+        B::float_mul(normalized, B::float_div_scalar(d_gamma.clone(), count.into())),
+    );
+    let d_x = B::float_mul(centered, B::float_mul(B::float_reshape(gamma.clone(), row), rstd));
+    let channels = gamma.shape();
+    (B::float_reshape(d_x, shape), B::float_reshape(d_gamma, channels.clone()), B::float_reshape(d_beta, channels))
+}
+
+/// The channels (last axis) of a tensor of `shape`.
+fn channels(shape: &Shape) -> usize {
+    shape.as_slice().last().copied().unwrap_or(1)
+}
+
+/// `[rows, channels]`: every axis but the last folded into the rows.
+fn rows_shape(shape: &Shape) -> Shape {
+    let channels = channels(shape);
+    Shape::from([shape.num_elements() / channels.max(1), channels])
+}
+
 #[derive(Debug, Clone)]
 struct LayerNormState {
     x: FloatTensor<Cube>,
@@ -117,12 +179,44 @@ impl Backward<Cube, 3> for LayerNormBackward {
     }
 }
 
+#[derive(Debug, Clone)]
+struct BatchNormState {
+    x: FloatTensor<Cube>,
+    gamma: FloatTensor<Cube>,
+    mean: FloatTensor<Cube>,
+    rstd: FloatTensor<Cube>,
+}
+
+#[derive(Debug)]
+struct BatchNormBackward;
+
+impl Backward<Cube, 3> for BatchNormBackward {
+    type State = BatchNormState;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_gamma, node_beta] = ops.parents;
+        let grad = grads.consume::<Cube>(&ops.node);
+        let BatchNormState { x, gamma, mean, rstd } = ops.state;
+        let (d_x, d_gamma, d_beta) = batch_norm_backward::<Cube>(x, gamma, mean, rstd, grad);
+        if let Some(node) = node_x {
+            grads.register::<Cube>(node.id, d_x);
+        }
+        if let Some(node) = node_gamma {
+            grads.register::<Cube>(node.id, d_gamma);
+        }
+        if let Some(node) = node_beta {
+            grads.register::<Cube>(node.id, d_beta);
+        }
+    }
+}
+
 /// The fused ops brasa runs only on flex: the wrappers in [`super`] keep GPU tensors away.
 fn flex_only(op: &str) -> ! {
     unreachable!("brasa's fused {op} runs on flex only; GPU tensors take burn's op")
 }
 
-/// The [`FusedOps`] methods other than layer norm, for an implementation on the GPU backend.
+/// The [`FusedOps`] methods other than layer norm and batch norm's training forward, for an
+/// implementation on the GPU backend.
 macro_rules! flex_only_ops {
     () => {
         fn fused_gelu(_: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -143,9 +237,6 @@ macro_rules! flex_only_ops {
         fn fused_depthwise_tokens(_: FloatTensor<Self>, _: FloatTensor<Self>, _: Geometry) -> FloatTensor<Self> {
             flex_only("depthwise convolution")
         }
-        fn fused_batch_norm_train(_: FloatTensor<Self>, _: FloatTensor<Self>, _: FloatTensor<Self>, _: f64) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-            flex_only("batch norm")
-        }
         fn fused_batch_norm(_: FloatTensor<Self>, _: FloatTensor<Self>, _: FloatTensor<Self>, _: FloatTensor<Self>, _: FloatTensor<Self>, _: f64) -> FloatTensor<Self> {
             flex_only("batch norm")
         }
@@ -156,6 +247,11 @@ impl FusedOps for Cube {
     fn fused_layer_norm(x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, epsilon: f64) -> FloatTensor<Self> {
         let (normalized, _, _) = layer_norm_normalized::<Cube>(x, epsilon);
         scale_shift::<Cube>(normalized, gamma, beta)
+    }
+
+    fn fused_batch_norm_train(x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, epsilon: f64) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let (normalized, mean, variance, _) = batch_norm_normalized::<Cube>(x, epsilon);
+        (scale_shift::<Cube>(normalized, gamma, beta), mean, variance)
     }
 
     flex_only_ops!();
@@ -174,13 +270,25 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Cube, C> {
         }
     }
 
+    fn fused_batch_norm_train(x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, epsilon: f64) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let input = x.primitive().clone();
+        let (normalized, mean, variance, rstd) = batch_norm_normalized::<Cube>(input.clone(), epsilon);
+        let output = scale_shift::<Cube>(normalized, gamma.primitive().clone(), beta.primitive().clone());
+        let output = match BatchNormBackward.prepare::<C>([x.node(), gamma.node(), beta.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish(BatchNormState { x: input, gamma: gamma.primitive().clone(), mean: mean.clone(), rstd }, output),
+            OpsKind::UnTracked(prep) => prep.finish(output),
+        };
+        (output, Self::from_inner(mean), Self::from_inner(variance))
+    }
+
     flex_only_ops!();
 }
 
 #[cfg(test)]
 mod tests {
-    //! The backward's formula, run on flex's ops, against burn's `layer_norm` differentiated op by
-    //! op (the GPU path itself is compared with flex in tests/gpu.rs).
+    //! The forwards and backwards, run on flex's ops, against burn's `layer_norm` and
+    //! `batch_norm_train` differentiated op by op (the GPU path itself is compared with flex in
+    //! tests/gpu.rs).
     use burn::backend::Flex;
     use burn::tensor::{Device, Distribution, Tensor, TensorData};
 
@@ -189,6 +297,47 @@ mod tests {
 
     fn data<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         t.into_data().convert::<f32>().try_into_vec().unwrap()
+    }
+
+    #[test]
+    fn batch_norm_matches_burns_batch_norm_train_and_its_gradients() {
+        let plain = Device::flex();
+        plain.seed(12);
+        let (shape, channels) = ([3, 5, 4], 4);
+        let x = Tensor::<3>::random(shape, Distribution::Normal(0.5, 2.0), &plain);
+        let gamma = Tensor::<1>::random([channels], Distribution::Normal(1.0, 0.3), &plain);
+        let beta = Tensor::<1>::random([channels], Distribution::Normal(0.0, 0.3), &plain);
+        let grad = Tensor::<3>::random(shape, Distribution::Normal(0.0, 1.0), &plain);
+        let epsilon = 1e-5;
+
+        // burn's op on the channels-first view of the tokens, differentiated op by op
+        let device = plain.clone().autodiff();
+        let (xv, gv, bv, dv) = (data(x), data(gamma), data(beta), data(grad));
+        let xs = Tensor::<1>::from_data(TensorData::new(xv.clone(), [xv.len()]), &device).require_grad();
+        let gs = Tensor::<1>::from_data(TensorData::new(gv.clone(), [channels]), &device).require_grad();
+        let bs = Tensor::<1>::from_data(TensorData::new(bv.clone(), [channels]), &device).require_grad();
+        let theirs = burn::tensor::module::batch_norm_train(xs.clone().reshape(shape).swap_dims(1, 2), gs.clone(), bs.clone(), epsilon);
+        let y = theirs.output.swap_dims(1, 2);
+        let upstream = Tensor::<3>::from_data(TensorData::new(dv.clone(), shape), &device);
+        let grads = (y.clone() * upstream).sum().backward();
+        let want = [xs.grad(&grads).unwrap(), gs.grad(&grads).unwrap(), bs.grad(&grads).unwrap()].map(|t| data(t));
+
+        let flex = |v: &Vec<f32>, dims: &[usize]| contiguous(tensor(v.clone(), Shape::from(dims.to_vec())));
+        let (normalized, mean, variance, rstd) = batch_norm_normalized::<Flex>(flex(&xv, &shape), epsilon);
+        let output = scale_shift::<Flex>(normalized, flex(&gv, &[channels]), flex(&bv, &[channels]));
+        let close = |what: &str, got: &[f32], want: &[f32], tolerance: f32| {
+            assert_eq!(got.len(), want.len(), "{what}");
+            for (a, b) in got.iter().zip(want) {
+                assert!((a - b).abs() <= tolerance * b.abs().max(1.0), "{what}: {a} vs {b}\n{got:?}\n{want:?}");
+            }
+        };
+        close("output", values(&contiguous(output)), &data(y.inner()), 1e-6);
+        close("mean", values(&contiguous(mean.clone())), &data(theirs.mean.inner()), 1e-6);
+        close("variance", values(&contiguous(variance)), &data(theirs.variance.inner()), 1e-6);
+        let (d_x, d_gamma, d_beta) = batch_norm_backward::<Flex>(flex(&xv, &shape), flex(&gv, &[channels]), mean, rstd, flex(&dv, &shape));
+        for (what, (got, want)) in ["dx", "dgamma", "dbeta"].iter().zip([d_x, d_gamma, d_beta].iter().zip(&want)) {
+            close(what, values(&contiguous(got.clone())), want, 1e-5);
+        }
     }
 
     #[test]

@@ -84,8 +84,9 @@ fn enabled() -> bool {
     *ENABLED.get_or_init(|| std::env::var("BRASA_KERNELS").map(|v| v != "burn").unwrap_or(true))
 }
 
-/// Whether brasa's layer norm with its own backward serves `x` on the GPU: f32 under autodiff on
-/// burn's cubecl backend (see [`cube`]); without autodiff burn's op is the same operations.
+/// Whether brasa's layer norm and training batch norm, each with its own backward, serve `x` on
+/// the GPU: f32 under autodiff on burn's cubecl backend (see [`cube`]); without autodiff burn's
+/// layer norm is the same operations, and its batch norm with given statistics copies nothing.
 fn gpu_training<const D: usize>(x: &Tensor<D>) -> bool {
     #[cfg(any(feature = "gpu-backend", feature = "cuda"))]
     {
@@ -239,11 +240,12 @@ pub fn batch_norm_tokens(norm: &BatchNorm, tokens: Tensor<3>) -> Tensor<3> {
 }
 
 fn batch_norm_tokens_unsynced(norm: &BatchNorm, tokens: Tensor<3>) -> Tensor<3> {
-    if !fused(&tokens) {
+    let training = tokens.device().is_autodiff() && norm.training.is_enabled();
+    if !(fused(&tokens) || training && gpu_training(&tokens)) {
         return norm.forward(tokens.swap_dims(1, 2)).swap_dims(1, 2);
     }
     let device = tokens.device();
-    if device.is_autodiff() && norm.training.is_enabled() {
+    if training {
         let (output, mean, variance) = <Dispatch as FusedOps>::fused_batch_norm_train(
             tokens.into_dispatch(),
             norm.gamma.val().into_dispatch(),
