@@ -11,7 +11,7 @@
 //! - a run started on flex and killed resumes on the GPU and ends like the flex run;
 //! - the op kinds the models are made of (linear, conv, GELU, LayerNorm, BatchNorm, softmax,
 //!   batched matmul, cross-entropy, AdamW) forward and backward, and CvT's batch norm over tokens
-//!   with its running statistics; a fresh model's weights; an
+//!   with its running statistics, and the optimizer's gather; a fresh model's weights; an
 //!   optimizer state read onto the GPU and written back unchanged; cvt-tiny's logits at 16 px (one
 //!   position in its last stage).
 //!
@@ -200,6 +200,51 @@ fn the_token_batch_norm_trains_like_flex_on_the_gpu() {
         let gap = max_abs_diff(flex, gpu);
         println!("token batch norm, {what}: max |gpu - flex| = {gap:.2e}");
         assert!(gap <= 1e-5, "{what}: {flex:?} vs {gpu:?}");
+    }
+}
+
+/// The optimizer's gather on the GPU (`kernels::Pack`, several tensors a launch): tensors of
+/// every rank, transposed and permuted views among them, more than one launch's worth, land at
+/// their offsets in row-major order, the gaps left as they were; on plain and autodiff devices.
+#[test]
+fn packing_tensors_into_a_vector_writes_each_in_row_major_order_on_the_gpu() {
+    let Some(gpu) = gpu() else { return };
+    for device in [gpu.clone(), gpu.clone().autodiff()] {
+        let mut parts: Vec<(Vec<f32>, usize, Box<dyn FnOnce(&mut brasa::kernels::Pack)>)> = Vec::new();
+        let mut offset = 3; // a gap before the first part
+        for i in 0..(2 * brasa::kernels::pack::PARTS + 3) {
+            let base: Vec<f32> = (0..24).map(|j| (100 * i + j) as f32).collect();
+            let (values, put): (Vec<f32>, Box<dyn FnOnce(&mut brasa::kernels::Pack)>) = match i % 4 {
+                0 => {
+                    let t = Tensor::<1>::from_data(TensorData::new(base[..5].to_vec(), [5]), &device);
+                    (t.clone().into_data().try_to_vec::<f32>().unwrap(), Box::new(move |p| p.put(t, offset)))
+                }
+                1 => {
+                    let t = Tensor::<2>::from_data(TensorData::new(base[..12].to_vec(), [4, 3]), &device).swap_dims(0, 1);
+                    (t.clone().into_data().try_to_vec::<f32>().unwrap(), Box::new(move |p| p.put(t, offset)))
+                }
+                2 => {
+                    let t = Tensor::<3>::from_data(TensorData::new(base.clone(), [2, 3, 4]), &device).permute([2, 0, 1]);
+                    (t.clone().into_data().try_to_vec::<f32>().unwrap(), Box::new(move |p| p.put(t, offset)))
+                }
+                _ => {
+                    let t = Tensor::<4>::from_data(TensorData::new(base[..9].to_vec(), [1, 1, 3, 3]), &device);
+                    (t.clone().into_data().try_to_vec::<f32>().unwrap(), Box::new(move |p| p.put(t, offset)))
+                }
+            };
+            let len = values.len();
+            parts.push((values, offset, put));
+            offset += len + i % 3; // gaps of 0, 1 and 2
+        }
+        let total = offset + 2;
+        let mut want = vec![-1f32; total];
+        let mut pack = brasa::kernels::Pack::new(Tensor::<1>::full([total], -1.0, &device));
+        for (values, at, put) in parts {
+            want[at..at + values.len()].copy_from_slice(&values);
+            put(&mut pack);
+        }
+        let got: Vec<f32> = pack.finish().into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(got, want, "on {device:?}");
     }
 }
 

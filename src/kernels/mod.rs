@@ -7,9 +7,10 @@
 //! The functions here take and return ordinary `Tensor`s. On flex (with or without autodiff) and
 //! f32 they run the fused kernels through a burn backend extension; on any other backend or dtype,
 //! or with `BRASA_KERNELS=burn` in the environment, they call burn's own op — except layer norm
-//! when training on burn's GPU backend, which is one autodiff step with its own backward there,
-//! written with the backend's ops ([`cube`]). This module must never hold model or training
-//! logic: it is ops only.
+//! and the batch norm over tokens when training on burn's GPU backend, each one autodiff step
+//! with its own backward there, written with the backend's ops ([`cube`]). [`Pack`] writes many
+//! tensors into one vector (the optimizer's gather), on the GPU with brasa's own kernel
+//! ([`pack`]). This module must never hold model or training logic: it is ops only.
 
 pub mod attention;
 mod autodiff;
@@ -21,6 +22,8 @@ mod flex;
 pub mod gelu;
 pub mod layer_norm;
 pub mod linear;
+#[cfg(any(feature = "gpu-backend", feature = "cuda"))]
+pub mod pack;
 pub mod simd;
 pub mod softmax;
 mod split;
@@ -269,6 +272,84 @@ fn batch_norm_tokens_unsynced(norm: &BatchNorm, tokens: Tensor<3>) -> Tensor<3> 
         norm.running_var.value().to_device(&device).into_dispatch(),
         norm.epsilon,
     ))
+}
+
+/// A vector being filled with tensors at offsets (each row-major, whatever its layout). On burn's
+/// GPU backend the tensors are written [`pack::PARTS`] to a kernel launch ([`pack`]); elsewhere
+/// each is one slice assignment.
+pub struct Pack {
+    /// Always `Some` between calls (taken while a write replaces it).
+    into: Option<Tensor<1>>,
+    /// The tensors waiting for a launch, on burn's GPU backend (where `into` is the inner
+    /// vector of one made on an autodiff device when `autodiff`).
+    #[cfg(any(feature = "gpu-backend", feature = "cuda"))]
+    pending: Option<Vec<(FloatTensor<Dispatch>, usize)>>,
+    #[cfg(any(feature = "gpu-backend", feature = "cuda"))]
+    autodiff: bool,
+}
+
+impl Pack {
+    pub fn new(into: Tensor<1>) -> Self {
+        #[cfg(any(feature = "gpu-backend", feature = "cuda"))]
+        {
+            let device = into.device();
+            let on_autodiff = device.is_autodiff();
+            let batched = enabled() && into.dtype() == DType::F32 && matches!(device.inner().as_dispatch(), DispatchDevice::Cube(_));
+            // the extension has no autodiff implementation: the vector is filled as the inner tensor
+            let autodiff = batched && on_autodiff;
+            let into = if autodiff { into.inner() } else { into };
+            Self { into: Some(into), pending: batched.then(Vec::new), autodiff }
+        }
+        #[cfg(not(any(feature = "gpu-backend", feature = "cuda")))]
+        Self { into: Some(into) }
+    }
+
+    /// Writes `tensor`'s values (off any autodiff graph) from `offset` on.
+    pub fn put<const D: usize>(&mut self, tensor: Tensor<D>, offset: usize) {
+        #[cfg(any(feature = "gpu-backend", feature = "cuda"))]
+        if let Some(pending) = &mut self.pending {
+            let tensor = if tensor.device().is_autodiff() { tensor.inner() } else { tensor };
+            pending.push((tensor.into_dispatch(), offset));
+            if pending.len() == pack::PARTS {
+                self.flush();
+            }
+            return;
+        }
+        let len = tensor.shape().num_elements();
+        let into = self.into.take().expect("the vector");
+        self.into = Some(into.slice_assign(offset..offset + len, tensor.reshape([len])));
+    }
+
+    /// The vector, every tensor written.
+    #[cfg_attr(not(any(feature = "gpu-backend", feature = "cuda")), allow(unused_mut))]
+    pub fn finish(mut self) -> Tensor<1> {
+        #[cfg(any(feature = "gpu-backend", feature = "cuda"))]
+        {
+            self.flush();
+            if self.autodiff {
+                return Tensor::from_inner(self.into.expect("the vector"));
+            }
+        }
+        self.into.expect("the vector")
+    }
+
+    #[cfg(any(feature = "gpu-backend", feature = "cuda"))]
+    fn flush(&mut self) {
+        use pack::PackOps;
+        let Some(pending) = self.pending.as_mut().filter(|p| !p.is_empty()) else { return };
+        let count = pending.len();
+        let mut offsets = [0; pack::PARTS];
+        for (slot, (_, offset)) in offsets.iter_mut().zip(pending.iter()) {
+            *slot = *offset;
+        }
+        // the unused slots name the first part again (not read)
+        let first = pending[0].0.clone();
+        let mut parts = pending.drain(..).map(|(part, _)| part).chain(std::iter::repeat(first));
+        let mut next = || parts.next().expect("parts");
+        let into = self.into.take().expect("the vector");
+        let packed = <Dispatch as PackOps>::pack(into.into_dispatch(), next(), next(), next(), next(), next(), next(), next(), next(), offsets, count);
+        self.into = Some(Tensor::from_dispatch(packed));
+    }
 }
 
 /// Layer norm over the last axis, as `burn::tensor::module::layer_norm`.
