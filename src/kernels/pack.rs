@@ -9,7 +9,9 @@
 
 use burn::backend::cubecl::dtype_to_storage_type;
 use burn::backend::tensor::FloatTensor;
+use burn::backend::ops::FloatTensorOps;
 use burn::backend::{Backend, backend_extension};
+use burn::tensor::{Shape, Slice};
 use burn_cubecl::CubeBackend;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
@@ -96,8 +98,18 @@ impl PackOps for CubeBackend {
         offsets: [usize; PARTS],
         count: usize,
     ) -> CubeTensor {
-        let into = if into.can_mut() && into.is_nonoverlapping() { into } else { into.copy() };
         let parts = [p0, p1, p2, p3, p4, p5, p6, p7];
+        let client = into.client.clone();
+        // the parts, the vector and cubecl's metadata: a device with fewer storage bindings a
+        // kernel (WebGPU's default is 8) takes a slice assignment per part
+        if (client.properties().hardware.max_bindings as usize) < PARTS + 2 {
+            return parts.into_iter().zip(offsets).take(count).fold(into, |into, (part, offset)| {
+                let len = part.meta.num_elements();
+                let flat = CubeBackend::float_reshape(part, Shape::from([len]));
+                CubeBackend::float_slice_assign(into, &[Slice::from(offset..offset + len)], flat)
+            });
+        }
+        let into = if into.can_mut() && into.is_nonoverlapping() { into } else { into.copy() };
         let address = parts.iter().chain([&into]).map(|t| t.required_address_type()).max().unwrap_or_default();
         let mut starts = SequenceArg::<usize>::new();
         let mut offset_arg = SequenceArg::<usize>::new();
@@ -110,7 +122,6 @@ impl PackOps for CubeBackend {
             }
         }
         starts.push(end);
-        let client = into.client.clone();
         let cube_dim = CubeDim::new(&client, end);
         let cube_count = calculate_cube_count_elemwise(&client, end, cube_dim);
         let [p0, p1, p2, p3, p4, p5, p6, p7] = parts.map(|p| -> LinearViewLaunch { p.into_linear_view() });
