@@ -99,6 +99,11 @@ impl PackOps for CubeBackend {
         count: usize,
     ) -> CubeTensor {
         let parts = [p0, p1, p2, p3, p4, p5, p6, p7];
+        let capacity = into.meta.num_elements();
+        for (part, offset) in parts.iter().zip(offsets).take(count) {
+            // the kernel writes unchecked
+            assert!(offset + part.meta.num_elements() <= capacity, "pack: a part of {} values at {offset} overruns a vector of {capacity}", part.meta.num_elements());
+        }
         let client = into.client.clone();
         // the parts, the vector and cubecl's metadata: a device with fewer storage bindings a
         // kernel (WebGPU's default is 8) takes a slice assignment per part
