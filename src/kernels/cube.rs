@@ -148,64 +148,35 @@ fn rows_shape(shape: &Shape) -> Shape {
     Shape::from([shape.num_elements() / channels.max(1), channels])
 }
 
+/// What a normalisation's backward needs: its input, γ, and the statistics the forward kept.
 #[derive(Debug, Clone)]
-struct LayerNormState {
+struct NormState {
     x: FloatTensor<Cube>,
     gamma: FloatTensor<Cube>,
     mean: FloatTensor<Cube>,
     rstd: FloatTensor<Cube>,
 }
 
-#[derive(Debug)]
-struct LayerNormBackward;
+/// The gradients (x's, γ's, β's) of a normalisation from its [`NormState`] and output gradient.
+type NormGradients = fn(FloatTensor<Cube>, FloatTensor<Cube>, FloatTensor<Cube>, FloatTensor<Cube>, FloatTensor<Cube>) -> (FloatTensor<Cube>, FloatTensor<Cube>, FloatTensor<Cube>);
 
-impl Backward<Cube, 3> for LayerNormBackward {
-    type State = LayerNormState;
+/// The autodiff step of a normalisation with parents x, γ and β: [`layer_norm_backward`] or
+/// [`batch_norm_backward`].
+#[derive(Debug)]
+struct NormBackward(NormGradients);
+
+impl Backward<Cube, 3> for NormBackward {
+    type State = NormState;
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_x, node_gamma, node_beta] = ops.parents;
         let grad = grads.consume::<Cube>(&ops.node);
-        let LayerNormState { x, gamma, mean, rstd } = ops.state;
-        let (d_x, d_gamma, d_beta) = layer_norm_backward::<Cube>(x, gamma, mean, rstd, grad);
-        if let Some(node) = node_x {
-            grads.register::<Cube>(node.id, d_x);
-        }
-        if let Some(node) = node_gamma {
-            grads.register::<Cube>(node.id, d_gamma);
-        }
-        if let Some(node) = node_beta {
-            grads.register::<Cube>(node.id, d_beta);
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-struct BatchNormState {
-    x: FloatTensor<Cube>,
-    gamma: FloatTensor<Cube>,
-    mean: FloatTensor<Cube>,
-    rstd: FloatTensor<Cube>,
-}
-
-#[derive(Debug)]
-struct BatchNormBackward;
-
-impl Backward<Cube, 3> for BatchNormBackward {
-    type State = BatchNormState;
-
-    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [node_x, node_gamma, node_beta] = ops.parents;
-        let grad = grads.consume::<Cube>(&ops.node);
-        let BatchNormState { x, gamma, mean, rstd } = ops.state;
-        let (d_x, d_gamma, d_beta) = batch_norm_backward::<Cube>(x, gamma, mean, rstd, grad);
-        if let Some(node) = node_x {
-            grads.register::<Cube>(node.id, d_x);
-        }
-        if let Some(node) = node_gamma {
-            grads.register::<Cube>(node.id, d_gamma);
-        }
-        if let Some(node) = node_beta {
-            grads.register::<Cube>(node.id, d_beta);
+        let NormState { x, gamma, mean, rstd } = ops.state;
+        let (d_x, d_gamma, d_beta) = (self.0)(x, gamma, mean, rstd, grad);
+        for (node, gradient) in [(node_x, d_x), (node_gamma, d_gamma), (node_beta, d_beta)] {
+            if let Some(node) = node {
+                grads.register::<Cube>(node.id, gradient);
+            }
         }
     }
 }
@@ -259,12 +230,12 @@ impl FusedOps for Cube {
 
 impl<C: CheckpointStrategy> FusedOps for Autodiff<Cube, C> {
     fn fused_layer_norm(x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, epsilon: f64) -> FloatTensor<Self> {
-        match LayerNormBackward.prepare::<C>([x.node(), gamma.node(), beta.node()]).compute_bound().stateful() {
+        match NormBackward(layer_norm_backward::<Cube>).prepare::<C>([x.node(), gamma.node(), beta.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let input = x.primitive().clone();
                 let (normalized, mean, rstd) = layer_norm_normalized::<Cube>(input.clone(), epsilon);
                 let output = scale_shift::<Cube>(normalized, gamma.primitive().clone(), beta.primitive().clone());
-                prep.finish(LayerNormState { x: input, gamma: gamma.primitive().clone(), mean, rstd }, output)
+                prep.finish(NormState { x: input, gamma: gamma.primitive().clone(), mean, rstd }, output)
             }
             OpsKind::UnTracked(prep) => prep.finish(Cube::fused_layer_norm(x.into_primitive(), gamma.into_primitive(), beta.into_primitive(), epsilon)),
         }
@@ -274,8 +245,8 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Cube, C> {
         let input = x.primitive().clone();
         let (normalized, mean, variance, rstd) = batch_norm_normalized::<Cube>(input.clone(), epsilon);
         let output = scale_shift::<Cube>(normalized, gamma.primitive().clone(), beta.primitive().clone());
-        let output = match BatchNormBackward.prepare::<C>([x.node(), gamma.node(), beta.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => prep.finish(BatchNormState { x: input, gamma: gamma.primitive().clone(), mean: mean.clone(), rstd }, output),
+        let output = match NormBackward(batch_norm_backward::<Cube>).prepare::<C>([x.node(), gamma.node(), beta.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish(NormState { x: input, gamma: gamma.primitive().clone(), mean: mean.clone(), rstd }, output),
             OpsKind::UnTracked(prep) => prep.finish(output),
         };
         (output, Self::from_inner(mean), Self::from_inner(variance))

@@ -243,11 +243,11 @@ pub fn batch_norm_tokens(norm: &BatchNorm, tokens: Tensor<3>) -> Tensor<3> {
 }
 
 fn batch_norm_tokens_unsynced(norm: &BatchNorm, tokens: Tensor<3>) -> Tensor<3> {
-    let training = tokens.device().is_autodiff() && norm.training.is_enabled();
+    let device = tokens.device();
+    let training = device.is_autodiff() && norm.training.is_enabled();
     if !(fused(&tokens) || training && gpu_training(&tokens)) {
         return norm.forward(tokens.swap_dims(1, 2)).swap_dims(1, 2);
     }
-    let device = tokens.device();
     if training {
         let (output, mean, variance) = <Dispatch as FusedOps>::fused_batch_norm_train(
             tokens.into_dispatch(),

@@ -146,7 +146,7 @@ impl AdamW {
             let len: usize = shape.iter().product();
             let padded = len.next_multiple_of(ALIGN);
             let group = match open[class] {
-                Some(g) if groups[g].len + padded <= limit || groups[g].len == 0 => g,
+                Some(g) if groups[g].len + padded <= limit => g,
                 _ => {
                     let weight_decay = if class == DECAYED { settings.weight_decay } else { 0.0 };
                     groups.push(Group { weight_decay, class, len: 0 });
@@ -270,7 +270,6 @@ impl AdamW {
     pub fn load(mut self, path: &Path, device: &Device) -> std::result::Result<Self, String> {
         let empty = self.record(&Device::flex());
         let record = crate::model::load(empty, path)?;
-        let host = |t: Tensor<1>| t.into_data().convert::<f32>().try_into_vec::<f32>().map_err(|e| format!("{e:?}"));
         let time = host(record.time.val())?;
         self.time = time.first().map_or(0, |t| *t as usize);
         self.moments = if self.time > 0 {
@@ -321,7 +320,7 @@ impl AdamW {
             let len = value.len();
             Param::initialized(ParamId::from(id as u64), Tensor::from_data(burn::tensor::TensorData::new(value, [len]), device))
         };
-        let host = |t: &Tensor<1>| t.clone().into_data().convert::<f32>().try_into_vec::<f32>().expect("the moments are f32");
+        let host = |t: &Tensor<1>| host(t.clone()).expect("the moments are f32");
         let (first, second) = match &self.moments {
             Some(moments) => (
                 self.pack(&moments.iter().map(|m| host(&m.first)).collect::<Vec<_>>()),
@@ -362,6 +361,11 @@ impl ModuleVisitor for Shapes {
         let value = param.val();
         self.all.push((value.dims().to_vec(), value.is_require_grad()));
     }
+}
+
+/// A vector's values on the host, as f32.
+fn host(t: Tensor<1>) -> std::result::Result<Vec<f32>, String> {
+    t.into_data().convert::<f32>().try_into_vec::<f32>().map_err(|e| format!("{e:?}"))
 }
 
 /// One tensor per trainable parameter (its value or its gradient), flattened into its group's
