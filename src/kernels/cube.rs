@@ -112,7 +112,10 @@ pub(super) fn batch_norm_normalized<B: Backend>(
 
 /// The gradients of batch norm (x's, γ's, β's) for the output gradient `grad`, from the forward's
 /// saved `mean` and `rstd` `[channels]`: `dβ = Σ g`, `dγ = Σ g·x̂` over the rows, and
-/// `dx = γ·rstd·(g − dβ/n − x̂·dγ/n)` for n rows — two reductions and one elementwise pass.
+/// `dx = γ·rstd·(n·g − dβ − x̂·dγ)/n` for n rows — two reductions and one elementwise pass, x̂
+/// recomputed in each (burn's fusion joins an expression to the kernel that consumes it but writes
+/// out a value two kernels read) and no operation on `[channels]` alone
+/// (each would be a launch of its own).
 pub(super) fn batch_norm_backward<B: Backend>(
     x: FloatTensor<B>,
     gamma: FloatTensor<B>,
@@ -124,15 +127,16 @@ pub(super) fn batch_norm_backward<B: Backend>(
     let (rows_shape, row) = (rows_shape(&shape), Shape::from([1, channels(&shape)]));
     let count = rows_shape[0] as f64;
     let (rows, grad) = (B::float_reshape(x, rows_shape.clone()), B::float_reshape(grad, rows_shape));
-    let rstd = B::float_reshape(rstd, row.clone());
-    let normalized = B::float_mul(B::float_sub(rows, B::float_reshape(mean, row.clone())), rstd.clone());
+    let (mean, rstd) = (B::float_reshape(mean, row.clone()), B::float_reshape(rstd, row.clone()));
+    let normalized = || B::float_mul(B::float_sub(rows.clone(), mean.clone()), rstd.clone());
+    let d_gamma = B::float_sum_dim(B::float_mul(grad.clone(), normalized()), 0);
     let d_beta = B::float_sum_dim(grad.clone(), 0);
-    let d_gamma = B::float_sum_dim(B::float_mul(grad.clone(), normalized.clone()), 0);
     let centered = B::float_sub(
-        B::float_sub(grad, B::float_div_scalar(d_beta.clone(), count.into())),
-        B::float_mul(normalized, B::float_div_scalar(d_gamma.clone(), count.into())),
+        B::float_sub(B::float_mul_scalar(grad, count.into()), d_beta.clone()),
+        B::float_mul(normalized(), d_gamma.clone()),
     );
-    let d_x = B::float_mul(centered, B::float_mul(B::float_reshape(gamma.clone(), row), rstd));
+    let scaled = B::float_mul(B::float_mul(centered, B::float_reshape(gamma.clone(), row)), rstd);
+    let d_x = B::float_div_scalar(scaled, count.into());
     let channels = gamma.shape();
     (B::float_reshape(d_x, shape), B::float_reshape(d_gamma, channels.clone()), B::float_reshape(d_beta, channels))
 }
