@@ -87,9 +87,10 @@ fn enabled() -> bool {
     *ENABLED.get_or_init(|| std::env::var("BRASA_KERNELS").map(|v| v != "burn").unwrap_or(true))
 }
 
-/// Whether brasa's layer norm and training batch norm, each with its own backward, serve `x` on
-/// the GPU: f32 under autodiff on burn's cubecl backend (see [`cube`]); without autodiff burn's
-/// layer norm is the same operations, and its batch norm with given statistics copies nothing.
+/// Whether brasa's layer norm, training batch norm and attention, each with its own backward,
+/// serve `x` on the GPU: f32 under autodiff on burn's cubecl backend (see [`cube`]); without
+/// autodiff burn's ops are the same forward, and its batch norm with given statistics copies
+/// nothing.
 fn gpu_training<const D: usize>(x: &Tensor<D>) -> bool {
     #[cfg(any(feature = "gpu-backend", feature = "cuda"))]
     {
@@ -128,7 +129,7 @@ pub fn softmax<const D: usize>(x: Tensor<D>, dim: usize) -> Tensor<D> {
 /// laid side by side along the last axis of q `[batch, queries, width]` and k, v
 /// `[batch, keys, width]`; returns `[batch, queries, width]` with the heads merged back.
 pub fn attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize, scale: f64) -> Tensor<3> {
-    if fused(&q) {
+    if fused(&q) || gpu_training(&q) {
         return Tensor::from_dispatch(<Dispatch as FusedOps>::fused_attention(q.into_dispatch(), k.into_dispatch(), v.into_dispatch(), heads, scale));
     }
     let probs = softmax(split_heads(q, heads).matmul(split_heads(k, heads).swap_dims(2, 3)).mul_scalar(scale), 3);
