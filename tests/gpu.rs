@@ -11,9 +11,9 @@
 //! - a run started on flex and killed resumes on the GPU and ends like the flex run;
 //! - the op kinds the models are made of (linear, conv, GELU, LayerNorm, BatchNorm, softmax,
 //!   batched matmul, cross-entropy, AdamW) forward and backward, and CvT's batch norm over tokens
-//!   with its running statistics, and the optimizer's gather; a fresh model's weights; an
-//!   optimizer state read onto the GPU and written back unchanged; cvt-tiny's logits at 16 px (one
-//!   position in its last stage).
+//!   with its running statistics, attention's core with its own backward, and the optimizer's
+//!   gather; a fresh model's weights; an optimizer state read onto the GPU and written back
+//!   unchanged; cvt-tiny's logits at 16 px (one position in its last stage).
 //!
 //! What lavapipe costs: LLVM compiles each kernel on the CPU, and autotuning compiles several
 //! candidates per matmul — cubecl's unit matmul with its smallest tiles takes 20 to 50 s per
@@ -200,6 +200,37 @@ fn the_token_batch_norm_trains_like_flex_on_the_gpu() {
         let gap = max_abs_diff(flex, gpu);
         println!("token batch norm, {what}: max |gpu - flex| = {gap:.2e}");
         assert!(gap <= 1e-5, "{what}: {flex:?} vs {gpu:?}");
+    }
+}
+
+/// Multi-head attention's core while training (brasa's autodiff step on the GPU: heads laid out
+/// once, its own backward): the context and the gradients of q, k and v match flex's, with more
+/// queries than keys, and with a single key.
+#[test]
+fn attention_trains_like_flex_on_the_gpu() {
+    use burn::tensor::Distribution;
+    let _rng = flex_rng();
+    let Some(gpu) = gpu() else { return };
+    let flex = Device::flex();
+    flex.seed(6);
+    for (batch, queries, keys, heads, width) in [(2, 5, 3, 2, 8), (3, 4, 1, 4, 8)] {
+        let values = |t: Tensor<3>| t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap();
+        let random = |tokens: usize| values(Tensor::<3>::random([batch, tokens, width], Distribution::Normal(0.0, 1.0), &flex));
+        let (q, k, v, upstream) = (random(queries), random(keys), random(keys), random(queries));
+        let run = |device: &Device| -> Vec<Vec<f32>> {
+            let device = device.clone().autodiff();
+            let leaf = |v: &Vec<f32>, tokens: usize| Tensor::<3>::from_data(TensorData::new(v.clone(), [batch, tokens, width]), &device).require_grad();
+            let (q, k, v) = (leaf(&q, queries), leaf(&k, keys), leaf(&v, keys));
+            let context = brasa::kernels::attention(q.clone(), k.clone(), v.clone(), heads, 0.3);
+            let grads = (context.clone() * Tensor::<3>::from_data(TensorData::new(upstream.clone(), [batch, queries, width]), &device)).sum().backward();
+            vec![values(context), values(q.grad(&grads).unwrap()), values(k.grad(&grads).unwrap()), values(v.grad(&grads).unwrap())]
+        };
+        let (on_flex, on_gpu) = (run(&flex), run(&gpu));
+        for (what, (flex, gpu)) in ["context", "q gradient", "k gradient", "v gradient"].iter().zip(on_flex.iter().zip(&on_gpu)) {
+            let gap = max_abs_diff(flex, gpu);
+            println!("attention, {keys} keys, {what}: max |gpu - flex| = {gap:.2e}");
+            assert!(gap <= 1e-5, "{keys} keys, {what}: {flex:?} vs {gpu:?}");
+        }
     }
 }
 
