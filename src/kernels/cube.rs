@@ -163,7 +163,7 @@ fn rows_shape(shape: &Shape) -> Shape {
 /// `[batch, tokens, heads·head_dim]` → the heads as `[batch·heads, tokens, head_dim]`, or
 /// transposed (`[batch·heads, head_dim, tokens]`): one copy, which a batched matmul then reads as
 /// it is (burn's matmul copies a head view itself, its batch stride being below its row stride).
-fn heads<B: Backend>(x: FloatTensor<B>, heads: usize, transposed: bool) -> FloatTensor<B> {
+fn to_heads<B: Backend>(x: FloatTensor<B>, heads: usize, transposed: bool) -> FloatTensor<B> {
     let [batch, tokens, width] = dims3::<B>(&x);
     let head_dim = width / heads;
     let split = B::float_reshape(x, Shape::from([batch, tokens, heads, head_dim]));
@@ -171,8 +171,8 @@ fn heads<B: Backend>(x: FloatTensor<B>, heads: usize, transposed: bool) -> Float
     B::float_reshape(B::float_permute(split, &order), Shape::from(shape))
 }
 
-/// [`heads`] undone: `[batch·heads, tokens, head_dim]` → `[batch, tokens, heads·head_dim]` (a copy).
-fn merge<B: Backend>(x: FloatTensor<B>, batch: usize) -> FloatTensor<B> {
+/// [`to_heads`] undone: `[batch·heads, tokens, head_dim]` → `[batch, tokens, heads·head_dim]` (a copy).
+fn from_heads<B: Backend>(x: FloatTensor<B>, batch: usize) -> FloatTensor<B> {
     let [batch_heads, tokens, head_dim] = dims3::<B>(&x);
     let heads = batch_heads / batch;
     let split = B::float_permute(B::float_reshape(x, Shape::from([batch, heads, tokens, head_dim])), &[0, 2, 1, 3]);
@@ -197,12 +197,12 @@ pub(super) fn attention_forward<B: Backend>(
     scale: f64,
 ) -> (FloatTensor<B>, AttentionState<B>) {
     let batch = dims3::<B>(&q)[0];
-    let (q, k_t, v) = (self::heads::<B>(q, heads, false), self::heads::<B>(k, heads, true), self::heads::<B>(v, heads, false));
+    let (q, k_t, v) = (to_heads::<B>(q, heads, false), to_heads::<B>(k, heads, true), to_heads::<B>(v, heads, false));
     let scores = B::float_mul_scalar(B::float_matmul(q.clone(), k_t.clone()), scale.into());
     let shifted = B::float_sub(scores.clone(), B::float_max_dim(scores, 2));
     let exp = B::float_exp(shifted);
     let probs = B::float_div(exp.clone(), B::float_sum_dim(exp, 2));
-    let context = merge::<B>(B::float_matmul(probs.clone(), v.clone()), batch);
+    let context = from_heads::<B>(B::float_matmul(probs.clone(), v.clone()), batch);
     (context, AttentionState { q, k_t, v, probs, batch, scale })
 }
 
@@ -225,14 +225,14 @@ pub(super) struct AttentionState<B: Backend> {
 pub(super) fn attention_backward<B: Backend>(state: AttentionState<B>, grad: FloatTensor<B>) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
     let AttentionState { q, k_t, v, probs, batch, scale } = state;
     let heads = dims3::<B>(&q)[0] / batch;
-    let grad = self::heads::<B>(grad, heads, false);
+    let grad = to_heads::<B>(grad, heads, false);
     let d_v = B::float_matmul(B::float_swap_dims(probs.clone(), 1, 2), grad.clone());
     let d_probs = B::float_matmul(grad, B::float_swap_dims(v, 1, 2));
     let projected = B::float_sum_dim(B::float_mul(d_probs.clone(), probs.clone()), 2);
     let d_scores = B::float_mul_scalar(B::float_mul(probs, B::float_sub(d_probs, projected)), scale.into());
     let d_q = B::float_matmul(d_scores.clone(), B::float_swap_dims(k_t, 1, 2));
     let d_k = B::float_matmul(B::float_swap_dims(d_scores, 1, 2), q);
-    (merge::<B>(d_q, batch), merge::<B>(d_k, batch), merge::<B>(d_v, batch))
+    (from_heads::<B>(d_q, batch), from_heads::<B>(d_k, batch), from_heads::<B>(d_v, batch))
 }
 
 #[derive(Debug)]
