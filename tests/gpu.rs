@@ -195,11 +195,17 @@ fn the_token_batch_norm_trains_like_flex_on_the_gpu() {
             flat(norm.running_var.value()),
         ]
     };
-    let (on_flex, on_gpu) = (run(&flex), run(&gpu));
-    for (what, (flex, gpu)) in ["output", "x gradient", "γ gradient", "β gradient", "running mean", "running variance"].iter().zip(on_flex.iter().zip(&on_gpu)) {
+    let names = ["output", "x gradient", "γ gradient", "β gradient", "running mean", "running variance"];
+    assert_each_near_flex("token batch norm", &names, &run(&flex), &run(&gpu));
+}
+
+/// Each named result of an op on the GPU within 1e-5 of flex's (printed, then asserted).
+fn assert_each_near_flex(op: &str, names: &[&str], on_flex: &[Vec<f32>], on_gpu: &[Vec<f32>]) {
+    assert_eq!((on_flex.len(), on_gpu.len()), (names.len(), names.len()), "{op}: results");
+    for (what, (flex, gpu)) in names.iter().zip(on_flex.iter().zip(on_gpu)) {
         let gap = max_abs_diff(flex, gpu);
-        println!("token batch norm, {what}: max |gpu - flex| = {gap:.2e}");
-        assert!(gap <= 1e-5, "{what}: {flex:?} vs {gpu:?}");
+        println!("{op}, {what}: max |gpu - flex| = {gap:.2e}");
+        assert!(gap <= 1e-5, "{op}, {what}: {flex:?} vs {gpu:?}");
     }
 }
 
@@ -225,12 +231,8 @@ fn attention_trains_like_flex_on_the_gpu() {
             let grads = (context.clone() * Tensor::<3>::from_data(TensorData::new(upstream.clone(), [batch, queries, width]), &device)).sum().backward();
             vec![values(context), values(q.grad(&grads).unwrap()), values(k.grad(&grads).unwrap()), values(v.grad(&grads).unwrap())]
         };
-        let (on_flex, on_gpu) = (run(&flex), run(&gpu));
-        for (what, (flex, gpu)) in ["context", "q gradient", "k gradient", "v gradient"].iter().zip(on_flex.iter().zip(&on_gpu)) {
-            let gap = max_abs_diff(flex, gpu);
-            println!("attention, {keys} keys, {what}: max |gpu - flex| = {gap:.2e}");
-            assert!(gap <= 1e-5, "{keys} keys, {what}: {flex:?} vs {gpu:?}");
-        }
+        let names = ["context", "q gradient", "k gradient", "v gradient"];
+        assert_each_near_flex(&format!("attention, {keys} keys"), &names, &run(&flex), &run(&gpu));
     }
 }
 
