@@ -11,8 +11,8 @@
 //! - a run started on flex and killed resumes on the GPU and ends like the flex run;
 //! - the op kinds the models are made of (linear, conv, GELU, LayerNorm, BatchNorm, softmax,
 //!   batched matmul, cross-entropy, AdamW) forward and backward, and CvT's batch norm over tokens
-//!   with its running statistics, attention's core with its own backward, and the optimizer's
-//!   gather; a fresh model's weights; an optimizer state read onto the GPU and written back
+//!   with its running statistics, attention's core with its own backward, CvT's depthwise
+//!   convolution on tokens (brasa's kernels), and the optimizer's gather; a fresh model's weights; an optimizer state read onto the GPU and written back
 //!   unchanged; cvt-tiny's logits at 16 px (one position in its last stage).
 //!
 //! What lavapipe costs: LLVM compiles each kernel on the CPU, and autotuning compiles several
@@ -197,6 +197,58 @@ fn the_token_batch_norm_trains_like_flex_on_the_gpu() {
     };
     let names = ["output", "x gradient", "γ gradient", "β gradient", "running mean", "running variance"];
     assert_each_near_flex("token batch norm", &names, &run(&flex), &run(&gpu));
+}
+
+/// CvT's depthwise convolution on tokens — on the GPU brasa's kernels, reading past the class
+/// token in place, with their own backward: the output (with and without autodiff) and the
+/// gradients of the tokens (zero on the class token) and of the filters match flex's, strided and
+/// not, padded and not, with channels that do not fill a block of the filter gradient's cube and
+/// more output positions than one of its blocks sums.
+#[test]
+fn the_depthwise_convolution_on_tokens_trains_like_flex_on_the_gpu() {
+    use burn::nn::PaddingConfig2d;
+    use burn::nn::conv::Conv2dConfig;
+    use burn::tensor::Distribution;
+    let _rng = flex_rng();
+    let Some(gpu) = gpu() else { return };
+    let flex = Device::flex();
+    flex.seed(7);
+    for (batch, grid, channels, skip, stride, padding) in [(3, [15, 15], 40, 1, 1, 1), (2, [7, 5], 8, 0, 2, 1), (2, [6, 9], 33, 1, 2, 0)] {
+        let tokens = skip + grid[0] * grid[1];
+        let values = |t: Tensor<3>| t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap();
+        let x = values(Tensor::<3>::random([batch, tokens, channels], Distribution::Normal(0.0, 0.5), &flex));
+        let weight = Tensor::<4>::random([channels, 1, 3, 3], Distribution::Normal(0.0, 0.3), &flex).into_data().convert::<f32>();
+        let out = grid.map(|side| (side + 2 * padding - 3) / stride + 1);
+        let upstream = Tensor::<3>::random([batch, out[0] * out[1], channels], Distribution::Uniform(-0.2, 0.2), &flex).into_data();
+        let run = |device: &Device| -> Vec<Vec<f32>> {
+            let convolve = |device: &Device, x: Tensor<3>| {
+                let mut conv = Conv2dConfig::new([channels, channels], [3, 3])
+                    .with_groups(channels)
+                    .with_bias(false)
+                    .with_stride([stride, stride])
+                    .with_padding(PaddingConfig2d::Explicit(padding, padding, padding, padding))
+                    .init(device);
+                let filters = Tensor::<4>::from_data(weight.clone(), device);
+                conv.weight = burn::module::Param::from_tensor(if device.is_autodiff() { filters.require_grad() } else { filters });
+                let (map, skip) = brasa::kernels::depthwise_input(x, grid, skip);
+                let (y, _) = brasa::kernels::depthwise_tokens(&conv, map, grid, skip);
+                (conv, y)
+            };
+            let plain = values(convolve(device, Tensor::<3>::from_data(TensorData::new(x.clone(), [batch, tokens, channels]), device)).1);
+            let device = device.clone().autodiff();
+            let leaf = Tensor::<3>::from_data(TensorData::new(x.clone(), [batch, tokens, channels]), &device).require_grad();
+            let (conv, y) = convolve(&device, leaf.clone());
+            let grads = (y.clone() * Tensor::<3>::from_data(upstream.clone(), &device)).sum().backward();
+            let d_weight = conv.weight.val().grad(&grads).unwrap().into_data().convert::<f32>().try_into_vec::<f32>().unwrap();
+            vec![values(y), plain, values(leaf.grad(&grads).unwrap()), d_weight]
+        };
+        let names = ["output", "output without autodiff", "tokens' gradient", "filters' gradient"];
+        let (on_flex, on_gpu) = (run(&flex), run(&gpu));
+        let class_token = |d_x: &[f32]| (0..batch).flat_map(|b| (0..skip * channels).map(move |i| b * tokens * channels + i)).map(|i| d_x[i].abs()).fold(0.0f32, f32::max);
+        assert_eq!(class_token(&on_gpu[2]), 0.0, "the class token's gradient");
+        let op = format!("depthwise convolution, {grid:?} grid, {channels} channels, skip {skip}, stride {stride}, padding {padding}");
+        assert_each_near_flex(&op, &names, &on_flex, &on_gpu);
+    }
 }
 
 /// Each named result of an op on the GPU within 1e-5 of flex's (printed, then asserted).

@@ -6,9 +6,11 @@
 //!
 //! The functions here take and return ordinary `Tensor`s. On flex (with or without autodiff) and
 //! f32 they run the fused kernels through a burn backend extension; on any other backend or dtype,
-//! or with `BRASA_KERNELS=burn` in the environment, they call burn's own op — except layer norm
-//! and the batch norm over tokens when training on burn's GPU backend, each one autodiff step
-//! with its own backward there, written with the backend's ops ([`cube`]). [`Pack`] writes many
+//! or with `BRASA_KERNELS=burn` in the environment, they call burn's own op — except layer norm,
+//! the batch norm over tokens and attention's core when training on burn's GPU backend, each one
+//! autodiff step with its own backward there, written with the backend's ops ([`cube`]), and the
+//! depthwise convolution on tokens, kernels of brasa's own on the GPU with or without autodiff
+//! ([`depthwise_gpu`]). [`Pack`] writes many
 //! tensors into one vector (the optimizer's gather), on the GPU with brasa's own kernel
 //! ([`pack`]). This module must never hold model or training logic: it is ops only.
 
@@ -18,6 +20,8 @@ pub mod batch_norm;
 #[cfg(any(feature = "gpu-backend", feature = "cuda"))]
 mod cube;
 pub mod depthwise;
+#[cfg(any(feature = "gpu-backend", feature = "cuda"))]
+mod depthwise_gpu;
 mod flex;
 pub mod gelu;
 pub mod layer_norm;
@@ -104,6 +108,20 @@ fn gpu_training<const D: usize>(x: &Tensor<D>) -> bool {
     }
 }
 
+/// Whether brasa's GPU kernels (the depthwise convolution's) serve `x`: f32 on burn's cubecl
+/// backend, with or without autodiff.
+fn gpu_kernels<const D: usize>(x: &Tensor<D>) -> bool {
+    #[cfg(any(feature = "gpu-backend", feature = "cuda"))]
+    {
+        enabled() && x.dtype() == DType::F32 && matches!(x.device().inner().as_dispatch(), DispatchDevice::Cube(_))
+    }
+    #[cfg(not(any(feature = "gpu-backend", feature = "cuda")))]
+    {
+        let _ = x;
+        false
+    }
+}
+
 /// Whether `device` is flex's, with or without autodiff.
 pub fn is_flex(device: &burn::tensor::Device) -> bool {
     matches!(device.clone().inner().as_dispatch(), DispatchDevice::Flex(_))
@@ -175,19 +193,19 @@ pub fn gelu_linear<const D: usize>(layer: &Linear, input: Tensor<D>) -> Tensor<D
 }
 
 /// The tokens to hand to several [`depthwise_tokens`] of the same input, and the `skip` to give
-/// each: flex's fused convolution reads past the skipped tokens in place, burn's takes them cut
-/// off, and they are cut here once for all (on a GPU each cut is a launch forward and two in the
-/// backward).
+/// each: brasa's convolutions (flex's, the GPU's) read past the skipped tokens in place, burn's
+/// takes them cut off, and they are cut here once for all (a launch forward and two in the
+/// backward on a GPU).
 pub fn depthwise_input(tokens: Tensor<3>, grid: [usize; 2], skip: usize) -> (Tensor<3>, usize) {
-    if skip == 0 || fused(&tokens) { (tokens, skip) } else { (tokens.narrow(1, skip, grid[0] * grid[1]), 0) }
+    if skip == 0 || fused(&tokens) || gpu_kernels(&tokens) { (tokens, skip) } else { (tokens.narrow(1, skip, grid[0] * grid[1]), 0) }
 }
 
 /// A depthwise `Conv2d` (a filter per channel) applied to the tokens after the first `skip` of
 /// `tokens` `[batch, skip + height·width, channels]` (the skipped ones, class tokens, are not
 /// part of the map), laid out on `grid` (height, width), as `Conv2d::forward` on the
-/// channels-first map; returns the output tokens and their grid. Fused on flex when the
-/// convolution has no bias, no dilation and the same padding on both sides of each axis; any other
-/// goes through burn's.
+/// channels-first map; returns the output tokens and their grid. brasa's own (flex's fused one,
+/// the GPU's kernels) when the convolution has no bias, no dilation and the same padding on both
+/// sides of each axis; any other goes through burn's.
 pub fn depthwise_tokens(conv: &Conv2d, tokens: Tensor<3>, grid: [usize; 2], skip: usize) -> (Tensor<3>, [usize; 2]) {
     let [batch, count, channels] = tokens.dims();
     assert_eq!(count, skip + grid[0] * grid[1], "depthwise conv: {count} tokens are not {skip} and a {grid:?} grid");
@@ -200,7 +218,7 @@ pub fn depthwise_tokens(conv: &Conv2d, tokens: Tensor<3>, grid: [usize; 2], skip
     };
     let geometry = padding.and_then(|padding| depthwise::Geometry::new(batch, channels, grid, [kh, kw], conv.stride, padding));
     match geometry {
-        Some(geometry) if depthwise && conv.bias.is_none() && conv.dilation == [1, 1] && fused(&tokens) => {
+        Some(geometry) if depthwise && conv.bias.is_none() && conv.dilation == [1, 1] && (fused(&tokens) || gpu_kernels(&tokens)) => {
             let geometry = geometry.skipping(skip);
             let out = <Dispatch as FusedOps>::fused_depthwise_tokens(tokens.into_dispatch(), conv.weight.val().into_dispatch(), geometry);
             (Tensor::from_dispatch(out), geometry.output)
