@@ -10,9 +10,9 @@
 //! the batch norm over tokens and attention's core when training on burn's GPU backend, each one
 //! autodiff step with its own backward there, written with the backend's ops ([`cube`]), and the
 //! depthwise convolution on tokens, kernels of brasa's own on the GPU with or without autodiff
-//! ([`depthwise_gpu`]). [`Pack`] writes many
-//! tensors into one vector (the optimizer's gather), on the GPU with brasa's own kernel
-//! ([`pack`]). This module must never hold model or training logic: it is ops only.
+//! ([`depthwise_gpu`]). [`Pack`] writes many tensors into one vector (the optimizer's gather), on
+//! the GPU with brasa's own kernel ([`pack`]). This module must never hold model or training
+//! logic: it is ops only.
 
 pub mod attention;
 mod autodiff;
