@@ -59,6 +59,11 @@ fn gpu() -> Option<Device> {
     }
 }
 
+/// A tensor's values as f32.
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap()
+}
+
 /// A tiny conv-attention block: the op kinds CvT and ViT are made of.
 #[derive(burn::module::Module, Debug)]
 struct Block {
@@ -145,7 +150,7 @@ fn the_models_ops_forward_and_backward_match_flex_on_the_gpu() {
             }
         }
         // train mode (batch statistics): the BatchNorm running statistics are shared between clones
-        let logits = block.forward(pixels).into_data().convert::<f32>().try_into_vec::<f32>().unwrap();
+        let logits = values(block.forward(pixels));
         (losses, logits)
     };
     let (flex_losses, flex_logits) = train(&Device::flex(), 0..4, false);
@@ -176,7 +181,6 @@ fn the_token_batch_norm_trains_like_flex_on_the_gpu() {
     let flex = Device::flex();
     flex.seed(5);
     let shape = [3, 10, 6];
-    let values = |t: Tensor<3>| t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap();
     let x = values(Tensor::<3>::random(shape, Distribution::Normal(0.5, 2.0), &flex));
     let upstream = values(Tensor::<3>::random(shape, Distribution::Uniform(-1.0, 1.0), &flex));
     let run = |device: &Device| -> Vec<Vec<f32>> {
@@ -185,14 +189,13 @@ fn the_token_batch_norm_trains_like_flex_on_the_gpu() {
         let x = Tensor::<3>::from_data(TensorData::new(x.clone(), shape), &device).require_grad();
         let y = brasa::kernels::batch_norm_tokens(&norm, x.clone());
         let grads = (y.clone() * Tensor::<3>::from_data(TensorData::new(upstream.clone(), shape), &device)).sum().backward();
-        let flat = |t: Tensor<1>| t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap();
         vec![
             values(y),
             values(x.grad(&grads).unwrap()),
-            flat(norm.gamma.val().grad(&grads).unwrap()),
-            flat(norm.beta.val().grad(&grads).unwrap()),
-            flat(norm.running_mean.value()),
-            flat(norm.running_var.value()),
+            values(norm.gamma.val().grad(&grads).unwrap()),
+            values(norm.beta.val().grad(&grads).unwrap()),
+            values(norm.running_mean.value()),
+            values(norm.running_var.value()),
         ]
     };
     let names = ["output", "x gradient", "γ gradient", "β gradient", "running mean", "running variance"];
@@ -215,7 +218,6 @@ fn the_depthwise_convolution_on_tokens_trains_like_flex_on_the_gpu() {
     flex.seed(7);
     for (batch, grid, channels, skip, stride, padding) in [(3, [15, 15], 40, 1, 1, 1), (2, [7, 5], 8, 0, 2, 1), (2, [6, 9], 33, 1, 2, 0)] {
         let tokens = skip + grid[0] * grid[1];
-        let values = |t: Tensor<3>| t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap();
         let x = values(Tensor::<3>::random([batch, tokens, channels], Distribution::Normal(0.0, 0.5), &flex));
         let weight = Tensor::<4>::random([channels, 1, 3, 3], Distribution::Normal(0.0, 0.3), &flex).into_data().convert::<f32>();
         let out = grid.map(|side| (side + 2 * padding - 3) / stride + 1);
@@ -239,8 +241,7 @@ fn the_depthwise_convolution_on_tokens_trains_like_flex_on_the_gpu() {
             let leaf = Tensor::<3>::from_data(TensorData::new(x.clone(), [batch, tokens, channels]), &device).require_grad();
             let (conv, y) = convolve(&device, leaf.clone());
             let grads = (y.clone() * Tensor::<3>::from_data(upstream.clone(), &device)).sum().backward();
-            let d_weight = conv.weight.val().grad(&grads).unwrap().into_data().convert::<f32>().try_into_vec::<f32>().unwrap();
-            vec![values(y), plain, values(leaf.grad(&grads).unwrap()), d_weight]
+            vec![values(y), plain, values(leaf.grad(&grads).unwrap()), values(conv.weight.val().grad(&grads).unwrap())]
         };
         let names = ["output", "output without autodiff", "tokens' gradient", "filters' gradient"];
         let (on_flex, on_gpu) = (run(&flex), run(&gpu));
@@ -272,7 +273,6 @@ fn attention_trains_like_flex_on_the_gpu() {
     let flex = Device::flex();
     flex.seed(6);
     for (batch, queries, keys, heads, width) in [(2, 5, 3, 2, 8), (3, 4, 1, 4, 8)] {
-        let values = |t: Tensor<3>| t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap();
         let random = |tokens: usize| values(Tensor::<3>::random([batch, tokens, width], Distribution::Normal(0.0, 1.0), &flex));
         let (q, k, v, upstream) = (random(queries), random(keys), random(keys), random(queries));
         let run = |device: &Device| -> Vec<Vec<f32>> {
@@ -355,7 +355,7 @@ fn cvt_on_a_single_position_gives_flex_logits_on_the_gpu() {
     let logits = |device: &Device| {
         let Model::Cvt(model) = fresh(Arch::CvtTiny, 16, 7, device) else { unreachable!() };
         let pixels = Tensor::<4>::from_data(TensorData::new(pixels.clone(), [4, 3, 16, 16]), device);
-        model.logits(pixels).into_data().convert::<f32>().try_into_vec::<f32>().unwrap()
+        values(model.logits(pixels))
     };
     let gap = max_abs_diff(&logits(&gpu), &logits(&Device::flex()));
     println!("cvt-tiny at 16 px: max |gpu - flex| = {gap:.2e}");

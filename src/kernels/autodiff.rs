@@ -1,7 +1,8 @@
 //! [`FusedOps`] under autodiff over flex: each op records one backward step that runs its fused
-//! backward kernel, instead of the chain of primitives burn would record.
+//! backward kernel, instead of the chain of primitives burn would record. The depthwise
+//! convolution's step is generic ([`DepthwiseGradients`]): burn's GPU backend records it too.
 
-use burn::backend::Flex;
+use burn::backend::{Backend, Flex};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -83,30 +84,73 @@ impl Backward<Flex, 3> for LayerNormBackward {
     }
 }
 
+/// A backend's gradients of the depthwise convolution on tokens, for [`DepthwiseBackward`]: flex's
+/// from its CPU kernels ([`depthwise`]), the GPU backend's from brasa's cubecl kernels.
+pub(super) trait DepthwiseGradients: FusedOps {
+    /// The gradient of the input tokens (zero on the skipped ones) for the output's `grad`.
+    fn depthwise_input_gradient(grad: FloatTensor<Self>, weight: FloatTensor<Self>, geometry: Geometry) -> FloatTensor<Self>;
+    /// The gradient of the filters for input `x` and the output's `grad`.
+    fn depthwise_weight_gradient(x: FloatTensor<Self>, grad: FloatTensor<Self>, geometry: Geometry) -> FloatTensor<Self>;
+}
+
+impl DepthwiseGradients for Flex {
+    fn depthwise_input_gradient(grad: FlexTensor, weight: FlexTensor, geometry: Geometry) -> FlexTensor {
+        let (grad, weight) = (contiguous(grad), contiguous(weight));
+        debug_assert_eq!(grad.shape(), depthwise_output_shape(&geometry));
+        let shape = Shape::from([geometry.batch, geometry.skip + geometry.input[0] * geometry.input[1], geometry.channels]);
+        tensor(depthwise::input_grad(&geometry, values(&grad), values(&weight)), shape)
+    }
+
+    fn depthwise_weight_gradient(x: FlexTensor, grad: FlexTensor, geometry: Geometry) -> FlexTensor {
+        let (x, grad) = (contiguous(x), contiguous(grad));
+        let shape = Shape::from([geometry.channels, 1, geometry.kernel[0], geometry.kernel[1]]);
+        tensor(depthwise::weight_grad(&geometry, values(&x), values(&grad)), shape)
+    }
+}
+
+/// What the depthwise convolution's backward reads: its input tokens and filters.
 #[derive(Debug, Clone)]
-struct DepthwiseState {
-    x: FlexTensor,
-    weight: FlexTensor,
+struct DepthwiseState<B: Backend> {
+    x: FloatTensor<B>,
+    weight: FloatTensor<B>,
     geometry: Geometry,
 }
 
+/// The autodiff step of the depthwise convolution on tokens (parents: the tokens, the filters) on
+/// any backend with brasa's kernels for it.
 #[derive(Debug)]
 struct DepthwiseBackward;
 
-impl Backward<Flex, 2> for DepthwiseBackward {
-    type State = DepthwiseState;
+impl<B: DepthwiseGradients> Backward<B, 2> for DepthwiseBackward {
+    type State = DepthwiseState<B>;
 
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_x, node_weight] = ops.parents;
-        let grad = contiguous(grads.consume::<Flex>(&ops.node));
+        let grad = grads.consume::<B>(&ops.node);
         let DepthwiseState { x, weight, geometry } = ops.state;
-        debug_assert_eq!(grad.shape(), depthwise_output_shape(&geometry));
-        if let Some(node) = node_x {
-            grads.register::<Flex>(node.id, tensor(depthwise::input_grad(&geometry, values(&grad), values(&weight)), x.shape()));
-        }
         if let Some(node) = node_weight {
-            grads.register::<Flex>(node.id, tensor(depthwise::weight_grad(&geometry, values(&x), values(&grad)), weight.shape()));
+            grads.register::<B>(node.id, B::depthwise_weight_gradient(x, grad.clone(), geometry));
         }
+        if let Some(node) = node_x {
+            grads.register::<B>(node.id, B::depthwise_input_gradient(grad, weight, geometry));
+        }
+    }
+}
+
+/// The depthwise convolution on tokens under autodiff over `B`: `B`'s forward, recorded as one
+/// [`DepthwiseBackward`] step.
+pub(super) fn depthwise_tokens_autodiff<B: DepthwiseGradients, C: CheckpointStrategy>(
+    x: FloatTensor<Autodiff<B, C>>,
+    weight: FloatTensor<Autodiff<B, C>>,
+    geometry: Geometry,
+) -> FloatTensor<Autodiff<B, C>> {
+    match DepthwiseBackward.prepare::<C>([x.node(), weight.node()]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            let (x, weight) = (x.primitive().clone(), weight.primitive().clone());
+            let output = B::fused_depthwise_tokens(x.clone(), weight.clone(), geometry);
+            prep.finish(DepthwiseState { x, weight, geometry }, output)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(B::fused_depthwise_tokens(x.into_primitive(), weight.into_primitive(), geometry)),
     }
 }
 
@@ -293,14 +337,7 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
     }
 
     fn fused_depthwise_tokens(x: FloatTensor<Self>, weight: FloatTensor<Self>, geometry: Geometry) -> FloatTensor<Self> {
-        match DepthwiseBackward.prepare::<C>([x.node(), weight.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => {
-                let (x, weight) = (contiguous(x.primitive().clone()), contiguous(weight.primitive().clone()));
-                let output = Flex::fused_depthwise_tokens(x.clone(), weight.clone(), geometry);
-                prep.finish(DepthwiseState { x, weight, geometry }, output)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(Flex::fused_depthwise_tokens(x.into_primitive(), weight.into_primitive(), geometry)),
-        }
+        depthwise_tokens_autodiff::<Flex, C>(x, weight, geometry)
     }
 
     fn fused_batch_norm_train(

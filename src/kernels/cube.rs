@@ -46,6 +46,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::tensor::Shape;
 
 use super::FusedOps;
+use super::autodiff::{DepthwiseGradients, depthwise_tokens_autodiff};
 use super::depthwise::Geometry;
 use super::depthwise_gpu::DepthwiseOps;
 
@@ -291,32 +292,13 @@ impl Backward<Cube, 3> for NormBackward {
     }
 }
 
-/// What the depthwise convolution's backward reads: its input tokens and filters.
-#[derive(Debug, Clone)]
-struct DepthwiseState {
-    x: FloatTensor<Cube>,
-    weight: FloatTensor<Cube>,
-    geometry: Geometry,
-}
+impl DepthwiseGradients for Cube {
+    fn depthwise_input_gradient(grad: FloatTensor<Cube>, weight: FloatTensor<Cube>, geometry: Geometry) -> FloatTensor<Cube> {
+        Cube::depthwise_input_grad(grad, weight, geometry)
+    }
 
-/// The autodiff step of the depthwise convolution on tokens (parents: the tokens, the filters),
-/// its gradients from brasa's kernels ([`super::depthwise_gpu`]).
-#[derive(Debug)]
-struct DepthwiseBackward;
-
-impl Backward<Cube, 2> for DepthwiseBackward {
-    type State = DepthwiseState;
-
-    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [node_x, node_weight] = ops.parents;
-        let grad = grads.consume::<Cube>(&ops.node);
-        let DepthwiseState { x, weight, geometry } = ops.state;
-        if let Some(node) = node_weight {
-            grads.register::<Cube>(node.id, Cube::depthwise_weight_grad(x, grad.clone(), geometry));
-        }
-        if let Some(node) = node_x {
-            grads.register::<Cube>(node.id, Cube::depthwise_input_grad(grad, weight, geometry));
-        }
+    fn depthwise_weight_gradient(x: FloatTensor<Cube>, grad: FloatTensor<Cube>, geometry: Geometry) -> FloatTensor<Cube> {
+        Cube::depthwise_weight_grad(x, grad, geometry)
     }
 }
 
@@ -404,14 +386,7 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Cube, C> {
     }
 
     fn fused_depthwise_tokens(x: FloatTensor<Self>, weight: FloatTensor<Self>, geometry: Geometry) -> FloatTensor<Self> {
-        match DepthwiseBackward.prepare::<C>([x.node(), weight.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => {
-                let (x, weight) = (x.primitive().clone(), weight.primitive().clone());
-                let output = Cube::depthwise_forward(x.clone(), weight.clone(), geometry);
-                prep.finish(DepthwiseState { x, weight, geometry }, output)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(Cube::depthwise_forward(x.into_primitive(), weight.into_primitive(), geometry)),
-        }
+        depthwise_tokens_autodiff::<Cube, C>(x, weight, geometry)
     }
 
     flex_only_ops!();

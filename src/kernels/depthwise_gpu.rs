@@ -189,9 +189,19 @@ fn weight_grad_kernel<E: Float>(x: &Tensor<E>, grad: &Tensor<E>, partial: &mut T
     }
 }
 
-/// The `address_type` a launch over `tensors` needs.
-fn address(tensors: &[&CubeTensor]) -> AddressType {
-    tensors.iter().map(|t| t.required_address_type()).max().unwrap_or_default()
+/// How a kernel over `tensors` launches: the `address_type` they need and their element type.
+fn address_and_dtype(tensors: &[&CubeTensor]) -> (AddressType, ElemType) {
+    let address = tensors.iter().map(|t| t.required_address_type()).max().unwrap_or_default();
+    (address, dtype_to_storage_type(tensors[0].dtype))
+}
+
+/// A new tensor of `shape` on `like`'s device, and the cubes that give a thread to each of its values.
+fn per_value_output(like: &CubeTensor, shape: Shape) -> (CubeTensor, CubeCount, CubeDim) {
+    let output = empty_device_dtype(like.client.clone(), like.device.clone(), shape, like.dtype);
+    let count = output.meta.num_elements();
+    let cube_dim = CubeDim::new(&like.client, count);
+    let cube_count = calculate_cube_count_elemwise(&like.client, count, cube_dim);
+    (output, cube_count, cube_dim)
 }
 
 impl DepthwiseOps for CubeBackend {
@@ -199,13 +209,9 @@ impl DepthwiseOps for CubeBackend {
         let (x, weight) = (into_contiguous(x), into_contiguous(weight));
         assert_eq!(x.meta.num_elements(), geometry.input_len(), "depthwise convolution: the input does not match {geometry:?}");
         let shape = Shape::from([geometry.batch, geometry.output[0] * geometry.output[1], geometry.channels]);
-        let output = empty_device_dtype(x.client.clone(), x.device.clone(), shape, x.dtype);
-        let count = output.meta.num_elements();
+        let (output, cube_count, cube_dim) = per_value_output(&x, shape);
+        let (address, dtype) = address_and_dtype(&[&x, &weight, &output]);
         let client = x.client.clone();
-        let cube_dim = CubeDim::new(&client, count);
-        let cube_count = calculate_cube_count_elemwise(&client, count, cube_dim);
-        let address = address(&[&x, &weight, &output]);
-        let dtype = dtype_to_storage_type(x.dtype);
         // SAFETY: every thread past the output's end returns before reading; the others read
         // inside the input and filter, whose sizes the geometry was checked against.
         unsafe {
@@ -218,13 +224,9 @@ impl DepthwiseOps for CubeBackend {
         let (grad, weight) = (into_contiguous(grad), into_contiguous(weight));
         assert_eq!(grad.meta.num_elements(), geometry.output_len(), "depthwise convolution: the gradient does not match {geometry:?}");
         let shape = Shape::from([geometry.batch, geometry.skip + geometry.input[0] * geometry.input[1], geometry.channels]);
-        let dx = empty_device_dtype(grad.client.clone(), grad.device.clone(), shape, grad.dtype);
-        let count = dx.meta.num_elements();
+        let (dx, cube_count, cube_dim) = per_value_output(&grad, shape);
+        let (address, dtype) = address_and_dtype(&[&grad, &weight, &dx]);
         let client = grad.client.clone();
-        let cube_dim = CubeDim::new(&client, count);
-        let cube_count = calculate_cube_count_elemwise(&client, count, cube_dim);
-        let address = address(&[&grad, &weight, &dx]);
-        let dtype = dtype_to_storage_type(grad.dtype);
         // SAFETY: as the forward's, the gradient and filter read where the geometry puts them.
         unsafe {
             input_grad_kernel::launch_unchecked(&client, cube_count, cube_dim, address, grad.into_tensor_arg(), weight.into_tensor_arg(), dx.clone().into_tensor_arg(), grid_args(&geometry), dtype);
@@ -243,8 +245,7 @@ impl DepthwiseOps for CubeBackend {
         let client = x.client.clone();
         let cube_dim = CubeDim::new_2d(CHANNELS as u32, LANES as u32);
         let cube_count = CubeCount::new_3d(geometry.channels.div_ceil(CHANNELS) as u32, taps as u32, blocks as u32);
-        let address = address(&[&x, &grad, &partial]);
-        let dtype = dtype_to_storage_type(x.dtype);
+        let (address, dtype) = address_and_dtype(&[&x, &grad, &partial]);
         // SAFETY: every thread reads and writes inside the tensors the geometry was checked against
         // (channels past the last only take part in the cube's barrier).
         unsafe {
