@@ -11,8 +11,8 @@
 //! - a run started on flex and killed resumes on the GPU and ends like the flex run;
 //! - the op kinds the models are made of (linear, conv, GELU, LayerNorm, BatchNorm, softmax,
 //!   batched matmul, cross-entropy, AdamW) forward and backward, and CvT's batch norm over tokens
-//!   with its running statistics, attention's core with its own backward, CvT's depthwise
-//!   convolution on tokens (brasa's kernels), and the optimizer's gather; a fresh model's weights; an optimizer state read onto the GPU and written back
+//!   with its running statistics, attention's core with its own backward, layer norm and CvT's
+//!   depthwise convolution on tokens (brasa's kernels), and the optimizer's gather; a fresh model's weights; an optimizer state read onto the GPU and written back
 //!   unchanged; cvt-tiny's logits at 16 px (one position in its last stage).
 //!
 //! What lavapipe costs: LLVM compiles each kernel on the CPU, and autotuning compiles several
@@ -200,6 +200,43 @@ fn the_token_batch_norm_trains_like_flex_on_the_gpu() {
     };
     let names = ["output", "x gradient", "γ gradient", "β gradient", "running mean", "running variance"];
     assert_each_near_flex("token batch norm", &names, &run(&flex), &run(&gpu));
+}
+
+/// Layer norm over the last axis — on the GPU brasa's kernels, with or without autodiff: the
+/// output and the gradients of x, γ and β match flex's, for rows narrower and wider than a row's
+/// threads, widths they do not divide, and row counts a cube's rows do not divide.
+#[test]
+fn layer_norm_trains_like_flex_on_the_gpu() {
+    use burn::tensor::Distribution;
+    let _rng = flex_rng();
+    let Some(gpu) = gpu() else { return };
+    let flex = Device::flex();
+    flex.seed(8);
+    for shape in [[3, 5, 8], [2, 7, 200], [4, 50, 64], [1, 1, 33]] {
+        let x = values(Tensor::<3>::random(shape, Distribution::Normal(0.5, 2.0), &flex));
+        let gamma = values(Tensor::<1>::random([shape[2]], Distribution::Normal(1.0, 0.3), &flex));
+        let beta = values(Tensor::<1>::random([shape[2]], Distribution::Normal(0.0, 0.3), &flex));
+        let upstream = values(Tensor::<3>::random(shape, Distribution::Uniform(-1.0, 1.0), &flex));
+        let run = |device: &Device| -> Vec<Vec<f32>> {
+            let normalize = |device: &Device| {
+                let autodiff = device.is_autodiff();
+                let leaf = |v: &Vec<f32>| {
+                    let t = Tensor::<1>::from_data(TensorData::new(v.clone(), [v.len()]), device);
+                    if autodiff { t.require_grad() } else { t }
+                };
+                let (x, gamma, beta) = (leaf(&x), leaf(&gamma), leaf(&beta));
+                let y = brasa::kernels::layer_norm(x.clone().reshape(shape), gamma.clone(), Some(beta.clone()), 1e-5);
+                (y, [x, gamma, beta])
+            };
+            let plain = values(normalize(device).0);
+            let (y, leaves) = normalize(&device.clone().autodiff());
+            let grads = (y.clone() * Tensor::<3>::from_data(TensorData::new(upstream.clone(), shape), &y.device())).sum().backward();
+            let [d_x, d_gamma, d_beta] = leaves.map(|leaf| values(leaf.grad(&grads).unwrap()));
+            vec![values(y), plain, d_x, d_gamma, d_beta]
+        };
+        let names = ["output", "output without autodiff", "x gradient", "γ gradient", "β gradient"];
+        assert_each_near_flex(&format!("layer norm {shape:?}"), &names, &run(&flex), &run(&gpu));
+    }
 }
 
 /// CvT's depthwise convolution on tokens — on the GPU brasa's kernels, reading past the class

@@ -78,7 +78,7 @@ fn grid_args(g: &Geometry) -> GridArgsLaunch {
 
 /// One thread per output value: the filter's taps over the input positions they fall on.
 #[cube(launch_unchecked, address_type = "dynamic")]
-fn forward_kernel<E: Float>(x: &Tensor<E>, weight: &Tensor<E>, output: &mut Tensor<E>, g: GridArgs, #[define(E)] _dtype: ElemType) {
+fn depthwise_kernel<E: Float>(x: &Tensor<E>, weight: &Tensor<E>, output: &mut Tensor<E>, g: GridArgs, #[define(E)] _dtype: ElemType) {
     let pos = ABSOLUTE_POS;
     if pos >= output.len() {
         terminate!();
@@ -112,7 +112,7 @@ fn forward_kernel<E: Float>(x: &Tensor<E>, weight: &Tensor<E>, output: &mut Tens
 /// One thread per input value: the output positions whose taps fall on it, each gradient times
 /// the tap's weight; zero on the skipped tokens.
 #[cube(launch_unchecked, address_type = "dynamic")]
-fn input_grad_kernel<E: Float>(grad: &Tensor<E>, weight: &Tensor<E>, dx: &mut Tensor<E>, g: GridArgs, #[define(E)] _dtype: ElemType) {
+fn depthwise_input_grad_kernel<E: Float>(grad: &Tensor<E>, weight: &Tensor<E>, dx: &mut Tensor<E>, g: GridArgs, #[define(E)] _dtype: ElemType) {
     let pos = ABSOLUTE_POS;
     if pos >= dx.len() {
         terminate!();
@@ -148,7 +148,7 @@ fn input_grad_kernel<E: Float>(grad: &Tensor<E>, weight: &Tensor<E>, dx: &mut Te
 /// `LANES`-th position of the block, the lanes' sums are added in shared memory, and the
 /// block's sum goes to `partial[block, channel, tap]`.
 #[cube(launch_unchecked, address_type = "dynamic")]
-fn weight_grad_kernel<E: Float>(x: &Tensor<E>, grad: &Tensor<E>, partial: &mut Tensor<E>, g: GridArgs, #[define(E)] _dtype: ElemType) {
+fn depthwise_weight_grad_kernel<E: Float>(x: &Tensor<E>, grad: &Tensor<E>, partial: &mut Tensor<E>, g: GridArgs, #[define(E)] _dtype: ElemType) {
     let lane_c = UNIT_POS_X as usize;
     let lane = UNIT_POS_Y as usize;
     let c = CUBE_POS_X as usize * CHANNELS + lane_c;
@@ -190,7 +190,7 @@ fn weight_grad_kernel<E: Float>(x: &Tensor<E>, grad: &Tensor<E>, partial: &mut T
 }
 
 /// How a kernel over `tensors` launches: the `address_type` they need and their element type.
-fn address_and_dtype(tensors: &[&CubeTensor]) -> (AddressType, ElemType) {
+pub(super) fn address_and_dtype(tensors: &[&CubeTensor]) -> (AddressType, ElemType) {
     let address = tensors.iter().map(|t| t.required_address_type()).max().unwrap_or_default();
     (address, dtype_to_storage_type(tensors[0].dtype))
 }
@@ -215,7 +215,7 @@ impl DepthwiseOps for CubeBackend {
         // SAFETY: every thread past the output's end returns before reading; the others read
         // inside the input and filter, whose sizes the geometry was checked against.
         unsafe {
-            forward_kernel::launch_unchecked(&client, cube_count, cube_dim, address, x.into_tensor_arg(), weight.into_tensor_arg(), output.clone().into_tensor_arg(), grid_args(&geometry), dtype);
+            depthwise_kernel::launch_unchecked(&client, cube_count, cube_dim, address, x.into_tensor_arg(), weight.into_tensor_arg(), output.clone().into_tensor_arg(), grid_args(&geometry), dtype);
         }
         output
     }
@@ -229,7 +229,7 @@ impl DepthwiseOps for CubeBackend {
         let client = grad.client.clone();
         // SAFETY: as the forward's, the gradient and filter read where the geometry puts them.
         unsafe {
-            input_grad_kernel::launch_unchecked(&client, cube_count, cube_dim, address, grad.into_tensor_arg(), weight.into_tensor_arg(), dx.clone().into_tensor_arg(), grid_args(&geometry), dtype);
+            depthwise_input_grad_kernel::launch_unchecked(&client, cube_count, cube_dim, address, grad.into_tensor_arg(), weight.into_tensor_arg(), dx.clone().into_tensor_arg(), grid_args(&geometry), dtype);
         }
         dx
     }
@@ -249,7 +249,7 @@ impl DepthwiseOps for CubeBackend {
         // SAFETY: every thread reads and writes inside the tensors the geometry was checked against
         // (channels past the last only take part in the cube's barrier).
         unsafe {
-            weight_grad_kernel::launch_unchecked(&client, cube_count, cube_dim, address, x.into_tensor_arg(), grad.into_tensor_arg(), partial.clone().into_tensor_arg(), grid_args(&geometry), dtype);
+            depthwise_weight_grad_kernel::launch_unchecked(&client, cube_count, cube_dim, address, x.into_tensor_arg(), grad.into_tensor_arg(), partial.clone().into_tensor_arg(), grid_args(&geometry), dtype);
         }
         let summed = if blocks == 1 { partial } else { CubeBackend::float_sum_dim(partial, 0) };
         CubeBackend::float_reshape(summed, Shape::from([geometry.channels, 1, geometry.kernel[0], geometry.kernel[1]]))

@@ -6,11 +6,11 @@
 //!
 //! The functions here take and return ordinary `Tensor`s. On flex (with or without autodiff) and
 //! f32 they run the fused kernels through a burn backend extension; on any other backend or dtype,
-//! or with `BRASA_KERNELS=burn` in the environment, they call burn's own op — except layer norm,
-//! the batch norm over tokens and attention's core when training on burn's GPU backend, each one
-//! autodiff step with its own backward there, written with the backend's ops ([`cube`]), and the
-//! depthwise convolution on tokens, kernels of brasa's own on the GPU with or without autodiff
-//! ([`depthwise_gpu`]). [`Pack`] writes many tensors into one vector (the optimizer's gather), on
+//! or with `BRASA_KERNELS=burn` in the environment, they call burn's own op — except the batch
+//! norm over tokens and attention's core when training on burn's GPU backend, each one autodiff
+//! step with its own backward there, written with the backend's ops ([`cube`]), and layer norm
+//! and the depthwise convolution on tokens, kernels of brasa's own on the GPU with or without
+//! autodiff ([`layer_norm_gpu`], [`depthwise_gpu`]). [`Pack`] writes many tensors into one vector (the optimizer's gather), on
 //! the GPU with brasa's own kernel ([`pack`]). This module must never hold model or training
 //! logic: it is ops only.
 
@@ -25,6 +25,8 @@ mod depthwise_gpu;
 mod flex;
 pub mod gelu;
 pub mod layer_norm;
+#[cfg(any(feature = "gpu-backend", feature = "cuda"))]
+mod layer_norm_gpu;
 pub mod linear;
 #[cfg(any(feature = "gpu-backend", feature = "cuda"))]
 pub mod pack;
@@ -40,8 +42,9 @@ use burn::nn::conv::Conv2d;
 use burn::tensor::{DType, Tensor};
 
 /// The ops with fused kernels, as a burn backend extension: implemented for flex
-/// ([`flex`]), autodiff over flex ([`autodiff`]), and — layer norm only — burn's GPU backend
-/// with and without autodiff ([`cube`]).
+/// ([`flex`]), autodiff over flex ([`autodiff`]), and — layer norm, attention, batch norm's
+/// training forward and the depthwise convolution — burn's GPU backend with and without autodiff
+/// ([`cube`]).
 #[backend_extension(Flex, Autodiff, Cube: cfg(any(feature = "gpu-backend", feature = "cuda")))]
 pub trait FusedOps: Backend {
     /// GELU, exact (erf) form.
@@ -91,10 +94,9 @@ fn enabled() -> bool {
     *ENABLED.get_or_init(|| std::env::var("BRASA_KERNELS").map(|v| v != "burn").unwrap_or(true))
 }
 
-/// Whether brasa's layer norm, training batch norm and attention, each with its own backward,
-/// serve `x` on the GPU: f32 under autodiff on burn's cubecl backend (see [`cube`]); without
-/// autodiff burn's ops are the same forward, and its batch norm with given statistics copies
-/// nothing.
+/// Whether brasa's training batch norm and attention, each with its own backward, serve `x` on
+/// the GPU: f32 under autodiff on burn's cubecl backend (see [`cube`]); without autodiff burn's
+/// ops are the same forward, and its batch norm with given statistics copies nothing.
 fn gpu_training<const D: usize>(x: &Tensor<D>) -> bool {
     #[cfg(any(feature = "gpu-backend", feature = "cuda"))]
     {
@@ -108,8 +110,8 @@ fn gpu_training<const D: usize>(x: &Tensor<D>) -> bool {
     }
 }
 
-/// Whether brasa's GPU kernels (the depthwise convolution's) serve `x`: f32 on burn's cubecl
-/// backend, with or without autodiff.
+/// Whether brasa's GPU kernels (layer norm's and the depthwise convolution's) serve `x`: f32 on
+/// burn's cubecl backend, with or without autodiff.
 fn gpu_kernels<const D: usize>(x: &Tensor<D>) -> bool {
     #[cfg(any(feature = "gpu-backend", feature = "cuda"))]
     {
@@ -374,7 +376,7 @@ impl Pack {
 /// Layer norm over the last axis, as `burn::tensor::module::layer_norm`.
 pub fn layer_norm<const D: usize>(x: Tensor<D>, gamma: Tensor<1>, beta: Option<Tensor<1>>, epsilon: f64) -> Tensor<D> {
     match beta {
-        Some(beta) if fused(&x) || gpu_training(&x) => Tensor::from_dispatch(<Dispatch as FusedOps>::fused_layer_norm(
+        Some(beta) if fused(&x) || gpu_kernels(&x) => Tensor::from_dispatch(<Dispatch as FusedOps>::fused_layer_norm(
             x.into_dispatch(),
             gamma.into_dispatch(),
             beta.into_dispatch(),
