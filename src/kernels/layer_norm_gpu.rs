@@ -30,11 +30,11 @@ use cubecl::prelude::*;
 use super::depthwise_gpu::address_and_dtype;
 
 /// Threads per row, a power of two (their sums are added by halves).
-const LANES: usize = 32;
+pub(super) const LANES: usize = 32;
 /// log₂ [`LANES`]: the halvings that add a row's sums.
-const HALVINGS: usize = 5;
+pub(super) const HALVINGS: usize = 5;
 /// Rows per cube: the backward's blocks of rows whose shares of γ's and β's gradients it writes.
-const SLOTS: usize = 8;
+pub(super) const SLOTS: usize = 8;
 
 /// Layer norm's forward and backward over the last axis.
 #[backend_extension(Cube: cfg(any(feature = "gpu-backend", feature = "cuda")), Fusion: cfg(any(feature = "gpu-backend", feature = "cuda")))]
@@ -81,7 +81,7 @@ fn width(shape: &Shape) -> usize {
 /// The halvings are unrolled: cubecl 0.11 rejects them as a runtime loop ("Expected operand type
 /// cube.ptr, but found cube.index" when compiling the kernel).
 #[cube]
-fn row_sum<E: Float>(value: E, slot: usize, lane: usize) -> E {
+pub(super) fn row_sum<E: Float>(value: E, slot: usize, lane: usize) -> E {
     let mut sums = Shared::<[E]>::new_slice(SLOTS * LANES);
     let base = slot * LANES;
     sums[base + lane] = value;
@@ -227,7 +227,7 @@ fn layer_norm_grad_kernel<E: Float>(
 }
 
 /// The cubes of `SLOTS` rows × `LANES` threads that cover `rows`.
-fn row_cubes(like: &CubeTensor, rows: usize) -> (CubeCount, CubeDim) {
+pub(super) fn row_cubes(like: &CubeTensor, rows: usize) -> (CubeCount, CubeDim) {
     let cube_dim = CubeDim::new_2d(LANES as u32, SLOTS as u32);
     (calculate_cube_count_elemwise(&like.client, rows.div_ceil(SLOTS) * SLOTS * LANES, cube_dim), cube_dim)
 }

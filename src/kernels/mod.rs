@@ -7,10 +7,10 @@
 //! The functions here take and return ordinary `Tensor`s. On flex (with or without autodiff) and
 //! f32 they run the fused kernels through a burn backend extension; on any other backend or dtype,
 //! or with `BRASA_KERNELS=burn` in the environment, they call burn's own op — except the batch
-//! norm over tokens and attention's core when training on burn's GPU backend, each one autodiff
-//! step with its own backward there, written with the backend's ops ([`cube`]), and layer norm
-//! and the depthwise convolution on tokens, kernels of brasa's own on the GPU with or without
-//! autodiff ([`layer_norm_gpu`], [`depthwise_gpu`]). [`Pack`] writes many tensors into one vector (the optimizer's gather), on
+//! norm over tokens when training on burn's GPU backend, an autodiff step with its own backward
+//! there, written with the backend's ops ([`cube`]), and layer norm, attention's core (its
+//! softmax) and the depthwise convolution on tokens, kernels of brasa's own on the GPU with or
+//! without autodiff ([`layer_norm_gpu`], [`softmax_gpu`], [`depthwise_gpu`]). [`Pack`] writes many tensors into one vector (the optimizer's gather), on
 //! the GPU with brasa's own kernel ([`pack`]). This module must never hold model or training
 //! logic: it is ops only.
 
@@ -32,6 +32,8 @@ pub mod linear;
 pub mod pack;
 pub mod simd;
 pub mod softmax;
+#[cfg(any(feature = "gpu-backend", feature = "cuda"))]
+mod softmax_gpu;
 mod split;
 
 use burn::backend::tensor::FloatTensor;
@@ -94,9 +96,9 @@ fn enabled() -> bool {
     *ENABLED.get_or_init(|| std::env::var("BRASA_KERNELS").map(|v| v != "burn").unwrap_or(true))
 }
 
-/// Whether brasa's training batch norm and attention, each with its own backward, serve `x` on
-/// the GPU: f32 under autodiff on burn's cubecl backend (see [`cube`]); without autodiff burn's
-/// ops are the same forward, and its batch norm with given statistics copies nothing.
+/// Whether brasa's training batch norm, with its own backward, serves `x` on the GPU: f32 under
+/// autodiff on burn's cubecl backend (see [`cube`]); without autodiff burn's batch norm with
+/// given statistics copies nothing.
 fn gpu_training<const D: usize>(x: &Tensor<D>) -> bool {
     #[cfg(any(feature = "gpu-backend", feature = "cuda"))]
     {
@@ -110,8 +112,8 @@ fn gpu_training<const D: usize>(x: &Tensor<D>) -> bool {
     }
 }
 
-/// Whether brasa's GPU kernels (layer norm's and the depthwise convolution's) serve `x`: f32 on
-/// burn's cubecl backend, with or without autodiff.
+/// Whether brasa's GPU kernels (layer norm's, attention's softmax and the depthwise
+/// convolution's) serve `x`: f32 on burn's cubecl backend, with or without autodiff.
 fn gpu_kernels<const D: usize>(x: &Tensor<D>) -> bool {
     #[cfg(any(feature = "gpu-backend", feature = "cuda"))]
     {
@@ -149,7 +151,7 @@ pub fn softmax<const D: usize>(x: Tensor<D>, dim: usize) -> Tensor<D> {
 /// laid side by side along the last axis of q `[batch, queries, width]` and k, v
 /// `[batch, keys, width]`; returns `[batch, queries, width]` with the heads merged back.
 pub fn attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize, scale: f64) -> Tensor<3> {
-    if fused(&q) || gpu_training(&q) {
+    if fused(&q) || gpu_kernels(&q) {
         return Tensor::from_dispatch(<Dispatch as FusedOps>::fused_attention(q.into_dispatch(), k.into_dispatch(), v.into_dispatch(), heads, scale));
     }
     let probs = softmax(split_heads(q, heads).matmul(split_heads(k, heads).swap_dims(2, 3)).mul_scalar(scale), 3);

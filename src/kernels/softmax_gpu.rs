@@ -1,0 +1,168 @@
+//! Attention's softmax on burn's GPU backend as two kernels of brasa's own: the probabilities
+//! `softmax(scale·s)` over the last axis of the scores, and the scores' gradient
+//! `scale·P ⊙ (dP − rowsum(dP ⊙ P))` from the probabilities' — each one launch, where burn's ops
+//! took three forward (the row maxima, the exponentials' sums, the division) and two backward.
+//!
+//! The rows are laid out as layer norm's ([`super::layer_norm_gpu`]): [`LANES`] neighbouring
+//! threads per row, [`SLOTS`] rows per cube, the threads' maxima and sums combined in shared
+//! memory by halves, in an order fixed by the shapes.
+
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, backend_extension};
+use burn::tensor::Shape;
+use burn_cubecl::CubeBackend;
+use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::ops::numeric::empty_device_dtype;
+use burn_cubecl::tensor::CubeTensor;
+use cubecl::prelude::*;
+
+use super::depthwise_gpu::address_and_dtype;
+use super::layer_norm_gpu::{HALVINGS, LANES, SLOTS, row_cubes, row_sum};
+
+/// Softmax over the last axis, scaled, and its backward.
+#[backend_extension(Cube: cfg(any(feature = "gpu-backend", feature = "cuda")), Fusion: cfg(any(feature = "gpu-backend", feature = "cuda")))]
+pub trait SoftmaxOps: Backend {
+    /// `softmax(scale·scores)` over the last axis.
+    #[fusion(dtype = scores, shape = scores)]
+    fn scaled_softmax(scores: FloatTensor<Self>, #[fusion(scalar)] scale: f32) -> FloatTensor<Self>;
+
+    /// The gradient of the scores of [`SoftmaxOps::scaled_softmax`] from its output `probs` and
+    /// their gradient `grad`: `scale·P ⊙ (dP − rowsum(dP ⊙ P))`.
+    #[fusion(dtype = probs, shape = probs)]
+    fn scaled_softmax_backward(probs: FloatTensor<Self>, grad: FloatTensor<Self>, #[fusion(scalar)] scale: f32) -> FloatTensor<Self>;
+}
+
+/// The largest of every lane's `value` in the row of `slot`, for every lane of it (as [`row_sum`]).
+#[cube]
+fn row_max<E: Float>(value: E, slot: usize, lane: usize) -> E {
+    let mut maxima = Shared::<[E]>::new_slice(SLOTS * LANES);
+    let base = slot * LANES;
+    maxima[base + lane] = value;
+    sync_cube();
+    #[unroll]
+    for step in 1..HALVINGS + 1 {
+        let half = LANES >> step;
+        if lane < half {
+            let larger = clamp_min(maxima[base + lane], maxima[base + lane + half]);
+            maxima[base + lane] = larger;
+        }
+        sync_cube();
+    }
+    maxima[base]
+}
+
+/// Cube of `SLOTS` rows × `LANES` threads: each row's maximum, its exponentials' sum, then the
+/// probabilities.
+#[cube(launch_unchecked, address_type = "dynamic")]
+fn softmax_kernel<E: Float>(scores: &Tensor<E>, probs: &mut Tensor<E>, width: usize, scale: InputScalar, #[define(E)] _dtype: ElemType) {
+    let lane = UNIT_POS_X as usize;
+    let slot = UNIT_POS_Y as usize;
+    let row = CUBE_POS * SLOTS + slot;
+    let live = row < scores.len() / width;
+    let base = row * width;
+    let scale = scale.get::<E>();
+
+    let mut top = E::min_value();
+    if live {
+        let mut i = lane;
+        while i < width {
+            top = clamp_min(top, scores[base + i] * scale);
+            i += LANES;
+        }
+    }
+    let top = row_max::<E>(top, slot, lane);
+
+    let mut sum = E::from_int(0);
+    if live {
+        let mut i = lane;
+        while i < width {
+            sum += E::exp(scores[base + i] * scale - top);
+            i += LANES;
+        }
+    }
+    let sum = row_sum::<E>(sum, slot, lane);
+
+    if live {
+        let mut i = lane;
+        while i < width {
+            probs[base + i] = E::exp(scores[base + i] * scale - top) / sum;
+            i += LANES;
+        }
+    }
+}
+
+/// Cube of `SLOTS` rows × `LANES` threads: each row's `Σ dP ⊙ P`, then `scale·P ⊙ (dP − Σ)`.
+#[cube(launch_unchecked, address_type = "dynamic")]
+fn softmax_grad_kernel<E: Float>(probs: &Tensor<E>, grad: &Tensor<E>, d_scores: &mut Tensor<E>, width: usize, scale: InputScalar, #[define(E)] _dtype: ElemType) {
+    let lane = UNIT_POS_X as usize;
+    let slot = UNIT_POS_Y as usize;
+    let row = CUBE_POS * SLOTS + slot;
+    let live = row < probs.len() / width;
+    let base = row * width;
+
+    let mut projected = E::from_int(0);
+    if live {
+        let mut i = lane;
+        while i < width {
+            projected += grad[base + i] * probs[base + i];
+            i += LANES;
+        }
+    }
+    let projected = row_sum::<E>(projected, slot, lane);
+
+    if live {
+        let scale = scale.get::<E>();
+        let mut i = lane;
+        while i < width {
+            d_scores[base + i] = probs[base + i] * (grad[base + i] - projected) * scale;
+            i += LANES;
+        }
+    }
+}
+
+/// The rows of a tensor of `shape` over its last axis, and that axis' length.
+fn rows_and_width(shape: &Shape) -> (usize, usize) {
+    let width = shape.as_slice().last().copied().unwrap_or(1);
+    assert!(width > 0, "softmax over an empty axis");
+    (shape.num_elements() / width, width)
+}
+
+impl SoftmaxOps for CubeBackend {
+    fn scaled_softmax(scores: CubeTensor, scale: f32) -> CubeTensor {
+        let scores = into_contiguous(scores);
+        let shape = scores.meta.shape().clone();
+        let (rows, width) = rows_and_width(&shape);
+        let probs = empty_device_dtype(scores.client.clone(), scores.device.clone(), shape, scores.dtype);
+        if rows == 0 {
+            return probs;
+        }
+        let (cube_count, cube_dim) = row_cubes(&scores, rows);
+        let (address, dtype) = address_and_dtype(&[&scores, &probs]);
+        let client = scores.client.clone();
+        // SAFETY: threads past the last row read and write nothing (they only take part in the
+        // cube's barriers); the others stay inside their row of `width` values.
+        unsafe {
+            softmax_kernel::launch_unchecked(&client, cube_count, cube_dim, address, scores.into_tensor_arg(), probs.clone().into_tensor_arg(), width, InputScalar::new(scale, dtype), dtype);
+        }
+        probs
+    }
+
+    fn scaled_softmax_backward(probs: CubeTensor, grad: CubeTensor, scale: f32) -> CubeTensor {
+        let (probs, grad) = (into_contiguous(probs), into_contiguous(grad));
+        let shape = probs.meta.shape().clone();
+        assert_eq!(grad.meta.shape(), &shape, "softmax: the gradient is not shaped as the probabilities");
+        let (rows, width) = rows_and_width(&shape);
+        let d_scores = empty_device_dtype(probs.client.clone(), probs.device.clone(), shape, probs.dtype);
+        if rows == 0 {
+            return d_scores;
+        }
+        let (cube_count, cube_dim) = row_cubes(&probs, rows);
+        let (address, dtype) = address_and_dtype(&[&probs, &grad, &d_scores]);
+        let client = probs.client.clone();
+        // SAFETY: as the forward's.
+        unsafe {
+            softmax_grad_kernel::launch_unchecked(&client, cube_count, cube_dim, address, probs.into_tensor_arg(), grad.into_tensor_arg(), d_scores.clone().into_tensor_arg(), width, InputScalar::new(scale, dtype), dtype);
+        }
+        d_scores
+    }
+}
