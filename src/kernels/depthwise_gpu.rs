@@ -17,7 +17,6 @@
 //! the positions, and the lanes' sums are added in shared memory; the blocks' sums are then
 //! added by burn's reduction. Every sum runs in an order fixed by the shapes.
 
-use burn::backend::cubecl::dtype_to_storage_type;
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, backend_extension};
@@ -30,6 +29,7 @@ use cubecl::calculate_cube_count_elemwise;
 use cubecl::prelude::*;
 
 use super::depthwise::Geometry;
+use super::rows_gpu::address_and_dtype;
 
 /// Channels a cube of the filter gradient spans (neighbouring threads, coalesced reads).
 const CHANNELS: usize = 32;
@@ -187,12 +187,6 @@ fn depthwise_weight_grad_kernel<E: Float>(x: &Tensor<E>, grad: &Tensor<E>, parti
         }
         partial[(block * g.channels + c) * taps + tap] = total;
     }
-}
-
-/// How a kernel over `tensors` launches: the `address_type` they need and their element type.
-pub(super) fn address_and_dtype(tensors: &[&CubeTensor]) -> (AddressType, ElemType) {
-    let address = tensors.iter().map(|t| t.required_address_type()).max().unwrap_or_default();
-    (address, dtype_to_storage_type(tensors[0].dtype))
 }
 
 /// A new tensor of `shape` on `like`'s device, and the cubes that give a thread to each of its values.

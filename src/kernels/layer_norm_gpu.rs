@@ -10,11 +10,9 @@
 //! gradients' sums: 5 → 4 launches forward, 16 → 11 backward; CvT-13's training step 1770 →
 //! 1650, ViT-B/16's 985 → 932.
 //!
-//! Each row is normalised by [`LANES`] neighbouring threads of a cube of [`SLOTS`] rows, every
-//! thread reading the row's values `LANES` apart (neighbouring threads, neighbouring values), the
-//! threads' sums added in shared memory by halves. The statistics are two passes over the row
-//! (the mean, then the centred squares), as flex's kernel computes them. Every sum runs in an
-//! order fixed by the shapes.
+//! Rows are laid out as [`super::rows_gpu`] says: [`LANES`] threads a row, [`SLOTS`] rows a cube.
+//! The statistics are two passes over the row (the mean, then the centred squares), as flex's
+//! kernel computes them. Every sum runs in an order fixed by the shapes.
 
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
@@ -24,17 +22,9 @@ use burn_cubecl::CubeBackend;
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::numeric::empty_device_dtype;
 use burn_cubecl::tensor::CubeTensor;
-use cubecl::calculate_cube_count_elemwise;
 use cubecl::prelude::*;
 
-use super::depthwise_gpu::address_and_dtype;
-
-/// Threads per row, a power of two (their sums are added by halves).
-pub(super) const LANES: usize = 32;
-/// log₂ [`LANES`]: the halvings that add a row's sums.
-pub(super) const HALVINGS: usize = 5;
-/// Rows per cube: the backward's blocks of rows whose shares of γ's and β's gradients it writes.
-pub(super) const SLOTS: usize = 8;
+use super::rows_gpu::{LANES, SLOTS, address_and_dtype, row_cubes, row_sum};
 
 /// Layer norm's forward and backward over the last axis.
 #[backend_extension(Cube: cfg(any(feature = "gpu-backend", feature = "cuda")), Fusion: cfg(any(feature = "gpu-backend", feature = "cuda")))]
@@ -74,28 +64,6 @@ fn rows(shape: &Shape) -> usize {
 
 fn width(shape: &Shape) -> usize {
     shape.as_slice().last().copied().unwrap_or(1)
-}
-
-/// The sum of every lane's `value` in the row of `slot`, for every lane of it: added by halves in
-/// shared memory of its own (an order fixed by `LANES`). Every thread of the cube must call it.
-/// The halvings are unrolled: cubecl 0.11 rejects them as a runtime loop ("Expected operand type
-/// cube.ptr, but found cube.index" when compiling the kernel).
-#[cube]
-pub(super) fn row_sum<E: Float>(value: E, slot: usize, lane: usize) -> E {
-    let mut sums = Shared::<[E]>::new_slice(SLOTS * LANES);
-    let base = slot * LANES;
-    sums[base + lane] = value;
-    sync_cube();
-    #[unroll]
-    for step in 1..HALVINGS + 1 {
-        let half = LANES >> step;
-        if lane < half {
-            let pair = sums[base + lane] + sums[base + lane + half];
-            sums[base + lane] = pair;
-        }
-        sync_cube();
-    }
-    sums[base]
 }
 
 /// Cube of `SLOTS` rows × `LANES` threads: each row's mean and variance (two passes), then its
@@ -224,12 +192,6 @@ fn layer_norm_grad_kernel<E: Float>(
         sync_cube();
         start += LANES;
     }
-}
-
-/// The cubes of `SLOTS` rows × `LANES` threads that cover `rows`.
-pub(super) fn row_cubes(like: &CubeTensor, rows: usize) -> (CubeCount, CubeDim) {
-    let cube_dim = CubeDim::new_2d(LANES as u32, SLOTS as u32);
-    (calculate_cube_count_elemwise(&like.client, rows.div_ceil(SLOTS) * SLOTS * LANES, cube_dim), cube_dim)
 }
 
 impl LayerNormOps for CubeBackend {

@@ -6,11 +6,12 @@
 //!
 //! The functions here take and return ordinary `Tensor`s. On flex (with or without autodiff) and
 //! f32 they run the fused kernels through a burn backend extension; on any other backend or dtype,
-//! or with `BRASA_KERNELS=burn` in the environment, they call burn's own op — except the batch
-//! norm over tokens when training on burn's GPU backend, an autodiff step with its own backward
-//! there, written with the backend's ops ([`cube`]), and layer norm, attention's core (its
-//! softmax) and the depthwise convolution on tokens, kernels of brasa's own on the GPU with or
-//! without autodiff ([`layer_norm_gpu`], [`softmax_gpu`], [`depthwise_gpu`]). [`Pack`] writes many tensors into one vector (the optimizer's gather), on
+//! or with `BRASA_KERNELS=burn` in the environment, they call burn's own op — except on burn's GPU
+//! backend ([`cube`]): there the batch norm over tokens is, while training, an autodiff step with
+//! its own backward written with the backend's ops, attention's core one whose softmax and its
+//! gradient are kernels of brasa's own ([`softmax_gpu`]), and layer norm and the depthwise
+//! convolution on tokens are brasa's kernels too ([`layer_norm_gpu`], [`depthwise_gpu`]), with or
+//! without autodiff. [`Pack`] writes many tensors into one vector (the optimizer's gather), on
 //! the GPU with brasa's own kernel ([`pack`]). This module must never hold model or training
 //! logic: it is ops only.
 
@@ -30,6 +31,8 @@ mod layer_norm_gpu;
 pub mod linear;
 #[cfg(any(feature = "gpu-backend", feature = "cuda"))]
 pub mod pack;
+#[cfg(any(feature = "gpu-backend", feature = "cuda"))]
+mod rows_gpu;
 pub mod simd;
 pub mod softmax;
 #[cfg(any(feature = "gpu-backend", feature = "cuda"))]

@@ -3,9 +3,9 @@
 //! `scale·P ⊙ (dP − rowsum(dP ⊙ P))` from the probabilities' — each one launch, where burn's ops
 //! took three forward (the row maxima, the exponentials' sums, the division) and two backward.
 //!
-//! The rows are laid out as layer norm's ([`super::layer_norm_gpu`]): [`LANES`] neighbouring
-//! threads per row, [`SLOTS`] rows per cube, the threads' maxima and sums combined in shared
-//! memory by halves, in an order fixed by the shapes.
+//! The rows are laid out as layer norm's ([`super::rows_gpu`]): [`LANES`] neighbouring threads per
+//! row, [`SLOTS`] rows per cube, the threads' maxima and sums combined in shared memory by
+//! halves, in an order fixed by the shapes.
 
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, backend_extension};
@@ -16,8 +16,7 @@ use burn_cubecl::ops::numeric::empty_device_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
-use super::depthwise_gpu::address_and_dtype;
-use super::layer_norm_gpu::{HALVINGS, LANES, SLOTS, row_cubes, row_sum};
+use super::rows_gpu::{LANES, SLOTS, address_and_dtype, row_cubes, row_max, row_sum};
 
 /// Softmax over the last axis, scaled, and its backward.
 #[backend_extension(Cube: cfg(any(feature = "gpu-backend", feature = "cuda")), Fusion: cfg(any(feature = "gpu-backend", feature = "cuda")))]
@@ -30,25 +29,6 @@ pub trait SoftmaxOps: Backend {
     /// their gradient `grad`: `scale·P ⊙ (dP − rowsum(dP ⊙ P))`.
     #[fusion(dtype = probs, shape = probs)]
     fn scaled_softmax_backward(probs: FloatTensor<Self>, grad: FloatTensor<Self>, #[fusion(scalar)] scale: f32) -> FloatTensor<Self>;
-}
-
-/// The largest of every lane's `value` in the row of `slot`, for every lane of it (as [`row_sum`]).
-#[cube]
-fn row_max<E: Float>(value: E, slot: usize, lane: usize) -> E {
-    let mut maxima = Shared::<[E]>::new_slice(SLOTS * LANES);
-    let base = slot * LANES;
-    maxima[base + lane] = value;
-    sync_cube();
-    #[unroll]
-    for step in 1..HALVINGS + 1 {
-        let half = LANES >> step;
-        if lane < half {
-            let larger = clamp_min(maxima[base + lane], maxima[base + lane + half]);
-            maxima[base + lane] = larger;
-        }
-        sync_cube();
-    }
-    maxima[base]
 }
 
 /// Cube of `SLOTS` rows × `LANES` threads: each row's maximum, its exponentials' sum, then the

@@ -1,0 +1,70 @@
+//! What brasa's GPU kernels share: the launch settings every kernel needs, and the layout of
+//! the row-wise ones (layer norm's, the softmax's) — [`LANES`] neighbouring threads per row, every
+//! thread reading the row's values `LANES` apart (neighbouring threads, neighbouring values),
+//! [`SLOTS`] rows per cube, and the threads' sums and maxima combined in shared memory by halves,
+//! in an order fixed by `LANES`.
+
+use burn::backend::cubecl::dtype_to_storage_type;
+use burn_cubecl::tensor::CubeTensor;
+use cubecl::calculate_cube_count_elemwise;
+use cubecl::prelude::*;
+
+/// Threads per row, a power of two (their sums are added by halves).
+pub(super) const LANES: usize = 32;
+/// log₂ [`LANES`]: the halvings that add a row's sums.
+pub(super) const HALVINGS: usize = 5;
+/// Rows per cube (layer norm's backward writes a block's shares of γ's and β's gradients per cube).
+pub(super) const SLOTS: usize = 8;
+
+/// How a kernel over `tensors` launches: the `address_type` they need and their element type.
+pub(super) fn address_and_dtype(tensors: &[&CubeTensor]) -> (AddressType, ElemType) {
+    let address = tensors.iter().map(|t| t.required_address_type()).max().unwrap_or_default();
+    (address, dtype_to_storage_type(tensors[0].dtype))
+}
+
+/// The cubes of `SLOTS` rows × `LANES` threads that cover `rows`.
+pub(super) fn row_cubes(like: &CubeTensor, rows: usize) -> (CubeCount, CubeDim) {
+    let cube_dim = CubeDim::new_2d(LANES as u32, SLOTS as u32);
+    (calculate_cube_count_elemwise(&like.client, rows.div_ceil(SLOTS) * SLOTS * LANES, cube_dim), cube_dim)
+}
+
+/// The sum of every lane's `value` in the row of `slot`, for every lane of it: added by halves in
+/// shared memory of its own (an order fixed by `LANES`). Every thread of the cube must call it.
+/// The halvings are unrolled: cubecl 0.11 rejects them as a runtime loop ("Expected operand type
+/// cube.ptr, but found cube.index" when compiling the kernel).
+#[cube]
+pub(super) fn row_sum<E: Float>(value: E, slot: usize, lane: usize) -> E {
+    let mut sums = Shared::<[E]>::new_slice(SLOTS * LANES);
+    let base = slot * LANES;
+    sums[base + lane] = value;
+    sync_cube();
+    #[unroll]
+    for step in 1..HALVINGS + 1 {
+        let half = LANES >> step;
+        if lane < half {
+            let pair = sums[base + lane] + sums[base + lane + half];
+            sums[base + lane] = pair;
+        }
+        sync_cube();
+    }
+    sums[base]
+}
+
+/// The largest of every lane's `value` in the row of `slot`, for every lane of it (as [`row_sum`]).
+#[cube]
+pub(super) fn row_max<E: Float>(value: E, slot: usize, lane: usize) -> E {
+    let mut maxima = Shared::<[E]>::new_slice(SLOTS * LANES);
+    let base = slot * LANES;
+    maxima[base + lane] = value;
+    sync_cube();
+    #[unroll]
+    for step in 1..HALVINGS + 1 {
+        let half = LANES >> step;
+        if lane < half {
+            let larger = clamp_min(maxima[base + lane], maxima[base + lane + half]);
+            maxima[base + lane] = larger;
+        }
+        sync_cube();
+    }
+    maxima[base]
+}
