@@ -28,43 +28,37 @@ pub(super) fn row_cubes(like: &CubeTensor, rows: usize) -> (CubeCount, CubeDim) 
     (calculate_cube_count_elemwise(&like.client, rows.div_ceil(SLOTS) * SLOTS * LANES, cube_dim), cube_dim)
 }
 
-/// The sum of every lane's `value` in the row of `slot`, for every lane of it: added by halves in
-/// shared memory of its own (an order fixed by `LANES`). Every thread of the cube must call it.
-/// The halvings are unrolled: cubecl 0.11 rejects them as a runtime loop ("Expected operand type
-/// cube.ptr, but found cube.index" when compiling the kernel).
+/// The sum of every lane's `value` in the row of `slot`, for every lane of it (see [`row_combine`]).
 #[cube]
 pub(super) fn row_sum<E: Float>(value: E, slot: usize, lane: usize) -> E {
-    let mut sums = Shared::<[E]>::new_slice(SLOTS * LANES);
-    let base = slot * LANES;
-    sums[base + lane] = value;
-    sync_cube();
-    #[unroll]
-    for step in 1..HALVINGS + 1 {
-        let half = LANES >> step;
-        if lane < half {
-            let pair = sums[base + lane] + sums[base + lane + half];
-            sums[base + lane] = pair;
-        }
-        sync_cube();
-    }
-    sums[base]
+    row_combine::<E>(value, slot, lane, false)
 }
 
-/// The largest of every lane's `value` in the row of `slot`, for every lane of it (as [`row_sum`]).
+/// The largest of every lane's `value` in the row of `slot`, for every lane of it (see [`row_combine`]).
 #[cube]
 pub(super) fn row_max<E: Float>(value: E, slot: usize, lane: usize) -> E {
-    let mut maxima = Shared::<[E]>::new_slice(SLOTS * LANES);
+    row_combine::<E>(value, slot, lane, true)
+}
+
+/// Every lane's `value` in the row of `slot` added (or, with `maximum`, the largest kept), for
+/// every lane of it: combined by halves in shared memory of its own (an order fixed by `LANES`).
+/// Every thread of the cube must call it. The halvings are unrolled: cubecl 0.11 rejects them as
+/// a runtime loop ("Expected operand type cube.ptr, but found cube.index" when compiling the kernel).
+#[cube]
+fn row_combine<E: Float>(value: E, slot: usize, lane: usize, #[comptime] maximum: bool) -> E {
+    let mut values = Shared::<[E]>::new_slice(SLOTS * LANES);
     let base = slot * LANES;
-    maxima[base + lane] = value;
+    values[base + lane] = value;
     sync_cube();
     #[unroll]
     for step in 1..HALVINGS + 1 {
         let half = LANES >> step;
         if lane < half {
-            let larger = clamp_min(maxima[base + lane], maxima[base + lane + half]);
-            maxima[base + lane] = larger;
+            let (mine, other) = (values[base + lane], values[base + lane + half]);
+            let combined = if maximum { clamp_min(mine, other) } else { mine + other };
+            values[base + lane] = combined;
         }
         sync_cube();
     }
-    maxima[base]
+    values[base]
 }
