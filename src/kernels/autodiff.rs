@@ -14,7 +14,7 @@ use burn::backend::TensorMetadata;
 use burn::backend::AutodiffBackend;
 use burn::tensor::Shape;
 
-use super::flex::{attention_dims, batch_norm_train_saving, contiguous, depthwise_output_shape, layer_norm_saving, linear_dims, tensor, values};
+use super::flex::{attention_dims, batch_norm_moved, batch_norm_train_saving, contiguous, depthwise_output_shape, layer_norm_saving, linear_dims, tensor, values};
 use super::depthwise::{self, Geometry};
 use super::{FusedOps, attention, batch_norm, gelu, layer_norm, linear, softmax};
 
@@ -344,12 +344,13 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
+        running_mean: FloatTensor<Self>,
+        running_var: FloatTensor<Self>,
         epsilon: f64,
+        momentum: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         let (input, forward) = batch_norm_train_saving(x.primitive().clone(), gamma.primitive().clone(), beta.primitive().clone(), epsilon);
-        let channels: Shape = [forward.mean.len()].into();
-        let mean = Self::from_inner(tensor(forward.mean.clone(), channels.clone()));
-        let variance = Self::from_inner(tensor(forward.variance, channels));
+        let (running_mean, running_var) = batch_norm_moved(running_mean.into_primitive(), running_var.into_primitive(), &forward, momentum);
         let output = tensor(forward.output, input.shape());
         let tracked = BatchNormBackward { training: true }.prepare::<C>([x.node(), gamma.node(), beta.node()]).compute_bound().stateful();
         let output = match tracked {
@@ -359,7 +360,7 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
             }
             OpsKind::UnTracked(prep) => prep.finish(output),
         };
-        (output, mean, variance)
+        (output, Self::from_inner(running_mean), Self::from_inner(running_var))
     }
 
     fn fused_batch_norm(

@@ -53,6 +53,14 @@ pub fn forward_inference(x: &[f32], gamma: &[f32], beta: &[f32], mean: &[f32], v
     normalise(x, rows_per_task(channels) * channels, mean, &rstd, gamma, beta)
 }
 
+/// A running statistic moved by `momentum` towards the batch's: `running·(1 − momentum) +
+/// batch·momentum`, rounded as burn's `BatchNorm` rounds it (each factor an f32 of the f64's).
+pub fn moved(running: &[f32], batch: &[f32], momentum: f64) -> Vec<f32> {
+    assert_eq!(running.len(), batch.len(), "batch norm: running and batch statistics differ in length");
+    let (kept, taken) = ((1.0 - momentum) as f32, momentum as f32);
+    running.iter().zip(batch).map(|(r, b)| r * kept + b * taken).collect()
+}
+
 /// The gradients of [`forward_train`]: the input's, γ's and β's.
 pub struct Backward {
     pub input: Vec<f32>,

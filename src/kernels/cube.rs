@@ -1,7 +1,7 @@
-//! [`FusedOps`] on burn's GPU backend (cubecl: wgpu, CUDA): batch normalisation (training, over
-//! tokens) and multi-head attention's core as autodiff steps with their own backward, written
-//! with the backend's ops (attention's softmax with brasa's kernels); layer normalisation and the
-//! depthwise convolution on tokens as ones whose forward and backward are kernels of brasa's own.
+//! [`FusedOps`] on burn's GPU backend (cubecl: wgpu, CUDA): multi-head attention's core as an
+//! autodiff step with its own backward, written with the backend's ops (its softmax with brasa's
+//! kernels); layer normalisation, batch normalisation (training, over tokens) and the depthwise
+//! convolution on tokens as ones whose forward and backward are kernels of brasa's own.
 //!
 //! burn's `layer_norm` is nine tensor operations, and under autodiff each records its own
 //! backward: about 25 kernel launches per LayerNorm per training step on the GPU (counted with
@@ -13,10 +13,10 @@
 //!
 //! CvT's batch norms normalise each channel over the batch and the tokens, which lie channels
 //! last. burn's `batch_norm_train` takes them channels first and copies them to reduce (twice in
-//! the forward, twice in the backward); here the tokens are a `[rows, channels]` view reduced
-//! over its first axis, one launch per statistic, and the backward is the layer norm's with the
-//! axes exchanged — `dβ = Σ g` and `dγ = Σ g·x̂` over the rows give `dx` too. CvT-13's 39 batch
-//! norms: 2696 → 2414 launches a step (lavapipe, 2026-12-05).
+//! the forward, twice in the backward); a step of its own over a `[rows, channels]` view written
+//! with burn's ops took CvT-13's 39 batch norms from 2696 launches a step to 2414 (lavapipe,
+//! 2026-12-05), and brasa's kernels ([`super::batch_norm_gpu`]: two forward, which also move the
+//! running statistics, and two backward) from 1597 to 1409.
 //!
 //! Attention: under autodiff burn differentiates the split of the heads, the two products, the
 //! softmax's five operations and the merge one by one, and its matmul copies each head view it
@@ -48,88 +48,11 @@ use burn::tensor::Shape;
 
 use super::FusedOps;
 use super::autodiff::{DepthwiseGradients, depthwise_tokens_autodiff};
+use super::batch_norm_gpu::BatchNormOps;
 use super::depthwise::Geometry;
 use super::depthwise_gpu::DepthwiseOps;
 use super::layer_norm_gpu::LayerNormOps;
 use super::softmax_gpu::SoftmaxOps;
-
-/// `x̂·γ + β` with γ and β `[width]` broadcast over the rows of `normalized`.
-fn scale_shift<B: Backend>(normalized: FloatTensor<B>, gamma: FloatTensor<B>, beta: FloatTensor<B>) -> FloatTensor<B> {
-    let row = row_shape(&normalized.shape());
-    B::float_add(B::float_mul(normalized, B::float_reshape(gamma, row.clone())), B::float_reshape(beta, row))
-}
-
-/// `[1, …, 1, width]` for a tensor of `shape`.
-fn row_shape(shape: &Shape) -> Shape {
-    let dims = shape.as_slice();
-    let mut row = vec![1; dims.len()];
-    if let (Some(last), Some(width)) = (row.last_mut(), dims.last()) {
-        *last = *width;
-    }
-    Shape::from(row)
-}
-
-/// Batch norm over the rows of `x` `[.., channels]` (channels last): the normalised values, and
-/// each channel's mean, biased variance and 1/√(var + ε) (shaped `[channels]`). The rows are one
-/// axis of a `[rows, channels]` view, which burn reduces in one launch; reducing the token
-/// layout's two leading axes takes two, and burn's `batch_norm_train` on the channels-first view
-/// copies it first.
-pub(super) fn batch_norm_normalized<B: Backend>(
-    x: FloatTensor<B>,
-    epsilon: f64,
-) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
-    let shape = x.shape();
-    let channels = Shape::from([channels(&shape)]);
-    let rows = B::float_reshape(x, rows_shape(&shape));
-    let mean = B::float_mean_dim(rows.clone(), 0);
-    let centered = B::float_sub(rows, mean.clone());
-    let variance = B::float_mean_dim(B::float_mul(centered.clone(), centered.clone()), 0);
-    let rstd = B::float_recip(B::float_sqrt(B::float_add_scalar(variance.clone(), epsilon.into())));
-    let normalized = B::float_reshape(B::float_mul(centered, rstd.clone()), shape);
-    (normalized, B::float_reshape(mean, channels.clone()), B::float_reshape(variance, channels.clone()), B::float_reshape(rstd, channels))
-}
-
-/// The gradients of batch norm (x's, γ's, β's) for the output gradient `grad`, from the forward's
-/// saved `mean` and `rstd` `[channels]`: `dβ = Σ g`, `dγ = Σ g·x̂` over the rows, and
-/// `dx = γ·rstd·(n·g − dβ − x̂·dγ)/n` for n rows — two reductions and one elementwise pass, x̂
-/// recomputed in each (burn's fusion joins an expression to the kernel that consumes it but writes
-/// out a value two kernels read) and no operation on `[channels]` alone
-/// (each would be a launch of its own).
-pub(super) fn batch_norm_backward<B: Backend>(
-    x: FloatTensor<B>,
-    gamma: FloatTensor<B>,
-    mean: FloatTensor<B>,
-    rstd: FloatTensor<B>,
-    grad: FloatTensor<B>,
-) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
-    let shape = x.shape();
-    let (rows_shape, row) = (rows_shape(&shape), Shape::from([1, channels(&shape)]));
-    let count = rows_shape[0] as f64;
-    let (rows, grad) = (B::float_reshape(x, rows_shape.clone()), B::float_reshape(grad, rows_shape));
-    let (mean, rstd) = (B::float_reshape(mean, row.clone()), B::float_reshape(rstd, row.clone()));
-    let normalized = || B::float_mul(B::float_sub(rows.clone(), mean.clone()), rstd.clone());
-    let d_gamma = B::float_sum_dim(B::float_mul(grad.clone(), normalized()), 0);
-    let d_beta = B::float_sum_dim(grad.clone(), 0);
-    let centered = B::float_sub(
-        B::float_sub(B::float_mul_scalar(grad, count.into()), d_beta.clone()),
-        B::float_mul(normalized(), d_gamma.clone()),
-    );
-    let scaled = B::float_mul(B::float_mul(centered, B::float_reshape(gamma.clone(), row)), rstd);
-    let d_x = B::float_div_scalar(scaled, count.into());
-    let channels = gamma.shape();
-    (B::float_reshape(d_x, shape), B::float_reshape(d_gamma, channels.clone()), B::float_reshape(d_beta, channels))
-}
-
-/// The channels (last axis) of a tensor of `shape`.
-fn channels(shape: &Shape) -> usize {
-    shape.as_slice().last().copied().unwrap_or(1)
-}
-
-/// `[rows, channels]`: every axis but the last folded into the rows.
-fn rows_shape(shape: &Shape) -> Shape {
-    let channels = channels(shape);
-    Shape::from([shape.num_elements() / channels.max(1), channels])
-}
 
 /// `[batch, tokens, heads·head_dim]` → the heads as `[batch·heads, tokens, head_dim]`, or
 /// transposed (`[batch·heads, head_dim, tokens]`): one copy, which a batched matmul then reads as
@@ -234,7 +157,7 @@ struct NormState {
 type NormGradients = fn(FloatTensor<Cube>, FloatTensor<Cube>, FloatTensor<Cube>, FloatTensor<Cube>, FloatTensor<Cube>) -> (FloatTensor<Cube>, FloatTensor<Cube>, FloatTensor<Cube>);
 
 /// The autodiff step of a normalisation with parents x, γ and β: layer norm's kernel
-/// ([`LayerNormOps::layer_norm_backward`]) or [`batch_norm_backward`].
+/// ([`LayerNormOps::layer_norm_backward`]) or batch norm's ([`BatchNormOps::batch_norm_backward`]).
 #[derive(Debug)]
 struct NormBackward(NormGradients);
 
@@ -300,9 +223,17 @@ impl FusedOps for Cube {
         attention_forward(q, k, v, heads, scale).0
     }
 
-    fn fused_batch_norm_train(x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, epsilon: f64) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let (normalized, mean, variance, _) = batch_norm_normalized::<Cube>(x, epsilon);
-        (scale_shift::<Cube>(normalized, gamma, beta), mean, variance)
+    fn fused_batch_norm_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        running_mean: FloatTensor<Self>,
+        running_var: FloatTensor<Self>,
+        epsilon: f64,
+        momentum: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let (output, _, _, running_mean, running_var) = Cube::batch_norm_forward(x, gamma, beta, running_mean, running_var, epsilon as f32, momentum as f32);
+        (output, running_mean, running_var)
     }
 
     fn fused_depthwise_tokens(x: FloatTensor<Self>, weight: FloatTensor<Self>, geometry: Geometry) -> FloatTensor<Self> {
@@ -334,15 +265,30 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Cube, C> {
         }
     }
 
-    fn fused_batch_norm_train(x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, epsilon: f64) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let input = x.primitive().clone();
-        let (normalized, mean, variance, rstd) = batch_norm_normalized::<Cube>(input.clone(), epsilon);
-        let output = scale_shift::<Cube>(normalized, gamma.primitive().clone(), beta.primitive().clone());
-        let output = match NormBackward(batch_norm_backward::<Cube>).prepare::<C>([x.node(), gamma.node(), beta.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => prep.finish(NormState { x: input, gamma: gamma.primitive().clone(), mean: mean.clone(), rstd }, output),
+    fn fused_batch_norm_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        running_mean: FloatTensor<Self>,
+        running_var: FloatTensor<Self>,
+        epsilon: f64,
+        momentum: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let (input, gamma_inner) = (x.primitive().clone(), gamma.primitive().clone());
+        let (output, mean, rstd, running_mean, running_var) = Cube::batch_norm_forward(
+            input.clone(),
+            gamma_inner.clone(),
+            beta.primitive().clone(),
+            running_mean.into_primitive(),
+            running_var.into_primitive(),
+            epsilon as f32,
+            momentum as f32,
+        );
+        let output = match NormBackward(Cube::batch_norm_backward).prepare::<C>([x.node(), gamma.node(), beta.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish(NormState { x: input, gamma: gamma_inner, mean, rstd }, output),
             OpsKind::UnTracked(prep) => prep.finish(output),
         };
-        (output, Self::from_inner(mean), Self::from_inner(variance))
+        (output, Self::from_inner(running_mean), Self::from_inner(running_var))
     }
 
     fn fused_depthwise_tokens(x: FloatTensor<Self>, weight: FloatTensor<Self>, geometry: Geometry) -> FloatTensor<Self> {
@@ -350,61 +296,4 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Cube, C> {
     }
 
     flex_only_ops!();
-}
-
-#[cfg(test)]
-mod tests {
-    //! The batch norm's forward and backward, run on flex's ops, against burn's `batch_norm_train`
-    //! differentiated op by op (the GPU path itself is compared with flex in tests/gpu.rs, as are
-    //! attention and brasa's kernels).
-    use burn::backend::Flex;
-    use burn::tensor::{Device, Distribution, Tensor, TensorData};
-
-    use super::super::flex::{contiguous, tensor, values};
-    use super::*;
-
-    fn data<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-        t.into_data().convert::<f32>().try_into_vec().unwrap()
-    }
-
-    #[test]
-    fn batch_norm_matches_burns_batch_norm_train_and_its_gradients() {
-        let plain = Device::flex();
-        plain.seed(12);
-        let (shape, channels) = ([3, 5, 4], 4);
-        let x = Tensor::<3>::random(shape, Distribution::Normal(0.5, 2.0), &plain);
-        let gamma = Tensor::<1>::random([channels], Distribution::Normal(1.0, 0.3), &plain);
-        let beta = Tensor::<1>::random([channels], Distribution::Normal(0.0, 0.3), &plain);
-        let grad = Tensor::<3>::random(shape, Distribution::Normal(0.0, 1.0), &plain);
-        let epsilon = 1e-5;
-
-        // burn's op on the channels-first view of the tokens, differentiated op by op
-        let device = plain.clone().autodiff();
-        let (xv, gv, bv, dv) = (data(x), data(gamma), data(beta), data(grad));
-        let xs = Tensor::<1>::from_data(TensorData::new(xv.clone(), [xv.len()]), &device).require_grad();
-        let gs = Tensor::<1>::from_data(TensorData::new(gv.clone(), [channels]), &device).require_grad();
-        let bs = Tensor::<1>::from_data(TensorData::new(bv.clone(), [channels]), &device).require_grad();
-        let theirs = burn::tensor::module::batch_norm_train(xs.clone().reshape(shape).swap_dims(1, 2), gs.clone(), bs.clone(), epsilon);
-        let y = theirs.output.swap_dims(1, 2);
-        let upstream = Tensor::<3>::from_data(TensorData::new(dv.clone(), shape), &device);
-        let grads = (y.clone() * upstream).sum().backward();
-        let want = [xs.grad(&grads).unwrap(), gs.grad(&grads).unwrap(), bs.grad(&grads).unwrap()].map(|t| data(t));
-
-        let flex = |v: &Vec<f32>, dims: &[usize]| contiguous(tensor(v.clone(), Shape::from(dims.to_vec())));
-        let (normalized, mean, variance, rstd) = batch_norm_normalized::<Flex>(flex(&xv, &shape), epsilon);
-        let output = scale_shift::<Flex>(normalized, flex(&gv, &[channels]), flex(&bv, &[channels]));
-        let close = |what: &str, got: &[f32], want: &[f32], tolerance: f32| {
-            assert_eq!(got.len(), want.len(), "{what}");
-            for (a, b) in got.iter().zip(want) {
-                assert!((a - b).abs() <= tolerance * b.abs().max(1.0), "{what}: {a} vs {b}\n{got:?}\n{want:?}");
-            }
-        };
-        close("output", values(&contiguous(output)), &data(y.inner()), 1e-6);
-        close("mean", values(&contiguous(mean.clone())), &data(theirs.mean.inner()), 1e-6);
-        close("variance", values(&contiguous(variance)), &data(theirs.variance.inner()), 1e-6);
-        let (d_x, d_gamma, d_beta) = batch_norm_backward::<Flex>(flex(&xv, &shape), flex(&gv, &[channels]), mean, rstd, flex(&dv, &shape));
-        for (what, (got, want)) in ["dx", "dgamma", "dbeta"].iter().zip([d_x, d_gamma, d_beta].iter().zip(&want)) {
-            close(what, values(&contiguous(got.clone())), want, 1e-5);
-        }
-    }
 }

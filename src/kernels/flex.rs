@@ -67,10 +67,18 @@ impl FusedOps for Flex {
         tensor(depthwise::forward(&geometry, values(&x), values(&weight)), depthwise_output_shape(&geometry))
     }
 
-    fn fused_batch_norm_train(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, epsilon: f64) -> (FlexTensor, FlexTensor, FlexTensor) {
+    fn fused_batch_norm_train(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        running_mean: FlexTensor,
+        running_var: FlexTensor,
+        epsilon: f64,
+        momentum: f64,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
         let (x, forward) = batch_norm_train_saving(x, gamma, beta, epsilon);
-        let channels: Shape = [forward.mean.len()].into();
-        (tensor(forward.output, x.shape()), tensor(forward.mean, channels.clone()), tensor(forward.variance, channels))
+        let (running_mean, running_var) = batch_norm_moved(running_mean, running_var, &forward, momentum);
+        (tensor(forward.output, x.shape()), running_mean, running_var)
     }
 
     fn fused_batch_norm(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, mean: FlexTensor, variance: FlexTensor, epsilon: f64) -> FlexTensor {
@@ -102,6 +110,13 @@ pub(super) fn batch_norm_train_saving(x: FlexTensor, gamma: FlexTensor, beta: Fl
     check_channels(&x, &gamma);
     let forward = batch_norm::forward_train(values(&x), values(&gamma), values(&beta), epsilon as f32);
     (x, forward)
+}
+
+/// The running mean and variance moved by `momentum` towards the batch's (see [`batch_norm::moved`]).
+pub(super) fn batch_norm_moved(running_mean: FlexTensor, running_var: FlexTensor, forward: &batch_norm::Forward, momentum: f64) -> (FlexTensor, FlexTensor) {
+    let channels: Shape = [forward.mean.len()].into();
+    let move_towards = |running: FlexTensor, batch: &[f32]| tensor(batch_norm::moved(values(&contiguous(running)), batch, momentum), channels.clone());
+    (move_towards(running_mean, &forward.mean), move_towards(running_var, &forward.variance))
 }
 
 /// The sizes of an attention over q `[batch, queries, width]`, k and v `[batch, keys, width]`.

@@ -7,17 +7,19 @@
 //! The functions here take and return ordinary `Tensor`s. On flex (with or without autodiff) and
 //! f32 they run the fused kernels through a burn backend extension; on any other backend or dtype,
 //! or with `BRASA_KERNELS=burn` in the environment, they call burn's own op — except on burn's GPU
-//! backend ([`cube`]): there the batch norm over tokens is, while training, an autodiff step with
-//! its own backward written with the backend's ops, attention's core one whose softmax and its
-//! gradient are kernels of brasa's own ([`softmax_gpu`]), and layer norm and the depthwise
-//! convolution on tokens are brasa's kernels too ([`layer_norm_gpu`], [`depthwise_gpu`]), with or
-//! without autodiff. [`Pack`] writes many tensors into one vector (the optimizer's gather), on
+//! backend ([`cube`]): there the batch norm over tokens is, while training, an autodiff step whose
+//! forward (which also moves the running statistics) and backward are kernels of brasa's own
+//! ([`batch_norm_gpu`]), attention's core one whose softmax and its gradient are
+//! ([`softmax_gpu`]), and layer norm and the depthwise convolution on tokens are brasa's kernels
+//! too ([`layer_norm_gpu`], [`depthwise_gpu`]), with or without autodiff. [`Pack`] writes many tensors into one vector (the optimizer's gather), on
 //! the GPU with brasa's own kernel ([`pack`]). This module must never hold model or training
 //! logic: it is ops only.
 
 pub mod attention;
 mod autodiff;
 pub mod batch_norm;
+#[cfg(any(feature = "gpu-backend", feature = "cuda"))]
+mod batch_norm_gpu;
 #[cfg(any(feature = "gpu-backend", feature = "cuda"))]
 mod cube;
 pub mod depthwise;
@@ -69,13 +71,17 @@ pub trait FusedOps: Backend {
     /// Depthwise 2-D convolution on tokens: x `[batch, in_h·in_w, channels]` →
     /// `[batch, out_h·out_w, channels]`, weights `[channels, 1, kh, kw]`.
     fn fused_depthwise_tokens(x: FloatTensor<Self>, weight: FloatTensor<Self>, geometry: depthwise::Geometry) -> FloatTensor<Self>;
-    /// Batch norm over the last axis with the batch's own statistics: the output, and each
-    /// channel's mean and biased variance.
+    /// Batch norm over the last axis with the batch's own statistics: the output, and the running
+    /// mean and variance moved by `momentum` towards the batch's mean and biased variance
+    /// (`running·(1 − momentum) + batch·momentum`, as burn's `BatchNorm` moves them).
     fn fused_batch_norm_train(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
+        running_mean: FloatTensor<Self>,
+        running_var: FloatTensor<Self>,
         epsilon: f64,
+        momentum: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
     /// Batch norm over the last axis with given statistics.
     fn fused_batch_norm(
@@ -99,9 +105,9 @@ fn enabled() -> bool {
     *ENABLED.get_or_init(|| std::env::var("BRASA_KERNELS").map(|v| v != "burn").unwrap_or(true))
 }
 
-/// Whether brasa's training batch norm, with its own backward, serves `x` on the GPU: f32 under
-/// autodiff on burn's cubecl backend (see [`cube`]); without autodiff burn's batch norm with
-/// given statistics copies nothing.
+/// Whether brasa's training batch norm, its kernels with their own backward, serves `x` on the
+/// GPU: f32 under autodiff on burn's cubecl backend (see [`cube`]); without autodiff burn's batch
+/// norm with given statistics copies nothing.
 fn gpu_training<const D: usize>(x: &Tensor<D>) -> bool {
     #[cfg(any(feature = "gpu-backend", feature = "cuda"))]
     {
@@ -275,19 +281,18 @@ fn batch_norm_tokens_unsynced(norm: &BatchNorm, tokens: Tensor<3>) -> Tensor<3> 
         return norm.forward(tokens.swap_dims(1, 2)).swap_dims(1, 2);
     }
     if training {
-        let (output, mean, variance) = <Dispatch as FusedOps>::fused_batch_norm_train(
+        let running = |state: &burn::module::RunningState<Tensor<1>>| state.value_sync().to_device(&device).into_dispatch();
+        let (output, running_mean, running_var) = <Dispatch as FusedOps>::fused_batch_norm_train(
             tokens.into_dispatch(),
             norm.gamma.val().into_dispatch(),
             norm.beta.val().into_dispatch(),
+            running(&norm.running_mean),
+            running(&norm.running_var),
             norm.epsilon,
+            norm.momentum,
         );
-        // The running statistics' update, as burn's `BatchNorm::forward_train` does it.
-        let (mean, variance) = (Tensor::<1>::from_dispatch(mean).detach(), Tensor::<1>::from_dispatch(variance).detach());
-        let momentum = norm.momentum;
-        let running_mean = norm.running_mean.value_sync().to_device(&device);
-        let running_var = norm.running_var.value_sync().to_device(&device);
-        norm.running_mean.update(running_mean.mul_scalar(1.0 - momentum).add(mean.mul_scalar(momentum)).detach());
-        norm.running_var.update(running_var.mul_scalar(1.0 - momentum).add(variance.mul_scalar(momentum)).detach());
+        norm.running_mean.update(Tensor::<1>::from_dispatch(running_mean).detach());
+        norm.running_var.update(Tensor::<1>::from_dispatch(running_var).detach());
         return Tensor::from_dispatch(output);
     }
     Tensor::from_dispatch(<Dispatch as FusedOps>::fused_batch_norm(

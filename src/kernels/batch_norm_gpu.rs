@@ -1,0 +1,454 @@
+//! Batch norm over the last axis (channels last, statistics over every row) while training, on
+//! burn's GPU backend: two kernels forward and two backward, where burn's ops took five and four
+//! (the statistics' reductions, the normalising pass, the running statistics' update; the
+//! gradients' two reductions and the input's gradient).
+//!
+//! The rows are cut into chunks of a fixed number of rows; a cube covers one chunk of [`LANES`]
+//! neighbouring channels with [`SLOTS`] threads per channel (neighbouring threads read
+//! neighbouring values of a row). The first kernel writes each chunk's statistics, the second
+//! merges them all — every cube for itself, in an order fixed by the shapes — and then
+//! normalises its own chunk; the cubes of the first chunk also write the channels' statistics.
+//! Forward, a chunk's statistics are its mean and its sum of squared deviations from it (two
+//! passes over the chunk) and the chunks merge as Chan et al.'s parallel variance does; backward,
+//! they are the chunk's sums of `g` and `g·x̂`, and the merge adds them.
+//!
+//! Counted on lavapipe (2026-12-05), CvT-13's training step: see [`super::cube`].
+
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, backend_extension};
+use burn::tensor::Shape;
+use burn_cubecl::CubeBackend;
+use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::ops::numeric::empty_device_dtype;
+use burn_cubecl::tensor::CubeTensor;
+use cubecl::calculate_cube_count_elemwise;
+use cubecl::prelude::*;
+
+use super::rows_gpu::{LANES, SLOTS, address_and_dtype};
+
+/// The most chunks the rows are cut into: each cube of the second kernel merges this many
+/// statistics per channel, [`SLOTS`] threads sharing them.
+const MAX_CHUNKS: usize = 128;
+/// The fewest rows one thread of a chunk reads.
+const MIN_ROWS_PER_THREAD: usize = 4;
+
+/// Batch norm's training forward and its backward over the last axis.
+#[backend_extension(Cube: cfg(any(feature = "gpu-backend", feature = "cuda")), Fusion: cfg(any(feature = "gpu-backend", feature = "cuda")))]
+pub trait BatchNormOps: Backend {
+    /// `(x − mean)/√(var + ε)·γ + β` with each channel's mean and biased variance over the rows
+    /// of `x` `[.., channels]`; returns it, each channel's mean and 1/√(var + ε), and the running
+    /// statistics moved by `momentum` towards the batch's (`running·(1 − momentum) + batch·momentum`).
+    #[fusion(meta = |x, gamma, _beta, _running_mean, _running_var, _epsilon, _momentum| (x.clone(), gamma.clone(), gamma.clone(), gamma.clone(), gamma.clone()))]
+    fn batch_norm_forward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        running_mean: FloatTensor<Self>,
+        running_var: FloatTensor<Self>,
+        #[fusion(scalar)] epsilon: f32,
+        #[fusion(scalar)] momentum: f32,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
+    /// The gradients of x, γ and β for the output's `grad`, from the forward's `mean` and `rstd`.
+    #[fusion(meta = |x, gamma, _mean, _rstd, _grad| (x.clone(), gamma.clone(), gamma.clone()))]
+    fn batch_norm_backward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        rstd: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+}
+
+/// How the rows are cut: rows per chunk (a multiple of [`SLOTS`]) and the chunks.
+fn chunking(rows: usize) -> (usize, usize) {
+    let per_thread = rows.div_ceil(SLOTS * MAX_CHUNKS).max(MIN_ROWS_PER_THREAD);
+    let chunk_rows = per_thread * SLOTS;
+    (chunk_rows, rows.div_ceil(chunk_rows).max(1))
+}
+
+/// Where a thread works: its channel, whether that is one, its slot, its cube's chunk and
+/// whether the cube has one (the cube count may round up), and the chunk's first and end rows.
+#[derive(CubeType)]
+struct Place {
+    channel: usize,
+    live: bool,
+    slot: usize,
+    chunk: usize,
+    start: usize,
+    end: usize,
+}
+
+#[cube]
+fn place(channels: usize, rows: usize, chunks: usize, chunk_rows: usize) -> Place {
+    let lane = UNIT_POS_X as usize;
+    let slot = UNIT_POS_Y as usize;
+    let tiles = (channels + LANES - 1) / LANES;
+    let tile = CUBE_POS % tiles;
+    let chunk = CUBE_POS / tiles;
+    let channel = tile * LANES + lane;
+    let mut start = chunk * chunk_rows;
+    if start > rows {
+        start = rows;
+    }
+    let mut end = start + chunk_rows;
+    if end > rows {
+        end = rows;
+    }
+    Place { channel, live: channel < channels && chunk < chunks, slot, chunk, start, end }
+}
+
+/// The sum of every slot's `value` for the lane of `lane`, for every thread of that lane, added in
+/// slot order. Every thread of the cube must call it.
+#[cube]
+fn column_sum<E: Float>(value: E, slot: usize) -> E {
+    let lane = UNIT_POS_X as usize;
+    let mut values = Shared::<[E]>::new_slice(SLOTS * LANES);
+    values[slot * LANES + lane] = value;
+    sync_cube();
+    let mut total = values[lane];
+    for s in 1..SLOTS {
+        total += values[s * LANES + lane];
+    }
+    total
+}
+
+/// Cube of [`SLOTS`] × [`LANES`] threads, one chunk of rows × `LANES` channels: the chunk's mean
+/// and sum of squared deviations for each channel into `partial` `[chunks, 2, channels]`.
+#[cube(launch_unchecked, address_type = "dynamic")]
+fn statistics_kernel<E: Float>(x: &Tensor<E>, partial: &mut Tensor<E>, channels: usize, chunk_rows: usize, #[define(E)] _dtype: ElemType) {
+    let chunks = partial.len() / (2 * channels);
+    let at = place(channels, x.len() / channels, chunks, chunk_rows);
+    let mut sum = E::from_int(0);
+    if at.live {
+        let mut row = at.start + at.slot;
+        while row < at.end {
+            sum += x[row * channels + at.channel];
+            row += SLOTS;
+        }
+    }
+    let mut count = at.end - at.start;
+    if count == 0 {
+        count = 1;
+    }
+    let mean = column_sum::<E>(sum, at.slot) / E::cast_from(count);
+    let mut squares = E::from_int(0);
+    if at.live {
+        let mut row = at.start + at.slot;
+        while row < at.end {
+            let centred = x[row * channels + at.channel] - mean;
+            squares += centred * centred;
+            row += SLOTS;
+        }
+    }
+    let squares = column_sum::<E>(squares, at.slot);
+    if at.live && at.slot == 0 {
+        partial[at.chunk * 2 * channels + at.channel] = mean;
+        partial[(at.chunk * 2 + 1) * channels + at.channel] = squares;
+    }
+}
+
+/// Cube as [`statistics_kernel`]'s: every chunk's statistics merged into the channels' mean and
+/// variance (each slot merges every `SLOTS`-th chunk, then the slots merge in order), the cube's
+/// chunk normalised into `y`; the first chunk's cubes write `mean`, `rstd` and the moved running
+/// statistics.
+#[cube(launch_unchecked, address_type = "dynamic")]
+fn normalize_kernel<E: Float>(
+    x: &Tensor<E>,
+    gamma: &Tensor<E>,
+    beta: &Tensor<E>,
+    partial: &Tensor<E>,
+    running_mean: &Tensor<E>,
+    running_var: &Tensor<E>,
+    y: &mut Tensor<E>,
+    mean: &mut Tensor<E>,
+    rstd: &mut Tensor<E>,
+    new_running_mean: &mut Tensor<E>,
+    new_running_var: &mut Tensor<E>,
+    chunk_rows: usize,
+    epsilon: InputScalar,
+    momentum: InputScalar,
+    #[define(E)] _dtype: ElemType,
+) {
+    let channels = mean.len();
+    let rows = x.len() / channels;
+    let chunks = partial.len() / (2 * channels);
+    let at = place(channels, rows, chunks, chunk_rows);
+    let lane = UNIT_POS_X as usize;
+
+    // this slot's chunks merged in order (Chan et al.: counts, means, sums of squared deviations)
+    let (mut count, mut running, mut squares) = (E::from_int(0), E::from_int(0), E::from_int(0));
+    if at.channel < channels {
+        let mut chunk = at.slot;
+        while chunk < chunks {
+            let mut rows_in = rows - chunk * chunk_rows;
+            if rows_in > chunk_rows {
+                rows_in = chunk_rows;
+            }
+            let added = E::cast_from(rows_in);
+            let total = count + added;
+            let delta = partial[chunk * 2 * channels + at.channel] - running;
+            running += delta * added / total;
+            squares += partial[(chunk * 2 + 1) * channels + at.channel] + delta * delta * count * added / total;
+            count = total;
+            chunk += SLOTS;
+        }
+    }
+    // then the slots', in order
+    let mut shared = Shared::<[E]>::new_slice(3 * SLOTS * LANES);
+    let base = 3 * (at.slot * LANES + lane);
+    shared[base] = count;
+    shared[base + 1] = running;
+    shared[base + 2] = squares;
+    sync_cube();
+    let (mut count, mut running, mut squares) = (E::from_int(0), E::from_int(0), E::from_int(0));
+    for s in 0..SLOTS {
+        let from = 3 * (s * LANES + lane);
+        let added = shared[from];
+        if added > E::from_int(0) {
+            let total = count + added;
+            let delta = shared[from + 1] - running;
+            running += delta * added / total;
+            squares += shared[from + 2] + delta * delta * count * added / total;
+            count = total;
+        }
+    }
+    let channel_mean = running;
+    let variance = squares / E::cast_from(rows);
+    let channel_rstd = E::from_int(1) / E::sqrt(variance + epsilon.get::<E>());
+
+    if at.live {
+        let c = at.channel;
+        if at.chunk == 0 && at.slot == 0 {
+            let moved = momentum.get::<E>();
+            let kept = E::from_int(1) - moved;
+            mean[c] = channel_mean;
+            rstd[c] = channel_rstd;
+            new_running_mean[c] = running_mean[c] * kept + channel_mean * moved;
+            new_running_var[c] = running_var[c] * kept + variance * moved;
+        }
+        let (scale, shift) = (channel_rstd * gamma[c], beta[c]);
+        let mut row = at.start + at.slot;
+        while row < at.end {
+            let i = row * channels + c;
+            y[i] = (x[i] - channel_mean) * scale + shift;
+            row += SLOTS;
+        }
+    }
+}
+
+/// Cube as [`statistics_kernel`]'s: the chunk's sums of `g·x̂` and `g` for each channel into
+/// `partial` `[chunks, 2, channels]`.
+#[cube(launch_unchecked, address_type = "dynamic")]
+fn gradient_sums_kernel<E: Float>(
+    x: &Tensor<E>,
+    mean: &Tensor<E>,
+    rstd: &Tensor<E>,
+    grad: &Tensor<E>,
+    partial: &mut Tensor<E>,
+    chunk_rows: usize,
+    #[define(E)] _dtype: ElemType,
+) {
+    let channels = mean.len();
+    let chunks = partial.len() / (2 * channels);
+    let at = place(channels, x.len() / channels, chunks, chunk_rows);
+    let (mut projected, mut plain) = (E::from_int(0), E::from_int(0));
+    if at.live {
+        let (channel_mean, channel_rstd) = (mean[at.channel], rstd[at.channel]);
+        let mut row = at.start + at.slot;
+        while row < at.end {
+            let i = row * channels + at.channel;
+            let g = grad[i];
+            projected += g * (x[i] - channel_mean) * channel_rstd;
+            plain += g;
+            row += SLOTS;
+        }
+    }
+    let projected = column_sum::<E>(projected, at.slot);
+    let plain = column_sum::<E>(plain, at.slot);
+    if at.live && at.slot == 0 {
+        partial[at.chunk * 2 * channels + at.channel] = projected;
+        partial[(at.chunk * 2 + 1) * channels + at.channel] = plain;
+    }
+}
+
+/// Cube as [`statistics_kernel`]'s: every chunk's sums added into `dγ = Σ g·x̂` and `dβ = Σ g`
+/// (each slot adds every `SLOTS`-th chunk, then the slots add in order), and the cube's chunk's
+/// `dx = γ·rstd·(g − dβ/n − x̂·dγ/n)` for n rows; the first chunk's cubes write dγ and dβ.
+#[cube(launch_unchecked, address_type = "dynamic")]
+fn gradient_kernel<E: Float>(
+    x: &Tensor<E>,
+    gamma: &Tensor<E>,
+    mean: &Tensor<E>,
+    rstd: &Tensor<E>,
+    grad: &Tensor<E>,
+    partial: &Tensor<E>,
+    dx: &mut Tensor<E>,
+    d_gamma: &mut Tensor<E>,
+    d_beta: &mut Tensor<E>,
+    chunk_rows: usize,
+    #[define(E)] _dtype: ElemType,
+) {
+    let channels = mean.len();
+    let rows = x.len() / channels;
+    let chunks = partial.len() / (2 * channels);
+    let at = place(channels, rows, chunks, chunk_rows);
+    let (mut projected, mut plain) = (E::from_int(0), E::from_int(0));
+    if at.channel < channels {
+        let mut chunk = at.slot;
+        while chunk < chunks {
+            projected += partial[chunk * 2 * channels + at.channel];
+            plain += partial[(chunk * 2 + 1) * channels + at.channel];
+            chunk += SLOTS;
+        }
+    }
+    let projected = column_sum::<E>(projected, at.slot);
+    let plain = column_sum::<E>(plain, at.slot);
+    if at.live {
+        let c = at.channel;
+        if at.chunk == 0 && at.slot == 0 {
+            d_gamma[c] = projected;
+            d_beta[c] = plain;
+        }
+        let count = E::cast_from(rows);
+        let (channel_mean, channel_rstd) = (mean[c], rstd[c]);
+        let (mean_projected, mean_plain) = (projected / count, plain / count);
+        let scale = gamma[c] * channel_rstd;
+        let mut row = at.start + at.slot;
+        while row < at.end {
+            let i = row * channels + c;
+            let normalized = (x[i] - channel_mean) * channel_rstd;
+            dx[i] = (grad[i] - mean_plain - normalized * mean_projected) * scale;
+            row += SLOTS;
+        }
+    }
+}
+
+/// The channels (last axis) and rows (every other axis) of a tensor of `shape`.
+fn rows_and_channels(shape: &Shape) -> (usize, usize) {
+    let channels = shape.as_slice().last().copied().unwrap_or(1);
+    (shape.num_elements() / channels.max(1), channels)
+}
+
+/// The cubes covering `chunks` chunks of every tile of [`LANES`] channels.
+fn chunk_cubes(like: &CubeTensor, channels: usize, chunks: usize) -> (CubeCount, CubeDim) {
+    let cube_dim = CubeDim::new_2d(LANES as u32, SLOTS as u32);
+    (calculate_cube_count_elemwise(&like.client, channels.div_ceil(LANES) * chunks * SLOTS * LANES, cube_dim), cube_dim)
+}
+
+impl BatchNormOps for CubeBackend {
+    fn batch_norm_forward(
+        x: CubeTensor,
+        gamma: CubeTensor,
+        beta: CubeTensor,
+        running_mean: CubeTensor,
+        running_var: CubeTensor,
+        epsilon: f32,
+        momentum: f32,
+    ) -> (CubeTensor, CubeTensor, CubeTensor, CubeTensor, CubeTensor) {
+        let [x, gamma, beta, running_mean, running_var] = [x, gamma, beta, running_mean, running_var].map(into_contiguous);
+        let shape = x.meta.shape().clone();
+        let (rows, channels) = rows_and_channels(&shape);
+        assert!(rows > 0 && channels > 0, "batch norm over no values: {shape:?}");
+        for (what, t) in [("γ", &gamma), ("β", &beta), ("the running mean", &running_mean), ("the running variance", &running_var)] {
+            assert_eq!(t.meta.num_elements(), channels, "batch norm: {what} is not as long as the last axis");
+        }
+        let empty = |shape: Shape| empty_device_dtype(x.client.clone(), x.device.clone(), shape, x.dtype);
+        let per_channel = || empty(Shape::from([channels]));
+        let (y, mean, rstd, new_running_mean, new_running_var) = (empty(shape), per_channel(), per_channel(), per_channel(), per_channel());
+        let (chunk_rows, chunks) = chunking(rows);
+        let partial = empty(Shape::from([chunks, 2, channels]));
+        let client = x.client.clone();
+        let (cube_count, cube_dim) = chunk_cubes(&x, channels, chunks);
+        let (address, dtype) = address_and_dtype(&[&x, &y, &partial]);
+        // SAFETY: a thread reads and writes only its channel (when it is one) of its cube's chunk
+        // of rows, and the statistics of its channel; cubes past the last chunk write nothing.
+        unsafe {
+            statistics_kernel::launch_unchecked(
+                &client,
+                cube_count.clone(),
+                cube_dim,
+                address,
+                x.clone().into_tensor_arg(),
+                partial.clone().into_tensor_arg(),
+                channels,
+                chunk_rows,
+                dtype,
+            );
+            normalize_kernel::launch_unchecked(
+                &client,
+                cube_count,
+                cube_dim,
+                address,
+                x.into_tensor_arg(),
+                gamma.into_tensor_arg(),
+                beta.into_tensor_arg(),
+                partial.into_tensor_arg(),
+                running_mean.into_tensor_arg(),
+                running_var.into_tensor_arg(),
+                y.clone().into_tensor_arg(),
+                mean.clone().into_tensor_arg(),
+                rstd.clone().into_tensor_arg(),
+                new_running_mean.clone().into_tensor_arg(),
+                new_running_var.clone().into_tensor_arg(),
+                chunk_rows,
+                InputScalar::new(epsilon, dtype),
+                InputScalar::new(momentum, dtype),
+                dtype,
+            );
+        }
+        (y, mean, rstd, new_running_mean, new_running_var)
+    }
+
+    fn batch_norm_backward(x: CubeTensor, gamma: CubeTensor, mean: CubeTensor, rstd: CubeTensor, grad: CubeTensor) -> (CubeTensor, CubeTensor, CubeTensor) {
+        let [x, gamma, mean, rstd, grad] = [x, gamma, mean, rstd, grad].map(into_contiguous);
+        let shape = x.meta.shape().clone();
+        let (rows, channels) = rows_and_channels(&shape);
+        assert!(rows > 0 && channels > 0, "batch norm over no values: {shape:?}");
+        assert_eq!(grad.meta.shape(), &shape, "batch norm: the gradient is not shaped as the input");
+        for (what, t) in [("γ", &gamma), ("the mean", &mean), ("1/σ", &rstd)] {
+            assert_eq!(t.meta.num_elements(), channels, "batch norm: {what} is not as long as the last axis");
+        }
+        let empty = |shape: Shape| empty_device_dtype(x.client.clone(), x.device.clone(), shape, x.dtype);
+        let (dx, d_gamma, d_beta) = (empty(shape), empty(gamma.meta.shape().clone()), empty(gamma.meta.shape().clone()));
+        let (chunk_rows, chunks) = chunking(rows);
+        let partial = empty(Shape::from([chunks, 2, channels]));
+        let client = x.client.clone();
+        let (cube_count, cube_dim) = chunk_cubes(&x, channels, chunks);
+        let (address, dtype) = address_and_dtype(&[&x, &grad, &dx, &partial]);
+        // SAFETY: as the forward's.
+        unsafe {
+            gradient_sums_kernel::launch_unchecked(
+                &client,
+                cube_count.clone(),
+                cube_dim,
+                address,
+                x.clone().into_tensor_arg(),
+                mean.clone().into_tensor_arg(),
+                rstd.clone().into_tensor_arg(),
+                grad.clone().into_tensor_arg(),
+                partial.clone().into_tensor_arg(),
+                chunk_rows,
+                dtype,
+            );
+            gradient_kernel::launch_unchecked(
+                &client,
+                cube_count,
+                cube_dim,
+                address,
+                x.into_tensor_arg(),
+                gamma.into_tensor_arg(),
+                mean.into_tensor_arg(),
+                rstd.into_tensor_arg(),
+                grad.into_tensor_arg(),
+                partial.into_tensor_arg(),
+                dx.clone().into_tensor_arg(),
+                d_gamma.clone().into_tensor_arg(),
+                d_beta.clone().into_tensor_arg(),
+                chunk_rows,
+                dtype,
+            );
+        }
+        (dx, d_gamma, d_beta)
+    }
+}
