@@ -51,18 +51,18 @@ use super::autodiff::{DepthwiseGradients, depthwise_tokens_autodiff};
 use super::batch_norm_gpu::BatchNormOps;
 use super::depthwise::Geometry;
 use super::depthwise_gpu::DepthwiseOps;
+use super::heads_gpu::HeadsOps;
 use super::layer_norm_gpu::LayerNormOps;
 use super::softmax_gpu::SoftmaxOps;
 
-/// `[batch, tokens, heads·head_dim]` → the heads as `[batch·heads, tokens, head_dim]`, or
-/// transposed (`[batch·heads, head_dim, tokens]`): one copy, which a batched matmul then reads as
-/// it is (burn's matmul copies a head view itself, its batch stride being below its row stride).
-fn to_heads<B: Backend>(x: FloatTensor<B>, heads: usize, transposed: bool) -> FloatTensor<B> {
+/// `[batch, tokens, heads·head_dim]` → the heads as `[batch·heads, tokens, head_dim]`: one copy,
+/// which a batched matmul then reads as it is (burn's matmul copies a head view itself, its batch
+/// stride being below its row stride).
+fn to_heads<B: Backend>(x: FloatTensor<B>, heads: usize) -> FloatTensor<B> {
     let [batch, tokens, width] = dims3::<B>(&x);
     let head_dim = width / heads;
     let split = B::float_reshape(x, Shape::from([batch, tokens, heads, head_dim]));
-    let (order, shape) = if transposed { ([0, 2, 3, 1], [batch * heads, head_dim, tokens]) } else { ([0, 2, 1, 3], [batch * heads, tokens, head_dim]) };
-    B::float_reshape(B::float_permute(split, &order), Shape::from(shape))
+    B::float_reshape(B::float_permute(split, &[0, 2, 1, 3]), Shape::from([batch * heads, tokens, head_dim]))
 }
 
 /// [`to_heads`] undone: `[batch·heads, tokens, head_dim]` → `[batch, tokens, heads·head_dim]` (a copy).
@@ -92,19 +92,18 @@ fn attention_forward(
 ) -> (FloatTensor<Cube>, AttentionState<Cube>) {
     type B = Cube;
     let batch = dims3::<B>(&q)[0];
-    let (q, k_t, v) = (to_heads::<B>(q, heads, false), to_heads::<B>(k, heads, true), to_heads::<B>(v, heads, false));
-    let probs = B::scaled_softmax(B::float_matmul(q.clone(), k_t.clone()), scale as f32);
+    let (q, k, v) = B::split_heads(q, k, v, heads);
+    let probs = B::scaled_softmax(B::float_matmul(q.clone(), B::float_swap_dims(k.clone(), 1, 2)), scale as f32);
     let context = from_heads::<B>(B::float_matmul(probs.clone(), v.clone()), batch);
-    (context, AttentionState { q, k_t, v, probs, batch, scale })
+    (context, AttentionState { q, k, v, probs, batch, scale })
 }
 
-/// What [`attention_backward`] reads: the heads of q `[batch·heads, queries, head_dim]`, kᵀ
-/// `[batch·heads, head_dim, keys]` and v `[batch·heads, keys, head_dim]`, and the probabilities
-/// `[batch·heads, queries, keys]`.
+/// What [`attention_backward`] reads: the heads of q `[batch·heads, queries, head_dim]`, k and v
+/// `[batch·heads, keys, head_dim]`, and the probabilities `[batch·heads, queries, keys]`.
 #[derive(Debug, Clone)]
 pub(super) struct AttentionState<B: Backend> {
     q: FloatTensor<B>,
-    k_t: FloatTensor<B>,
+    k: FloatTensor<B>,
     v: FloatTensor<B>,
     probs: FloatTensor<B>,
     batch: usize,
@@ -116,15 +115,15 @@ pub(super) struct AttentionState<B: Backend> {
 /// per head; the transposes are views a matmul reads in place.
 fn attention_backward(state: AttentionState<Cube>, grad: FloatTensor<Cube>) -> (FloatTensor<Cube>, FloatTensor<Cube>, FloatTensor<Cube>) {
     type B = Cube;
-    let AttentionState { q, k_t, v, probs, batch, scale } = state;
+    let AttentionState { q, k, v, probs, batch, scale } = state;
     let heads = dims3::<B>(&q)[0] / batch;
-    let grad = to_heads::<B>(grad, heads, false);
+    let grad = to_heads::<B>(grad, heads);
     let d_v = B::float_matmul(B::float_swap_dims(probs.clone(), 1, 2), grad.clone());
     let d_probs = B::float_matmul(grad, B::float_swap_dims(v, 1, 2));
     let d_scores = B::scaled_softmax_backward(probs, d_probs, scale as f32);
-    let d_q = B::float_matmul(d_scores.clone(), B::float_swap_dims(k_t, 1, 2));
+    let d_q = B::float_matmul(d_scores.clone(), k);
     let d_k = B::float_matmul(B::float_swap_dims(d_scores, 1, 2), q);
-    (from_heads::<B>(d_q, batch), from_heads::<B>(d_k, batch), from_heads::<B>(d_v, batch))
+    B::merge_heads(d_q, d_k, d_v, batch)
 }
 
 #[derive(Debug)]

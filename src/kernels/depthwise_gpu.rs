@@ -25,11 +25,10 @@ use burn_cubecl::CubeBackend;
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::numeric::empty_device_dtype;
 use burn_cubecl::tensor::CubeTensor;
-use cubecl::calculate_cube_count_elemwise;
 use cubecl::prelude::*;
 
 use super::depthwise::Geometry;
-use super::rows_gpu::address_and_dtype;
+use super::rows_gpu::{address_and_dtype, value_cubes};
 
 /// Channels a cube of the filter gradient spans (neighbouring threads, coalesced reads).
 const CHANNELS: usize = 32;
@@ -192,9 +191,7 @@ fn depthwise_weight_grad_kernel<E: Float>(x: &Tensor<E>, grad: &Tensor<E>, parti
 /// A new tensor of `shape` on `like`'s device, and the cubes that give a thread to each of its values.
 fn per_value_output(like: &CubeTensor, shape: Shape) -> (CubeTensor, CubeCount, CubeDim) {
     let output = empty_device_dtype(like.client.clone(), like.device.clone(), shape, like.dtype);
-    let count = output.meta.num_elements();
-    let cube_dim = CubeDim::new(&like.client, count);
-    let cube_count = calculate_cube_count_elemwise(&like.client, count, cube_dim);
+    let (cube_count, cube_dim) = value_cubes(like, output.meta.num_elements());
     (output, cube_count, cube_dim)
 }
 

@@ -27,6 +27,8 @@ pub mod depthwise;
 mod depthwise_gpu;
 mod flex;
 pub mod gelu;
+#[cfg(any(feature = "gpu-backend", feature = "cuda"))]
+mod heads_gpu;
 pub mod layer_norm;
 #[cfg(any(feature = "gpu-backend", feature = "cuda"))]
 mod layer_norm_gpu;

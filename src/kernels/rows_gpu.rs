@@ -28,6 +28,12 @@ pub(super) fn row_cubes(like: &CubeTensor, rows: usize) -> (CubeCount, CubeDim) 
     (calculate_cube_count_elemwise(&like.client, rows.div_ceil(SLOTS) * SLOTS * LANES, cube_dim), cube_dim)
 }
 
+/// The cubes that give a thread to each of `count` values (kernels writing one value a thread).
+pub(super) fn value_cubes(like: &CubeTensor, count: usize) -> (CubeCount, CubeDim) {
+    let cube_dim = CubeDim::new(&like.client, count);
+    (calculate_cube_count_elemwise(&like.client, count, cube_dim), cube_dim)
+}
+
 /// The sum of every lane's `value` in the row of `slot`, for every lane of it (see [`row_combine`]).
 #[cube]
 pub(super) fn row_sum<E: Float>(value: E, slot: usize, lane: usize) -> E {
