@@ -21,12 +21,14 @@
 //! Attention: under autodiff burn differentiates the split of the heads, the two products, the
 //! softmax's five operations and the merge one by one, and its matmul copies each head view it
 //! is handed (a head's batch stride is below its row stride), forward and backward: about 28
-//! launches per attention and training step. Here the heads of q, kᵀ and v are laid out once for
+//! launches per attention and training step. Here the heads of q, k and v are laid out once for
 //! both passes, the backward is `dV = Pᵀ·G`, `dP = G·Vᵀ`, `dS = P ⊙ (dP − rowsum(dP ⊙ P))·scale`,
 //! `dQ = dS·K`, `dK = dSᵀ·Q` with the transposes read in place: 22 launches. CvT-13's step on
 //! lavapipe (2026-12-05): 2035 → 1925 launches, ViT-B/16's 1065 → 981. The softmax and its
 //! gradient are brasa's kernels ([`super::softmax_gpu`], one launch each), and inference takes
-//! the same forward: 1650 → 1597, ViT-B/16's 932 → 860.
+//! the same forward: 1650 → 1597, ViT-B/16's 932 → 860. q, k and v go to the heads' layout in one
+//! launch and their gradients come back in one ([`super::heads_gpu`]), k untransposed (the
+//! forward's product reads kᵀ as a view): 1409 → 1348, ViT-B/16's 860 → 796.
 //!
 //! CvT's depthwise convolutions on tokens: an autodiff step whose forward and gradients are
 //! brasa's kernels ([`super::depthwise_gpu`]), reading the tokens past the class token in place.
@@ -82,7 +84,7 @@ fn dims3<B: Backend>(x: &FloatTensor<B>) -> [usize; 3] {
 
 /// Multi-head attention's core, softmax(q·kᵀ·scale)·v, with q `[batch, queries, width]` and k, v
 /// `[batch, keys, width]` (heads side by side): the context `[batch, queries, width]` and what
-/// the backward reads (the heads of q, kᵀ and v, and the probabilities).
+/// the backward reads (the heads of q, k and v, and the probabilities).
 fn attention_forward(
     q: FloatTensor<Cube>,
     k: FloatTensor<Cube>,
