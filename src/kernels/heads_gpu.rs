@@ -3,6 +3,7 @@
 //! batched matmul reads as they are) for the forward, and the three gradients back for the
 //! backward, where burn's ops copy each tensor in a launch of its own.
 
+use burn::backend::fusion::custom::TensorSpec;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, backend_extension};
 use burn::tensor::Shape;
@@ -28,12 +29,12 @@ pub trait HeadsOps: Backend {
     fn merge_heads(a: FloatTensor<Self>, b: FloatTensor<Self>, c: FloatTensor<Self>, batch: usize) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 }
 
-use burn::backend::fusion::custom::TensorSpec;
-
+/// The heads of a tensor as fusion records them.
 fn split_spec(x: &TensorSpec, heads: usize) -> TensorSpec {
     TensorSpec::new(split_shape(&x.shape, heads), x.dtype)
 }
 
+/// The tokens of a tensor in the heads' layout as fusion records them.
 fn merge_spec(x: &TensorSpec, batch: usize) -> TensorSpec {
     TensorSpec::new(merge_shape(&x.shape, batch), x.dtype)
 }

@@ -9,11 +9,12 @@
 //! or with `BRASA_KERNELS=burn` in the environment, they call burn's own op — except on burn's GPU
 //! backend ([`cube`]): there the batch norm over tokens is, while training, an autodiff step whose
 //! forward (which also moves the running statistics) and backward are kernels of brasa's own
-//! ([`batch_norm_gpu`]), attention's core one whose softmax and its gradient are
-//! ([`softmax_gpu`]), and layer norm and the depthwise convolution on tokens are brasa's kernels
-//! too ([`layer_norm_gpu`], [`depthwise_gpu`]), with or without autodiff. [`Pack`] writes many tensors into one vector (the optimizer's gather), on
-//! the GPU with brasa's own kernel ([`pack`]). This module must never hold model or training
-//! logic: it is ops only.
+//! ([`batch_norm_gpu`]); attention's core is one whose softmax, its gradient and the heads'
+//! layouts are ([`softmax_gpu`], [`heads_gpu`]); layer norm and the depthwise convolution on
+//! tokens are brasa's kernels too ([`layer_norm_gpu`], [`depthwise_gpu`]), with or without
+//! autodiff. [`Pack`] writes many tensors into one vector (the optimizer's gather), on the GPU
+//! with brasa's own kernel ([`pack`]). This module must never hold model or training logic: it is
+//! ops only.
 
 pub mod attention;
 mod autodiff;
@@ -45,6 +46,7 @@ mod split;
 
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, DispatchDevice, backend_extension};
+use burn::module::RunningState;
 use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
 use burn::tensor::ops::ConvOptions;
 use burn::nn::conv::Conv2d;
@@ -283,7 +285,7 @@ fn batch_norm_tokens_unsynced(norm: &BatchNorm, tokens: Tensor<3>) -> Tensor<3> 
         return norm.forward(tokens.swap_dims(1, 2)).swap_dims(1, 2);
     }
     if training {
-        let running = |state: &burn::module::RunningState<Tensor<1>>| state.value_sync().to_device(&device).into_dispatch();
+        let running = |state: &RunningState<Tensor<1>>| state.value_sync().to_device(&device).into_dispatch();
         let (output, running_mean, running_var) = <Dispatch as FusedOps>::fused_batch_norm_train(
             tokens.into_dispatch(),
             norm.gamma.val().into_dispatch(),
