@@ -113,6 +113,42 @@ fn column_sum<E: Float>(value: E, slot: usize) -> E {
     total
 }
 
+/// A chunk's two statistics of the thread's channel into `partial` `[chunks, 2, channels]`, by
+/// the cube's first slot.
+#[cube]
+fn write_partial<E: Float>(partial: &mut Tensor<E>, at: &Place, channels: usize, first: E, second: E) {
+    if at.live && at.slot == 0 {
+        partial[at.chunk * 2 * channels + at.channel] = first;
+        partial[(at.chunk * 2 + 1) * channels + at.channel] = second;
+    }
+}
+
+/// The two statistics of `chunk` for `channel` from `partial` `[chunks, 2, channels]`.
+#[cube]
+fn read_partial<E: Float>(partial: &Tensor<E>, chunk: usize, channel: usize, channels: usize) -> (E, E) {
+    (partial[chunk * 2 * channels + channel], partial[(chunk * 2 + 1) * channels + channel])
+}
+
+/// Values' count, mean and sum of squared deviations from it.
+#[derive(CubeType)]
+struct Moments<E: Float> {
+    count: E,
+    mean: E,
+    squares: E,
+}
+
+/// `count` more values with their `mean` and `squares` merged `into` (Chan et al.); none, nothing.
+#[cube]
+fn merge<E: Float>(into: &mut Moments<E>, count: E, mean: E, squares: E) {
+    if count > E::from_int(0) {
+        let total = into.count + count;
+        let delta = mean - into.mean;
+        into.mean += delta * count / total;
+        into.squares += squares + delta * delta * into.count * count / total;
+        into.count = total;
+    }
+}
+
 /// Cube of [`SLOTS`] × [`LANES`] threads, one chunk of rows × `LANES` channels: the chunk's mean
 /// and sum of squared deviations for each channel into `partial` `[chunks, 2, channels]`.
 #[cube(launch_unchecked, address_type = "dynamic")]
@@ -142,10 +178,7 @@ fn statistics_kernel<E: Float>(x: &Tensor<E>, partial: &mut Tensor<E>, channels:
         }
     }
     let squares = column_sum::<E>(squares, at.slot);
-    if at.live && at.slot == 0 {
-        partial[at.chunk * 2 * channels + at.channel] = mean;
-        partial[(at.chunk * 2 + 1) * channels + at.channel] = squares;
-    }
+    write_partial::<E>(partial, &at, channels, mean, squares);
 }
 
 /// Cube as [`statistics_kernel`]'s: every chunk's statistics merged into the channels' mean and
@@ -176,8 +209,8 @@ fn normalize_kernel<E: Float>(
     let at = place(channels, rows, chunks, chunk_rows);
     let lane = UNIT_POS_X as usize;
 
-    // this slot's chunks merged in order (Chan et al.: counts, means, sums of squared deviations)
-    let (mut count, mut running, mut squares) = (E::from_int(0), E::from_int(0), E::from_int(0));
+    // this slot's chunks merged in order, then the slots'
+    let mut own = Moments::<E> { count: E::from_int(0), mean: E::from_int(0), squares: E::from_int(0) };
     if at.channel < channels {
         let mut chunk = at.slot;
         while chunk < chunks {
@@ -185,36 +218,24 @@ fn normalize_kernel<E: Float>(
             if rows_in > chunk_rows {
                 rows_in = chunk_rows;
             }
-            let added = E::cast_from(rows_in);
-            let total = count + added;
-            let delta = partial[chunk * 2 * channels + at.channel] - running;
-            running += delta * added / total;
-            squares += partial[(chunk * 2 + 1) * channels + at.channel] + delta * delta * count * added / total;
-            count = total;
+            let (chunk_mean, squares) = read_partial::<E>(partial, chunk, at.channel, channels);
+            merge::<E>(&mut own, E::cast_from(rows_in), chunk_mean, squares);
             chunk += SLOTS;
         }
     }
-    // then the slots', in order
     let mut shared = Shared::<[E]>::new_slice(3 * SLOTS * LANES);
     let base = 3 * (at.slot * LANES + lane);
-    shared[base] = count;
-    shared[base + 1] = running;
-    shared[base + 2] = squares;
+    shared[base] = own.count;
+    shared[base + 1] = own.mean;
+    shared[base + 2] = own.squares;
     sync_cube();
-    let (mut count, mut running, mut squares) = (E::from_int(0), E::from_int(0), E::from_int(0));
+    let mut all = Moments::<E> { count: E::from_int(0), mean: E::from_int(0), squares: E::from_int(0) };
     for s in 0..SLOTS {
         let from = 3 * (s * LANES + lane);
-        let added = shared[from];
-        if added > E::from_int(0) {
-            let total = count + added;
-            let delta = shared[from + 1] - running;
-            running += delta * added / total;
-            squares += shared[from + 2] + delta * delta * count * added / total;
-            count = total;
-        }
+        merge::<E>(&mut all, shared[from], shared[from + 1], shared[from + 2]);
     }
-    let channel_mean = running;
-    let variance = squares / E::cast_from(rows);
+    let channel_mean = all.mean;
+    let variance = all.squares / E::cast_from(rows);
     let channel_rstd = E::from_int(1) / E::sqrt(variance + epsilon.get::<E>());
 
     if at.live {
@@ -266,10 +287,7 @@ fn gradient_sums_kernel<E: Float>(
     }
     let projected = column_sum::<E>(projected, at.slot);
     let plain = column_sum::<E>(plain, at.slot);
-    if at.live && at.slot == 0 {
-        partial[at.chunk * 2 * channels + at.channel] = projected;
-        partial[(at.chunk * 2 + 1) * channels + at.channel] = plain;
-    }
+    write_partial::<E>(partial, &at, channels, projected, plain);
 }
 
 /// Cube as [`statistics_kernel`]'s: every chunk's sums added into `dγ = Σ g·x̂` and `dβ = Σ g`
@@ -297,8 +315,9 @@ fn gradient_kernel<E: Float>(
     if at.channel < channels {
         let mut chunk = at.slot;
         while chunk < chunks {
-            projected += partial[chunk * 2 * channels + at.channel];
-            plain += partial[(chunk * 2 + 1) * channels + at.channel];
+            let (chunk_projected, chunk_plain) = read_partial::<E>(partial, chunk, at.channel, channels);
+            projected += chunk_projected;
+            plain += chunk_plain;
             chunk += SLOTS;
         }
     }
