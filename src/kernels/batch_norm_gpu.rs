@@ -129,6 +129,37 @@ fn read_partial<E: Float>(partial: &Tensor<E>, chunk: usize, channel: usize, cha
     (partial[chunk * 2 * channels + channel], partial[(chunk * 2 + 1) * channels + channel])
 }
 
+/// Where the gradient's rows lie: contiguous within batches of `tokens` rows, the batches
+/// `batch_stride` values apart — so that a slice of the token axis (the gradient of the tokens
+/// after a class token) is read in place.
+#[derive(CubeLaunch, CubeType)]
+struct Batched {
+    tokens: usize,
+    batch_stride: usize,
+}
+
+#[cube]
+impl Batched {
+    /// The index of `row`'s value of `channel`.
+    fn at(&self, row: usize, channel: usize, channels: usize) -> usize {
+        (row / self.tokens) * self.batch_stride + (row % self.tokens) * channels + channel
+    }
+}
+
+/// `grad` as the backward's kernels read it (see [`Batched`]): as it is where its rows are
+/// contiguous within each batch, else made contiguous (one batch of every row).
+fn batched(grad: CubeTensor, rows: usize, channels: usize) -> (CubeTensor, (usize, usize)) {
+    let (dims, strides) = (grad.meta.shape().as_slice().to_vec(), grad.meta.strides().to_vec());
+    if let ([_, tokens, width], [batch_stride, row_stride, 1]) = (dims.as_slice(), strides.as_slice())
+        && *width == channels
+        && *row_stride == channels
+        && *tokens > 0
+    {
+        return (grad, (*tokens, *batch_stride));
+    }
+    (into_contiguous(grad), (rows, rows * channels))
+}
+
 /// Values' count, mean and sum of squared deviations from it.
 #[derive(CubeType)]
 struct Moments<E: Float> {
@@ -267,6 +298,7 @@ fn gradient_sums_kernel<E: Float>(
     rstd: &Tensor<E>,
     grad: &Tensor<E>,
     partial: &mut Tensor<E>,
+    grad_layout: Batched,
     chunk_rows: usize,
     #[define(E)] _dtype: ElemType,
 ) {
@@ -279,7 +311,7 @@ fn gradient_sums_kernel<E: Float>(
         let mut row = at.start + at.slot;
         while row < at.end {
             let i = row * channels + at.channel;
-            let g = grad[i];
+            let g = grad[grad_layout.at(row, at.channel, channels)];
             projected += g * (x[i] - channel_mean) * channel_rstd;
             plain += g;
             row += SLOTS;
@@ -304,6 +336,7 @@ fn gradient_kernel<E: Float>(
     dx: &mut Tensor<E>,
     d_gamma: &mut Tensor<E>,
     d_beta: &mut Tensor<E>,
+    grad_layout: Batched,
     chunk_rows: usize,
     #[define(E)] _dtype: ElemType,
 ) {
@@ -337,7 +370,7 @@ fn gradient_kernel<E: Float>(
         while row < at.end {
             let i = row * channels + c;
             let normalized = (x[i] - channel_mean) * channel_rstd;
-            dx[i] = (grad[i] - mean_plain - normalized * mean_projected) * scale;
+            dx[i] = (grad[grad_layout.at(row, c, channels)] - mean_plain - normalized * mean_projected) * scale;
             row += SLOTS;
         }
     }
@@ -420,11 +453,12 @@ impl BatchNormOps for CubeBackend {
     }
 
     fn batch_norm_backward(x: CubeTensor, gamma: CubeTensor, mean: CubeTensor, rstd: CubeTensor, grad: CubeTensor) -> (CubeTensor, CubeTensor, CubeTensor) {
-        let [x, gamma, mean, rstd, grad] = [x, gamma, mean, rstd, grad].map(into_contiguous);
+        let [x, gamma, mean, rstd] = [x, gamma, mean, rstd].map(into_contiguous);
         let shape = x.meta.shape().clone();
         let (rows, channels) = rows_and_channels(&shape);
         assert!(rows > 0 && channels > 0, "batch norm over no values: {shape:?}");
         assert_eq!(grad.meta.shape(), &shape, "batch norm: the gradient is not shaped as the input");
+        let (grad, (tokens, batch_stride)) = batched(grad, rows, channels);
         for (what, t) in [("γ", &gamma), ("the mean", &mean), ("1/σ", &rstd)] {
             assert_eq!(t.meta.num_elements(), channels, "batch norm: {what} is not as long as the last axis");
         }
@@ -447,6 +481,7 @@ impl BatchNormOps for CubeBackend {
                 rstd.clone().into_tensor_arg(),
                 grad.clone().into_tensor_arg(),
                 partial.clone().into_tensor_arg(),
+                BatchedLaunch::new(tokens, batch_stride),
                 chunk_rows,
                 dtype,
             );
@@ -464,6 +499,7 @@ impl BatchNormOps for CubeBackend {
                 dx.clone().into_tensor_arg(),
                 d_gamma.clone().into_tensor_arg(),
                 d_beta.clone().into_tensor_arg(),
+                BatchedLaunch::new(tokens, batch_stride),
                 chunk_rows,
                 dtype,
             );
