@@ -171,9 +171,10 @@ fn the_models_ops_forward_and_backward_match_flex_on_the_gpu() {
 /// CvT's batch norm over tokens (channels last) while training — on the GPU brasa's kernels with
 /// their own backward: the output, the gradients of the input, γ and β, and the running statistics
 /// after two steps, for channels fewer and more than a cube's lanes (and not a multiple of them),
-/// rows that cut into one chunk, several, and a last one shorter than the others, and with a class
-/// token put in front of the output (as CvT's last stage does), whose gradient the kernels then
-/// read past in place.
+/// and rows that cut into one chunk, several, and a last one shorter than the others; with a
+/// class token (a slice of other tokens, as in CvT's last stage) put in front of the output in
+/// the same pass and its gradient (the output gradient's first row) passed back, or the output
+/// with a class token put in front of it afterwards, whose gradient the kernels read in place.
 #[test]
 fn the_token_batch_norm_trains_like_flex_on_the_gpu() {
     use burn::nn::BatchNormConfig;
@@ -182,31 +183,52 @@ fn the_token_batch_norm_trains_like_flex_on_the_gpu() {
     let Some(gpu) = gpu() else { return };
     let flex = Device::flex();
     flex.seed(5);
-    for (shape, class_token) in [([3, 10, 6], false), ([4, 300, 40], true), ([2, 5001, 70], false), ([2, 5001, 70], true), ([1, 1, 3], false)] {
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum ClassToken {
+        None,
+        Behind,
+        CatAfter,
+    }
+    let cases = [
+        ([3, 10, 6], ClassToken::None),
+        ([4, 300, 40], ClassToken::Behind),
+        ([4, 300, 40], ClassToken::CatAfter),
+        ([2, 5001, 70], ClassToken::None),
+        ([2, 5001, 70], ClassToken::Behind),
+        ([1, 1, 3], ClassToken::Behind),
+        ([1, 1, 3], ClassToken::None),
+    ];
+    for (shape, class_token) in cases {
         let [batch, tokens, channels] = shape;
-        let out_shape = [batch, tokens + usize::from(class_token), channels];
+        let out_shape = [batch, tokens + usize::from(class_token != ClassToken::None), channels];
         let x = values(Tensor::<3>::random(shape, Distribution::Normal(0.5, 2.0), &flex));
-        let cls = values(Tensor::<3>::random([batch, 1, channels], Distribution::Normal(0.0, 1.0), &flex));
+        let hidden = values(Tensor::<3>::random([batch, 3, channels], Distribution::Normal(0.0, 1.0), &flex));
         let upstream = values(Tensor::<3>::random(out_shape, Distribution::Uniform(-1.0, 1.0), &flex));
         let run = |device: &Device| -> Vec<Vec<f32>> {
             let device = device.clone().autodiff();
             let norm = BatchNormConfig::new(channels).with_momentum(0.3).init(&device);
             let _ = brasa::kernels::batch_norm_tokens(&norm, Tensor::<3>::from_data(TensorData::new(x.clone(), shape), &device).mul_scalar(0.5));
             let x = Tensor::<3>::from_data(TensorData::new(x.clone(), shape), &device).require_grad();
-            let y = brasa::kernels::batch_norm_tokens(&norm, x.clone());
-            let out = if class_token { Tensor::cat(vec![Tensor::<3>::from_data(TensorData::new(cls.clone(), [batch, 1, channels]), &device), y.clone()], 1) } else { y.clone() };
-            let grads = (out * Tensor::<3>::from_data(TensorData::new(upstream.clone(), out_shape), &device)).sum().backward();
+            let hidden = Tensor::<3>::from_data(TensorData::new(hidden.clone(), [batch, 3, channels]), &device).require_grad();
+            let cls = hidden.clone().narrow(1, 1, 1);
+            let out = match class_token {
+                ClassToken::None => brasa::kernels::batch_norm_tokens(&norm, x.clone()),
+                ClassToken::Behind => brasa::kernels::batch_norm_tokens_behind(&norm, Some(cls), x.clone()),
+                ClassToken::CatAfter => Tensor::cat(vec![cls, brasa::kernels::batch_norm_tokens(&norm, x.clone())], 1),
+            };
+            let grads = (out.clone() * Tensor::<3>::from_data(TensorData::new(upstream.clone(), out_shape), &device)).sum().backward();
             vec![
-                values(y),
+                values(out),
                 values(x.grad(&grads).unwrap()),
                 values(norm.gamma.val().grad(&grads).unwrap()),
                 values(norm.beta.val().grad(&grads).unwrap()),
                 values(norm.running_mean.value()),
                 values(norm.running_var.value()),
+                hidden.grad(&grads).map(values).unwrap_or_default(),
             ]
         };
-        let names = ["output", "x gradient", "γ gradient", "β gradient", "running mean", "running variance"];
-        assert_each_near_flex(&format!("token batch norm {shape:?}, class token {class_token}"), &names, &run(&flex), &run(&gpu));
+        let names = ["output", "x gradient", "γ gradient", "β gradient", "running mean", "running variance", "class token's source gradient"];
+        assert_each_near_flex(&format!("token batch norm {shape:?}, class token {class_token:?}"), &names, &run(&flex), &run(&gpu));
     }
 }
 

@@ -14,6 +14,7 @@
 //!
 //! Counted on lavapipe (2026-12-05), CvT-13's training step: see [`super::cube`].
 
+use burn::backend::fusion::custom::TensorSpec;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, backend_extension};
 use burn::tensor::Shape;
@@ -49,6 +50,21 @@ pub trait BatchNormOps: Backend {
         #[fusion(scalar)] momentum: f32,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
+    /// [`BatchNormOps::batch_norm_forward`] of `x` `[batch, tokens, channels]` with `prefix`
+    /// `[batch, n, channels]` (class tokens, left as they are) in front of the output's tokens:
+    /// `[batch, n + tokens, channels]`, as a concatenation after it would be.
+    #[fusion(meta = |x, prefix, gamma, _beta, _running_mean, _running_var, _epsilon, _momentum| (behind_spec(x, prefix), gamma.clone(), gamma.clone(), gamma.clone(), gamma.clone()))]
+    fn batch_norm_forward_behind(
+        x: FloatTensor<Self>,
+        prefix: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        running_mean: FloatTensor<Self>,
+        running_var: FloatTensor<Self>,
+        #[fusion(scalar)] epsilon: f32,
+        #[fusion(scalar)] momentum: f32,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
     /// The gradients of x, γ and β for the output's `grad`, from the forward's `mean` and `rstd`.
     #[fusion(meta = |x, gamma, _mean, _rstd, _grad| (x.clone(), gamma.clone(), gamma.clone()))]
     fn batch_norm_backward(
@@ -58,6 +74,19 @@ pub trait BatchNormOps: Backend {
         rstd: FloatTensor<Self>,
         grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+}
+
+/// The output of [`BatchNormOps::batch_norm_forward_behind`] as fusion records it.
+fn behind_spec(x: &TensorSpec, prefix: &TensorSpec) -> TensorSpec {
+    TensorSpec::new(behind_shape(&x.shape, &prefix.shape), x.dtype)
+}
+
+/// `[batch, n + tokens, channels]` for tokens `[batch, tokens, channels]` behind `[batch, n, channels]`.
+fn behind_shape(tokens: &Shape, prefix: &Shape) -> Shape {
+    match (tokens.as_slice(), prefix.as_slice()) {
+        ([batch, count, channels], [prefix_batch, n, prefix_channels]) if batch == prefix_batch && channels == prefix_channels => Shape::from([*batch, n + count, *channels]),
+        _ => panic!("batch norm: a prefix {prefix:?} cannot go in front of tokens {tokens:?}"),
+    }
 }
 
 /// How the rows are cut: rows per chunk (a multiple of [`SLOTS`]) and the chunks.
@@ -146,18 +175,34 @@ impl Batched {
     }
 }
 
-/// `grad` as the backward's kernels read it (see [`Batched`]): as it is where its rows are
-/// contiguous within each batch, else made contiguous (one batch of every row).
-fn batched(grad: CubeTensor, rows: usize, channels: usize) -> (CubeTensor, (usize, usize)) {
-    let (dims, strides) = (grad.meta.shape().as_slice().to_vec(), grad.meta.strides().to_vec());
+/// Where the forward writes row `row` of the input: behind `skip` rows of the prefix in each
+/// batch of `tokens` rows (`skip` 0: where it is in the input).
+#[derive(CubeLaunch, CubeType)]
+struct Behind {
+    tokens: usize,
+    skip: usize,
+}
+
+#[cube]
+impl Behind {
+    /// The output index of `row`'s value of `channel`.
+    fn at(&self, row: usize, channel: usize, channels: usize) -> usize {
+        ((row / self.tokens) * (self.skip + self.tokens) + self.skip + row % self.tokens) * channels + channel
+    }
+}
+
+/// `t` as the kernels read it (see [`Batched`]): as it is where its rows are contiguous within
+/// each batch, else made contiguous (one batch of every row); and its `(tokens, batch_stride)`.
+fn batched(t: CubeTensor, rows: usize, channels: usize) -> (CubeTensor, (usize, usize)) {
+    let (dims, strides) = (t.meta.shape().as_slice().to_vec(), t.meta.strides().to_vec());
     if let ([_, tokens, width], [batch_stride, row_stride, 1]) = (dims.as_slice(), strides.as_slice())
         && *width == channels
         && *row_stride == channels
         && *tokens > 0
     {
-        return (grad, (*tokens, *batch_stride));
+        return (t, (*tokens, *batch_stride));
     }
-    (into_contiguous(grad), (rows, rows * channels))
+    (into_contiguous(t), (rows.max(1), rows * channels))
 }
 
 /// Values' count, mean and sum of squared deviations from it.
@@ -229,6 +274,9 @@ fn normalize_kernel<E: Float>(
     rstd: &mut Tensor<E>,
     new_running_mean: &mut Tensor<E>,
     new_running_var: &mut Tensor<E>,
+    prefix: &Tensor<E>,
+    prefix_layout: Batched,
+    output: Behind,
     chunk_rows: usize,
     epsilon: InputScalar,
     momentum: InputScalar,
@@ -282,9 +330,18 @@ fn normalize_kernel<E: Float>(
         let (scale, shift) = (channel_rstd * gamma[c], beta[c]);
         let mut row = at.start + at.slot;
         while row < at.end {
-            let i = row * channels + c;
-            y[i] = (x[i] - channel_mean) * scale + shift;
+            y[output.at(row, c, channels)] = (x[row * channels + c] - channel_mean) * scale + shift;
             row += SLOTS;
+        }
+        // the prefix's rows, by the first chunk's cubes
+        if at.chunk == 0 && output.skip > 0 {
+            let prefix_rows = rows / output.tokens * output.skip;
+            let mut row = at.slot;
+            while row < prefix_rows {
+                let (b, s) = (row / output.skip, row % output.skip);
+                y[(b * (output.skip + output.tokens) + s) * channels + c] = prefix[prefix_layout.at(row, c, channels)];
+                row += SLOTS;
+            }
         }
     }
 }
@@ -388,6 +445,85 @@ fn chunk_cubes(like: &CubeTensor, channels: usize, chunks: usize) -> (CubeCount,
     (calculate_cube_count_elemwise(&like.client, channels.div_ceil(LANES) * chunks * SLOTS * LANES, cube_dim), cube_dim)
 }
 
+/// The training forward, with or without a prefix (see [`BatchNormOps`]).
+#[allow(clippy::too_many_arguments)]
+fn forward(
+    x: CubeTensor,
+    prefix: Option<CubeTensor>,
+    gamma: CubeTensor,
+    beta: CubeTensor,
+    running_mean: CubeTensor,
+    running_var: CubeTensor,
+    epsilon: f32,
+    momentum: f32,
+) -> (CubeTensor, CubeTensor, CubeTensor, CubeTensor, CubeTensor) {
+    let [x, gamma, beta, running_mean, running_var] = [x, gamma, beta, running_mean, running_var].map(into_contiguous);
+    let shape = x.meta.shape().clone();
+    let (rows, channels) = rows_and_channels(&shape);
+    assert!(rows > 0 && channels > 0, "batch norm over no values: {shape:?}");
+    for (what, t) in [("γ", &gamma), ("β", &beta), ("the running mean", &running_mean), ("the running variance", &running_var)] {
+        assert_eq!(t.meta.num_elements(), channels, "batch norm: {what} is not as long as the last axis");
+    }
+    // the output's shape and where the input's rows go in it; the prefix's rows and layout
+    let (out_shape, tokens, skip) = match &prefix {
+        Some(prefix) => (behind_shape(&shape, prefix.meta.shape()), shape[1], prefix.meta.shape()[1]),
+        None => (shape.clone(), rows, 0),
+    };
+    let (prefix, (prefix_tokens, prefix_stride)) = match prefix {
+        Some(prefix) => batched(prefix, skip * shape[0], channels),
+        None => (x.clone(), (1, 0)),
+    };
+    let empty = |shape: Shape| empty_device_dtype(x.client.clone(), x.device.clone(), shape, x.dtype);
+    let per_channel = || empty(Shape::from([channels]));
+    let (y, mean, rstd, new_running_mean, new_running_var) = (empty(out_shape), per_channel(), per_channel(), per_channel(), per_channel());
+    let (chunk_rows, chunks) = chunking(rows);
+    let partial = empty(Shape::from([chunks, 2, channels]));
+    let client = x.client.clone();
+    let (cube_count, cube_dim) = chunk_cubes(&x, channels, chunks);
+    let (address, dtype) = address_and_dtype(&[&x, &y, &partial]);
+    // SAFETY: a thread reads and writes only its channel (when it is one) of its cube's chunk
+    // of rows (and of the prefix's rows, in the first chunk's cubes), and the statistics of
+    // its channel; cubes past the last chunk write nothing.
+    unsafe {
+        statistics_kernel::launch_unchecked(
+            &client,
+            cube_count.clone(),
+            cube_dim,
+            address,
+            x.clone().into_tensor_arg(),
+            partial.clone().into_tensor_arg(),
+            channels,
+            chunk_rows,
+            dtype,
+        );
+        normalize_kernel::launch_unchecked(
+            &client,
+            cube_count,
+            cube_dim,
+            address,
+            x.into_tensor_arg(),
+            gamma.into_tensor_arg(),
+            beta.into_tensor_arg(),
+            partial.into_tensor_arg(),
+            running_mean.into_tensor_arg(),
+            running_var.into_tensor_arg(),
+            y.clone().into_tensor_arg(),
+            mean.clone().into_tensor_arg(),
+            rstd.clone().into_tensor_arg(),
+            new_running_mean.clone().into_tensor_arg(),
+            new_running_var.clone().into_tensor_arg(),
+            prefix.into_tensor_arg(),
+            BatchedLaunch::new(prefix_tokens, prefix_stride),
+            BehindLaunch::new(tokens, skip),
+            chunk_rows,
+            InputScalar::new(epsilon, dtype),
+            InputScalar::new(momentum, dtype),
+            dtype,
+        );
+    }
+    (y, mean, rstd, new_running_mean, new_running_var)
+}
+
 impl BatchNormOps for CubeBackend {
     fn batch_norm_forward(
         x: CubeTensor,
@@ -398,58 +534,20 @@ impl BatchNormOps for CubeBackend {
         epsilon: f32,
         momentum: f32,
     ) -> (CubeTensor, CubeTensor, CubeTensor, CubeTensor, CubeTensor) {
-        let [x, gamma, beta, running_mean, running_var] = [x, gamma, beta, running_mean, running_var].map(into_contiguous);
-        let shape = x.meta.shape().clone();
-        let (rows, channels) = rows_and_channels(&shape);
-        assert!(rows > 0 && channels > 0, "batch norm over no values: {shape:?}");
-        for (what, t) in [("γ", &gamma), ("β", &beta), ("the running mean", &running_mean), ("the running variance", &running_var)] {
-            assert_eq!(t.meta.num_elements(), channels, "batch norm: {what} is not as long as the last axis");
-        }
-        let empty = |shape: Shape| empty_device_dtype(x.client.clone(), x.device.clone(), shape, x.dtype);
-        let per_channel = || empty(Shape::from([channels]));
-        let (y, mean, rstd, new_running_mean, new_running_var) = (empty(shape), per_channel(), per_channel(), per_channel(), per_channel());
-        let (chunk_rows, chunks) = chunking(rows);
-        let partial = empty(Shape::from([chunks, 2, channels]));
-        let client = x.client.clone();
-        let (cube_count, cube_dim) = chunk_cubes(&x, channels, chunks);
-        let (address, dtype) = address_and_dtype(&[&x, &y, &partial]);
-        // SAFETY: a thread reads and writes only its channel (when it is one) of its cube's chunk
-        // of rows, and the statistics of its channel; cubes past the last chunk write nothing.
-        unsafe {
-            statistics_kernel::launch_unchecked(
-                &client,
-                cube_count.clone(),
-                cube_dim,
-                address,
-                x.clone().into_tensor_arg(),
-                partial.clone().into_tensor_arg(),
-                channels,
-                chunk_rows,
-                dtype,
-            );
-            normalize_kernel::launch_unchecked(
-                &client,
-                cube_count,
-                cube_dim,
-                address,
-                x.into_tensor_arg(),
-                gamma.into_tensor_arg(),
-                beta.into_tensor_arg(),
-                partial.into_tensor_arg(),
-                running_mean.into_tensor_arg(),
-                running_var.into_tensor_arg(),
-                y.clone().into_tensor_arg(),
-                mean.clone().into_tensor_arg(),
-                rstd.clone().into_tensor_arg(),
-                new_running_mean.clone().into_tensor_arg(),
-                new_running_var.clone().into_tensor_arg(),
-                chunk_rows,
-                InputScalar::new(epsilon, dtype),
-                InputScalar::new(momentum, dtype),
-                dtype,
-            );
-        }
-        (y, mean, rstd, new_running_mean, new_running_var)
+        forward(x, None, gamma, beta, running_mean, running_var, epsilon, momentum)
+    }
+
+    fn batch_norm_forward_behind(
+        x: CubeTensor,
+        prefix: CubeTensor,
+        gamma: CubeTensor,
+        beta: CubeTensor,
+        running_mean: CubeTensor,
+        running_var: CubeTensor,
+        epsilon: f32,
+        momentum: f32,
+    ) -> (CubeTensor, CubeTensor, CubeTensor, CubeTensor, CubeTensor) {
+        forward(x, Some(prefix), gamma, beta, running_mean, running_var, epsilon, momentum)
     }
 
     fn batch_norm_backward(x: CubeTensor, gamma: CubeTensor, mean: CubeTensor, rstd: CubeTensor, grad: CubeTensor) -> (CubeTensor, CubeTensor, CubeTensor) {

@@ -43,7 +43,7 @@ use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, NodeGuard, Ops, OpsKind};
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
 use burn::tensor::Shape;
@@ -78,7 +78,7 @@ fn from_heads<B: Backend>(x: FloatTensor<B>, batch: usize) -> FloatTensor<B> {
 fn dims3<B: Backend>(x: &FloatTensor<B>) -> [usize; 3] {
     let shape = x.shape();
     let dims = shape.as_slice();
-    assert_eq!(dims.len(), 3, "attention takes [batch, tokens, width] tensors, not {dims:?}");
+    assert_eq!(dims.len(), 3, "a [batch, tokens, width] tensor expected, not {dims:?}");
     [dims[0], dims[1], dims[2]]
 }
 
@@ -154,22 +154,114 @@ struct NormState {
     rstd: FloatTensor<Cube>,
 }
 
-/// The gradients (x's, γ's, β's) of a normalisation from its [`NormState`] and output gradient.
-type NormGradients = fn(FloatTensor<Cube>, FloatTensor<Cube>, FloatTensor<Cube>, FloatTensor<Cube>, FloatTensor<Cube>) -> (FloatTensor<Cube>, FloatTensor<Cube>, FloatTensor<Cube>);
-
-/// The autodiff step of a normalisation with parents x, γ and β: layer norm's kernel
-/// ([`LayerNormOps::layer_norm_backward`]) or batch norm's ([`BatchNormOps::batch_norm_backward`]).
+/// The autodiff step of layer norm, with parents x, γ and β ([`LayerNormOps::layer_norm_backward`]).
 #[derive(Debug)]
-struct NormBackward(NormGradients);
+struct LayerNormBackward;
 
-impl Backward<Cube, 3> for NormBackward {
+impl Backward<Cube, 3> for LayerNormBackward {
     type State = NormState;
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_x, node_gamma, node_beta] = ops.parents;
         let grad = grads.consume::<Cube>(&ops.node);
         let NormState { x, gamma, mean, rstd } = ops.state;
-        let (d_x, d_gamma, d_beta) = (self.0)(x, gamma, mean, rstd, grad);
+        let (d_x, d_gamma, d_beta) = Cube::layer_norm_backward(x, gamma, mean, rstd, grad);
+        for (node, gradient) in [(node_x, d_x), (node_gamma, d_gamma), (node_beta, d_beta)] {
+            if let Some(node) = node {
+                grads.register::<Cube>(node.id, gradient);
+            }
+        }
+    }
+}
+
+/// Batch norm's training forward on the GPU kernels, the output behind `prefix` where there is one.
+#[allow(clippy::too_many_arguments)]
+fn batch_norm_forward(
+    x: FloatTensor<Cube>,
+    prefix: Option<FloatTensor<Cube>>,
+    gamma: FloatTensor<Cube>,
+    beta: FloatTensor<Cube>,
+    running_mean: FloatTensor<Cube>,
+    running_var: FloatTensor<Cube>,
+    epsilon: f64,
+    momentum: f64,
+) -> (FloatTensor<Cube>, FloatTensor<Cube>, FloatTensor<Cube>, FloatTensor<Cube>, FloatTensor<Cube>) {
+    let (epsilon, momentum) = (epsilon as f32, momentum as f32);
+    match prefix {
+        Some(prefix) => Cube::batch_norm_forward_behind(x, prefix, gamma, beta, running_mean, running_var, epsilon, momentum),
+        None => Cube::batch_norm_forward(x, gamma, beta, running_mean, running_var, epsilon, momentum),
+    }
+}
+
+/// Batch norm's training forward on the GPU kernels under autodiff (see
+/// [`FusedOps::fused_batch_norm_train_behind`]): the output, recorded with its own backward, and
+/// the moved running statistics.
+#[allow(clippy::too_many_arguments)]
+fn batch_norm_autodiff<C: CheckpointStrategy>(
+    x: FloatTensor<Autodiff<Cube, C>>,
+    prefix: Option<FloatTensor<Autodiff<Cube, C>>>,
+    gamma: FloatTensor<Autodiff<Cube, C>>,
+    beta: FloatTensor<Autodiff<Cube, C>>,
+    running_mean: FloatTensor<Autodiff<Cube, C>>,
+    running_var: FloatTensor<Autodiff<Cube, C>>,
+    epsilon: f64,
+    momentum: f64,
+) -> (FloatTensor<Autodiff<Cube, C>>, FloatTensor<Autodiff<Cube, C>>, FloatTensor<Autodiff<Cube, C>>) {
+    type A<C> = Autodiff<Cube, C>;
+    let (input, gamma_inner) = (x.primitive().clone(), gamma.primitive().clone());
+    let skip = prefix.as_ref().map_or(0, |prefix| dims3::<Cube>(prefix.primitive())[1]);
+    let (output, mean, rstd, running_mean, running_var) = batch_norm_forward(
+        input.clone(),
+        prefix.as_ref().map(|prefix| prefix.primitive().clone()),
+        gamma_inner.clone(),
+        beta.primitive().clone(),
+        running_mean.into_primitive(),
+        running_var.into_primitive(),
+        epsilon,
+        momentum,
+    );
+    let state = (NormState { x: input, gamma: gamma_inner, mean, rstd }, skip);
+    let output = match prefix {
+        Some(prefix) => batch_norm_step::<C, 4>([x.node(), gamma.node(), beta.node(), prefix.node()], state, output),
+        None => batch_norm_step::<C, 3>([x.node(), gamma.node(), beta.node()], state, output),
+    };
+    (output, A::<C>::from_inner(running_mean), A::<C>::from_inner(running_var))
+}
+
+/// The autodiff step of batch norm's training forward, with parents x, γ, β and (a fourth) the
+/// prefix: the gradient of the output's rows past the prefix's `skip` tokens (a slice of the
+/// token axis, which the kernels read in place) gives x's, γ's and β's, the rest is the prefix's.
+#[derive(Debug)]
+struct BatchNormBackward;
+
+/// `output` recorded as [`BatchNormBackward`] of `parents` (x, γ, β and maybe the prefix).
+fn batch_norm_step<C: CheckpointStrategy, const N: usize>(parents: [NodeGuard; N], state: (NormState, usize), output: FloatTensor<Cube>) -> FloatTensor<Autodiff<Cube, C>> {
+    match BatchNormBackward.prepare::<C>(parents).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => prep.finish(state, output),
+        OpsKind::UnTracked(prep) => prep.finish(output),
+    }
+}
+
+impl<const N: usize> Backward<Cube, N> for BatchNormBackward {
+    type State = (NormState, usize);
+
+    fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let mut parents = ops.parents.into_iter();
+        let [node_x, node_gamma, node_beta, node_prefix] = std::array::from_fn(|_| parents.next().flatten());
+        let grad = grads.consume::<Cube>(&ops.node);
+        let (NormState { x, gamma, mean, rstd }, skip) = ops.state;
+        // the output's tokens past the prefix's, and the prefix's
+        let (rows, prefix) = if skip == 0 {
+            (grad, None)
+        } else {
+            let [batch, tokens, channels] = dims3::<Cube>(&grad);
+            let part = |from: usize, to: usize| Cube::float_slice(grad.clone(), &[(0..batch).into(), (from..to).into(), (0..channels).into()]);
+            (part(skip, tokens), Some(part(0, skip)))
+        };
+        if let (Some(node), Some(gradient)) = (node_prefix, prefix) {
+            grads.register::<Cube>(node.id, gradient);
+        }
+        let (d_x, d_gamma, d_beta) = Cube::batch_norm_backward(x, gamma, mean, rstd, rows);
         for (node, gradient) in [(node_x, d_x), (node_gamma, d_gamma), (node_beta, d_beta)] {
             if let Some(node) = node {
                 grads.register::<Cube>(node.id, gradient);
@@ -233,7 +325,21 @@ impl FusedOps for Cube {
         epsilon: f64,
         momentum: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let (output, _, _, running_mean, running_var) = Cube::batch_norm_forward(x, gamma, beta, running_mean, running_var, epsilon as f32, momentum as f32);
+        let (output, _, _, running_mean, running_var) = batch_norm_forward(x, None, gamma, beta, running_mean, running_var, epsilon, momentum);
+        (output, running_mean, running_var)
+    }
+
+    fn fused_batch_norm_train_behind(
+        x: FloatTensor<Self>,
+        prefix: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        running_mean: FloatTensor<Self>,
+        running_var: FloatTensor<Self>,
+        epsilon: f64,
+        momentum: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let (output, _, _, running_mean, running_var) = batch_norm_forward(x, Some(prefix), gamma, beta, running_mean, running_var, epsilon, momentum);
         (output, running_mean, running_var)
     }
 
@@ -246,7 +352,7 @@ impl FusedOps for Cube {
 
 impl<C: CheckpointStrategy> FusedOps for Autodiff<Cube, C> {
     fn fused_layer_norm(x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, epsilon: f64) -> FloatTensor<Self> {
-        match NormBackward(Cube::layer_norm_backward).prepare::<C>([x.node(), gamma.node(), beta.node()]).compute_bound().stateful() {
+        match LayerNormBackward.prepare::<C>([x.node(), gamma.node(), beta.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let (input, gamma) = (x.primitive().clone(), gamma.primitive().clone());
                 let (output, mean, rstd) = Cube::layer_norm_forward(input.clone(), gamma.clone(), beta.primitive().clone(), epsilon as f32);
@@ -275,21 +381,20 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Cube, C> {
         epsilon: f64,
         momentum: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let (input, gamma_inner) = (x.primitive().clone(), gamma.primitive().clone());
-        let (output, mean, rstd, running_mean, running_var) = Cube::batch_norm_forward(
-            input.clone(),
-            gamma_inner.clone(),
-            beta.primitive().clone(),
-            running_mean.into_primitive(),
-            running_var.into_primitive(),
-            epsilon as f32,
-            momentum as f32,
-        );
-        let output = match NormBackward(Cube::batch_norm_backward).prepare::<C>([x.node(), gamma.node(), beta.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => prep.finish(NormState { x: input, gamma: gamma_inner, mean, rstd }, output),
-            OpsKind::UnTracked(prep) => prep.finish(output),
-        };
-        (output, Self::from_inner(running_mean), Self::from_inner(running_var))
+        batch_norm_autodiff::<C>(x, None, gamma, beta, running_mean, running_var, epsilon, momentum)
+    }
+
+    fn fused_batch_norm_train_behind(
+        x: FloatTensor<Self>,
+        prefix: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        running_mean: FloatTensor<Self>,
+        running_var: FloatTensor<Self>,
+        epsilon: f64,
+        momentum: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        batch_norm_autodiff::<C>(x, Some(prefix), gamma, beta, running_mean, running_var, epsilon, momentum)
     }
 
     fn fused_depthwise_tokens(x: FloatTensor<Self>, weight: FloatTensor<Self>, geometry: Geometry) -> FloatTensor<Self> {

@@ -87,6 +87,19 @@ pub trait FusedOps: Backend {
         epsilon: f64,
         momentum: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+    /// [`FusedOps::fused_batch_norm_train`] of `x` `[batch, tokens, channels]` with its output
+    /// behind `prefix` `[batch, n, channels]` along the tokens (the prefix left as it is).
+    #[allow(clippy::too_many_arguments)]
+    fn fused_batch_norm_train_behind(
+        x: FloatTensor<Self>,
+        prefix: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        running_mean: FloatTensor<Self>,
+        running_var: FloatTensor<Self>,
+        epsilon: f64,
+        momentum: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
     /// Batch norm over the last axis with given statistics.
     fn fused_batch_norm(
         x: FloatTensor<Self>,
@@ -270,43 +283,61 @@ pub fn depthwise_tokens(conv: &Conv2d, tokens: Tensor<3>, grid: [usize; 2], skip
 /// (`backend::on_pool`), so the update is folded in at once, on the thread that made it, and
 /// the statistics never depend on which thread ran which step.
 pub fn batch_norm_tokens(norm: &BatchNorm, tokens: Tensor<3>) -> Tensor<3> {
+    batch_norm_tokens_behind(norm, None, tokens)
+}
+
+/// [`batch_norm_tokens`] with `prefix` `[batch, n, channels]` (class tokens, not normalised) in
+/// front of the output's tokens: `Tensor::cat(vec![prefix, batch_norm_tokens(norm, tokens)], 1)`,
+/// which brasa's GPU kernels write in the same pass (and whose gradient they read in place).
+pub fn batch_norm_tokens_behind(norm: &BatchNorm, prefix: Option<Tensor<3>>, tokens: Tensor<3>) -> Tensor<3> {
     let updating = tokens.device().is_autodiff() && norm.training.is_enabled();
-    let output = batch_norm_tokens_unsynced(norm, tokens);
+    let output = batch_norm_tokens_unsynced(norm, prefix, tokens);
     if updating {
         let _ = (norm.running_mean.value_sync(), norm.running_var.value_sync());
     }
     output
 }
 
-fn batch_norm_tokens_unsynced(norm: &BatchNorm, tokens: Tensor<3>) -> Tensor<3> {
+fn batch_norm_tokens_unsynced(norm: &BatchNorm, prefix: Option<Tensor<3>>, tokens: Tensor<3>) -> Tensor<3> {
     let device = tokens.device();
     let training = device.is_autodiff() && norm.training.is_enabled();
-    if !(fused(&tokens) || training && gpu_training(&tokens)) {
-        return norm.forward(tokens.swap_dims(1, 2)).swap_dims(1, 2);
-    }
-    if training {
+    if training && (fused(&tokens) || gpu_training(&tokens)) {
         let running = |state: &RunningState<Tensor<1>>| state.value_sync().to_device(&device).into_dispatch();
-        let (output, running_mean, running_var) = <Dispatch as FusedOps>::fused_batch_norm_train(
-            tokens.into_dispatch(),
-            norm.gamma.val().into_dispatch(),
-            norm.beta.val().into_dispatch(),
-            running(&norm.running_mean),
-            running(&norm.running_var),
-            norm.epsilon,
-            norm.momentum,
-        );
+        let (gamma, beta) = (norm.gamma.val().into_dispatch(), norm.beta.val().into_dispatch());
+        let (running_mean, running_var) = (running(&norm.running_mean), running(&norm.running_var));
+        let (output, running_mean, running_var) = match prefix {
+            Some(prefix) => <Dispatch as FusedOps>::fused_batch_norm_train_behind(
+                tokens.into_dispatch(),
+                prefix.into_dispatch(),
+                gamma,
+                beta,
+                running_mean,
+                running_var,
+                norm.epsilon,
+                norm.momentum,
+            ),
+            None => <Dispatch as FusedOps>::fused_batch_norm_train(tokens.into_dispatch(), gamma, beta, running_mean, running_var, norm.epsilon, norm.momentum),
+        };
         norm.running_mean.update(Tensor::<1>::from_dispatch(running_mean).detach());
         norm.running_var.update(Tensor::<1>::from_dispatch(running_var).detach());
         return Tensor::from_dispatch(output);
     }
-    Tensor::from_dispatch(<Dispatch as FusedOps>::fused_batch_norm(
-        tokens.into_dispatch(),
-        norm.gamma.val().into_dispatch(),
-        norm.beta.val().into_dispatch(),
-        norm.running_mean.value().to_device(&device).into_dispatch(),
-        norm.running_var.value().to_device(&device).into_dispatch(),
-        norm.epsilon,
-    ))
+    let output = if fused(&tokens) {
+        Tensor::from_dispatch(<Dispatch as FusedOps>::fused_batch_norm(
+            tokens.into_dispatch(),
+            norm.gamma.val().into_dispatch(),
+            norm.beta.val().into_dispatch(),
+            norm.running_mean.value().to_device(&device).into_dispatch(),
+            norm.running_var.value().to_device(&device).into_dispatch(),
+            norm.epsilon,
+        ))
+    } else {
+        norm.forward(tokens.swap_dims(1, 2)).swap_dims(1, 2)
+    };
+    match prefix {
+        Some(prefix) => Tensor::cat(vec![prefix, output], 1),
+        None => output,
+    }
 }
 
 /// A vector being filled with tensors at offsets (each row-major, whatever its layout). On burn's

@@ -454,18 +454,14 @@ impl CvtSelfAttention {
     fn projections(&self, hidden: Tensor<3>, height: usize, width: usize) -> (Tensor<3>, Tensor<3>, Tensor<3>, [usize; 2]) {
         // HF splits the class token off, convolves the map and puts the token back in front of
         // each projection; here it is cut off once for the three convolutions, or read past in
-        // place (`skip`) where the convolution is brasa's.
+        // place (`skip`) where the convolution is brasa's, and put back by the batch norm (in the
+        // same pass where that is brasa's GPU kernels).
         let cls_token = self.with_cls_token.then(|| hidden.clone().narrow(1, 0, 1));
         let grid = [height, width];
         let (map, skip) = kernels::depthwise_input(hidden, grid, usize::from(self.with_cls_token));
-        let (mut key, key_grid) = self.convolution_projection_key.forward(map.clone(), grid, skip);
-        let (mut query, _) = self.convolution_projection_query.forward(map.clone(), grid, skip);
-        let (mut value, _) = self.convolution_projection_value.forward(map, grid, skip);
-        if let Some(cls) = cls_token {
-            query = Tensor::cat(vec![cls.clone(), query], 1);
-            key = Tensor::cat(vec![cls.clone(), key], 1);
-            value = Tensor::cat(vec![cls, value], 1);
-        }
+        let (key, key_grid) = self.convolution_projection_key.forward(map.clone(), grid, skip, cls_token.clone());
+        let (query, _) = self.convolution_projection_query.forward(map.clone(), grid, skip, cls_token.clone());
+        let (value, _) = self.convolution_projection_value.forward(map, grid, skip, cls_token);
         let query = kernels::linear(&self.projection_query, query);
         let key = kernels::linear(&self.projection_key, key);
         let value = kernels::linear(&self.projection_value, value);
@@ -498,11 +494,11 @@ impl CvtSelfAttentionProjection {
     }
 
     /// Tokens `[batch, skip + height·width, channels]`, the last on `grid` → the projected
-    /// tokens of the grid and their grid.
-    fn forward(&self, tokens: Tensor<3>, grid: [usize; 2], skip: usize) -> (Tensor<3>, [usize; 2]) {
+    /// tokens of the grid, behind the class token where there is one, and their grid.
+    fn forward(&self, tokens: Tensor<3>, grid: [usize; 2], skip: usize, cls_token: Option<Tensor<3>>) -> (Tensor<3>, [usize; 2]) {
         let projection = &self.convolution_projection;
         let (convolved, grid) = kernels::depthwise_tokens(&projection.convolution, tokens, grid, skip);
-        (kernels::batch_norm_tokens(&projection.normalization, convolved), grid)
+        (kernels::batch_norm_tokens_behind(&projection.normalization, cls_token, convolved), grid)
     }
 }
 
