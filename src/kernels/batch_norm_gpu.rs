@@ -12,6 +12,10 @@
 //! passes over the chunk) and the chunks merge as Chan et al.'s parallel variance does; backward,
 //! they are the chunk's sums of `g` and `g·x̂`, and the merge adds them.
 //!
+//! The forward can put a prefix (CvT's class token, read in place from a slice of the tokens) in
+//! front of each batch's output rows, which saves a concatenation after it; the backward reads an
+//! output gradient whose batches lie apart (a slice of the token axis) in place.
+//!
 //! Counted on lavapipe (2026-12-05), CvT-13's training step: see [`super::cube`].
 
 use burn::backend::fusion::custom::TensorSpec;

@@ -16,7 +16,10 @@
 //! the forward, twice in the backward); a step of its own over a `[rows, channels]` view written
 //! with burn's ops took CvT-13's 39 batch norms from 2696 launches a step to 2414 (lavapipe,
 //! 2026-12-05), and brasa's kernels ([`super::batch_norm_gpu`]: two forward, which also move the
-//! running statistics, and two backward) from 1597 to 1409.
+//! running statistics, and two backward) from 1597 to 1409. The backward reads an output gradient
+//! sliced from the token axis in place (1348 → 1318), and the forward puts CvT's class token in
+//! front of its output in the same pass, the autodiff step handing the gradient's first rows back
+//! to it (1318 → 1289).
 //!
 //! Attention: under autodiff burn differentiates the split of the heads, the two products, the
 //! softmax's five operations and the merge one by one, and its matmul copies each head view it
