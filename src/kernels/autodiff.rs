@@ -3,7 +3,6 @@
 //! convolution's step is generic ([`DepthwiseGradients`]): burn's GPU backend records it too.
 
 use burn::backend::{Backend, Flex};
-use burn::backend::ops::FloatTensorOps;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -362,20 +361,6 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
             OpsKind::UnTracked(prep) => prep.finish(output),
         };
         (output, Self::from_inner(running_mean), Self::from_inner(running_var))
-    }
-
-    fn fused_batch_norm_train_behind(
-        x: FloatTensor<Self>,
-        prefix: FloatTensor<Self>,
-        gamma: FloatTensor<Self>,
-        beta: FloatTensor<Self>,
-        running_mean: FloatTensor<Self>,
-        running_var: FloatTensor<Self>,
-        epsilon: f64,
-        momentum: f64,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let (output, running_mean, running_var) = Self::fused_batch_norm_train(x, gamma, beta, running_mean, running_var, epsilon, momentum);
-        (Self::float_cat(vec![prefix, output], 1), running_mean, running_var)
     }
 
     fn fused_batch_norm(

@@ -1,7 +1,6 @@
 //! [`FusedOps`] on flex: the slice kernels applied to flex's tensors.
 
 use burn::backend::Flex;
-use burn::backend::ops::FloatTensorOps;
 use burn::backend::flex::{FlexTensor, Layout};
 use burn::backend::TensorMetadata;
 use burn::tensor::{Bytes, DType, Shape};
@@ -80,20 +79,6 @@ impl FusedOps for Flex {
         let (x, forward) = batch_norm_train_saving(x, gamma, beta, epsilon);
         let (running_mean, running_var) = batch_norm_moved(running_mean, running_var, &forward, momentum);
         (tensor(forward.output, x.shape()), running_mean, running_var)
-    }
-
-    fn fused_batch_norm_train_behind(
-        x: FlexTensor,
-        prefix: FlexTensor,
-        gamma: FlexTensor,
-        beta: FlexTensor,
-        running_mean: FlexTensor,
-        running_var: FlexTensor,
-        epsilon: f64,
-        momentum: f64,
-    ) -> (FlexTensor, FlexTensor, FlexTensor) {
-        let (output, running_mean, running_var) = Self::fused_batch_norm_train(x, gamma, beta, running_mean, running_var, epsilon, momentum);
-        (Self::float_cat(vec![prefix, output], 1), running_mean, running_var)
     }
 
     fn fused_batch_norm(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, mean: FlexTensor, variance: FlexTensor, epsilon: f64) -> FlexTensor {

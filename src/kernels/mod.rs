@@ -88,7 +88,8 @@ pub trait FusedOps: Backend {
         momentum: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
     /// [`FusedOps::fused_batch_norm_train`] of `x` `[batch, tokens, channels]` with its output
-    /// behind `prefix` `[batch, n, channels]` along the tokens (the prefix left as it is).
+    /// behind `prefix` `[batch, n, channels]` along the tokens (the prefix left as it is): by
+    /// default a concatenation after it.
     #[allow(clippy::too_many_arguments)]
     fn fused_batch_norm_train_behind(
         x: FloatTensor<Self>,
@@ -99,7 +100,10 @@ pub trait FusedOps: Backend {
         running_var: FloatTensor<Self>,
         epsilon: f64,
         momentum: f64,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let (output, running_mean, running_var) = Self::fused_batch_norm_train(x, gamma, beta, running_mean, running_var, epsilon, momentum);
+        (Self::float_cat(vec![prefix, output], 1), running_mean, running_var)
+    }
     /// Batch norm over the last axis with given statistics.
     fn fused_batch_norm(
         x: FloatTensor<Self>,
