@@ -198,15 +198,14 @@ impl Behind {
 /// `t` as the kernels read it (see [`Batched`]): as it is where its rows are contiguous within
 /// each batch, else made contiguous (one batch of every row); and its `(tokens, batch_stride)`.
 fn batched(t: CubeTensor, rows: usize, channels: usize) -> (CubeTensor, (usize, usize)) {
-    let (dims, strides) = (t.meta.shape().as_slice().to_vec(), t.meta.strides().to_vec());
-    if let ([_, tokens, width], [batch_stride, row_stride, 1]) = (dims.as_slice(), strides.as_slice())
-        && *width == channels
-        && *row_stride == channels
-        && *tokens > 0
-    {
-        return (t, (*tokens, *batch_stride));
+    let in_place = match (t.meta.shape().as_slice(), &t.meta.strides()[..]) {
+        (&[_, tokens, width], &[batch_stride, row_stride, 1]) if width == channels && row_stride == channels && tokens > 0 => Some((tokens, batch_stride)),
+        _ => None,
+    };
+    match in_place {
+        Some(layout) => (t, layout),
+        None => (into_contiguous(t), (rows.max(1), rows * channels)),
     }
-    (into_contiguous(t), (rows.max(1), rows * channels))
 }
 
 /// Values' count, mean and sum of squared deviations from it.

@@ -332,19 +332,8 @@ impl FusedOps for Cube {
         (output, running_mean, running_var)
     }
 
-    fn fused_batch_norm_train_behind(
-        x: FloatTensor<Self>,
-        prefix: FloatTensor<Self>,
-        gamma: FloatTensor<Self>,
-        beta: FloatTensor<Self>,
-        running_mean: FloatTensor<Self>,
-        running_var: FloatTensor<Self>,
-        epsilon: f64,
-        momentum: f64,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let (output, _, _, running_mean, running_var) = batch_norm_forward(x, Some(prefix), gamma, beta, running_mean, running_var, epsilon, momentum);
-        (output, running_mean, running_var)
-    }
+    // (batch norm's training forward behind a prefix: the trait's concatenation; brasa trains
+    // under autodiff only, where the kernel writes the prefix itself)
 
     fn fused_depthwise_tokens(x: FloatTensor<Self>, weight: FloatTensor<Self>, geometry: Geometry) -> FloatTensor<Self> {
         Cube::depthwise_forward(x, weight, geometry)
