@@ -11,8 +11,9 @@
 //! - a run started on flex and killed resumes on the GPU and ends like the flex run;
 //! - the op kinds the models are made of (linear, conv, GELU, LayerNorm, BatchNorm, softmax,
 //!   batched matmul, cross-entropy, AdamW) forward and backward, and CvT's batch norm over tokens
-//!   with its running statistics, attention's core with its own backward, layer norm and CvT's
-//!   depthwise convolution on tokens (brasa's kernels), and the optimizer's gather; a fresh model's weights; an optimizer state read onto the GPU and written back
+//!   with its running statistics, attention's core with its own backward, the linear layer (a
+//!   product burn's fusion adds the bias in), layer norm and CvT's depthwise convolution on tokens
+//!   (brasa's kernels), and the optimizer's gather; a fresh model's weights; an optimizer state read onto the GPU and written back
 //!   unchanged; cvt-tiny's logits at 16 px (one position in its last stage).
 //!
 //! What lavapipe costs: LLVM compiles each kernel on the CPU, and autotuning compiles several
@@ -266,6 +267,62 @@ fn layer_norm_trains_like_flex_on_the_gpu() {
         };
         let names = ["output", "output without autodiff", "x gradient", "γ gradient", "β gradient"];
         assert_each_near_flex(&format!("layer norm {shape:?}"), &names, &run(&flex), &run(&gpu));
+    }
+}
+
+/// The linear layer — on the GPU a product written for burn's fusion to add the bias (and the
+/// elementwise ops after it) in the product's kernel, with burn's linear backward: the output
+/// (with and without autodiff) and the gradients of x, W and b match flex's, for inputs of rank 3
+/// whose rows burn's own linear would flatten and would not, and of rank 2; a scaling and a
+/// residual follow the product, as in the models.
+#[test]
+fn the_linear_layer_trains_like_flex_on_the_gpu() {
+    use burn::module::Param;
+    use burn::nn::Linear;
+    use burn::tensor::Distribution;
+    let _rng = flex_rng();
+    let Some(gpu) = gpu() else { return };
+    let flex = Device::flex();
+    flex.seed(9);
+    for (input, d_out) in [(vec![4, 5, 24], 40), (vec![2, 64, 16], 8), (vec![6, 24], 16)] {
+        let d_in = *input.last().unwrap();
+        let output: Vec<usize> = input[..input.len() - 1].iter().copied().chain([d_out]).collect();
+        let x = values(Tensor::<1>::random([input.iter().product::<usize>()], Distribution::Normal(0.0, 1.0), &flex));
+        let weight = values(Tensor::<1>::random([d_in * d_out], Distribution::Normal(0.0, 0.3), &flex));
+        let bias = values(Tensor::<1>::random([d_out], Distribution::Normal(0.0, 0.3), &flex));
+        let residual = values(Tensor::<1>::random([output.iter().product::<usize>()], Distribution::Normal(0.0, 1.0), &flex));
+        let upstream = values(Tensor::<1>::random([output.iter().product::<usize>()], Distribution::Uniform(-1.0, 1.0), &flex));
+        fn apply<const D: usize>(layer: &Linear, x: Tensor<1>, input: &[usize], residual: Tensor<1>, output: &[usize]) -> Tensor<1> {
+            let x = x.reshape::<D, _>(<[usize; D]>::try_from(input).unwrap());
+            let residual = residual.reshape::<D, _>(<[usize; D]>::try_from(output).unwrap());
+            (brasa::kernels::linear(layer, x).mul_scalar(0.5) + residual).flatten(0, D - 1)
+        }
+        let run = |device: &Device| -> Vec<Vec<f32>> {
+            let project = |device: &Device| {
+                let autodiff = device.is_autodiff();
+                let leaf = |v: &Vec<f32>| {
+                    let t = Tensor::<1>::from_data(TensorData::new(v.clone(), [v.len()]), device);
+                    if autodiff { t.require_grad() } else { t }
+                };
+                let (x, b) = (leaf(&x), leaf(&bias));
+                let w = Tensor::<2>::from_data(TensorData::new(weight.clone(), [d_in, d_out]), device);
+                let w = if autodiff { w.require_grad() } else { w };
+                let layer = Linear { weight: Param::from_tensor(w.clone()), bias: Some(Param::from_tensor(b.clone())) };
+                let residual = Tensor::<1>::from_data(TensorData::new(residual.clone(), [residual.len()]), device);
+                let y = match input.len() {
+                    2 => apply::<2>(&layer, x.clone(), &input, residual, &output),
+                    _ => apply::<3>(&layer, x.clone(), &input, residual, &output),
+                };
+                (y, x, w, b)
+            };
+            let plain = values(project(device).0);
+            let (y, x, w, b) = project(&device.clone().autodiff());
+            let grads = (y.clone() * Tensor::<1>::from_data(TensorData::new(upstream.clone(), [upstream.len()]), &y.device())).sum().backward();
+            let (d_x, d_w, d_b) = (values(x.grad(&grads).unwrap()), values(w.grad(&grads).unwrap()), values(b.grad(&grads).unwrap()));
+            vec![values(y), plain, d_x, d_w, d_b]
+        };
+        let names = ["output", "output without autodiff", "x gradient", "W gradient", "b gradient"];
+        assert_each_near_flex(&format!("linear {input:?} → {d_out}"), &names, &run(&flex), &run(&gpu));
     }
 }
 

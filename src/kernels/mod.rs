@@ -143,7 +143,8 @@ fn gpu_training<const D: usize>(x: &Tensor<D>) -> bool {
 }
 
 /// Whether brasa's GPU kernels (layer norm's, attention's softmax and the depthwise
-/// convolution's) serve `x`: f32 on burn's cubecl backend, with or without autodiff.
+/// convolution's) and its GPU linear layer serve `x`: f32 on burn's cubecl backend, with or
+/// without autodiff.
 fn gpu_kernels<const D: usize>(x: &Tensor<D>) -> bool {
     #[cfg(any(feature = "gpu-backend", feature = "cuda"))]
     {
@@ -200,10 +201,11 @@ pub fn merge_heads(context: Tensor<4>) -> Tensor<3> {
     context.swap_dims(1, 2).reshape([b, tokens, heads * head_dim])
 }
 
-/// A `Linear` module applied to `input`, as `Linear::forward`.
+/// A `Linear` module applied to `input`, as `Linear::forward`: on flex direct `gemm` calls, on
+/// the GPU a product burn's fusion adds the bias (and what follows) in (see [`cube`]).
 pub fn linear<const D: usize>(layer: &Linear, input: Tensor<D>) -> Tensor<D> {
     match &layer.bias {
-        Some(bias) if fused(&input) => Tensor::from_dispatch(<Dispatch as FusedOps>::fused_linear(
+        Some(bias) if fused(&input) || gpu_kernels(&input) => Tensor::from_dispatch(<Dispatch as FusedOps>::fused_linear(
             input.into_dispatch(),
             layer.weight.val().into_dispatch(),
             bias.val().into_dispatch(),
