@@ -366,13 +366,17 @@ impl CvtLayer {
 
     /// The block around its self-attention, which `self_attention` computes.
     fn run(&self, hidden: Tensor<3>, self_attention: impl FnOnce(&CvtSelfAttention, Tensor<3>) -> Tensor<3>) -> Tensor<3> {
+        // Both masks drawn first, in the order they are used: on the GPU the draws would otherwise
+        // sit between each product and the scaling that follows it, which burn's fusion then
+        // runs as a kernel of its own instead of in the product's.
+        let (attention_mask, output_mask) = (self.drop_path.mask(&hidden), self.drop_path.mask(&hidden));
         let context = self_attention(&self.attention.attention, self.layernorm_before.forward(hidden.clone()));
         let attended = self.attention.output.forward(context);
-        let hidden = self.drop_path.forward(attended) + hidden;
+        let hidden = DropPath::apply(attended, attention_mask) + hidden;
         let pre_activation = self.intermediate.pre_activation(self.layernorm_after.forward(hidden.clone()));
         // HF quirk: `CvtOutput` adds the residual, and drop path is then applied to the sum
         // (`layer_output = self.drop_path(self.output(layer_output, hidden_state))`).
-        self.drop_path.forward(self.output.forward(pre_activation, hidden))
+        DropPath::apply(self.output.forward(pre_activation, hidden), output_mask)
     }
 }
 
@@ -559,15 +563,25 @@ impl DropPath {
         Self { prob, training: Param::from_bool(true) }
     }
 
-    fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        if self.prob == 0.0 || !self.training.is_enabled() || !input.device().is_autodiff() {
-            return input;
+    /// The mask for an input shaped like `like` (`[batch, 1, …]`, each sample kept with
+    /// probability 1 − `prob`) and the scale of what is kept, or `None` where drop path is the
+    /// identity (no drop, not training).
+    fn mask<const D: usize>(&self, like: &Tensor<D>) -> Option<(Tensor<D>, f64)> {
+        if self.prob == 0.0 || !self.training.is_enabled() || !like.device().is_autodiff() {
+            return None;
         }
         let keep = 1.0 - self.prob;
         let mut shape = [1usize; D];
-        shape[0] = input.dims()[0];
-        let mask = Tensor::<D>::random(shape, Distribution::Bernoulli(keep), &input.device());
-        input.div_scalar(keep) * mask
+        shape[0] = like.dims()[0];
+        Some((Tensor::<D>::random(shape, Distribution::Bernoulli(keep), &like.device()), keep))
+    }
+
+    /// Drop path of `input` with a [`mask`](Self::mask) drawn for it.
+    fn apply<const D: usize>(input: Tensor<D>, mask: Option<(Tensor<D>, f64)>) -> Tensor<D> {
+        match mask {
+            Some((mask, keep)) => input.div_scalar(keep) * mask,
+            None => input,
+        }
     }
 }
 
