@@ -1,7 +1,8 @@
 //! [`FusedOps`] on burn's GPU backend (cubecl: wgpu, CUDA): multi-head attention's core and the
 //! linear layer as autodiff steps with their own backward, written with the backend's ops
-//! (attention's softmax with brasa's kernels); layer normalisation, batch normalisation (training, over tokens) and the depthwise
-//! convolution on tokens as ones whose forward and backward are kernels of brasa's own.
+//! (attention's softmax with brasa's kernels); layer normalisation, batch normalisation
+//! (training, over tokens) and the depthwise convolution on tokens as ones whose forward and
+//! backward are kernels of brasa's own.
 //!
 //! burn's `layer_norm` is nine tensor operations, and under autodiff each records its own
 //! backward: about 25 kernel launches per LayerNorm per training step on the GPU (counted with
@@ -155,11 +156,12 @@ impl Backward<Cube, 3> for AttentionBackward {
 
 /// x·W + b over the last axis, W `[in, out]`, with W and b given x's rank (`[1, …, in, out]`,
 /// `[1, …, 1, out]`) and multiplied batch by batch. burn's linear flattens x's leading axes into
-/// one when that tiles the product better, reshapes b between the product and the addition and the
-/// sum back after it; burn's fusion then takes the reshaped b for a block of its own, the addition
-/// for one depending on two, and runs the product, the addition and whatever elementwise op
-/// follows (CvT's and ViT's residuals) as launches of their own. Written this way the product's
-/// kernel adds the bias and what follows.
+/// one when that tiles the product better, reshapes b between the product and the addition, and
+/// the sum back to x's rank after it; burn's fusion then takes the reshaped b for a block of its
+/// own, the addition for one depending on two, and runs the product, the addition and whatever
+/// elementwise op follows (CvT's and ViT's residuals) as launches of their own. Written this way
+/// the product's kernel adds the bias and what follows (burn's fusion log shows the blocks:
+/// `BURN_FUSION_LOG=full`).
 fn linear_forward(x: FloatTensor<Cube>, weight: FloatTensor<Cube>, bias: FloatTensor<Cube>) -> FloatTensor<Cube> {
     let rank = x.shape().num_dims();
     let leading = |tensor: FloatTensor<Cube>| {
