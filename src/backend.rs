@@ -375,7 +375,8 @@ pub fn set_threads(threads: usize) {
 /// futex wake and wait per op, thousands per training step: ~8 % of a one-thread cvt-tiny step in
 /// perf), while on a pool thread the caller works on the pieces itself. An op's split depends on
 /// the pool's size, not on which thread asks, so results are the same either way (BatchNorm's
-/// per-thread running statistics are folded in by `kernels::batch_norm_tokens`). GPU devices run
+/// per-thread running statistics are folded in by the forward pass that updates them,
+/// `kernels::fold_running_statistics`). GPU devices run
 /// `work` where they are: their streams belong to the thread that queues the ops.
 pub fn on_pool<T: Send>(device: &Device, work: impl FnOnce() -> T + Send) -> T {
     if !crate::kernels::is_flex(device) || rayon::current_thread_index().is_some() {

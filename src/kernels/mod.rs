@@ -289,22 +289,21 @@ pub fn depthwise_tokens(conv: &Conv2d, tokens: Tensor<3>, grid: [usize; 2], skip
 /// (`backend::on_pool`), so the update is folded in at once, on the thread that made it, and
 /// the statistics never depend on which thread ran which step.
 pub fn batch_norm_tokens(norm: &BatchNorm, tokens: Tensor<3>) -> Tensor<3> {
-    batch_norm_tokens_behind(norm, None, tokens)
+    let output = batch_norm_tokens_behind(norm, None, tokens);
+    fold_running_statistics([norm]);
+    output
 }
 
 /// [`batch_norm_tokens`] with `prefix` `[batch, n, channels]` (class tokens, not normalised) in
 /// front of the output's tokens: `Tensor::cat(vec![prefix, batch_norm_tokens(norm, tokens)], 1)`,
 /// which brasa's GPU kernels write in the same pass (and whose gradient they read in place).
+///
+/// The running statistics' update is left pending on this thread: the caller folds it in with
+/// [`fold_running_statistics`], on the same thread, before the step ends. A model folds all of
+/// its norms' at the end of its forward pass, where burn's fusion then makes the division each
+/// fold ends with (burn's `RunningState` averages over the threads that updated) a few
+/// kernels for all the norms instead of one per norm.
 pub fn batch_norm_tokens_behind(norm: &BatchNorm, prefix: Option<Tensor<3>>, tokens: Tensor<3>) -> Tensor<3> {
-    let updating = tokens.device().is_autodiff() && norm.training.is_enabled();
-    let output = batch_norm_tokens_unsynced(norm, prefix, tokens);
-    if updating {
-        let _ = (norm.running_mean.value_sync(), norm.running_var.value_sync());
-    }
-    output
-}
-
-fn batch_norm_tokens_unsynced(norm: &BatchNorm, prefix: Option<Tensor<3>>, tokens: Tensor<3>) -> Tensor<3> {
     let device = tokens.device();
     let training = device.is_autodiff() && norm.training.is_enabled();
     if training && (fused(&tokens) || gpu_training(&tokens)) {
@@ -343,6 +342,14 @@ fn batch_norm_tokens_unsynced(norm: &BatchNorm, prefix: Option<Tensor<3>>, token
     match prefix {
         Some(prefix) => Tensor::cat(vec![prefix, output], 1),
         None => output,
+    }
+}
+
+/// Folds the running-statistics updates [`batch_norm_tokens_behind`] left pending on this
+/// thread into each norm's statistics (nothing for a norm with none pending).
+pub fn fold_running_statistics<'a>(norms: impl IntoIterator<Item = &'a BatchNorm>) {
+    for norm in norms {
+        let _ = (norm.running_mean.value_sync(), norm.running_var.value_sync());
     }
 }
 

@@ -179,6 +179,7 @@ impl CvtModel {
             hidden = next;
             cls_token = cls;
         }
+        kernels::fold_running_statistics(self.batch_norms());
         (hidden, cls_token)
     }
 
@@ -191,7 +192,21 @@ impl CvtModel {
         for stage in earlier {
             hidden = stage.forward(hidden).0;
         }
-        last.forward_with_attention(hidden)
+        let output = last.forward_with_attention(hidden);
+        kernels::fold_running_statistics(self.batch_norms());
+        output
+    }
+
+    /// The batch norms of every layer's query, key and value projections, in module order;
+    /// their running statistics' updates are folded in at the end of each forward pass
+    /// ([`kernels::batch_norm_tokens_behind`]).
+    fn batch_norms(&self) -> impl Iterator<Item = &BatchNorm> {
+        let layers = self.encoder.stages.iter().flat_map(|stage| &stage.layers);
+        layers.flat_map(|layer| {
+            let attention = &layer.attention.attention;
+            [&attention.convolution_projection_query, &attention.convolution_projection_key, &attention.convolution_projection_value]
+                .map(|projection| &projection.convolution_projection.normalization)
+        })
     }
 }
 
@@ -598,5 +613,31 @@ mod tests {
         assert!((config.layer_drop_path(2) - 0.1 * 2.0 / 9.0).abs() < 1e-12);
         // cvt-tiny: depth 2 in stage 2 -> the last entry, 0.1
         assert!((CvtConfig::tiny(4).layer_drop_path(2) - 0.1).abs() < 1e-12);
+    }
+
+    #[test]
+    fn each_forward_pass_folds_in_its_batch_norm_updates_whatever_thread_runs_it() {
+        use burn::module::Module;
+        use burn::tensor::Distribution;
+        let device = Device::flex().autodiff();
+        // no stochastic depth: both models' passes see the same tokens
+        let config = CvtConfig { drop_path_rate: vec![0.0; 3], ..CvtConfig::tiny(3) };
+        let one_thread = config.init(&device);
+        let thread_per_step = config.init(&device).load_record(one_thread.clone().into_record());
+        for _ in 0..3 {
+            let pixels = Tensor::<4>::random([2, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
+            let _ = one_thread.forward(pixels.clone());
+            std::thread::scope(|scope| {
+                scope.spawn(|| thread_per_step.forward(pixels));
+            });
+        }
+        let statistics = |model: &CvtForImageClassification| -> Vec<Vec<f32>> {
+            let norms = model.cvt.batch_norms();
+            norms.flat_map(|norm| [norm.running_mean.value(), norm.running_var.value()]).map(|t| t.into_data().to_vec().unwrap()).collect()
+        };
+        let initial = statistics(&config.init(&device));
+        assert_eq!(statistics(&one_thread).len(), 5 * 3 * 2, "cvt-tiny: five layers, three batch norms each, two statistics");
+        assert!(statistics(&one_thread) == statistics(&thread_per_step), "the running statistics: one thread against a thread per step");
+        assert!(statistics(&one_thread) != initial, "the steps moved the statistics");
     }
 }
