@@ -300,9 +300,10 @@ pub fn batch_norm_tokens(norm: &BatchNorm, tokens: Tensor<3>) -> Tensor<3> {
 ///
 /// The running statistics' update is left pending on this thread: the caller folds it in with
 /// [`fold_running_statistics`], on the same thread, before the step ends. A model folds all of
-/// its norms' at the end of its forward pass, where burn's fusion then makes the division each
-/// fold ends with (burn's `RunningState` averages over the threads that updated) a few
-/// kernels for all the norms instead of one per norm.
+/// its norms' together at the end of its forward pass: each fold ends with a division (burn's
+/// `RunningState` averages over the threads that updated), and consecutive divisions of
+/// same-sized statistics share a fused kernel on the GPU, where each norm's own fold was a
+/// kernel of its own.
 pub fn batch_norm_tokens_behind(norm: &BatchNorm, prefix: Option<Tensor<3>>, tokens: Tensor<3>) -> Tensor<3> {
     let device = tokens.device();
     let training = device.is_autodiff() && norm.training.is_enabled();
