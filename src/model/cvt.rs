@@ -633,7 +633,7 @@ mod tests {
         }
         let statistics = |model: &CvtForImageClassification| -> Vec<Vec<f32>> {
             let norms = model.cvt.batch_norms();
-            norms.flat_map(|norm| [norm.running_mean.value(), norm.running_var.value()]).map(|t| t.into_data().to_vec().unwrap()).collect()
+            norms.flat_map(|norm| [norm.running_mean.value(), norm.running_var.value()]).map(|t| t.into_data().try_to_vec::<f32>().unwrap()).collect()
         };
         let initial = statistics(&config.init(&device));
         assert_eq!(statistics(&one_thread).len(), 5 * 3 * 2, "cvt-tiny: five layers, three batch norms each, two statistics");
