@@ -463,6 +463,50 @@ fn packing_tensors_into_a_vector_writes_each_in_row_major_order_on_the_gpu() {
     }
 }
 
+/// The optimizer's way back on the GPU (`kernels::views`, several views one operation): parts
+/// of every rank, more than one operation's worth, read their values from their offsets in
+/// row-major order, and keep them when the vector is then computed on and dropped (a view shares
+/// its memory, so nothing may write it in place); on plain and autodiff devices.
+#[test]
+fn views_of_a_vector_read_each_part_in_row_major_order_on_the_gpu() {
+    let Some(gpu) = gpu() else { return };
+    for device in [gpu.clone(), gpu.clone().autodiff()] {
+        let total = 400;
+        let values: Vec<f32> = (0..total).map(|i| i as f32 * 0.5 - 7.0).collect();
+        let vector = Tensor::<1>::from_data(TensorData::new(values.clone(), [total]), &device);
+        let shapes: Vec<Vec<usize>> = (0..(2 * brasa::kernels::pack::PARTS + 3))
+            .map(|i| match i % 4 {
+                0 => vec![5],
+                1 => vec![4, 3],
+                2 => vec![2, 3, 4],
+                _ => vec![1, 1, 3, 3],
+            })
+            .collect();
+        let mut offset = 3; // a gap before the first part
+        let mut parts = Vec::new();
+        for (i, shape) in shapes.iter().enumerate() {
+            parts.push((offset, shape.as_slice()));
+            offset += shape.iter().product::<usize>() + i % 3; // gaps of 0, 1 and 2
+        }
+        assert!(offset <= total);
+        let views = brasa::kernels::views(&vector, &parts);
+        assert_eq!(views.len(), parts.len());
+        let doubled = vector.mul_scalar(2.0).into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(doubled[10], values[10] * 2.0);
+        for (view, (at, shape)) in views.into_iter().zip(&parts) {
+            let len = shape.iter().product::<usize>();
+            let got = match shape.len() {
+                1 => Tensor::<1>::from_dispatch(view).into_data(),
+                2 => Tensor::<2>::from_dispatch(view).into_data(),
+                3 => Tensor::<3>::from_dispatch(view).into_data(),
+                _ => Tensor::<4>::from_dispatch(view).into_data(),
+            };
+            assert_eq!(got.shape().as_slice(), *shape, "on {device:?}");
+            assert_eq!(got.try_to_vec::<f32>().unwrap(), values[*at..at + len], "the part at {at} on {device:?}");
+        }
+    }
+}
+
 /// Fresh weights are drawn on flex and moved: the GPU's own generator would draw others, and a
 /// run from scratch would start elsewhere on each backend.
 #[test]

@@ -432,6 +432,45 @@ impl Pack {
     }
 }
 
+/// Views of `vector`'s values (row-major, off any autodiff graph): for each part, its shape's
+/// number of values from its offset on, sharing the vector's memory. On burn's GPU backend
+/// [`pack::PARTS`] views are one recorded operation ([`pack::PackOps::views`]); elsewhere each is
+/// a slice and a reshape. The inverse of [`Pack`].
+pub fn views(vector: &Tensor<1>, parts: &[(usize, &[usize])]) -> Vec<FloatTensor<Dispatch>> {
+    use burn::backend::ops::FloatTensorOps;
+    use burn::tensor::{Shape, Slice};
+    let vector = if vector.device().is_autodiff() { vector.clone().inner() } else { vector.clone() };
+    #[cfg(any(feature = "gpu-backend", feature = "cuda"))]
+    if enabled() && vector.dtype() == DType::F32 && matches!(vector.device().as_dispatch(), DispatchDevice::Cube(_)) {
+        use pack::{PARTS, PackOps};
+        let whole = Shape::from([vector.shape().num_elements()]);
+        let vector = vector.into_dispatch();
+        let mut views = Vec::with_capacity(parts.len());
+        for chunk in parts.chunks(PARTS) {
+            // the unused outputs view the whole vector (and are dropped): a view whose ends are
+            // not aligned to the device's memory alignment would be a copy (burn's slice)
+            let mut offsets = [0; PARTS];
+            let mut shapes: [Shape; PARTS] = std::array::from_fn(|_| whole.clone());
+            for (i, (offset, shape)) in chunk.iter().enumerate() {
+                offsets[i] = *offset;
+                shapes[i] = Shape::from(shape.to_vec());
+            }
+            let (v0, v1, v2, v3, v4, v5, v6, v7) = <Dispatch as PackOps>::views(vector.clone(), offsets, shapes);
+            views.extend([v0, v1, v2, v3, v4, v5, v6, v7].into_iter().take(chunk.len()));
+        }
+        return views;
+    }
+    let vector = vector.into_dispatch();
+    parts
+        .iter()
+        .map(|(offset, shape)| {
+            let len = shape.iter().product::<usize>();
+            let part = Dispatch::float_slice(vector.clone(), &[Slice::from(*offset..offset + len)]);
+            Dispatch::float_reshape(part, Shape::from(shape.to_vec()))
+        })
+        .collect()
+}
+
 /// Layer norm over the last axis, as `burn::tensor::module::layer_norm`.
 pub fn layer_norm<const D: usize>(x: Tensor<D>, gamma: Tensor<1>, beta: Option<Tensor<1>>, epsilon: f64) -> Tensor<D> {
     match beta {

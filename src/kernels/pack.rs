@@ -1,5 +1,7 @@
 //! Packing many tensors into one vector in one kernel launch, on burn's GPU backend: the
-//! optimizer's gather of the gradients into its group vectors (`train::optim`).
+//! optimizer's gather of the gradients into its group vectors (`train::optim`), and the way back:
+//! many views of one vector as one recorded operation (the parameters, cut from the updated
+//! vectors after each step).
 //!
 //! Done with burn's ops, each gradient is one slice assignment into its group's vector, plus a
 //! copy where the gradient is not laid out row-major (a depthwise filter's, after burn's
@@ -10,6 +12,7 @@
 use burn::backend::cubecl::dtype_to_storage_type;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::ops::FloatTensorOps;
+use burn::backend::fusion::custom::TensorSpec;
 use burn::backend::{Backend, backend_extension};
 use burn::tensor::{Shape, Slice};
 use burn_cubecl::CubeBackend;
@@ -41,6 +44,38 @@ pub trait PackOps: Backend {
         offsets: [usize; PARTS],
         count: usize,
     ) -> FloatTensor<Self>;
+
+    /// [`PARTS`] views of `from` (a vector, row-major): part `i` the `shapes[i]`-shaped values from
+    /// `offsets[i]` on, sharing `from`'s memory (nothing is launched). Done with burn's ops each is
+    /// a slice and a reshape, two operations recorded, fused and dropped one by one; here the
+    /// eight are one.
+    #[fusion(meta = views_meta)]
+    #[allow(clippy::type_complexity)]
+    fn views(
+        from: FloatTensor<Self>,
+        offsets: [usize; PARTS],
+        shapes: [Shape; PARTS],
+    ) -> (
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+    );
+}
+
+/// The outputs of [`PackOps::views`]: `from`'s element type in the given shapes.
+#[allow(clippy::type_complexity)]
+fn views_meta(
+    from: &TensorSpec,
+    _offsets: &[usize; PARTS],
+    shapes: &[Shape; PARTS],
+) -> (TensorSpec, TensorSpec, TensorSpec, TensorSpec, TensorSpec, TensorSpec, TensorSpec, TensorSpec) {
+    let spec = |i: usize| TensorSpec::new(shapes[i].clone(), from.dtype);
+    (spec(0), spec(1), spec(2), spec(3), spec(4), spec(5), spec(6), spec(7))
 }
 
 /// Thread `i` of the launch writes element `i − starts[k]` of the part `k` it falls in
@@ -151,5 +186,16 @@ impl PackOps for CubeBackend {
             );
         }
         into
+    }
+
+    fn views(from: CubeTensor, offsets: [usize; PARTS], shapes: [Shape; PARTS]) -> (CubeTensor, CubeTensor, CubeTensor, CubeTensor, CubeTensor, CubeTensor, CubeTensor, CubeTensor) {
+        let capacity = from.meta.num_elements();
+        let view = |i: usize| {
+            let (offset, len) = (offsets[i], shapes[i].num_elements());
+            assert!(offset + len <= capacity, "views: a part of {len} values at {offset} overruns a vector of {capacity}");
+            let part = CubeBackend::float_slice(from.clone(), &[Slice::from(offset..offset + len)]);
+            CubeBackend::float_reshape(part, shapes[i].clone())
+        };
+        (view(0), view(1), view(2), view(3), view(4), view(5), view(6), view(7))
     }
 }

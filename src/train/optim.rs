@@ -39,9 +39,11 @@ use std::path::Path;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
+use burn::backend::Dispatch;
+use burn::backend::tensor::FloatTensor;
 use burn::tensor::{Device, Tensor};
 
-use crate::kernels::Pack;
+use crate::kernels::{self, Pack};
 use crate::model::params::{self, NamedParam};
 
 /// AdamW's hyperparameters (the learning rate comes with each step).
@@ -233,10 +235,25 @@ impl AdamW {
             let decayed = if decay == 0.0 { value } else { value.mul_scalar(1.0 - decay) };
             updated.push(Some(decayed - step.mul_scalar(lr)));
         }
-        let mut scatter = Scatter { slots: &self.slots, next: 0, updated: &updated };
+        let mut scatter = Scatter { slots: &self.slots, next: 0, views: self.views(&updated) };
         let model = model.map(&mut scatter);
         self.values = Some(updated);
         (model, norm)
+    }
+
+    /// Each trainable parameter's new value, in visiting order: a view of its slot in its group's
+    /// updated vector (`None` for a group not updated).
+    fn views(&self, updated: &[Option<Tensor<1>>]) -> Vec<Option<FloatTensor<Dispatch>>> {
+        let mut views: Vec<Option<FloatTensor<Dispatch>>> = vec![None; self.slots.len()];
+        for (group, vector) in updated.iter().enumerate() {
+            let Some(vector) = vector else { continue };
+            let (indices, parts): (Vec<usize>, Vec<(usize, &[usize])>) =
+                self.slots.iter().enumerate().filter(|(_, slot)| slot.group == group).map(|(i, slot)| (i, (slot.offset, slot.shape.as_slice()))).unzip();
+            for (i, view) in indices.into_iter().zip(kernels::views(vector, &parts)) {
+                views[i] = Some(view);
+            }
+        }
+        views
     }
 
     /// The device of `model`'s trainable parameters; `None` when nothing trains.
@@ -427,11 +444,11 @@ impl Pick for Gradients<'_> {
     }
 }
 
-/// Cuts the updated group vectors back into the parameters (views, no copies).
+/// Puts the updated group vectors' views ([`AdamW::views`]) in place of the parameters.
 struct Scatter<'a> {
     slots: &'a [Slot],
     next: usize,
-    updated: &'a [Option<Tensor<1>>],
+    views: Vec<Option<FloatTensor<Dispatch>>>,
 }
 
 impl ModuleMapper for Scatter<'_> {
@@ -440,13 +457,13 @@ impl ModuleMapper for Scatter<'_> {
         if !value.is_require_grad() {
             return Param::from_mapped_value(id, value, mapper);
         }
-        let slot = &self.slots[self.next];
+        let index = self.next;
         self.next += 1;
-        let Some(updated) = &self.updated[slot.group] else {
+        let Some(view) = self.views[index].take() else {
             return Param::from_mapped_value(id, value, mapper);
         };
-        let shape: [usize; D] = slot.shape.clone().try_into().expect("the slot has the parameter's rank");
-        let fresh = Tensor::from_inner(updated.clone().slice(slot.range()).reshape(shape)).require_grad();
+        debug_assert_eq!(self.slots[index].shape.len(), D, "the slot has the parameter's rank");
+        let fresh = Tensor::from_inner(Tensor::<D>::from_dispatch(view)).require_grad();
         Param::from_mapped_value(id, fresh, mapper)
     }
 }
