@@ -273,7 +273,8 @@ fn layer_norm_trains_like_flex_on_the_gpu() {
 }
 
 /// The linear layer — on the GPU a product written for burn's fusion to add the bias (and the
-/// elementwise ops after it) in the product's kernel, with burn's linear backward: the output
+/// elementwise ops after it) in the product's kernel, with burn's linear backward (the output
+/// gradient flattened once for its three products): the output
 /// (with and without autodiff) and the gradients of x, W and b match flex's, for inputs of rank 3
 /// whose rows burn's own linear would flatten and would not, and of rank 2; a scaling and a
 /// residual follow the product, as in the models.
