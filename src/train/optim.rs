@@ -18,7 +18,9 @@
 //! CvT-13's training step went from 4035 kernel launches to 3516: the 342 copies gathering the
 //! parameters and the 179 cutting them back are gone (2026-12-05). The gradients are gathered
 //! with [`Pack`]: on burn's GPU backend eight tensors a kernel launch instead of a slice
-//! assignment each (CvT-13: 342 launches become 44).
+//! assignment each (CvT-13: 342 launches become 44), and cut back with [`kernels::views`]: there
+//! eight views one recorded operation instead of a slice and a reshape each (CvT-13's step at
+//! 32 px: 3082 operations in burn's fusion log become 2662, 2026-12-06).
 //!
 //! The arithmetic is burn's and `torch.optim.AdamW`'s: `p ← p·(1 − lr·wd) − lr·m̂ / (√v̂ + ε)`
 //! with `m̂ = m / (1 − β₁ᵗ)`, `v̂ = v / (1 − β₂ᵗ)`, and the clip multiplies the gradients by
