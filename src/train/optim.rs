@@ -464,7 +464,7 @@ impl ModuleMapper for Scatter<'_> {
         let Some(view) = self.views[index].take() else {
             return Param::from_mapped_value(id, value, mapper);
         };
-        debug_assert_eq!(self.slots[index].shape.len(), D, "the slot has the parameter's rank");
+        assert_eq!(self.slots[index].shape.len(), D, "the optimizer was built for another model");
         let fresh = Tensor::from_inner(Tensor::<D>::from_dispatch(view)).require_grad();
         Param::from_mapped_value(id, fresh, mapper)
     }
