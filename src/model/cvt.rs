@@ -482,8 +482,9 @@ impl CvtSelfAttention {
         let (query, _) = self.convolution_projection_query.forward(map.clone(), grid, skip, cls_token.clone());
         let (value, _) = self.convolution_projection_value.forward(map, grid, skip, cls_token);
         // in this order burn's fusion leaves fewer additions as kernels of their own (CvT-13's
-        // step at 32 px on lavapipe: 1110 launches, 33 of them single binary ops; 1123 and 46
-        // for q, k, v, for k, q, v and for v, q, k); the values are the same in any order
+        // step at 32 px on lavapipe, 2026-12-05: 1110 launches, 33 of them single binary ops;
+        // 1123 and 46 for q, k, v, for k, q, v and for v, q, k); the values are the same in any
+        // order
         let value = kernels::linear(&self.projection_value, value);
         let key = kernels::linear(&self.projection_key, key);
         let query = kernels::linear(&self.projection_query, query);
