@@ -167,15 +167,17 @@ impl Backward<Cube, 3> for AttentionBackward {
 /// `BURN_FUSION_LOG=full`).
 fn linear_forward(x: FloatTensor<Cube>, weight: FloatTensor<Cube>, bias: FloatTensor<Cube>) -> FloatTensor<Cube> {
     let rank = x.shape().num_dims();
-    let leading = |tensor: FloatTensor<Cube>| {
-        let dims = tensor.shape().as_slice().to_vec();
-        match rank - dims.len() {
-            0 => tensor,
-            ones => Cube::float_reshape(tensor, Shape::from([vec![1; ones], dims].concat())),
-        }
-    };
-    let bias = leading(bias);
-    Cube::float_add(Cube::float_matmul(x, leading(weight)), bias)
+    let bias = with_rank(bias, rank);
+    Cube::float_add(Cube::float_matmul(x, with_rank(weight, rank)), bias)
+}
+
+/// `tensor` with leading axes of size 1 up to `rank` axes (itself when it has them).
+fn with_rank(tensor: FloatTensor<Cube>, rank: usize) -> FloatTensor<Cube> {
+    let dims = tensor.shape().as_slice().to_vec();
+    match rank - dims.len() {
+        0 => tensor,
+        ones => Cube::float_reshape(tensor, Shape::from([vec![1; ones], dims].concat())),
+    }
 }
 
 /// The autodiff step of [`linear_forward`], with parents x, W and b: burn's linear backward
@@ -204,15 +206,7 @@ impl Backward<Cube, 3> for LinearBackward {
         let (rows, grad) = if batched { (flatten_leading(grad.clone()), Some(grad)) } else { (flatten_leading(grad), None) };
         if let (Some(node), Some(transposed)) = (node_x, transposed) {
             let dx = match grad {
-                Some(grad) => {
-                    let rank = shape.num_dims();
-                    let dims = transposed.shape();
-                    let transposed = match rank {
-                        2 => transposed,
-                        _ => Cube::float_reshape(transposed, Shape::from([vec![1; rank - 2], dims.as_slice().to_vec()].concat())),
-                    };
-                    Cube::float_matmul(grad, transposed)
-                }
+                Some(grad) => Cube::float_matmul(grad, with_rank(transposed, shape.num_dims())),
                 None => Cube::float_reshape(Cube::float_matmul(rows.clone(), transposed), x.shape()),
             };
             grads.register::<Cube>(node.id, dx);

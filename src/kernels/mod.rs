@@ -374,7 +374,7 @@ impl Pack {
         {
             let device = into.device();
             let on_autodiff = device.is_autodiff();
-            let batched = enabled() && into.dtype() == DType::F32 && matches!(device.inner().as_dispatch(), DispatchDevice::Cube(_));
+            let batched = pack_kernels(&into);
             // the extension has no autodiff implementation: the vector is filled as the inner tensor
             let autodiff = batched && on_autodiff;
             let into = if autodiff { into.inner() } else { into };
@@ -432,6 +432,13 @@ impl Pack {
     }
 }
 
+/// Whether [`pack`]'s ops serve `vector`: f32 on burn's GPU backend (with or without autodiff),
+/// unless `BRASA_KERNELS=burn`.
+#[cfg(any(feature = "gpu-backend", feature = "cuda"))]
+fn pack_kernels(vector: &Tensor<1>) -> bool {
+    enabled() && vector.dtype() == DType::F32 && matches!(vector.device().inner().as_dispatch(), DispatchDevice::Cube(_))
+}
+
 /// Views of `vector`'s values (row-major, off any autodiff graph): for each part, its shape's
 /// number of values from its offset on, sharing the vector's memory. On burn's GPU backend
 /// [`pack::PARTS`] views are one recorded operation ([`pack::PackOps::views`]); elsewhere each is
@@ -441,7 +448,7 @@ pub fn views(vector: &Tensor<1>, parts: &[(usize, &[usize])]) -> Vec<FloatTensor
     use burn::tensor::{Shape, Slice};
     let vector = if vector.device().is_autodiff() { vector.clone().inner() } else { vector.clone() };
     #[cfg(any(feature = "gpu-backend", feature = "cuda"))]
-    if enabled() && vector.dtype() == DType::F32 && matches!(vector.device().as_dispatch(), DispatchDevice::Cube(_)) {
+    if pack_kernels(&vector) {
         use pack::{PARTS, PackOps};
         let whole = Shape::from([vector.shape().num_elements()]);
         let vector = vector.into_dispatch();
