@@ -1,8 +1,30 @@
-//! Settings for the C allocator, made once when the process starts.
+//! The process's allocator: small blocks from mimalloc, large ones from the C allocator, whose
+//! settings are made once when the process starts.
 //!
-//! glibc's malloc serves every block above its mmap threshold with a fresh `mmap` and returns it
-//! with `munmap` when freed, so each large tensor buffer of a training step is page-faulted in
-//! again (40–50 % system time in matmul and softmax micro-benchmarks on flex). Raising the
+//! **Small blocks (up to 4 KiB) come from mimalloc** ([`BySize`], installed by the `brasa`
+//! binary). On burn's GPU backend the host's work is bookkeeping in small blocks — each recorded
+//! operation's description, its autodiff node, the fusion stream's plans — allocated on the
+//! training thread and freed on burn's fusion thread or cubecl's server thread, and the other way
+//! round. With glibc's one arena (below) those threads took turns on its lock, and a fifth of
+//! their time was in malloc and free. mimalloc's heaps are per thread and a block freed by another
+//! thread goes back without a lock. Measured with `perf record` on the three host threads of
+//! `brasa bench experiments/reference.toml --backend wgpu` (CvT-13 at 32 px, batch 2, lavapipe,
+//! 2-core Intel Xeon, 2026-12-06), host work per step, the waits for one another left out:
+//! burn's fusion thread 71.8 → 51.6 ms, the training thread 30.0 → 21.6 ms, cubecl's server
+//! thread 85.4 → 78.1 ms (most of it wgpu and the Vulkan driver, which allocate with the C
+//! allocator).
+//!
+//! **Larger blocks (tensor buffers on flex) stay with the C allocator**, tuned as below. On flex
+//! (`brasa bench --backend flex --threads 2`, same machine and day, alternated twice) cvt-tiny at
+//! 96 px trained at 228 / 229 samples/s against 210 / 224 with glibc alone, inferred at the same
+//! speed, and peaked at 150–152 MB against 142; CvT-13 at 224 px peaked at 1455 MB against 1480.
+//! mimalloc for every block trained as fast but peaked at 166–169 MB with 64 KiB as the line and
+//! 251 MB with none, and with its pages returned at once (`MIMALLOC_PURGE_DELAY=0`) it was a
+//! third slower.
+//!
+//! **The C allocator's settings.** glibc's malloc serves every block above its mmap threshold
+//! with a fresh `mmap` and returns it with `munmap` when freed, so each large tensor buffer of a
+//! training step is page-faulted in again (40–50 % system time in matmul and softmax micro-benchmarks on flex). Raising the
 //! threshold to its 32 MiB maximum and keeping freed memory at the top of the heap (trim threshold
 //! 1 GiB, top pad 256 MiB) lets those buffers be reused. Measured with `brasa bench
 //! experiments/quickstart.toml` (cvt-tiny at 96 px, batch 32, 2 threads, 2-core AMD EPYC,
@@ -25,6 +47,10 @@
 //! `MALLOC_TRIM_THRESHOLD_`, `MALLOC_TOP_PAD_`, `MALLOC_ARENA_MAX`) is left as it is. Elsewhere
 //! (musl, macOS, Windows) this does nothing.
 
+use std::alloc::{GlobalAlloc, Layout, System};
+
+use mimalloc::MiMalloc;
+
 /// Applies the settings; call before other threads start.
 pub fn tune() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -44,5 +70,134 @@ pub fn tune() {
                 }
             }
         }
+    }
+}
+
+/// Blocks of up to 4 KiB from mimalloc, larger ones from the system's allocator
+/// ([`std::alloc::System`], glibc's malloc tuned by [`tune`] on Linux). The size a block was
+/// allocated with says which allocator frees it (`GlobalAlloc` passes it back unchanged); a
+/// reallocation that crosses the line moves the block.
+pub struct BySize;
+
+/// The largest block mimalloc serves.
+const SMALL: usize = 4 << 10;
+
+// SAFETY: every block is allocated, reallocated and freed by the allocator its size selects, and
+// both allocators uphold `GlobalAlloc`'s contract themselves; a block that changes side is copied
+// into a new block of the other allocator and the old one freed by its own.
+unsafe impl GlobalAlloc for BySize {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        unsafe {
+            if layout.size() <= SMALL {
+                MiMalloc.alloc(layout)
+            } else {
+                System.alloc(layout)
+            }
+        }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        unsafe {
+            if layout.size() <= SMALL {
+                MiMalloc.alloc_zeroed(layout)
+            } else {
+                System.alloc_zeroed(layout)
+            }
+        }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe {
+            if layout.size() <= SMALL {
+                MiMalloc.dealloc(ptr, layout)
+            } else {
+                System.dealloc(ptr, layout)
+            }
+        }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        unsafe {
+            match (layout.size() <= SMALL, new_size <= SMALL) {
+                (true, true) => MiMalloc.realloc(ptr, layout, new_size),
+                (false, false) => System.realloc(ptr, layout, new_size),
+                _ => {
+                    // SAFETY (of the layout): the caller guarantees `new_size`, rounded up to
+                    // the alignment, does not overflow `isize`.
+                    let moved = self.alloc(Layout::from_size_align_unchecked(new_size, layout.align()));
+                    if !moved.is_null() {
+                        std::ptr::copy_nonoverlapping(ptr, moved, layout.size().min(new_size));
+                        self.dealloc(ptr, layout);
+                    }
+                    moved
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Allocates `size` bytes aligned to `align` filled with a pattern, through `BySize`.
+    fn filled(size: usize, align: usize) -> (*mut u8, Layout) {
+        let layout = Layout::from_size_align(size, align).unwrap();
+        let ptr = unsafe { BySize.alloc(layout) };
+        assert!(!ptr.is_null());
+        assert_eq!(ptr as usize % align, 0, "{size} bytes aligned to {align}");
+        for i in 0..size {
+            unsafe { ptr.add(i).write((i % 251) as u8) };
+        }
+        (ptr, layout)
+    }
+
+    fn holds_pattern(ptr: *const u8, len: usize) -> bool {
+        (0..len).all(|i| unsafe { ptr.add(i).read() } == (i % 251) as u8)
+    }
+
+    #[test]
+    fn a_reallocation_keeps_the_contents_on_either_side_of_the_line_and_across_it() {
+        let sizes = [(24, 8 << 10), (SMALL, SMALL + 1), (SMALL + 1, SMALL), (1 << 20, 100), (100, 1 << 20), (3 << 20, 5 << 20)];
+        for align in [8, 64, 4096] {
+            for (from, to) in sizes {
+                let (ptr, layout) = filled(from, align);
+                let moved = unsafe { BySize.realloc(ptr, layout, to) };
+                assert!(!moved.is_null());
+                assert_eq!(moved as usize % align, 0, "{from} → {to} bytes aligned to {align}");
+                assert!(holds_pattern(moved, from.min(to)), "{from} → {to} bytes aligned to {align}");
+                unsafe { BySize.dealloc(moved, Layout::from_size_align(to, align).unwrap()) };
+            }
+        }
+    }
+
+    #[test]
+    fn zeroed_blocks_are_zero_on_both_sides() {
+        for size in [16, SMALL, SMALL + 1, 2 << 20] {
+            let layout = Layout::from_size_align(size, 16).unwrap();
+            let ptr = unsafe { BySize.alloc_zeroed(layout) };
+            assert!(!ptr.is_null());
+            assert!((0..size).all(|i| unsafe { ptr.add(i).read() } == 0), "{size} bytes");
+            unsafe { BySize.dealloc(ptr, layout) };
+        }
+    }
+
+    #[test]
+    fn a_block_freed_on_another_thread_goes_back_to_its_allocator() {
+        let blocks: Vec<(usize, usize)> = [64, 4096, SMALL, SMALL + 1, 1 << 20]
+            .into_iter()
+            .map(|size| {
+                let (ptr, _) = filled(size, 16);
+                (ptr as usize, size)
+            })
+            .collect();
+        std::thread::spawn(move || {
+            for (ptr, size) in blocks {
+                assert!(holds_pattern(ptr as *const u8, size));
+                unsafe { BySize.dealloc(ptr as *mut u8, Layout::from_size_align(size, 16).unwrap()) };
+            }
+        })
+        .join()
+        .unwrap();
     }
 }

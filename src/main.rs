@@ -7,6 +7,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+#[global_allocator]
+static ALLOCATOR: brasa::allocator::BySize = brasa::allocator::BySize;
+
 fn main() -> ExitCode {
     brasa::allocator::tune();
     let args = cli::Cli::parse();
