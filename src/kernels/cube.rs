@@ -44,6 +44,10 @@
 //! (lavapipe, 2026-12-05). The backward flattens the output gradient once for its three products
 //! instead of once each ([`LinearBackward`]): CvT-13's step records 150 fewer operations (2662 →
 //! 2512 in burn's fusion log at 32 px) and launches 1100 kernels instead of 1110 (2026-12-06).
+//! The views of W and x its products read (Wᵀ, x's rows transposed) are one operation
+//! ([`super::arrange_gpu`]) where they were three: at 32 px and batch 2, 2500 → 2339 operations
+//! recorded and 1508 → 1382 segments run by burn's fusion a step, launches unchanged (1100 at
+//! batch 16; ViT-B/16 685) (2026-12-06).
 //!
 //! The other fused ops are flex's alone; the wrappers in [`super`] never send a GPU tensor to them.
 
@@ -61,6 +65,7 @@ use burn::tensor::Shape;
 use burn_std::{MatmulTransformAction, MatmulTransformAnalysis, MatmulTransformPolicy};
 
 use super::FusedOps;
+use super::arrange_gpu::{View, arrange};
 use super::autodiff::{DepthwiseGradients, depthwise_tokens_autodiff};
 use super::batch_norm_gpu::BatchNormOps;
 use super::depthwise::Geometry;
@@ -167,22 +172,36 @@ impl Backward<Cube, 3> for AttentionBackward {
 /// `BURN_FUSION_LOG=full`).
 fn linear_forward(x: FloatTensor<Cube>, weight: FloatTensor<Cube>, bias: FloatTensor<Cube>) -> FloatTensor<Cube> {
     let rank = x.shape().num_dims();
-    let bias = with_rank(bias, rank);
-    Cube::float_add(Cube::float_matmul(x, with_rank(weight, rank)), bias)
+    // burn's own reshapes, not one [`arrange`] for both: the product's kernel adds the bias only
+    // when the views before it are burn's (with an `arrange` between CvT's q, k and v
+    // projections burn's fusion ran the three products, their additions and the attention
+    // unfused: 100 more launches a step)
+    let at_rank = |tensor: FloatTensor<Cube>| match with_rank(&tensor.shape(), rank) {
+        Some(View::Reshape(shape)) => Cube::float_reshape(tensor, shape),
+        _ => tensor,
+    };
+    // b's view first: one between the product and the addition would split them
+    let bias = at_rank(bias);
+    Cube::float_add(Cube::float_matmul(x, at_rank(weight)), bias)
 }
 
-/// `tensor` with leading axes of size 1 up to `rank` axes (itself when it has them).
-fn with_rank(tensor: FloatTensor<Cube>, rank: usize) -> FloatTensor<Cube> {
-    let dims = tensor.shape().as_slice().to_vec();
-    match rank - dims.len() {
-        0 => tensor,
-        ones => Cube::float_reshape(tensor, Shape::from([vec![1; ones], dims].concat())),
-    }
+/// The reshape giving `shape` leading axes of size 1 up to `rank` axes (none when it has them).
+fn with_rank(shape: &Shape, rank: usize) -> Option<View> {
+    let dims = shape.as_slice();
+    (dims.len() < rank).then(|| View::Reshape(Shape::from([vec![1; rank - dims.len()], dims.to_vec()].concat())))
+}
+
+/// The reshape of `shape` to `[rows, last]` (none when it has two axes).
+fn flatten_leading(shape: &Shape) -> Option<View> {
+    let rank = shape.num_dims();
+    let last = shape[rank - 1];
+    (rank != 2).then(|| View::Reshape(Shape::from([shape.num_elements() / last, last])))
 }
 
 /// The autodiff step of [`linear_forward`], with parents x, W and b: burn's linear backward
 /// (its `linear_x_backward`, `linear_weight_backward` and `linear_bias_backward`), the output
-/// gradient's leading axes flattened once for the three instead of once each.
+/// gradient's leading axes flattened once for the three instead of once each, and the views of W
+/// and x the products read (Wᵀ, x's rows transposed) taken as one operation ([`arrange`]).
 #[derive(Debug)]
 struct LinearBackward;
 
@@ -195,41 +214,50 @@ impl Backward<Cube, 3> for LinearBackward {
         let grad = grads.consume::<Cube>(&ops.node);
         let (x, weight) = ops.state;
         let shape = grad.shape();
-        let width = shape[shape.num_dims() - 1];
-        let transposed = node_x.as_ref().map(|_| Cube::float_swap_dims(weight, 0, 1));
+        let rank = shape.num_dims();
+        let width = shape[rank - 1];
+        let (x_shape, weight_shape) = (x.shape(), weight.shape());
         // dx = g·Wᵀ with the batches folded into the rows where burn's linear folds them
-        let batched = transposed.as_ref().is_some_and(|transposed| {
-            MatmulTransformPolicy::default().action(&MatmulTransformAnalysis::from_shapes(&shape, &transposed.shape())) == MatmulTransformAction::Keep
-        });
+        let batched = node_x.is_some() && {
+            let transposed = Shape::from([weight_shape[1], weight_shape[0]]);
+            MatmulTransformPolicy::default().action(&MatmulTransformAnalysis::from_shapes(&shape, &transposed)) == MatmulTransformAction::Keep
+        };
         // `[rows, out]`, a view of the (fresh, contiguous) gradient, for all three; g itself is
-        // kept only for a batched dx (a tensor dropped unused is an operation of its own)
-        let (rows, grad) = if batched { (flatten_leading(grad.clone()), Some(grad)) } else { (flatten_leading(grad), None) };
-        if let (Some(node), Some(transposed)) = (node_x, transposed) {
-            let dx = match grad {
-                Some(grad) => Cube::float_matmul(grad, with_rank(transposed, shape.num_dims())),
-                None => Cube::float_reshape(Cube::float_matmul(rows.clone(), transposed), x.shape()),
+        // kept only for a batched dx (a tensor dropped unused is an operation of its own). burn's
+        // own reshape, not part of the `arrange` below: an operation reading g, computed in the
+        // fusion's current segment, and W and x, made long before, ties the segment's blocks
+        // together and burn's fusion then ran the whole segment unfused (60 more launches a step)
+        let (rows, kept) = match (flatten_leading(&shape), batched) {
+            (Some(View::Reshape(flat)), true) => (Cube::float_reshape(grad.clone(), flat), Some(grad)),
+            (Some(View::Reshape(flat)), false) => (Cube::float_reshape(grad, flat), None),
+            (_, true) => (grad.clone(), Some(grad)),
+            (_, false) => (grad, None),
+        };
+        let mut items = Vec::new();
+        if node_x.is_some() {
+            let at_rank = if batched { with_rank(&Shape::from([weight_shape[1], weight_shape[0]]), rank) } else { None };
+            items.push((weight, [Some(View::Transpose), at_rank].into_iter().flatten().collect()));
+        }
+        if node_weight.is_some() {
+            items.push((x, [flatten_leading(&x_shape), Some(View::Transpose)].into_iter().flatten().collect()));
+        }
+        let mut arranged = arrange(items).into_iter();
+        if let Some(node) = node_x {
+            let transposed = arranged.next().expect("Wᵀ");
+            let dx = match kept {
+                Some(grad) => Cube::float_matmul(grad, transposed),
+                None => Cube::float_reshape(Cube::float_matmul(rows.clone(), transposed), x_shape),
             };
             grads.register::<Cube>(node.id, dx);
         }
         if let Some(node) = node_weight {
             // dW = xᵀ·g over all rows: `[in, rows]·[rows, out]`
-            grads.register::<Cube>(node.id, Cube::float_matmul(Cube::float_swap_dims(flatten_leading(x), 0, 1), rows.clone()));
+            grads.register::<Cube>(node.id, Cube::float_matmul(arranged.next().expect("x's rows transposed"), rows.clone()));
         }
         if let Some(node) = node_bias {
             grads.register::<Cube>(node.id, Cube::float_reshape(Cube::float_sum_dim(rows, 0), Shape::from([width])));
         }
     }
-}
-
-/// `[..., last]` → `[rows, last]` (itself when it has two axes).
-fn flatten_leading(tensor: FloatTensor<Cube>) -> FloatTensor<Cube> {
-    let shape = tensor.shape();
-    let rank = shape.num_dims();
-    if rank == 2 {
-        return tensor;
-    }
-    let last = shape[rank - 1];
-    Cube::float_reshape(tensor, Shape::from([shape.num_elements() / last, last]))
 }
 
 /// What a normalisation's backward needs: its input, γ, and the statistics the forward kept.

@@ -16,6 +16,8 @@
 //! with brasa's own kernel ([`pack`]). This module must never hold model or training logic: it is
 //! ops only.
 
+#[cfg(any(feature = "gpu-backend", feature = "cuda"))]
+mod arrange_gpu;
 pub mod attention;
 mod autodiff;
 pub mod batch_norm;
