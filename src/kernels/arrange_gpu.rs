@@ -3,10 +3,12 @@
 //! Under burn's fusion a reshape or a transpose launches nothing, yet it is an operation like any
 //! other: autodiff records it, burn's fusion thread takes it in, tries to fuse it, runs it on its
 //! own and later takes in its output's drop. The host's time for these is what bounds a GPU step
-//! (see [`super::cube`]). A linear layer's backward took four views a step (the output gradient
-//! as rows, Wᵀ, x as rows and that transposed) and its forward two (W and b given x's rank); here
-//! the views one step of a layer needs are one operation, their outputs sharing their inputs'
-//! memory as burn's own views do.
+//! (see [`super::cube`]). Here views of two tensors are one operation, their outputs sharing their
+//! inputs' memory as burn's own views do: the linear backward's Wᵀ and x's rows transposed, three
+//! operations before. Where it pays is narrow: an operation like this that reads a tensor computed
+//! in burn's fusion's current segment ties that segment's blocks together, and one between the
+//! products of CvT's attention projections kept their additions out of the products' kernels;
+//! burn's fusion then launches more (see [`super::cube`]'s linear layer).
 
 use burn::backend::Cube;
 use burn::backend::fusion::custom::TensorSpec;
@@ -59,7 +61,7 @@ fn arranged<B: Backend>(tensor: FloatTensor<B>, views: &[View]) -> FloatTensor<B
 }
 
 /// Each tensor after its views, in the order given: those with views as one recorded operation
-/// for every three ([`ArrangeOps`]; one left over as burn's own views), those without as they are
+/// for every two ([`ArrangeOps`]; one left over as burn's own views), those without as they are
 /// (a view of nothing would be one more tensor to drop).
 pub fn arrange(items: Vec<(FloatTensor<Cube>, Vec<View>)>) -> Vec<FloatTensor<Cube>> {
     let mut out: Vec<Option<FloatTensor<Cube>>> = items.iter().map(|_| None).collect();
@@ -72,39 +74,25 @@ pub fn arrange(items: Vec<(FloatTensor<Cube>, Vec<View>)>) -> Vec<FloatTensor<Cu
         }
     }
     while !pending.is_empty() {
-        let mut group = pending.drain(..pending.len().min(3));
-        match (group.next(), group.next(), group.next()) {
-            (Some((i, a, va)), None, None) => out[i] = Some(arranged::<Cube>(a, &va)),
-            (Some((i, a, va)), Some((j, b, vb)), None) => {
+        let mut group = pending.drain(..pending.len().min(2));
+        match (group.next(), group.next()) {
+            (Some((i, a, va)), None) => out[i] = Some(arranged::<Cube>(a, &va)),
+            (Some((i, a, va)), Some((j, b, vb))) => {
                 let (a, b) = <Cube as ArrangeOps>::arrange2(a, b, [va, vb]);
                 (out[i], out[j]) = (Some(a), Some(b));
             }
-            (Some((i, a, va)), Some((j, b, vb)), Some((k, c, vc))) => {
-                let (a, b, c) = <Cube as ArrangeOps>::arrange3(a, b, c, [va, vb, vc]);
-                (out[i], out[j], out[k]) = (Some(a), Some(b), Some(c));
-            }
-            _ => unreachable!("a group of one to three"),
+            _ => unreachable!("a group of one or two"),
         }
     }
     out.into_iter().map(|tensor| tensor.expect("every item is arranged")).collect()
 }
 
-/// Views of two or three tensors at once.
+/// Views of two tensors at once.
 #[backend_extension(Cube: cfg(any(feature = "gpu-backend", feature = "cuda")), Fusion: cfg(any(feature = "gpu-backend", feature = "cuda")))]
 pub trait ArrangeOps: Backend {
     /// `a` after `views[0]` and `b` after `views[1]`.
     #[fusion(meta = arranged2_meta)]
     fn arrange2(a: FloatTensor<Self>, b: FloatTensor<Self>, views: [Vec<View>; 2]) -> (FloatTensor<Self>, FloatTensor<Self>);
-
-    /// `a`, `b` and `c` after `views[0]`, `views[1]` and `views[2]`.
-    #[fusion(meta = arranged3_meta)]
-    #[allow(clippy::type_complexity)]
-    fn arrange3(
-        a: FloatTensor<Self>,
-        b: FloatTensor<Self>,
-        c: FloatTensor<Self>,
-        views: [Vec<View>; 3],
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 }
 
 /// The outputs of [`ArrangeOps::arrange2`]: each input's element type in the shape after its views.
@@ -115,22 +103,9 @@ fn arranged2_meta(a: &TensorSpec, b: &TensorSpec, views: &[Vec<View>; 2]) -> (Te
     )
 }
 
-/// The outputs of [`ArrangeOps::arrange3`].
-fn arranged3_meta(a: &TensorSpec, b: &TensorSpec, c: &TensorSpec, views: &[Vec<View>; 3]) -> (TensorSpec, TensorSpec, TensorSpec) {
-    (
-        TensorSpec::new(shape_after(&a.shape, &views[0]), a.dtype),
-        TensorSpec::new(shape_after(&b.shape, &views[1]), b.dtype),
-        TensorSpec::new(shape_after(&c.shape, &views[2]), c.dtype),
-    )
-}
-
 impl ArrangeOps for CubeBackend {
     fn arrange2(a: CubeTensor, b: CubeTensor, views: [Vec<View>; 2]) -> (CubeTensor, CubeTensor) {
         (arranged::<Self>(a, &views[0]), arranged::<Self>(b, &views[1]))
-    }
-
-    fn arrange3(a: CubeTensor, b: CubeTensor, c: CubeTensor, views: [Vec<View>; 3]) -> (CubeTensor, CubeTensor, CubeTensor) {
-        (arranged::<Self>(a, &views[0]), arranged::<Self>(b, &views[1]), arranged::<Self>(c, &views[2]))
     }
 }
 
