@@ -18,19 +18,18 @@
 //! (`brasa bench --backend flex --threads 2`, same machine and day, alternated twice) cvt-tiny at
 //! 96 px trained at 228 / 229 samples/s against 210 / 224 with glibc alone, inferred at the same
 //! speed, and peaked at 150–152 MB against 142; CvT-13 at 224 px peaked at 1455 MB against 1480.
-//! mimalloc for every block trained as fast but peaked at 166–169 MB with 64 KiB as the line and
-//! 251 MB with none, and with its pages returned at once (`MIMALLOC_PURGE_DELAY=0`) it was a
-//! third slower.
+//! With 64 KiB as the line cvt-tiny peaked at 166–169 MB; with mimalloc for every block at 251 MB,
+//! and with its pages returned at once (`MIMALLOC_PURGE_DELAY=0`) it trained a third slower.
 //!
 //! **The C allocator's settings.** glibc's malloc serves every block above its mmap threshold
 //! with a fresh `mmap` and returns it with `munmap` when freed, so each large tensor buffer of a
-//! training step is page-faulted in again (40–50 % system time in matmul and softmax micro-benchmarks on flex). Raising the
-//! threshold to its 32 MiB maximum and keeping freed memory at the top of the heap (trim threshold
-//! 1 GiB, top pad 256 MiB) lets those buffers be reused. Measured with `brasa bench
-//! experiments/quickstart.toml` (cvt-tiny at 96 px, batch 32, 2 threads, 2-core AMD EPYC,
-//! 2026-11-27, two rounds): training 87.3 / 89.2 → 93.9 / 92.5 samples/s, inference 283 / 296 →
-//! 329 / 372, peak RSS unchanged (252 → 253 MB). mimalloc, tried the same way, trained at 88 / 90
-//! with 345 MB peak RSS.
+//! training step is page-faulted in again (40–50 % system time in matmul and softmax
+//! micro-benchmarks on flex). Raising the threshold to its 32 MiB maximum and keeping freed memory
+//! at the top of the heap (trim threshold 1 GiB, top pad 256 MiB) lets those buffers be reused.
+//! Measured with `brasa bench experiments/quickstart.toml` (cvt-tiny at 96 px, batch 32, 2 threads,
+//! 2-core AMD EPYC, 2026-11-27, two rounds): training 87.3 / 89.2 → 93.9 / 92.5 samples/s,
+//! inference 283 / 296 → 329 / 372, peak RSS unchanged (252 → 253 MB). mimalloc, tried the same
+//! way, trained at 88 / 90 with 345 MB peak RSS.
 //!
 //! One arena for every thread. glibc gives each thread that allocates its own arena (up to eight
 //! per core), and memory freed into one arena serves only that arena's later allocations. Since

@@ -216,12 +216,11 @@ impl Backward<Cube, 3> for LinearBackward {
         let shape = grad.shape();
         let rank = shape.num_dims();
         let width = shape[rank - 1];
-        let (x_shape, weight_shape) = (x.shape(), weight.shape());
+        let x_shape = x.shape();
+        let transposed_shape = Shape::from([weight.shape()[1], weight.shape()[0]]);
         // dx = g·Wᵀ with the batches folded into the rows where burn's linear folds them
-        let batched = node_x.is_some() && {
-            let transposed = Shape::from([weight_shape[1], weight_shape[0]]);
-            MatmulTransformPolicy::default().action(&MatmulTransformAnalysis::from_shapes(&shape, &transposed)) == MatmulTransformAction::Keep
-        };
+        let batched = node_x.is_some()
+            && MatmulTransformPolicy::default().action(&MatmulTransformAnalysis::from_shapes(&shape, &transposed_shape)) == MatmulTransformAction::Keep;
         // `[rows, out]`, a view of the (fresh, contiguous) gradient, for all three; g itself is
         // kept only for a batched dx (a tensor dropped unused is an operation of its own). burn's
         // own reshape, not part of the `arrange` below: an operation reading g, computed in the
@@ -235,7 +234,7 @@ impl Backward<Cube, 3> for LinearBackward {
         };
         let mut items = Vec::new();
         if node_x.is_some() {
-            let at_rank = if batched { with_rank(&Shape::from([weight_shape[1], weight_shape[0]]), rank) } else { None };
+            let at_rank = if batched { with_rank(&transposed_shape, rank) } else { None };
             items.push((weight, [Some(View::Transpose), at_rank].into_iter().flatten().collect()));
         }
         if node_weight.is_some() {
