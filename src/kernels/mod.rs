@@ -48,7 +48,7 @@ mod split;
 
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, DispatchDevice, backend_extension};
-use burn::module::RunningState;
+use burn::module::{Module, ModuleMapper, Param, RunningState};
 use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
 use burn::tensor::ops::ConvOptions;
 use burn::nn::conv::Conv2d;
@@ -288,7 +288,7 @@ pub fn depthwise_tokens(conv: &Conv2d, tokens: Tensor<3>, grid: [usize; 2], skip
 ///
 /// Burn keeps each thread's running-statistics update apart until the next read on that thread
 /// and then averages the threads' values; a training step may run on any thread of the pool
-/// (`backend::on_pool`), so the update is folded in at once, on the thread that made it, and
+/// (`backend::on_pool`), so the update takes effect at once, on the thread that made it, and
 /// the statistics never depend on which thread ran which step.
 pub fn batch_norm_tokens(norm: &BatchNorm, tokens: Tensor<3>) -> Tensor<3> {
     let output = batch_norm_tokens_behind(norm, None, tokens);
@@ -300,12 +300,10 @@ pub fn batch_norm_tokens(norm: &BatchNorm, tokens: Tensor<3>) -> Tensor<3> {
 /// front of the output's tokens: `Tensor::cat(vec![prefix, batch_norm_tokens(norm, tokens)], 1)`,
 /// which brasa's GPU kernels write in the same pass (and whose gradient they read in place).
 ///
-/// The running statistics' update is left pending on this thread: the caller folds it in with
-/// [`fold_running_statistics`], on the same thread, before the step ends. A model folds all of
-/// its norms' together at the end of its forward pass: each fold ends with a division (burn's
-/// `RunningState` averages over the threads that updated), and consecutive divisions of
-/// same-sized statistics share a fused kernel on the GPU, where each norm's own fold was a
-/// kernel of its own.
+/// brasa's kernels (flex's and the GPU's) replace the running statistics at once; burn's own
+/// `BatchNorm` (other backends) leaves its update pending on this thread, and the caller folds
+/// it in with [`fold_running_statistics`], on the same thread, before the step ends (a model
+/// folds all of its norms' at the end of its forward pass).
 pub fn batch_norm_tokens_behind(norm: &BatchNorm, prefix: Option<Tensor<3>>, tokens: Tensor<3>) -> Tensor<3> {
     let device = tokens.device();
     let training = device.is_autodiff() && norm.training.is_enabled();
@@ -326,8 +324,8 @@ pub fn batch_norm_tokens_behind(norm: &BatchNorm, prefix: Option<Tensor<3>>, tok
             ),
             None => <Dispatch as FusedOps>::fused_batch_norm_train(tokens.into_dispatch(), gamma, beta, running_mean, running_var, norm.epsilon, norm.momentum),
         };
-        norm.running_mean.update(Tensor::<1>::from_dispatch(running_mean).detach());
-        norm.running_var.update(Tensor::<1>::from_dispatch(running_var).detach());
+        set_running(&norm.running_mean, Tensor::<1>::from_dispatch(running_mean).detach());
+        set_running(&norm.running_var, Tensor::<1>::from_dispatch(running_var).detach());
         return Tensor::from_dispatch(output);
     }
     let output = if fused(&tokens) {
@@ -348,8 +346,25 @@ pub fn batch_norm_tokens_behind(norm: &BatchNorm, prefix: Option<Tensor<3>>, tok
     }
 }
 
-/// Folds the running-statistics updates [`batch_norm_tokens_behind`] left pending on this
-/// thread into each norm's statistics (nothing for a norm with none pending).
+/// Replaces a running statistic's value at once. burn's `RunningState::update` keeps the value
+/// pending for the thread until the next read, which then divides the sum of the threads'
+/// pending values by their number: an operation per statistic per step (78 in a CvT-13 step)
+/// dividing by one, as a step's statistics come from one thread. `Module::map` on a clone sets
+/// the value the clones share.
+fn set_running(state: &RunningState<Tensor<1>>, value: Tensor<1>) {
+    struct Set(Option<Tensor<1>>);
+    impl ModuleMapper for Set {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let value = self.0.take().expect("one running statistic per mapper");
+            Param::initialized(param.id, Tensor::from_dispatch(value.into_dispatch()))
+        }
+    }
+    let _ = state.clone().map(&mut Set(Some(value)));
+}
+
+/// Folds the running-statistics updates burn's `BatchNorm` left pending on this thread (in
+/// [`batch_norm_tokens_behind`]) into each norm's statistics (nothing for a norm with none
+/// pending).
 pub fn fold_running_statistics<'a>(norms: impl IntoIterator<Item = &'a BatchNorm>) {
     for norm in norms {
         let _ = (norm.running_mean.value_sync(), norm.running_var.value_sync());
@@ -604,6 +619,20 @@ mod tests {
             let weight = conv.weight.val();
             assert_close(weight.grad(&ours_grads).unwrap(), weight.grad(&theirs_grads).unwrap(), 1e-5, "depthwise conv: weight gradient");
         }
+    }
+
+    #[test]
+    fn set_running_replaces_the_value_every_clone_reads_at_once() {
+        let device = device();
+        let state = RunningState::new(Tensor::<1>::zeros([3], &device));
+        let clone = state.clone();
+        set_running(&state, Tensor::<1>::from_floats([1.0, 2.0, 3.0], &device));
+        // read on another thread without a sync: nothing was left pending on this one
+        let read = std::thread::scope(|scope| scope.spawn(|| clone.value()).join().unwrap());
+        assert_eq!(read.into_data().try_to_vec::<f32>().unwrap(), [1.0, 2.0, 3.0]);
+        assert_eq!(state.value_sync().into_data().try_to_vec::<f32>().unwrap(), [1.0, 2.0, 3.0]);
+        set_running(&clone, Tensor::<1>::from_floats([4.0, 5.0, 6.0], &device));
+        assert_eq!(state.value().into_data().try_to_vec::<f32>().unwrap(), [4.0, 5.0, 6.0], "the last value, not an average");
     }
 
     #[test]

@@ -198,8 +198,8 @@ impl CvtModel {
     }
 
     /// The batch norms of every layer's query, key and value projections, in module order;
-    /// their running statistics' updates are folded in at the end of each forward pass
-    /// ([`kernels::batch_norm_tokens_behind`]).
+    /// burn's running statistics' updates (where brasa's kernels do not replace them at once) are
+    /// folded in at the end of each forward pass ([`kernels::batch_norm_tokens_behind`]).
     fn batch_norms(&self) -> impl Iterator<Item = &BatchNorm> {
         let layers = self.encoder.stages.iter().flat_map(|stage| &stage.layers);
         layers.flat_map(|layer| {
