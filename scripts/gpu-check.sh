@@ -9,7 +9,8 @@
 # report and meta.json.
 #
 # For a Linux machine without network: carry a brasa built with `cargo build --release --features gpu`
-# (BRASA=path, default target/release/brasa), the dataset at data/brain-tumor-mri, and — if `ldconfig -p` shows no
+# (BRASA=path, default target/release/brasa), the dataset at data/brain-tumor-mri (or in DATA; at 93 MB it
+# takes two 64 MiB transfers: scripts/carry.sh cuts it into parts and gathers them), and — if `ldconfig -p` shows no
 # libvulkan — the Vulkan loader packages as .deb files in GL_DEBS (default .gl/), which are unpacked
 # into / first. python3 with torch + transformers + torchvision must be there for step 2's reference.
 #
@@ -19,6 +20,8 @@
 # resumes it), BRASA_ALT=path also benches another build beside it, e.g. one with `--features vulkan` (SPIR-V), at the batches in ALT_BATCHES ("16").
 # BENCH_ARGS adds options to every `brasa bench` (e.g. "--phases": where a training step's time goes).
 # BENCH_DEADLINE=unix-seconds: no benchmark starts after it, and none runs past it.
+# DATA=folder: the dataset is there instead (data/brain-tumor-mri is linked to it), e.g. where
+# scripts/carry.sh gathered it from several transfers.
 # GPU utilisation is sampled every second into $OUT/gpu-util.txt (nvidia-smi dmon) while the script runs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +37,10 @@ REFERENCE_LIMIT=${REFERENCE_LIMIT:-0}
 REFERENCE_OUT=${REFERENCE_OUT:-$OUT/reference-run}   # an unfinished run there is resumed
 # REFERENCE_DEADLINE=unix-seconds: stop the reference run then (instead of REFERENCE_LIMIT)
 GL_DEBS=${GL_DEBS:-.gl}
+if [ -n "${DATA:-}" ]; then
+  [ -d "$DATA" ] || { echo "gpu-check.sh: DATA=$DATA is no folder" >&2; exit 1; }
+  rm -rf data/brain-tumor-mri && ln -s "$(cd "$DATA" && pwd -P)" data/brain-tumor-mri
+fi
 BACKEND=${BACKEND:-wgpu}          # flex: a dry run of this script on a machine without a GPU
 TORCH_DEVICE=${TORCH_DEVICE:-cuda}
 SIZE=${SIZE:-224}
