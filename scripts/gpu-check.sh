@@ -18,6 +18,8 @@
 # ("16 64"), REFERENCE=0 skips step 3, REFERENCE_LIMIT=seconds stops the reference run early (its
 # epochs so far and their times are still reported; the same command with the same REFERENCE_OUT
 # resumes it), BRASA_ALT=path also benches another build beside it, e.g. one with `--features vulkan` (SPIR-V), at the batches in ALT_BATCHES ("16").
+# PROFILE=cvt13 (or vitb16): step 4, the device time of each kernel of a few training steps at
+# PROFILE_BATCH (16), PROFILE_STEPS (3), summed by kernel name into $OUT/kernels.md.
 # BENCH_ARGS adds options to every `brasa bench` (e.g. "--phases": where a training step's time goes).
 # BENCH_DEADLINE=unix-seconds: no benchmark starts after it, and none runs past it.
 # DATA=folder: the dataset is there instead (data/brain-tumor-mri is linked to it), e.g. where
@@ -157,5 +159,55 @@ import json, sys
 m = json.load(open(sys.argv[1]))
 print("status:", m["status"], "| epochs:", m.get("epochs_run"), "| wall:", m.get("wall_seconds"), "s | device:", m.get("device"), "| GPU memory peak:", m.get("gpu_memory_peak_bytes"))
 PY
+fi
+if [ -n "${PROFILE:-}" ]; then
+  # where the device's time goes: cubecl times every kernel it launches (GPU timestamps) and logs
+  # it with the kernel's name; summed by name over the timed steps of one short bench
+  log "4. device time per kernel: $PROFILE at batch ${PROFILE_BATCH:-16}, ${PROFILE_STEPS:-3} training steps (cubecl's profiling log)"
+  limit=$(bench_limit)
+  if [ "$limit" = 0 ]; then log "skipping the profile: BENCH_DEADLINE"; else
+    prof=$(mktemp -d)
+    printf '[profiling.logger]\nlevel = "basic"\nfile = "%s/kernels.log"\nappend = false\n' "$prof" > "$prof/cubecl.toml"
+    root=$PWD
+    (cd "$prof" && HOME=/tmp/home-$(basename "$BRASA") timeout "$limit" "$root/$BRASA" bench "$root/experiments/reference.toml" \
+      --backend "$BACKEND" --what train --steps "${PROFILE_STEPS:-3}" --warmup "$WARMUP" --set "model.arch=\"$(arch_of "$PROFILE")\"" \
+      --set "preprocess.resize=$SIZE" --set "preprocess.center_crop=$SIZE" --set "augment.chain=[]" \
+      --set train.batch_size="${PROFILE_BATCH:-16}" 2>>"$OUT/gpu-check.log" | tee -a "$OUT/gpu-check.log" >&2) \
+      || log "the profiled bench failed (see above)"
+    python3 - "$prof/kernels.log" "$WARMUP" "${PROFILE_STEPS:-3}" > "$OUT/kernels.md" <<'PY'
+import re, sys
+from collections import defaultdict
+path, warmup, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+unit = {"ns": 1e-9, "µs": 1e-6, "us": 1e-6, "ms": 1e-3, "s": 1.0}
+rows = []
+for line in open(path, errors="replace"):
+    m = re.match(r"\|\s*([0-9.]+)(ns|µs|us|ms|s)\s*\|\s*(.*)", line)
+    if m:
+        rows.append((float(m.group(1)) * unit[m.group(2)], m.group(3).strip()))
+# every step gathers its gradients for the optimizer (PackKernel launches, close together): from
+# one step's gather to the next is one period of the step; keep the last `steps` periods
+packs = [i for i, (_, name) in enumerate(rows) if name.startswith("PackKernel")]
+opens = [i for k, i in enumerate(packs) if k == 0 or i - packs[k - 1] > 50]
+if len(opens) > steps:
+    rows = rows[opens[-steps - 1]:opens[-1]]
+else:
+    steps = warmup + steps  # no gathers told apart: everything, warm-up included
+total = sum(d for d, _ in rows)
+by = defaultdict(lambda: [0.0, 0])
+for d, name in rows:
+    parts = [p.strip() for p in name.split("|")]
+    # a matmul's name lists its arguments, then its family, partitioner, loaders and tiling
+    key = " ".join(parts) if len(parts) <= 6 else " ".join(parts[:2]) + " … " + " ".join(parts[-10:])
+    by[key][0] += d
+    by[key][1] += 1
+print(f"{len(rows)} kernels timed over {steps} step(s): {total / steps * 1e3:.1f} ms of device time a step\n")
+print("| kernel | ms a step | share | launches a step |")
+print("|---|---|---|---|")
+for name, (d, n) in sorted(by.items(), key=lambda kv: -kv[1][0])[:40]:
+    print(f"| `{name}` | {d / steps * 1e3:.2f} | {d / total:.1%} | {n / steps:.0f} |")
+PY
+    head -n 30 "$OUT/kernels.md" | tee -a "$OUT/gpu-check.log" >&2
+    [ -n "${KEEP_PROFILE:-}" ] && cp "$prof/kernels.log" "$OUT/" ; rm -rf "$prof"
+  fi
 fi
 log "done in $(( $(date +%s) - started )) s"
