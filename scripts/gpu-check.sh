@@ -154,6 +154,8 @@ if [ "$REFERENCE" = 1 ]; then
   run_end=$(date +%s.%N)
   log "reference run wall time: $(python3 -c "print(f'{$run_end - $run_start:.1f} s')")"
   cut -d, -f1-5,14 "$REFERENCE_OUT/epochs.csv" 2>/dev/null | tee -a "$OUT/gpu-check.log" >&2
+  # beside the log, for when REFERENCE_OUT is not under $OUT (the device tool returns 8 files)
+  for f in meta.json epochs.csv; do cp -f "$REFERENCE_OUT/$f" "$OUT/reference-$f" 2>/dev/null; done
   python3 - "$REFERENCE_OUT/meta.json" <<'PY' 2>&1 | tee -a "$OUT/gpu-check.log" >&2
 import json, sys
 m = json.load(open(sys.argv[1]))
