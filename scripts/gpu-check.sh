@@ -19,7 +19,8 @@
 # epochs so far and their times are still reported; the same command with the same REFERENCE_OUT
 # resumes it), BRASA_ALT=path also benches another build beside it, e.g. one with `--features vulkan` (SPIR-V), at the batches in ALT_BATCHES ("16").
 # PROFILE=cvt13 (or vitb16): step 4, the device time of each kernel of a few training steps at
-# PROFILE_BATCH (16), PROFILE_STEPS (3), summed by kernel name into $OUT/kernels.md.
+# PROFILE_BATCH (16), PROFILE_STEPS (3), summed by kernel name into $OUT/kernels.md
+# (KEEP_PROFILE=1 also keeps cubecl's whole log there, kernels.log).
 # BENCH_ARGS adds options to every `brasa bench` (e.g. "--phases": where a training step's time goes).
 # BENCH_DEADLINE=unix-seconds: no benchmark starts after it, and none runs past it.
 # DATA=folder: the dataset is there instead (data/brain-tumor-mri is linked to it), e.g. where
@@ -182,7 +183,11 @@ from collections import defaultdict
 path, warmup, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 unit = {"ns": 1e-9, "µs": 1e-6, "us": 1e-6, "ms": 1e-3, "s": 1.0}
 rows = []
-for line in open(path, errors="replace"):
+try:
+    lines = open(path, errors="replace").readlines()
+except OSError as e:
+    sys.exit(f"no profiling log: {e}")
+for line in lines:
     m = re.match(r"\|\s*([0-9.]+)(ns|µs|us|ms|s)\s*\|\s*(.*)", line)
     if m:
         rows.append((float(m.group(1)) * unit[m.group(2)], m.group(3).strip()))
