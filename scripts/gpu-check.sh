@@ -23,6 +23,8 @@
 # (KEEP_PROFILE=1 also keeps cubecl's whole log there, kernels.log).
 # BENCH_ARGS adds options to every `brasa bench` (e.g. "--phases": where a training step's time goes).
 # BENCH_DEADLINE=unix-seconds: no benchmark starts after it, and none runs past it.
+# TUNE_LOG=1: step 3 logs cubecl's autotune trials and compiled kernels, summed into $OUT/autotune.md
+# (on a fresh machine, what the first run's autotuning and compiling cost).
 # DATA=folder: the dataset is there instead (data/brain-tumor-mri is linked to it), e.g. where
 # scripts/carry.sh gathered it from several transfers.
 # GPU utilisation is sampled every second into $OUT/gpu-util.txt (nvidia-smi dmon) while the script runs.
@@ -31,13 +33,14 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/gpu-check-out}
 mkdir -p "$OUT"
 BRASA=${BRASA:-target/release/brasa}
+case $BRASA in /*) ;; *) BRASA=$PWD/$BRASA ;; esac   # steps 3 and 4 may run from another folder
 STEPS=${STEPS:-10}
 WARMUP=${WARMUP:-3}
 MODELS=${MODELS-"cvt13 vitb16"}      # MODELS="" skips the throughput step
 BATCHES=${BATCHES:-"16 64"}
 REFERENCE=${REFERENCE:-1}
 REFERENCE_LIMIT=${REFERENCE_LIMIT:-0}
-REFERENCE_OUT=${REFERENCE_OUT:-$OUT/reference-run}   # an unfinished run there is resumed
+REFERENCE_OUT=$(realpath -m "${REFERENCE_OUT:-$OUT/reference-run}")   # an unfinished run there is resumed
 # REFERENCE_DEADLINE=unix-seconds: stop the reference run then (instead of REFERENCE_LIMIT)
 GL_DEBS=${GL_DEBS:-.gl}
 if [ -n "${DATA:-}" ]; then
@@ -82,6 +85,7 @@ log "1. brasa validate experiments/reference.toml (the device lines)"
 "$BRASA" validate experiments/reference.toml --set 'runtime.backend="wgpu"' 2>&1 | grep -E '^# device' | tee -a "$OUT/gpu-check.log" >&2
 
 arch_of() { case $1 in cvt13) echo cvt-13 ;; vitb16) echo vit-base-patch16-224 ;; cvt-tiny) echo cvt-tiny ;; vit-tiny) echo vit-tiny ;; esac; }
+if [ -n "$MODELS" ]; then
 log "2. throughput: brasa bench (GPU backend) and PyTorch eager fp32 on CUDA, $STEPS timed steps after $WARMUP"
 : > "$OUT/bench.jsonl"
 for model in $MODELS; do
@@ -142,6 +146,7 @@ for key, by in rows.items():
                   f"queued without waiting {p['queue_ms']:.1f} of {p['step_ms']:.1f}")
 PY
 cat "$OUT/table.md" | tee -a "$OUT/gpu-check.log" >&2
+fi
 
 if [ "$REFERENCE" = 1 ]; then
   log "3. experiments/reference.toml end to end on the GPU (CvT-13 from scratch, 224 px, 10 epochs)"
@@ -149,8 +154,14 @@ if [ "$REFERENCE" = 1 ]; then
   if [ -n "${REFERENCE_DEADLINE:-}" ]; then REFERENCE_LIMIT=$(( REFERENCE_DEADLINE - $(date +%s) )); fi
   [ "$REFERENCE_LIMIT" != 0 ] && limit=(timeout --signal=INT "$REFERENCE_LIMIT") && log "stopping it after $REFERENCE_LIMIT s if not done"
   run_start=$(date +%s.%N)
-  HOME=/tmp/home-$(basename "$BRASA") "${limit[@]}" "$BRASA" run experiments/reference.toml --backend "$BACKEND" --out "$REFERENCE_OUT" \
-    ${REFERENCE_SET:-} 2>&1 | tr '\r' '\n' > "$OUT/reference.log"
+  # TUNE_LOG: run it from a folder whose cubecl.toml logs every autotune trial and compiled kernel
+  root=$PWD tune=$PWD
+  if [ -n "${TUNE_LOG:-}" ]; then
+    tune=$(mktemp -d)
+    printf '[autotune.logger]\nlevel = "minimal"\nfile = "%s/autotune.log"\nappend = false\n[compilation.logger]\nlevel = "basic"\nfile = "%s/compile.log"\nappend = false\n' "$tune" "$tune" > "$tune/cubecl.toml"
+  fi
+  (cd "$tune" && HOME=/tmp/home-$(basename "$BRASA") "${limit[@]}" "$BRASA" run "$root/experiments/reference.toml" --backend "$BACKEND" --out "$REFERENCE_OUT" \
+    ${REFERENCE_SET:-} 2>&1 | tr '\r' '\n' > "$OUT/reference.log")
   grep -v '^\s*$' "$OUT/reference.log" | grep -vE '[0-9]+/[0-9]+ *$' | tail -n 40 | tee -a "$OUT/gpu-check.log" >&2
   run_end=$(date +%s.%N)
   log "reference run wall time: $(python3 -c "print(f'{$run_end - $run_start:.1f} s')")"
@@ -162,6 +173,37 @@ import json, sys
 m = json.load(open(sys.argv[1]))
 print("status:", m["status"], "| epochs:", m.get("epochs_run"), "| wall:", m.get("wall_seconds"), "s | device:", m.get("device"), "| GPU memory peak:", m.get("gpu_memory_peak_bytes"))
 PY
+  if [ "$tune" != "$root" ]; then
+    # what the first run's autotuning and compiling cost, from cubecl's logs
+    python3 - "$tune/autotune.log" "$tune/compile.log" > "$OUT/autotune.md" <<'PY'
+import re, sys
+from collections import defaultdict
+unit = {"ns": 1e-9, "µs": 1e-6, "us": 1e-6, "ms": 1e-3, "s": 1.0}
+def read(path):
+    try:
+        return open(path, errors="replace").read()
+    except OSError as e:
+        return ""
+tune, compiled = read(sys.argv[1]), read(sys.argv[2])
+trials = [(n, float(v) * unit[u]) for n, v, u in re.findall(r"Tuning: (\S+) \(compilation & bench: ([0-9.]+)(ns|µs|us|ms|s)\)", tune)]
+keys = defaultdict(int)
+for kind in re.findall(r"Fastest result \S+?-(\w+Key)", tune):
+    keys[kind] += 1
+print(f"{len(re.findall(r'Compiling kernel', compiled))} kernels compiled; {sum(keys.values())} operations autotuned "
+      f"({', '.join(f'{n} {k}' for k, n in sorted(keys.items(), key=lambda kv: -kv[1]))}), {len(trials)} trials "
+      f"taking {sum(t for _, t in trials):.1f} s (compilation and benchmark)\n")
+by = defaultdict(lambda: [0, 0.0])
+for name, t in trials:
+    by[name][0] += 1
+    by[name][1] += t
+print("| candidate | trials | seconds |")
+print("|---|---|---|")
+for name, (n, t) in sorted(by.items(), key=lambda kv: -kv[1][1])[:20]:
+    print(f"| {name} | {n} | {t:.1f} |")
+PY
+    head -n 12 "$OUT/autotune.md" | tee -a "$OUT/gpu-check.log" >&2
+    rm -rf "$tune"
+  fi
 fi
 if [ -n "${PROFILE:-}" ]; then
   # where the device's time goes: cubecl times every kernel it launches (GPU timestamps) and logs
@@ -172,7 +214,7 @@ if [ -n "${PROFILE:-}" ]; then
     prof=$(mktemp -d)
     printf '[profiling.logger]\nlevel = "basic"\nfile = "%s/kernels.log"\nappend = false\n' "$prof" > "$prof/cubecl.toml"
     root=$PWD
-    (cd "$prof" && HOME=/tmp/home-$(basename "$BRASA") timeout "$limit" "$root/$BRASA" bench "$root/experiments/reference.toml" \
+    (cd "$prof" && HOME=/tmp/home-$(basename "$BRASA") timeout "$limit" "$BRASA" bench "$root/experiments/reference.toml" \
       --backend "$BACKEND" --what train --steps "${PROFILE_STEPS:-3}" --warmup "$WARMUP" --set "model.arch=\"$(arch_of "$PROFILE")\"" \
       --set "preprocess.resize=$SIZE" --set "preprocess.center_crop=$SIZE" --set "augment.chain=[]" \
       --set train.batch_size="${PROFILE_BATCH:-16}" 2>>"$OUT/gpu-check.log" | tee -a "$OUT/gpu-check.log" >&2) \
