@@ -51,6 +51,15 @@ BACKEND=${BACKEND:-wgpu}          # flex: a dry run of this script on a machine 
 TORCH_DEVICE=${TORCH_DEVICE:-cuda}
 SIZE=${SIZE:-224}
 log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" | tee -a "$OUT/gpu-check.log" >&2; }
+# cubecl_logs DIR SECTION:LEVEL:FILE...: a cubecl.toml in DIR turning on cubecl's loggers (its
+# [SECTION.logger] at LEVEL, into DIR/FILE) for whatever runs from DIR; summed by scripts/cubecl_log.py
+cubecl_logs() {
+  local dir=$1 spec section level file; shift
+  for spec in "$@"; do
+    IFS=: read -r section level file <<< "$spec"
+    printf '[%s.logger]\nlevel = "%s"\nfile = "%s/%s"\nappend = false\n' "$section" "$level" "$dir" "$file"
+  done > "$dir/cubecl.toml"
+}
 started=$(date +%s)
 
 if ! ldconfig -p | grep -q libvulkan.so.1 && ls "$GL_DEBS"/*.deb >/dev/null 2>&1; then
@@ -158,7 +167,7 @@ if [ "$REFERENCE" = 1 ]; then
   root=$PWD tune=$PWD
   if [ -n "${TUNE_LOG:-}" ]; then
     tune=$(mktemp -d)
-    printf '[autotune.logger]\nlevel = "minimal"\nfile = "%s/autotune.log"\nappend = false\n[compilation.logger]\nlevel = "basic"\nfile = "%s/compile.log"\nappend = false\n' "$tune" "$tune" > "$tune/cubecl.toml"
+    cubecl_logs "$tune" autotune:minimal:autotune.log compilation:basic:compile.log
   fi
   (cd "$tune" && HOME=/tmp/home-$(basename "$BRASA") "${limit[@]}" "$BRASA" run "$root/experiments/reference.toml" --backend "$BACKEND" --out "$REFERENCE_OUT" \
     ${REFERENCE_SET:-} 2>&1 | tr '\r' '\n' > "$OUT/reference.log")
@@ -175,32 +184,7 @@ print("status:", m["status"], "| epochs:", m.get("epochs_run"), "| wall:", m.get
 PY
   if [ "$tune" != "$root" ]; then
     # what the first run's autotuning and compiling cost, from cubecl's logs
-    python3 - "$tune/autotune.log" "$tune/compile.log" > "$OUT/autotune.md" <<'PY'
-import re, sys
-from collections import defaultdict
-unit = {"ns": 1e-9, "µs": 1e-6, "us": 1e-6, "ms": 1e-3, "s": 1.0}
-def read(path):
-    try:
-        return open(path, errors="replace").read()
-    except OSError as e:
-        return ""
-tune, compiled = read(sys.argv[1]), read(sys.argv[2])
-trials = [(n, float(v) * unit[u]) for n, v, u in re.findall(r"Tuning: (\S+) \(compilation & bench: ([0-9.]+)(ns|µs|us|ms|s)\)", tune)]
-keys = defaultdict(int)
-for kind in re.findall(r"Fastest result \S+?-(\w+Key)", tune):
-    keys[kind] += 1
-print(f"{len(re.findall(r'Compiling kernel', compiled))} kernels compiled; {sum(keys.values())} operations autotuned "
-      f"({', '.join(f'{n} {k}' for k, n in sorted(keys.items(), key=lambda kv: -kv[1]))}), {len(trials)} trials "
-      f"taking {sum(t for _, t in trials):.1f} s (compilation and benchmark)\n")
-by = defaultdict(lambda: [0, 0.0])
-for name, t in trials:
-    by[name][0] += 1
-    by[name][1] += t
-print("| candidate | trials | seconds |")
-print("|---|---|---|")
-for name, (n, t) in sorted(by.items(), key=lambda kv: -kv[1][1])[:20]:
-    print(f"| {name} | {n} | {t:.1f} |")
-PY
+    python3 scripts/cubecl_log.py autotune "$tune/autotune.log" "$tune/compile.log" > "$OUT/autotune.md"
     head -n 12 "$OUT/autotune.md" | tee -a "$OUT/gpu-check.log" >&2
     rm -rf "$tune"
   fi
@@ -212,49 +196,14 @@ if [ -n "${PROFILE:-}" ]; then
   limit=$(bench_limit)
   if [ "$limit" = 0 ]; then log "skipping the profile: BENCH_DEADLINE"; else
     prof=$(mktemp -d)
-    printf '[profiling.logger]\nlevel = "basic"\nfile = "%s/kernels.log"\nappend = false\n' "$prof" > "$prof/cubecl.toml"
+    cubecl_logs "$prof" profiling:basic:kernels.log
     root=$PWD
     (cd "$prof" && HOME=/tmp/home-$(basename "$BRASA") timeout "$limit" "$BRASA" bench "$root/experiments/reference.toml" \
       --backend "$BACKEND" --what train --steps "${PROFILE_STEPS:-3}" --warmup "$WARMUP" --set "model.arch=\"$(arch_of "$PROFILE")\"" \
       --set "preprocess.resize=$SIZE" --set "preprocess.center_crop=$SIZE" --set "augment.chain=[]" \
       --set train.batch_size="${PROFILE_BATCH:-16}" 2>>"$OUT/gpu-check.log" | tee -a "$OUT/gpu-check.log" >&2) \
       || log "the profiled bench failed (see above)"
-    python3 - "$prof/kernels.log" "$WARMUP" "${PROFILE_STEPS:-3}" > "$OUT/kernels.md" <<'PY'
-import re, sys
-from collections import defaultdict
-path, warmup, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-unit = {"ns": 1e-9, "µs": 1e-6, "us": 1e-6, "ms": 1e-3, "s": 1.0}
-rows = []
-try:
-    lines = open(path, errors="replace").readlines()
-except OSError as e:
-    sys.exit(f"no profiling log: {e}")
-for line in lines:
-    m = re.match(r"\|\s*([0-9.]+)(ns|µs|us|ms|s)\s*\|\s*(.*)", line)
-    if m:
-        rows.append((float(m.group(1)) * unit[m.group(2)], m.group(3).strip()))
-# every step gathers its gradients for the optimizer (PackKernel launches, close together): from
-# one step's gather to the next is one period of the step; keep the last `steps` periods
-packs = [i for i, (_, name) in enumerate(rows) if name.startswith("PackKernel")]
-opens = [i for k, i in enumerate(packs) if k == 0 or i - packs[k - 1] > 50]
-if len(opens) > steps:
-    rows = rows[opens[-steps - 1]:opens[-1]]
-else:
-    steps = warmup + steps  # no gathers told apart: everything, warm-up included
-total = sum(d for d, _ in rows)
-by = defaultdict(lambda: [0.0, 0])
-for d, name in rows:
-    parts = [p.strip() for p in name.split("|")]
-    # a matmul's name lists its arguments, then its family, partitioner, loaders and tiling
-    key = " ".join(parts) if len(parts) <= 6 else " ".join(parts[:2]) + " … " + " ".join(parts[-10:])
-    by[key][0] += d
-    by[key][1] += 1
-print(f"{len(rows)} kernels timed over {steps} step(s): {total / steps * 1e3:.1f} ms of device time a step\n")
-print("| kernel | ms a step | share | launches a step |")
-print("|---|---|---|---|")
-for name, (d, n) in sorted(by.items(), key=lambda kv: -kv[1][0])[:40]:
-    print(f"| `{name}` | {d / steps * 1e3:.2f} | {d / total:.1%} | {n / steps:.0f} |")
-PY
+    python3 scripts/cubecl_log.py kernels "$prof/kernels.log" "$WARMUP" "${PROFILE_STEPS:-3}" > "$OUT/kernels.md"
     head -n 30 "$OUT/kernels.md" | tee -a "$OUT/gpu-check.log" >&2
     [ -n "${KEEP_PROFILE:-}" ] && cp "$prof/kernels.log" "$OUT/" ; rm -rf "$prof"
   fi
