@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+pub mod cuda_setup;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     /// The first real GPU adapter, else flex.
@@ -121,25 +123,47 @@ impl Backend {
 
 #[cfg(feature = "cuda")]
 fn cuda(index: usize) -> Result<Chosen> {
-    let device = Device::cuda(index);
-    let name = device.identity().map(|id| id.name).unwrap_or_else(|| format!("CUDA device {index}"));
+    let setup = cuda_setup::CudaSetup::find().map_err(Error::Backend)?;
+    // cubecl panics, on its device thread, when the ordinal is out of range or the driver refuses
+    let (device, name) = first_panic_as_error(|| {
+        let device = Device::cuda(index);
+        let name = device.identity().map(|id| id.name);
+        (device, name)
+    })
+    .map_err(|why| Error::Backend(format!("runtime.backend = \"cuda\": CUDA device {index} could not be opened: {why}")))?;
     Ok(Chosen {
         device,
         info: DeviceInfo {
             backend: "cuda".into(),
-            adapter: Some(name),
+            adapter: Some(name.unwrap_or_else(|| format!("CUDA device {index}"))),
             api: Some("CUDA".into()),
-            reason: "runtime.backend = \"cuda\"".into(),
+            reason: format!("runtime.backend = \"cuda\" ({})", setup.describe()),
             ..DeviceInfo::default()
         },
     })
 }
 
+/// Runs `f`, turning a panic in it, or in a thread it waits on, into the first panic's message
+/// (the default hook's report and backtrace are not printed meanwhile).
+#[cfg(feature = "cuda")]
+fn first_panic_as_error<T>(f: impl FnOnce() -> T + std::panic::UnwindSafe) -> std::result::Result<T, String> {
+    use std::sync::{Arc, Mutex};
+    let first: Arc<Mutex<Option<String>>> = Arc::default();
+    let previous = std::panic::take_hook();
+    let sink = Arc::clone(&first);
+    std::panic::set_hook(Box::new(move |info| {
+        let mut first = sink.lock().unwrap_or_else(|e| e.into_inner());
+        first.get_or_insert_with(|| info.payload_as_str().unwrap_or("a panic without a message").to_string());
+    }));
+    let result = std::panic::catch_unwind(f);
+    std::panic::set_hook(previous);
+    result.map_err(|_| first.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or_else(|| "a panic without a message".into()))
+}
+
 #[cfg(not(feature = "cuda"))]
 fn cuda(_index: usize) -> Result<Chosen> {
     Err(Error::Backend(
-        "this brasa was built without CUDA support; rebuild it with `cargo build --release --features cuda` \
-         on a machine with internet access (burn's CUDA backend downloads an LLVM bundle while building), \
+        "this brasa was built without CUDA support; rebuild it with `cargo build --release --features cuda`, \
          or use runtime.backend = \"wgpu\", which reaches NVIDIA GPUs through Vulkan"
             .into(),
     ))
