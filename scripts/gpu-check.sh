@@ -27,6 +27,11 @@
 # (on a fresh machine, what the first run's autotuning and compiling cost).
 # DATA=folder: the dataset is there instead (data/brain-tumor-mri is linked to it), e.g. where
 # scripts/carry.sh gathered it from several transfers.
+# BACKEND=cuda runs steps 3 and 4 on burn's CUDA backend (a brasa built with `--features gpu,cuda`),
+# BACKENDS="wgpu cuda" benches each in step 2 (default: BACKEND). For cuda the script finds NVRTC
+# (a toolkit's, else PyTorch's wheels' under site-packages/nvidia) and the CUDA headers (CUDA_PATH, a
+# toolkit, the wheels' nvidia/cuNN prefix, else CUDA_HEADERS, default .cuda/cuda-headers.tar.xz from
+# scripts/cuda-headers.sh, unpacked for NVRTC's major version).
 # GPU utilisation is sampled every second into $OUT/gpu-util.txt (nvidia-smi dmon) while the script runs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -48,6 +53,8 @@ if [ -n "${DATA:-}" ]; then
   rm -rf data/brain-tumor-mri && ln -s "$(cd "$DATA" && pwd -P)" data/brain-tumor-mri
 fi
 BACKEND=${BACKEND:-wgpu}          # flex: a dry run of this script on a machine without a GPU
+BACKENDS=${BACKENDS:-$BACKEND}    # step 2's brasa backends
+CUDA_HEADERS=${CUDA_HEADERS:-.cuda/cuda-headers.tar.xz}
 TORCH_DEVICE=${TORCH_DEVICE:-cuda}
 SIZE=${SIZE:-224}
 log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" | tee -a "$OUT/gpu-check.log" >&2; }
@@ -71,6 +78,29 @@ for icd in /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json /usr/share/vulka
   if [ -z "${VK_DRIVER_FILES:-}" ] && [ -f "$icd" ]; then export VK_DRIVER_FILES=$icd; fi
 done
 log "VK_DRIVER_FILES=${VK_DRIVER_FILES:-unset}"
+# what burn's CUDA backend compiles its kernels with: NVRTC and the CUDA headers (see the knobs above)
+cuda_env() {
+  local wheels lib major
+  wheels=$(python3 -c 'import nvidia; print(list(nvidia.__path__)[0])' 2>/dev/null)
+  lib=$(ldconfig -p | grep -oE '/[^ ]*/libnvrtc\.so\.[0-9]+' | head -n 1)
+  if [ -z "$lib" ] && [ -n "$wheels" ]; then
+    lib=$(find "$wheels" -name 'libnvrtc.so.[0-9]*' ! -name '*alt*' 2>/dev/null | sort | tail -n 1)
+    [ -n "$lib" ] && export LD_LIBRARY_PATH=$(dirname "$lib")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  fi
+  [ -z "$lib" ] && { log "cuda: no libnvrtc.so found (neither ldconfig nor python's nvidia wheels)"; return; }
+  major=${lib##*.so.}; major=${major%%.*}
+  if [ -z "${CUDA_PATH:-}" ] && [ ! -e /usr/local/cuda/include/crt/mma.h ]; then
+    if [ -e "$wheels/cu$major/include/crt/mma.h" ] && [ -e "$wheels/cu$major/include/mma.h" ]; then
+      export CUDA_PATH=$wheels/cu$major
+    elif [ -f "$CUDA_HEADERS" ]; then
+      mkdir -p /tmp/cuda-headers && tar -C /tmp/cuda-headers -xJf "$CUDA_HEADERS"
+      CUDA_PATH=$(ls -d /tmp/cuda-headers/cuda-"$major".* 2>/dev/null | tail -n 1)
+      export CUDA_PATH
+    fi
+  fi
+  log "cuda: NVRTC $lib, CUDA_PATH=${CUDA_PATH:-unset (a toolkit in /usr/local/cuda?)}"
+}
+[[ " $BACKEND $BACKENDS " == *" cuda "* ]] && cuda_env
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | tee -a "$OUT/gpu-check.log" >&2
 log "$("$BRASA" --version)"
 if command -v nvidia-smi >/dev/null; then
@@ -91,7 +121,9 @@ bench_limit() {
 
 log "1. brasa validate experiments/reference.toml (the device lines)"
 "$BRASA" validate experiments/reference.toml 2>&1 | grep -E '^# (device|data)' | tee -a "$OUT/gpu-check.log" >&2
-"$BRASA" validate experiments/reference.toml --set 'runtime.backend="wgpu"' 2>&1 | grep -E '^# device' | tee -a "$OUT/gpu-check.log" >&2
+for b in $(printf '%s\n' wgpu $BACKEND $BACKENDS | sort -u); do
+  "$BRASA" validate experiments/reference.toml --set "runtime.backend=\"$b\"" 2>&1 | grep -E '^# device|^error|rror:' | tee -a "$OUT/gpu-check.log" >&2
+done
 
 arch_of() { case $1 in cvt13) echo cvt-13 ;; vitb16) echo vit-base-patch16-224 ;; cvt-tiny) echo cvt-tiny ;; vit-tiny) echo vit-tiny ;; esac; }
 if [ -n "$MODELS" ]; then
@@ -99,19 +131,23 @@ log "2. throughput: brasa bench (GPU backend) and PyTorch eager fp32 on CUDA, $S
 : > "$OUT/bench.jsonl"
 for model in $MODELS; do
   for batch in $BATCHES; do
-    binaries=("$BRASA")
-    [ -n "${BRASA_ALT:-}" ] && [[ " ${ALT_BATCHES:-16} " == *" $batch "* ]] && binaries+=("$BRASA_ALT")
-    for binary in "${binaries[@]}"; do
+    runs=()   # binary:backend
+    for b in $BACKENDS; do runs+=("$BRASA:$b"); done
+    [ -n "${BRASA_ALT:-}" ] && [[ " ${ALT_BATCHES:-16} " == *" $batch "* ]] && runs+=("$BRASA_ALT:$BACKEND")
+    for run in "${runs[@]}"; do
+      binary=${run%:*} backend=${run##*:}
+      # the table's label: the binary's name, with the backend when several are benched
+      name=$(basename "$binary"); [ "$(wc -w <<< "$BACKENDS")" -gt 1 ] && name="$name $backend"
       limit=$(bench_limit)
-      if [ "$limit" = 0 ]; then log "skipping brasa $model batch $batch: BENCH_DEADLINE"; continue; fi
-      log "brasa $(basename "$binary") $model batch $batch"
+      if [ "$limit" = 0 ]; then log "skipping brasa $name $model batch $batch: BENCH_DEADLINE"; continue; fi
+      log "brasa $name $model batch $batch"
       # each binary keeps its own autotune cache (~/.cache/cubecl)
-      HOME=/tmp/home-$(basename "$binary") timeout "$limit" "$binary" bench experiments/reference.toml --backend "$BACKEND" --what train,infer --json ${BENCH_ARGS:-} \
+      HOME=/tmp/home-$(basename "$binary") timeout "$limit" "$binary" bench experiments/reference.toml --backend "$backend" --what train,infer --json ${BENCH_ARGS:-} \
         --steps "$STEPS" --warmup "$WARMUP" --set "model.arch=\"$(arch_of "$model")\"" \
         --set "preprocess.resize=$SIZE" --set "preprocess.center_crop=$SIZE" --set "augment.chain=[]" \
         --set train.batch_size="$batch" 2>>"$OUT/gpu-check.log" \
-        | sed "s/^{/{\"stack\":\"brasa\",\"binary\":\"$(basename "$binary")\",\"key\":\"$model-$batch\",/" >> "$OUT/bench.jsonl" \
-        || log "brasa bench $model $batch failed (see above)"
+        | sed "s/^{/{\"stack\":\"brasa\",\"binary\":\"$name\",\"key\":\"$model-$batch\",/" >> "$OUT/bench.jsonl" \
+        || log "brasa bench $name $model $batch failed (see above)"
     done
     limit=$(bench_limit)
     if [ "$limit" = 0 ]; then log "skipping pytorch $model batch $batch: BENCH_DEADLINE"; continue; fi
