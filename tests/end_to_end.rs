@@ -230,6 +230,45 @@ fn killed_run_resumes_from_its_last_epoch_and_matches_an_uninterrupted_run() {
 }
 
 #[test]
+fn validation_results_are_the_best_epochs_own_and_a_second_pass_gives_the_same() {
+    let dir = TestDir::new().images("data", 12, 4, 20).spec(&TinySpec::new("kept", "data", 3).insert("train.eval_batch_size", 4));
+    dir.brasa(["run", "spec.toml", "--out", "straight", "--quiet"]).succeeds();
+    let run = dir.path().join("straight");
+    // the best epoch's validation predictions are kept beside its checkpoint, and only those
+    let best = read_json(&run.join("meta.json"))["best_epoch"].as_u64().unwrap() as usize;
+    let kept = |run: &Path| -> Vec<String> {
+        let mut files: Vec<String> = std::fs::read_dir(run.join("checkpoints"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|f| f.ends_with(".val.json"))
+            .collect();
+        files.sort();
+        files
+    };
+    assert_eq!(kept(&run), [format!("epoch-{best:04}.val.json")]);
+    // val_predictions.csv is what that epoch's validation found
+    let rows = csv_rows(&run.join("val_predictions.csv"));
+    let accuracy = rows.iter().filter(|r| r[1] == r[2]).count() as f64 / rows.len() as f64;
+    let header = common::csv_header(&run.join("epochs.csv"));
+    let column = header.iter().position(|h| h == "val_accuracy").unwrap();
+    let epoch_row = &csv_rows(&run.join("epochs.csv"))[best - 1];
+    assert!((epoch_row[column].parse::<f64>().unwrap() - accuracy).abs() < 1e-9, "{epoch_row:?} against {accuracy}");
+
+    // killed in its final evaluation and its kept predictions lost, a run validates the best
+    // checkpoint again when resumed, and finds the same
+    let killed = dir.brasa(["run", "spec.toml", "--out", "again"]).env("BRASA_INTERRUPT_AT", "test (best):1:kill").output();
+    assert!(!killed.status.success(), "{killed}");
+    let again = dir.path().join("again");
+    for file in kept(&again) {
+        std::fs::remove_file(again.join("checkpoints").join(file)).unwrap();
+    }
+    dir.brasa(["run", "spec.toml", "--out", "again"]).stderr_contains("validating the best checkpoint again").succeeds();
+    for file in ["val_predictions.csv", "val_report.csv", "confusion_val.csv", "test_predictions.csv"] {
+        assert_eq!(read(&again.join(file)), read(&run.join(file)), "{file}");
+    }
+}
+
+#[test]
 fn templates_can_be_replaced_and_a_missing_variable_is_named() {
     let dir = TestDir::new()
         .images("data", 6, 2, 16)

@@ -82,7 +82,7 @@ fn interrupted_anywhere_and_resumed_a_run_ends_byte_for_byte_as_an_uninterrupted
         ("periodic.toml", format!("step:{}:kill", step(5, total - 1)), false),
         ("periodic.toml", format!("checkpoint:{}:kill", 4 * step(1, (total - 1) / 4)), false),
         ("periodic.toml", format!("step:{}:int", step(1, total - 1)), true),
-        ("spec.toml", "val (best):1:int".to_string(), false),
+        ("spec.toml", "test (best):1:int".to_string(), false),
         ("spec.toml", "test (best):1:kill".to_string(), false),
         ("spec.toml", format!("report:{}:term", step(1, 2)), false),
     ];

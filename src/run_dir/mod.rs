@@ -33,7 +33,7 @@ mod summary;
 mod tables;
 
 pub use attention::AttentionEntry;
-pub use checkpoint::Checkpoint;
+pub use checkpoint::{BestVal, Checkpoint};
 pub use lock::{FolderLock, HELD_BY_PARENT_ENV, Holder, LOCK};
 pub use meta::{Counts, Meta, ModelMeta, PreprocessMeta, ReportMeta, Status, TrainMeta, UnreadableFile};
 pub use summary::{FindingSummary, PartSummary, SUMMARY, Scored, SummaryFile};

@@ -1,6 +1,6 @@
-//! After training: the best checkpoint evaluated on validation and test (predictions, the
+//! After training: the best checkpoint's results on validation and test (predictions, the
 //! classification report and the confusion matrix of each), and attention maps of a few test
-//! images.
+//! images. Validation's are those of the best epoch, kept when it was validated.
 
 use std::time::Instant;
 
@@ -12,7 +12,7 @@ use crate::metrics::Scores;
 use crate::model;
 use crate::plan::Plan;
 use crate::progress::Progress;
-use crate::run_dir::{self, AttentionEntry, Part, PredictionRow, RunDir};
+use crate::run_dir::{self, AttentionEntry, BestVal, Part, PredictionRow, RunDir};
 use crate::train::{self, Classifier, EvalSet};
 
 /// Mixed into the run's seed for the choice of attention-map images.
@@ -24,24 +24,31 @@ pub struct Evaluated {
     pub test: Option<Scores>,
 }
 
-/// Evaluates `best` on validation and test and writes what it found into `run`.
+/// Writes what `best` gives on validation and test into `run`: `best_val`, the validation
+/// predictions kept when its epoch was validated, or (without them) a pass over validation.
+#[allow(clippy::too_many_arguments)]
 pub fn evaluate_best<M: Classifier + model::Attending>(
     best: &M,
     plan: &Plan,
     dataset: &Dataset,
     sets: (&EvalSet, &EvalSet),
+    best_val: Option<BestVal>,
     run: &RunDir,
     device: &Device,
     progress: &Progress,
 ) -> Result<Evaluated> {
     let (val, test) = sets;
-    let evaluate = |part: Part, set: &EvalSet, items: &[&Item]| -> Result<Scores> {
+    let probabilities_of = |part: Part, set: &EvalSet| -> Result<Vec<Vec<f32>>> {
         let evaluation = train::evaluate(best, set, plan.train.eval_batch_size, &plan.preprocess.normalize, device, progress, &format!("{} (best)", part.name()))?;
-        let scores = evaluation.scores(&set.labels, dataset.classes.len());
+        Ok(evaluation.probabilities)
+    };
+    let write = |part: Part, set: &EvalSet, items: &[&Item], probabilities: Vec<Vec<f32>>| -> Result<Scores> {
+        let predictions: Vec<usize> = probabilities.iter().map(|p| crate::metrics::argmax(p)).collect();
+        let scores = Scores::new(&set.labels, &predictions, dataset.classes.len());
         let rows: Vec<PredictionRow> = items
             .iter()
-            .zip(evaluation.predictions())
-            .zip(evaluation.probabilities)
+            .zip(predictions)
+            .zip(probabilities)
             .map(|((item, prediction), probabilities)| PredictionRow { path: item.path.display().to_string(), label: item.label, prediction, probabilities })
             .collect();
         run.write_predictions(part, &rows, &dataset.classes)?;
@@ -49,7 +56,11 @@ pub fn evaluate_best<M: Classifier + model::Attending>(
         run.write_confusion(part, &scores, &dataset.classes)?;
         Ok(scores)
     };
-    let val_scores = evaluate(Part::Val, val, &dataset.val_items())?;
+    let evaluate = |part: Part, set: &EvalSet, items: &[&Item]| -> Result<Scores> { write(part, set, items, probabilities_of(part, set)?) };
+    let val_scores = match best_val {
+        Some(kept) => write(Part::Val, val, &dataset.val_items(), kept.probabilities)?,
+        None => evaluate(Part::Val, val, &dataset.val_items())?,
+    };
     let test_scores = if dataset.test.is_empty() { None } else { Some(evaluate(Part::Test, test, &dataset.test.iter().collect::<Vec<_>>())?) };
     if plan.report.attention_maps > 0 && !dataset.test.is_empty() {
         write_attention_maps(best, plan, dataset, test, run, device, progress)?;

@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::progress::Progress;
-use crate::run_dir::{Checkpoint, EpochRow, RunDir, StepRow};
+use crate::run_dir::{BestVal, Checkpoint, EpochRow, RunDir, StepRow};
 use crate::train::optim::AdamW;
 use crate::train::{Classifier, EpochRecord, Journal, StepRecord, TrainState};
 
@@ -15,13 +15,15 @@ pub struct RunJournal<'a> {
     pub epochs: Vec<EpochRow>,
     /// The checkpoint file of the best epoch so far.
     pub best_model: Option<String>,
+    /// The file of its validation predictions.
+    pub best_val: Option<String>,
     pub progress: &'a Progress,
     pub epochs_total: usize,
 }
 
 impl<'a> RunJournal<'a> {
     pub fn new(run: &'a RunDir, classes: &'a [String], epochs_total: usize, progress: &'a Progress) -> Self {
-        Self { run, classes, steps: Vec::new(), epochs: Vec::new(), best_model: None, progress, epochs_total }
+        Self { run, classes, steps: Vec::new(), epochs: Vec::new(), best_model: None, best_val: None, progress, epochs_total }
     }
 }
 
@@ -35,7 +37,10 @@ impl<M: Classifier> Journal<M> for RunJournal<'_> {
         let (model_file, optimizer_file) = Checkpoint::<TrainState>::epoch_files(record.epoch);
         self.save(model, optimizer, (&model_file, &optimizer_file))?;
         if record.improved {
+            let val_file = Checkpoint::<TrainState>::val_file(record.epoch);
+            self.run.write_best_val(&val_file, &BestVal { probabilities: record.val_probabilities.clone() })?;
             self.best_model = Some(model_file.clone());
+            self.best_val = Some(val_file);
         }
         let val = &record.val;
         self.epochs.push(EpochRow {
@@ -91,7 +96,7 @@ impl RunJournal<'_> {
     fn commit(&self, state: &TrainState, last_model: String, last_optimizer: String) -> Result<()> {
         self.run.write_epochs(&self.epochs, self.classes)?;
         self.run.write_steps(&self.steps)?;
-        let checkpoint = Checkpoint { train: state.clone(), last_model, last_optimizer, best_model: self.best_model.clone() };
+        let checkpoint = Checkpoint { train: state.clone(), last_model, last_optimizer, best_model: self.best_model.clone(), best_val: self.best_val.clone() };
         self.run.write_checkpoint_state(&checkpoint)?;
         crate::interrupt::point("checkpoint", state.step);
         self.run.prune_checkpoints(&checkpoint)

@@ -220,7 +220,19 @@ fn train_and_evaluate<M: Classifier + model::Attending>(
 
     let best_file = journal.best_model.clone().ok_or_else(|| Error::Train("no epoch finished".into()))?;
     let best = resume::load_model(start.model, run, &best_file)?.valid();
-    evaluate::evaluate_best(&best, plan, dataset, (&val, &test), run, device, progress)
+    // validation's results are the best epoch's own, kept when it was validated
+    let best_val = journal.best_val.as_deref().and_then(|file| match run.read_best_val(file) {
+        Ok(kept) if kept.probabilities.len() == val.len() => Some(kept),
+        Ok(_) => {
+            progress.log(format!("checkpoints/{file} is not of this validation set: validating the best checkpoint again"));
+            None
+        }
+        Err(e) => {
+            progress.log(format!("{e}: validating the best checkpoint again"));
+            None
+        }
+    });
+    evaluate::evaluate_best(&best, plan, dataset, (&val, &test), best_val, run, device, progress)
 }
 
 /// The trainer's settings from the plan and the budget.

@@ -223,6 +223,7 @@ pub fn restore<M: Classifier>(model: M, plan: &Plan, run: &RunDir, journal: &mut
     journal.steps = run.read_steps()?.into_iter().filter(|s| s.step <= checkpoint.train.step).collect();
     journal.epochs = run.read_epochs()?.into_iter().filter(|e| e.epoch <= checkpoint.train.epochs_done).collect();
     journal.best_model = checkpoint.best_model.clone();
+    journal.best_val = checkpoint.best_val.clone();
     journal.progress.log(match &checkpoint.train.partial {
         Some(partial) => format!(
             "resuming in epoch {} after step {} ({} of its batches done)",

@@ -135,6 +135,8 @@ pub struct EpochRecord {
     pub train_accuracy: f64,
     pub val_loss: f64,
     pub val: Scores,
+    /// Class probabilities of each validation image, in the set's order.
+    pub val_probabilities: Vec<Vec<f32>>,
     /// Learning rate of the epoch's last step.
     pub lr: f64,
     pub seconds: f64,
@@ -345,6 +347,7 @@ pub fn fit<M: Classifier>(
             train_accuracy: sums.correct / sums.seen.max(1) as f64,
             val_loss: evaluation.loss,
             val: report,
+            val_probabilities: evaluation.probabilities,
             lr,
             seconds: resumed.seconds + started.elapsed().as_secs_f64(),
             improved,
