@@ -21,8 +21,7 @@ wheels=(
 )
 python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.11 --platform manylinux2014_x86_64 \
   -d "$work/wheels" "${wheels[@]}"
-unpack() { python3 -m zipfile -e "$1" "$work/x"; }
-for w in "$work"/wheels/*.whl; do unpack "$w"; done
+for w in "$work"/wheels/*.whl; do python3 -m zipfile -e "$w" "$work/x"; done
 mkdir -p "$work/out/cuda-12.8/include/cccl" "$work/out/cuda-13.0"
 # 12.x wheels: one folder per component; crt/ comes with nvcc, cccl goes where cubecl looks (include/cccl)
 cp -r "$work"/x/nvidia/cuda_runtime/include/. "$work/out/cuda-12.8/include/"

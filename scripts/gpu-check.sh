@@ -122,7 +122,7 @@ bench_limit() {
 log "1. brasa validate experiments/reference.toml (the device lines)"
 "$BRASA" validate experiments/reference.toml 2>&1 | grep -E '^# (device|data)' | tee -a "$OUT/gpu-check.log" >&2
 for b in $(printf '%s\n' wgpu $BACKEND $BACKENDS | sort -u); do
-  "$BRASA" validate experiments/reference.toml --set "runtime.backend=\"$b\"" 2>&1 | grep -E '^# device|^error|rror:' | tee -a "$OUT/gpu-check.log" >&2
+  "$BRASA" validate experiments/reference.toml --set "runtime.backend=\"$b\"" 2>&1 | grep -E '^# device|error:' | tee -a "$OUT/gpu-check.log" >&2
 done
 
 arch_of() { case $1 in cvt13) echo cvt-13 ;; vitb16) echo vit-base-patch16-224 ;; cvt-tiny) echo cvt-tiny ;; vit-tiny) echo vit-tiny ;; esac; }

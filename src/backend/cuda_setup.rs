@@ -3,21 +3,24 @@
 //! brasa's `cuda` build compiles its kernels when they are first launched, with NVRTC (cubecl's
 //! CUDA C++ compiler; see `patches/cubecl-llvm`). That takes three things the build cannot
 //! bring: the NVIDIA driver (`libcuda.so.1`), NVRTC (`libnvrtc.so`, also in PyTorch's wheels),
-//! and the CUDA headers the generated source includes (`mma.h`, `cuda_fp16.h`, …), found the way
-//! cubecl finds them: `$CUDA_PATH/include`, else `/usr/local/cuda`, `/opt/cuda`, or `/usr` beside
-//! an `nvcc`. Without one of them cubecl panics on the first kernel, in the middle of a run; here
-//! each is named before anything starts, with the way to provide it.
+//! and the CUDA headers the generated source includes (`mma.h`, `cuda_fp16.h`, …) in the folder
+//! cubecl-cuda's own search finds (`$CUDA_PATH`, else `/usr/local/cuda`, `/opt/cuda`, or `/usr`
+//! beside an `nvcc`). Without one of them cubecl panics on the first kernel, in the middle of a
+//! run; here each is named before anything starts, with the way to provide it.
 
 use std::path::{Path, PathBuf};
 
 /// Shared-library names tried for the driver and NVRTC, in order (cudarc loads the same ones).
+#[cfg(feature = "cuda")]
 const DRIVER: &[&str] = &["libcuda.so.1", "libcuda.so"];
+#[cfg(feature = "cuda")]
 const NVRTC: &[&str] = &["libnvrtc.so", "libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so.11"];
 
 /// Headers the generated kernels include; `crt/mma.h` comes with nvcc, not the runtime.
 const HEADERS: &[&str] = &["mma.h", "crt/mma.h", "cuda_fp16.h", "cuda_bf16.h"];
 
 /// Where the CUDA backend's run-time pieces were found.
+#[cfg(feature = "cuda")]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CudaSetup {
     /// The NVRTC library that loaded, e.g. `libnvrtc.so.13`.
@@ -26,6 +29,7 @@ pub struct CudaSetup {
     pub include: PathBuf,
 }
 
+#[cfg(feature = "cuda")]
 impl CudaSetup {
     /// Finds the driver, NVRTC and the headers, or says which is missing and how to provide it.
     pub fn find() -> Result<Self, String> {
@@ -40,7 +44,16 @@ impl CudaSetup {
              under site-packages/nvidia/) on LD_LIBRARY_PATH"
                 .to_string()
         })?;
-        let include = include_folder(std::env::var_os("CUDA_PATH").map(PathBuf::from), Path::new("/"))?;
+        // the folder cubecl-cuda will read the headers from, found by its own search
+        let base = cubecl::cuda::install::cuda_path().ok_or_else(|| {
+            "runtime.backend = \"cuda\" needs the CUDA headers its kernels include (mma.h, cuda_fp16.h, …), \
+             but CUDA_PATH is not set and no CUDA toolkit was found in /usr/local/cuda or /opt/cuda: \
+             install the toolkit, or set CUDA_PATH to a folder with include/ \
+             (scripts/cuda-headers.sh packs one from NVIDIA's header wheels)"
+                .to_string()
+        })?;
+        let from = if std::env::var_os("CUDA_PATH").is_some() { "CUDA_PATH" } else { "the CUDA toolkit" };
+        let include = include_folder(&base, from)?;
         Ok(Self { nvrtc: nvrtc.to_string(), include })
     }
 
@@ -67,28 +80,9 @@ fn first_loadable<'a>(names: &[&'a str]) -> Option<&'a str> {
     })
 }
 
-/// The include folder cubecl-cuda will use, if it holds the headers: `cuda_path` (`$CUDA_PATH`)
-/// when set, else the first of cubecl's default places that exists under `root`.
-fn include_folder(cuda_path: Option<PathBuf>, root: &Path) -> Result<PathBuf, String> {
-    let (base, from) = match cuda_path {
-        Some(path) => (path, "CUDA_PATH"),
-        None => {
-            let found = ["usr/local/cuda", "opt/cuda"].iter().map(|p| root.join(p)).find(|p| p.exists()).or_else(|| {
-                let usr = root.join("usr");
-                usr.join("bin/nvcc").exists().then_some(usr)
-            });
-            match found {
-                Some(path) => (path, "the CUDA toolkit"),
-                None => {
-                    return Err("runtime.backend = \"cuda\" needs the CUDA headers its kernels include (mma.h, cuda_fp16.h, …), \
-                                but CUDA_PATH is not set and no CUDA toolkit was found in /usr/local/cuda or /opt/cuda: \
-                                install the toolkit, or set CUDA_PATH to a folder with include/ \
-                                (scripts/cuda-headers.sh packs one from NVIDIA's header wheels)"
-                        .into());
-                }
-            }
-        }
-    };
+/// `base`'s include folder, if it holds the headers the kernels include; `from` says where
+/// `base` came from, for the error.
+fn include_folder(base: &Path, from: &str) -> Result<PathBuf, String> {
     let include = base.join("include");
     let missing: Vec<&str> = HEADERS.iter().copied().filter(|h| !include.join(h).is_file()).collect();
     if missing.is_empty() {
@@ -119,31 +113,10 @@ mod tests {
     }
 
     #[test]
-    fn cuda_path_is_taken_when_it_holds_the_headers() {
+    fn a_folder_with_the_headers_is_taken() {
         let root = tempfile::tempdir().unwrap();
         let base = toolkit(root.path(), "headers/cuda-13.0", HEADERS);
-        toolkit(root.path(), "usr/local/cuda", HEADERS);
-        assert_eq!(include_folder(Some(base.clone()), root.path()), Ok(base.join("include")));
-    }
-
-    #[test]
-    fn without_cuda_path_the_default_places_are_searched_in_cubecl_order() {
-        let root = tempfile::tempdir().unwrap();
-        toolkit(root.path(), "opt/cuda", HEADERS);
-        assert_eq!(include_folder(None, root.path()), Ok(root.path().join("opt/cuda/include")));
-        toolkit(root.path(), "usr/local/cuda", HEADERS);
-        assert_eq!(include_folder(None, root.path()), Ok(root.path().join("usr/local/cuda/include")));
-    }
-
-    #[test]
-    fn usr_counts_only_beside_an_nvcc() {
-        let root = tempfile::tempdir().unwrap();
-        toolkit(root.path(), "usr", HEADERS);
-        let err = include_folder(None, root.path()).unwrap_err();
-        assert!(err.contains("CUDA_PATH is not set") && err.contains("scripts/cuda-headers.sh"), "{err}");
-        std::fs::create_dir_all(root.path().join("usr/bin")).unwrap();
-        std::fs::write(root.path().join("usr/bin/nvcc"), "").unwrap();
-        assert_eq!(include_folder(None, root.path()), Ok(root.path().join("usr/include")));
+        assert_eq!(include_folder(&base, "CUDA_PATH"), Ok(base.join("include")));
     }
 
     #[test]
@@ -151,7 +124,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         // the runtime's headers without nvcc's crt/: what a CUDA 12 runtime wheel alone gives
         let base = toolkit(root.path(), "cuda", &["mma.h", "cuda_fp16.h", "cuda_bf16.h"]);
-        let err = include_folder(Some(base), root.path()).unwrap_err();
+        let err = include_folder(&base, "CUDA_PATH").unwrap_err();
         assert!(err.contains("(CUDA_PATH) lacks crt/mma.h"), "{err}");
     }
 

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+#[cfg(any(feature = "cuda", test))]
 pub mod cuda_setup;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -61,20 +61,6 @@ pub mod nvptx {
             (10010, 64),
             (10000, 63),
         ];
-
-        #[cfg(test)]
-        mod tests {
-            use super::*;
-
-            #[test]
-            fn a_driver_gets_the_newest_version_it_loads() {
-                assert_eq!(PtxVersion::for_driver(12080), Some(PtxVersion(87)));
-                assert_eq!(PtxVersion::for_driver(12060), Some(PtxVersion(85)));
-                assert_eq!(PtxVersion::for_driver(13050), Some(PtxVersion(93)));
-                assert_eq!(PtxVersion::for_driver(8000), None);
-                assert_eq!(PtxVersion(87).to_string(), "ptx87");
-            }
-        }
     }
 }
 
