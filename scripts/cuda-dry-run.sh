@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# brasa's CUDA backend on a machine without a GPU: every kernel a CUDA training and inference step
+# generates, compiled by NVRTC against the CUDA headers and assembled for the GPU by ptxas.
+#
+#   BRASA=path/to/brasa scripts/cuda-dry-run.sh      (a build with --features cuda; needs cc, pip)
+#
+# burn's CUDA backend writes each kernel as CUDA C++ when it first launches it, compiles it with
+# NVRTC and hands the PTX to the driver, whose JIT assembles it for the card. Here the driver is
+# scripts/libcuda-stand-in.c: an H100 (sm_90) whose memory is host memory and which runs no kernel.
+# `brasa bench` on it goes through the whole CUDA path (device setup, every operation of a training
+# step and of inference, autotuning, which launches each candidate kernel, so those are compiled
+# too) and the stand-in keeps each module's PTX, which ptxas then assembles for ARCH. What is
+# proven: brasa's kernels, NVRTC and the headers agree, and the PTX is valid for the card. What is
+# not: any number (no kernel runs; losses and timings are meaningless), the driver's own behaviour.
+# The log holds panics of cubecl's peak-throughput probe (scalar.rs, "unwrap on None"): timed on the
+# host, a device that runs nothing looks infinitely fast and the probe's iteration count overflows;
+# cubecl catches them and goes on, as the bench's exit status shows.
+#
+# Knobs: MODELS ("cvt13 vitb16"; also cvt-tiny, vit-tiny), SIZE (224), BATCH (16), ARCH (sm_90a),
+# CUDA_MAJOR (13: NVRTC, ptxas and headers of CUDA 13.0; 12: of 12.8), OUT (./cuda-dry-run-out),
+# WHEELS (.cuda/wheels: NVIDIA's NVRTC and nvcc wheels from PyPI, downloaded once),
+# CUDA_HEADERS (.cuda/cuda-headers.tar.xz, made by scripts/cuda-headers.sh when missing).
+# Results: $OUT/summary.md (one row a model), $OUT/<model>.log, $OUT/ptx/<model>/*.ptx, and for a
+# module ptxas refuses, its errors beside it (*.ptx.err). Exit 1 when a bench or ptxas failed.
+set -uo pipefail
+BRASA=${BRASA:-target/release/brasa}
+MODELS=${MODELS:-cvt13 vitb16}
+SIZE=${SIZE:-224}
+BATCH=${BATCH:-16}
+ARCH=${ARCH:-sm_90a}
+CUDA_MAJOR=${CUDA_MAJOR:-13}
+OUT=${OUT:-cuda-dry-run-out}
+WHEELS=${WHEELS:-.cuda/wheels}
+CUDA_HEADERS=${CUDA_HEADERS:-.cuda/cuda-headers.tar.xz}
+die() { echo "cuda-dry-run.sh: $*" >&2; exit 2; }
+[ -x "$BRASA" ] || die "no brasa binary at $BRASA (BRASA=…; build it with --features cuda)"
+BRASA=$(realpath "$BRASA")
+spec=$(realpath experiments/reference.toml)
+mkdir -p "$OUT" "$WHEELS"
+OUT=$(cd "$OUT" && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+case $CUDA_MAJOR in
+  13) wheels=(nvidia-cuda-nvrtc==13.0.88 nvidia-cuda-nvcc==13.0.88) lib=nvidia/cu13/lib bin=nvidia/cu13/bin headers=cuda-13.0 ;;
+  12) wheels=(nvidia-cuda-nvrtc-cu12==12.8.93 nvidia-cuda-nvcc-cu12==12.8.93) lib=nvidia/cuda_nvrtc/lib bin=nvidia/cuda_nvcc/bin headers=cuda-12.8 ;;
+  *) die "CUDA_MAJOR must be 12 or 13" ;;
+esac
+for w in "${wheels[@]}"; do
+  ls "$WHEELS"/"$(tr - _ <<< "${w%%==*}")"-"${w##*==}"-*.whl >/dev/null 2>&1 && continue
+  python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.11 \
+    --platform manylinux2014_x86_64 -d "$WHEELS" "$w" || die "could not download $w from PyPI"
+done
+for w in "${wheels[@]}"; do
+  python3 -m zipfile -e "$WHEELS"/"$(tr - _ <<< "${w%%==*}")"-"${w##*==}"-*.whl "$work/x" || die "could not unpack $w"
+done
+nvrtc_dir=$work/x/$lib
+ptxas=$work/x/$bin/ptxas
+chmod +x "$ptxas"
+[ -f "$CUDA_HEADERS" ] || scripts/cuda-headers.sh "$(dirname "$CUDA_HEADERS")" >&2 || die "no CUDA headers"
+tar -C "$work" -xJf "$CUDA_HEADERS" "./$headers" || die "$CUDA_HEADERS lacks $headers"
+mkdir -p "$work/driver"
+cc -O2 -shared -fPIC -Wall -Wl,-soname,libcuda.so.1 -o "$work/driver/libcuda.so.1" scripts/libcuda-stand-in.c \
+  || die "could not build scripts/libcuda-stand-in.c"
+
+arch_of() { case $1 in cvt13) echo cvt-13 ;; vitb16) echo vit-base-patch16-224 ;; *) echo "$1" ;; esac; }
+{
+  echo "brasa CUDA dry run ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores): $("$BRASA" --version),"
+  echo "NVRTC $(ls "$nvrtc_dir" | grep -oE '^libnvrtc\.so\.[0-9.]+$' | head -n 1), $headers headers,"
+  echo "$("$ptxas" --version | tail -n 1 | sed 's/^Build //'), ptxas -arch=$ARCH; train + infer at $SIZE px, batch $BATCH"
+  echo
+  echo "| model | bench | wall (s) | modules compiled | kernels launched | ptxas failed |"
+  echo "|---|---|---|---|---|---|"
+} > "$OUT/summary.md"
+failed=0
+for model in $MODELS; do
+  ptx=$OUT/ptx/$model
+  home=$work/home-$model
+  rm -rf "$ptx" "$home" && mkdir -p "$ptx" "$home"
+  echo "cuda-dry-run.sh: $model at $SIZE px, batch $BATCH …" >&2
+  start=$(date +%s.%N)
+  # empty autotune and kernel caches, so every kernel is compiled: cubecl keeps them in
+  # target/environment under a Cargo project's folder, else in ~/.cache/cubecl, so a fresh HOME
+  # outside the project
+  (cd "$home" && HOME=$home FAKE_CUDA_PTX_DIR=$ptx LD_LIBRARY_PATH=$work/driver:$nvrtc_dir CUDA_PATH=$work/$headers \
+    "$BRASA" bench "$spec" --backend cuda --what train,infer --steps 1 --warmup 1 \
+    --set "model.arch=\"$(arch_of "$model")\"" --set "preprocess.resize=$SIZE" --set "preprocess.center_crop=$SIZE" \
+    --set 'augment.chain=[]' --set "train.batch_size=$BATCH") > "$OUT/$model.log" 2>&1
+  rc=$?
+  wall=$(awk "BEGIN { print $(date +%s.%N) - $start }")
+  counts=$(grep -oE '[0-9]+ modules loaded, [0-9]+ kernels launched' "$OUT/$model.log" | tail -n 1)
+  modules=$(ls "$ptx" | grep -c '\.ptx$')
+  launches=$(grep -oE '[0-9]+ kernels' <<< "$counts" | cut -d' ' -f1)
+  # ptxas on every module, as many at once as there are cores; a refused one keeps its errors
+  find "$ptx" -name '*.ptx' -print0 | xargs -0 -P "$(nproc)" -I{} sh -c \
+    '"$0" -arch="$1" -o /dev/null "$2" 2> "$2.err" && rm -f "$2.err"' "$ptxas" "$ARCH" {}
+  refused=$(find "$ptx" -name '*.ptx.err' | wc -l)
+  [ "$rc" = 0 ] && status=ok || status="exit $rc"
+  (( rc != 0 || refused > 0 )) && failed=1
+  printf '| %s | %s | %.0f | %s | %s | %s |\n' "$model" "$status" "$wall" "$modules" "${launches:-?}" "$refused" >> "$OUT/summary.md"
+  for err in $(find "$ptx" -name '*.ptx.err' | sort | head -n 5); do
+    echo "ptxas refused ${err%.err} ($(grep -m1 -oE '\.entry [A-Za-z0-9_]+' "${err%.err}")): $(head -n 3 "$err")" >&2
+  done
+  [ "$rc" = 0 ] || tail -n 15 "$OUT/$model.log" >&2
+done
+cat "$OUT/summary.md"
+exit "$failed"
