@@ -16,17 +16,19 @@
 # host, a device that runs nothing looks infinitely fast and the probe's iteration count overflows;
 # cubecl catches them and goes on, as the bench's exit status shows.
 #
-# Knobs: MODELS ("cvt13 vitb16"; also cvt-tiny, vit-tiny), SIZE (224), BATCH (16), ARCH (sm_90a),
+# Knobs: MODELS ("cvt13 vitb16"; also cvt-tiny, vit-tiny), SIZE (224), BATCHES ("16"), ARCH (sm_90a),
 # CUDA_MAJOR (13: NVRTC, ptxas and headers of CUDA 13.0; 12: of 12.8), OUT (./cuda-dry-run-out),
 # WHEELS (.cuda/wheels: NVIDIA's NVRTC and nvcc wheels from PyPI, downloaded once),
-# CUDA_HEADERS (.cuda/cuda-headers.tar.xz, made by scripts/cuda-headers.sh when missing).
-# Results: $OUT/summary.md (one row a model), $OUT/<model>.log, $OUT/ptx/<model>/*.ptx, and for a
+# CUDA_HEADERS (.cuda/cuda-headers.tar.xz, made by scripts/cuda-headers.sh when missing),
+# KERNELS=file.db.xz: also write the compiled kernels there, for a GPU machine's first run
+# (scripts/gpu-check.sh KERNELS=…; used only by this very binary, stripped or not, on an sm_90 card).
+# Results: $OUT/summary.md (a row a model and batch), $OUT/<model>-<batch>.log, $OUT/ptx/<model>-<batch>/*.ptx, and for a
 # module ptxas refuses, its errors beside it (*.ptx.err). Exit 1 when a bench or ptxas failed.
 set -uo pipefail
 BRASA=${BRASA:-target/release/brasa}
 MODELS=${MODELS:-cvt13 vitb16}
 SIZE=${SIZE:-224}
-BATCH=${BATCH:-16}
+BATCHES=${BATCHES:-${BATCH:-16}}
 ARCH=${ARCH:-sm_90a}
 CUDA_MAJOR=${CUDA_MAJOR:-13}
 OUT=${OUT:-cuda-dry-run-out}
@@ -67,28 +69,31 @@ arch_of() { case $1 in cvt13) echo cvt-13 ;; vitb16) echo vit-base-patch16-224 ;
 {
   echo "brasa CUDA dry run ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores): $("$BRASA" --version),"
   echo "NVRTC $(ls "$nvrtc_dir" | grep -oE '^libnvrtc\.so\.[0-9.]+$' | head -n 1), $headers headers,"
-  echo "$("$ptxas" --version | tail -n 1 | sed 's/^Build //'), ptxas -arch=$ARCH; train + infer at $SIZE px, batch $BATCH"
+  echo "$("$ptxas" --version | tail -n 1 | sed 's/^Build //'), ptxas -arch=$ARCH; train + infer at $SIZE px"
   echo
-  echo "| model | bench | wall (s) | modules compiled | kernels launched | ptxas failed |"
-  echo "|---|---|---|---|---|---|"
+  echo "| model | batch | bench | wall (s) | modules loaded | kernels launched | ptxas failed |"
+  echo "|---|---|---|---|---|---|---|"
 } > "$OUT/summary.md"
 failed=0
 for model in $MODELS; do
-  ptx=$OUT/ptx/$model
-  home=$work/home-$model
-  rm -rf "$ptx" "$home" && mkdir -p "$ptx" "$home"
+# one HOME a model: its later batches compile only the kernels the first did not
+home=$work/home-$model
+mkdir -p "$home"
+for BATCH in $BATCHES; do
+  ptx=$OUT/ptx/$model-$BATCH
+  rm -rf "$ptx" && mkdir -p "$ptx"
   echo "cuda-dry-run.sh: $model at $SIZE px, batch $BATCH …" >&2
   start=$(date +%s.%N)
   # empty autotune and kernel caches, so every kernel is compiled: cubecl keeps them in
   # target/environment under a Cargo project's folder, else in ~/.cache/cubecl, so a fresh HOME
-  # outside the project
+  # outside the project (every module loaded, from NVRTC or that cache, is written out for ptxas)
   (cd "$home" && HOME=$home FAKE_CUDA_PTX_DIR=$ptx LD_LIBRARY_PATH=$work/driver:$nvrtc_dir CUDA_PATH=$work/$headers \
     "$BRASA" bench "$spec" --backend cuda --what train,infer --steps 1 --warmup 1 \
     --set "model.arch=\"$(arch_of "$model")\"" --set "preprocess.resize=$SIZE" --set "preprocess.center_crop=$SIZE" \
-    --set 'augment.chain=[]' --set "train.batch_size=$BATCH") > "$OUT/$model.log" 2>&1
+    --set 'augment.chain=[]' --set "train.batch_size=$BATCH") > "$OUT/$model-$BATCH.log" 2>&1
   rc=$?
   wall=$(awk "BEGIN { print $(date +%s.%N) - $start }")
-  counts=$(grep -oE '[0-9]+ modules loaded, [0-9]+ kernels launched' "$OUT/$model.log" | tail -n 1)
+  counts=$(grep -oE '[0-9]+ modules loaded, [0-9]+ kernels launched' "$OUT/$model-$BATCH.log" | tail -n 1)
   modules=$(ls "$ptx" | grep -c '\.ptx$')
   launches=$(grep -oE '[0-9]+ kernels' <<< "$counts" | cut -d' ' -f1)
   # ptxas on every module, as many at once as there are cores; a refused one keeps its errors
@@ -97,11 +102,15 @@ for model in $MODELS; do
   refused=$(find "$ptx" -name '*.ptx.err' | wc -l)
   [ "$rc" = 0 ] && status=ok || status="exit $rc"
   (( rc != 0 || refused > 0 )) && failed=1
-  printf '| %s | %s | %.0f | %s | %s | %s |\n' "$model" "$status" "$wall" "$modules" "${launches:-?}" "$refused" >> "$OUT/summary.md"
+  printf '| %s | %s | %s | %.0f | %s | %s | %s |\n' "$model" "$BATCH" "$status" "$wall" "$modules" "${launches:-?}" "$refused" >> "$OUT/summary.md"
   for err in $(find "$ptx" -name '*.ptx.err' | sort | head -n 5); do
     echo "ptxas refused ${err%.err} ($(grep -m1 -oE '\.entry [A-Za-z0-9_]+' "${err%.err}")): $(head -n 3 "$err")" >&2
   done
-  [ "$rc" = 0 ] || tail -n 15 "$OUT/$model.log" >&2
+  [ "$rc" = 0 ] || tail -n 15 "$OUT/$model-$BATCH.log" >&2
 done
+done
+if [ -n "${KERNELS:-}" ]; then
+  python3 scripts/kernel_cache.py export "$KERNELS" "$work"/home-*/.cache/cubecl/default.db || failed=1
+fi
 cat "$OUT/summary.md"
 exit "$failed"

@@ -31,7 +31,9 @@
 # BACKENDS="wgpu cuda" benches each in step 2 (default: BACKEND). For cuda the script finds NVRTC
 # (a toolkit's, else PyTorch's wheels' under site-packages/nvidia) and the CUDA headers (CUDA_PATH, a
 # toolkit, the wheels' nvidia/cuNN prefix, else CUDA_HEADERS, default .cuda/cuda-headers.tar.xz from
-# scripts/cuda-headers.sh, unpacked for NVRTC's major version).
+# scripts/cuda-headers.sh, unpacked for NVRTC's major version). KERNELS=file adds the CUDA kernels
+# scripts/cuda-dry-run.sh compiled (its KERNELS=…, with the same binary) to cubecl's cache first, so
+# a first CUDA run loads them instead of spending minutes in NVRTC (scripts/kernel_cache.py).
 # GPU utilisation is sampled every second into $OUT/gpu-util.txt (nvidia-smi dmon) while the script runs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -101,6 +103,10 @@ cuda_env() {
   log "cuda: NVRTC $lib, CUDA_PATH=${CUDA_PATH:-unset (a toolkit in /usr/local/cuda?)}"
 }
 [[ " $BACKEND $BACKENDS " == *" cuda "* ]] && cuda_env
+# cubecl's cache, run from this folder (a Cargo project): target/environment/default.db
+if [ -n "${KERNELS:-}" ]; then
+  python3 scripts/kernel_cache.py import "$KERNELS" target/environment/default.db 2>&1 | tee -a "$OUT/gpu-check.log" >&2
+fi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | tee -a "$OUT/gpu-check.log" >&2
 log "$("$BRASA" --version)"
 if command -v nvidia-smi >/dev/null; then
