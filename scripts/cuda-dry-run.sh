@@ -18,7 +18,7 @@
 #
 # Knobs: MODELS ("cvt13 vitb16"; also cvt-tiny, vit-tiny), SIZE (224), BATCHES ("16"), ARCH (sm_90a),
 # CUDA_MAJOR (13: NVRTC, ptxas and headers of CUDA 13.0; 12: of 12.8), OUT (./cuda-dry-run-out),
-# WHEELS (.cuda/wheels: NVIDIA's NVRTC and nvcc wheels from PyPI, downloaded once),
+# WHEELS (~/.cache/brasa/cuda-wheels: NVIDIA's NVRTC and nvcc wheels from PyPI, downloaded once),
 # CUDA_HEADERS (.cuda/cuda-headers.tar.xz, made by scripts/cuda-headers.sh when missing),
 # KERNELS=file.db.xz: also write the compiled kernels there, for a GPU machine's first run
 # (scripts/gpu-check.sh KERNELS=…; used only by this very binary, stripped or not, on an sm_90 card).
@@ -32,7 +32,7 @@ BATCHES=${BATCHES:-${BATCH:-16}}
 ARCH=${ARCH:-sm_90a}
 CUDA_MAJOR=${CUDA_MAJOR:-13}
 OUT=${OUT:-cuda-dry-run-out}
-WHEELS=${WHEELS:-.cuda/wheels}
+WHEELS=${WHEELS:-$HOME/.cache/brasa/cuda-wheels}
 CUDA_HEADERS=${CUDA_HEADERS:-.cuda/cuda-headers.tar.xz}
 die() { echo "cuda-dry-run.sh: $*" >&2; exit 2; }
 [ -x "$BRASA" ] || die "no brasa binary at $BRASA (BRASA=…; build it with --features cuda)"
