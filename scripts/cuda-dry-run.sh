@@ -25,6 +25,7 @@
 # Results: $OUT/summary.md (a row a model and batch), $OUT/<model>-<batch>.log, $OUT/ptx/<model>-<batch>/*.ptx, and for a
 # module ptxas refuses, its errors beside it (*.ptx.err). Exit 1 when a bench or ptxas failed.
 set -uo pipefail
+cd "$(dirname "$0")/.."   # paths are relative to the repository
 BRASA=${BRASA:-target/release/brasa}
 MODELS=${MODELS:-cvt13 vitb16}
 SIZE=${SIZE:-224}
@@ -84,9 +85,9 @@ for BATCH in $BATCHES; do
   rm -rf "$ptx" && mkdir -p "$ptx"
   echo "cuda-dry-run.sh: $model at $SIZE px, batch $BATCH …" >&2
   start=$(date +%s.%N)
-  # empty autotune and kernel caches, so every kernel is compiled: cubecl keeps them in
-  # target/environment under a Cargo project's folder, else in ~/.cache/cubecl, so a fresh HOME
-  # outside the project (every module loaded, from NVRTC or that cache, is written out for ptxas)
+  # cubecl keeps its autotune and kernel caches in target/environment under a Cargo project's
+  # folder, else in ~/.cache/cubecl: run in a HOME of the model's own outside the project, so its
+  # first batch starts from empty caches (every module loaded, compiled or cached, goes to ptxas)
   (cd "$home" && HOME=$home FAKE_CUDA_PTX_DIR=$ptx LD_LIBRARY_PATH=$work/driver:$nvrtc_dir CUDA_PATH=$work/$headers \
     "$BRASA" bench "$spec" --backend cuda --what train,infer --steps 1 --warmup 1 \
     --set "model.arch=\"$(arch_of "$model")\"" --set "preprocess.resize=$SIZE" --set "preprocess.center_crop=$SIZE" \
