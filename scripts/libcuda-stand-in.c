@@ -4,8 +4,8 @@
 // launches it, compiles it to PTX with NVRTC and hands the PTX to the driver. With this library first
 // on LD_LIBRARY_PATH, brasa's CUDA path runs on a machine without a GPU: the device reports itself as
 // an H100 (compute capability 9.0, 132 SMs, 80 GB, the limits cubecl reads set as an H100 SXM's) of
-// a CUDA 13.0 driver (580, whose version picks the PTX version), device memory is host memory (copies are real
-// copies), every module's PTX is written to $FAKE_CUDA_PTX_DIR for ptxas to assemble, and launches
+// a CUDA 13.0 driver (580; the version picks the PTX version), device memory is host memory (copies
+// are real copies), every module's PTX is written to $FAKE_CUDA_PTX_DIR for ptxas to assemble, and launches
 // are counted but run nothing, so whatever brasa computes is meaningless. An event holds the number
 // of kernels launched when it was recorded and two events are 5 us a kernel apart, so autotuning
 // and cubecl's throughput probes see time grow with the work they launch (a constant time sends the
