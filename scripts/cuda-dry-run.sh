@@ -49,13 +49,12 @@ case $CUDA_MAJOR in
   12) wheels=(nvidia-cuda-nvrtc-cu12==12.8.93 nvidia-cuda-nvcc-cu12==12.8.93) lib=nvidia/cuda_nvrtc/lib bin=nvidia/cuda_nvcc/bin headers=cuda-12.8 ;;
   *) die "CUDA_MAJOR must be 12 or 13" ;;
 esac
+# the downloaded file of a pinned wheel, e.g. nvidia-cuda-nvrtc==13.0.88 → nvidia_cuda_nvrtc-13.0.88-…whl
+wheel_file() { ls "$WHEELS/$(tr - _ <<< "${1%%==*}")-${1##*==}"-*.whl 2>/dev/null | head -n 1; }
 for w in "${wheels[@]}"; do
-  ls "$WHEELS"/"$(tr - _ <<< "${w%%==*}")"-"${w##*==}"-*.whl >/dev/null 2>&1 && continue
-  python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.11 \
+  [ -n "$(wheel_file "$w")" ] || python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.11 \
     --platform manylinux2014_x86_64 -d "$WHEELS" "$w" || die "could not download $w from PyPI"
-done
-for w in "${wheels[@]}"; do
-  python3 -m zipfile -e "$WHEELS"/"$(tr - _ <<< "${w%%==*}")"-"${w##*==}"-*.whl "$work/x" || die "could not unpack $w"
+  python3 -m zipfile -e "$(wheel_file "$w")" "$work/x" || die "could not unpack $w"
 done
 nvrtc_dir=$work/x/$lib
 ptxas=$work/x/$bin/ptxas
@@ -94,9 +93,9 @@ for BATCH in $BATCHES; do
     --set 'augment.chain=[]' --set "train.batch_size=$BATCH") > "$OUT/$model-$BATCH.log" 2>&1
   rc=$?
   wall=$(awk "BEGIN { print $(date +%s.%N) - $start }")
-  counts=$(grep -oE '[0-9]+ modules loaded, [0-9]+ kernels launched' "$OUT/$model-$BATCH.log" | tail -n 1)
   modules=$(ls "$ptx" | grep -c '\.ptx$')
-  launches=$(grep -oE '[0-9]+ kernels' <<< "$counts" | cut -d' ' -f1)
+  # the stand-in's last words: "N modules loaded, M kernels launched (none run)"
+  launches=$(grep -oE '[0-9]+ kernels launched' "$OUT/$model-$BATCH.log" | tail -n 1 | cut -d' ' -f1)
   # ptxas on every module, as many at once as there are cores; a refused one keeps its errors
   find "$ptx" -name '*.ptx' -print0 | xargs -0 -P "$(nproc)" -I{} sh -c \
     '"$0" -arch="$1" -o /dev/null "$2" 2> "$2.err" && rm -f "$2.err"' "$ptxas" "$ARCH" {}

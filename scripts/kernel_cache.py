@@ -22,8 +22,6 @@ import tempfile
 
 KERNELS = "namespace LIKE 'cuda/%' OR namespace LIKE 'cuda-second-line/%'"
 PTX = "SELECT count(*) FROM entries WHERE namespace LIKE 'cuda/%'"
-SCHEMA = """CREATE TABLE IF NOT EXISTS entries (namespace TEXT NOT NULL, "key" BLOB NOT NULL,
-  value BLOB NOT NULL, origin INTEGER NOT NULL, PRIMARY KEY (namespace, "key"))"""
 
 
 def copy_kernels(src: str, dest: sqlite3.Connection) -> int:
@@ -41,14 +39,14 @@ def copy_kernels(src: str, dest: sqlite3.Connection) -> int:
 def export(out: str, sources: list[str]) -> None:
     with tempfile.TemporaryDirectory() as work:
         path = os.path.join(work, "kernels.db")
+        # the first cache as cubecl made it (its schema and format version; SQLite's backup reads
+        # what its write-ahead log still holds), less everything but the kernels; then the others
         db = sqlite3.connect(path)
-        db.execute(SCHEMA)
-        # cubecl's own bookkeeping (its format version) goes along from the first source
-        db.execute("ATTACH DATABASE ? AS src", (sources[0],))
-        db.execute("CREATE TABLE meta AS SELECT * FROM src.meta")
+        with sqlite3.connect(sources[0]) as first:
+            first.backup(db)
+        db.execute(f"DELETE FROM entries WHERE NOT ({KERNELS})")
         db.commit()
-        db.execute("DETACH DATABASE src")
-        added = sum(copy_kernels(src, db) for src in sources)
+        added = db.execute(PTX).fetchone()[0] + sum(copy_kernels(src, db) for src in sources[1:])
         if added == 0:
             sys.exit(f"kernel_cache.py: no CUDA kernels in {' '.join(sources)}")
         db.execute("VACUUM")
@@ -76,16 +74,17 @@ def import_(packed: str, dest_path: str) -> None:
 
 
 def main() -> None:
-    given = sys.argv[3:] if sys.argv[1:2] == ["export"] else sys.argv[2:3]
-    missing = [path for path in given if not os.path.isfile(path)]
-    if missing:
-        sys.exit(f"kernel_cache.py: no such file: {', '.join(missing)}")
-    if len(sys.argv) >= 4 and sys.argv[1] == "export":
-        export(sys.argv[2], sys.argv[3:])
-    elif len(sys.argv) == 4 and sys.argv[1] == "import":
-        import_(sys.argv[2], sys.argv[3])
+    command, files = sys.argv[1:2], sys.argv[2:]
+    if command == ["export"] and len(files) >= 2:
+        inputs, run = files[1:], lambda: export(files[0], files[1:])
+    elif command == ["import"] and len(files) == 2:
+        inputs, run = files[:1], lambda: import_(files[0], files[1])
     else:
         sys.exit(__doc__)
+    missing = [path for path in inputs if not os.path.isfile(path)]
+    if missing:
+        sys.exit(f"kernel_cache.py: no such file: {', '.join(missing)}")
+    run()
 
 
 if __name__ == "__main__":
