@@ -163,6 +163,9 @@ def main():
     ap.add_argument("--data", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "brain-tumor-mri"))
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tf32", action="store_true",
+                    help="matmuls in TF32 on CUDA too (PyTorch's default computes them in full fp32, "
+                         "its convolutions in TF32), as burn's CUDA tensor-core matmuls do")
     args = ap.parse_args()
 
     import torch
@@ -174,6 +177,8 @@ def main():
               "cores": os.cpu_count(), "threads": args.threads, "device": args.device, "model": args.model,
               "image_size": [args.size, args.size], "batch": args.batch}
     if args.device.startswith("cuda"):
+        if args.tf32:
+            torch.backends.cuda.matmul.allow_tf32 = True
         result["gpu"] = torch.cuda.get_device_name()
         result["tf32_matmul"] = torch.backends.cuda.matmul.allow_tf32
         result["tf32_conv"] = torch.backends.cudnn.allow_tf32

@@ -34,6 +34,9 @@
 # scripts/cuda-headers.sh, unpacked for NVRTC's major version). KERNELS=file adds the CUDA kernels
 # scripts/cuda-dry-run.sh compiled (its KERNELS=…, with the same binary) to cubecl's cache first, so
 # a first CUDA run loads them instead of spending minutes in NVRTC (scripts/kernel_cache.py).
+# TORCH_TF32=1 (the default when BACKENDS has cuda) also benches PyTorch with TF32 matmuls
+# (torch.backends.cuda.matmul.allow_tf32; its default computes matmuls in full fp32): burn's CUDA
+# tensor-core matmuls take f32 operands as TF32, so its fair reference is that one.
 # GPU utilisation is sampled every second into $OUT/gpu-util.txt (nvidia-smi dmon) while the script runs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -58,6 +61,7 @@ BACKEND=${BACKEND:-wgpu}          # flex: a dry run of this script on a machine 
 BACKENDS=${BACKENDS:-$BACKEND}    # step 2's brasa backends
 CUDA_HEADERS=${CUDA_HEADERS:-.cuda/cuda-headers.tar.xz}
 TORCH_DEVICE=${TORCH_DEVICE:-cuda}
+if [[ " $BACKENDS " == *" cuda "* ]]; then TORCH_TF32=${TORCH_TF32:-1}; else TORCH_TF32=${TORCH_TF32:-0}; fi
 SIZE=${SIZE:-224}
 log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" | tee -a "$OUT/gpu-check.log" >&2; }
 # cubecl_logs DIR SECTION:LEVEL:FILE...: a cubecl.toml in DIR turning on cubecl's loggers (its
@@ -133,7 +137,7 @@ done
 
 arch_of() { case $1 in cvt13) echo cvt-13 ;; vitb16) echo vit-base-patch16-224 ;; cvt-tiny) echo cvt-tiny ;; vit-tiny) echo vit-tiny ;; esac; }
 if [ -n "$MODELS" ]; then
-log "2. throughput: brasa bench (GPU backend) and PyTorch eager fp32 on CUDA, $STEPS timed steps after $WARMUP"
+log "2. throughput: brasa bench (GPU backend) and PyTorch eager fp32 on CUDA$([ "$TORCH_TF32" = 1 ] && echo ", then with TF32 matmuls"), $STEPS timed steps after $WARMUP"
 : > "$OUT/bench.jsonl"
 for model in $MODELS; do
   for batch in $BATCHES; do
@@ -155,12 +159,16 @@ for model in $MODELS; do
         | sed "s/^{/{\"stack\":\"brasa\",\"binary\":\"$name\",\"key\":\"$model-$batch\",/" >> "$OUT/bench.jsonl" \
         || log "brasa bench $name $model $batch failed (see above)"
     done
-    limit=$(bench_limit)
-    if [ "$limit" = 0 ]; then log "skipping pytorch $model batch $batch: BENCH_DEADLINE"; continue; fi
-    log "pytorch $model batch $batch"
-    timeout "$limit" python3 bench/torch_bench.py --device "$TORCH_DEVICE" --model "$model" --size "$SIZE" --batch "$batch" \
-      --steps "$STEPS" --warmup "$WARMUP" --what train,infer 2>>"$OUT/gpu-check.log" \
-      | sed "s/^{/{\"key\":\"$model-$batch\",/" >> "$OUT/bench.jsonl" || log "torch_bench $model $batch failed"
+    variants=("")
+    if [ "$TORCH_TF32" = 1 ]; then variants+=(--tf32); fi
+    for tf32 in "${variants[@]}"; do
+      limit=$(bench_limit)
+      if [ "$limit" = 0 ]; then log "skipping pytorch $model batch $batch $tf32: BENCH_DEADLINE"; continue; fi
+      log "pytorch $model batch $batch $tf32"
+      timeout "$limit" python3 bench/torch_bench.py --device "$TORCH_DEVICE" --model "$model" --size "$SIZE" --batch "$batch" \
+        --steps "$STEPS" --warmup "$WARMUP" --what train,infer $tf32 2>>"$OUT/gpu-check.log" \
+        | sed "s/^{/{\"key\":\"$model-$batch\",/" >> "$OUT/bench.jsonl" || log "torch_bench $model $batch $tf32 failed"
+    done
   done
 done
 python3 - "$OUT/bench.jsonl" > "$OUT/table.md" <<'PY'
@@ -171,26 +179,36 @@ for line in open(sys.argv[1]):
         r = json.loads(line)
     except ValueError:
         continue
-    who = r.get("binary", "brasa") if r.get("stack") == "brasa" else "pytorch"
+    if r.get("stack") == "brasa":
+        who = r.get("binary", "brasa")
+    else:
+        who = "pytorch tf32" if r.get("tf32_matmul") else "pytorch"
     rows.setdefault(r["key"], {})[who] = r
-print("| model, batch | brasa train | PyTorch train | ratio | brasa infer | PyTorch infer | ratio |")
-print("|---|---|---|---|---|---|---|")
+tf32 = any("pytorch tf32" in by for by in rows.values())
+head = "| model, batch | brasa train | PyTorch train | ratio | brasa infer | PyTorch infer | ratio |"
+if tf32:
+    head += " PyTorch TF32 train | ratio | PyTorch TF32 infer | ratio |"
+print(head)
+print("|---" * (head.count("|") - 1) + "|")
+cell = lambda r, what: r.get(what, {}).get("samples_per_s")
+ratio = lambda a, b: f"{a / b:.2f}×" if a and b else "–"
+fmt = lambda v: f"{v:.1f}" if v else "–"
 for key, by in rows.items():
     for name, b in by.items():
-        if name == "pytorch":
+        if name.startswith("pytorch"):
             continue
-        t = by.get("pytorch", {})
-        def cell(r, what):
-            return r.get(what, {}).get("samples_per_s")
-        def ratio(a, b):
-            return f"{a / b:.2f}×" if a and b else "–"
-        bt, pt, bi, pi = cell(b, "train"), cell(t, "train"), cell(b, "infer"), cell(t, "infer")
-        fmt = lambda v: f"{v:.1f}" if v else "–"
+        bt, bi = cell(b, "train"), cell(b, "infer")
         label = key if name == "brasa" else f"{key} ({name})"
-        print(f"| {label} | {fmt(bt)} | {fmt(pt)} | {ratio(bt, pt)} | {fmt(bi)} | {fmt(pi)} | {ratio(bi, pi)} |")
+        line = f"| {label} |"
+        for ref in ["pytorch", "pytorch tf32"] if tf32 else ["pytorch"]:
+            t = by.get(ref, {})
+            pt, pi = cell(t, "train"), cell(t, "infer")
+            line += (f" {fmt(pt)} | {ratio(bt, pt)} | {fmt(pi)} | {ratio(bi, pi)} |" if ref != "pytorch"
+                     else f" {fmt(bt)} | {fmt(pt)} | {ratio(bt, pt)} | {fmt(bi)} | {fmt(pi)} | {ratio(bi, pi)} |")
+        print(line)
 for key, by in rows.items():
     for name, b in by.items():
-        p = b.get("train", {}).get("phases") if name != "pytorch" else None
+        p = b.get("train", {}).get("phases") if not name.startswith("pytorch") else None
         if p:
             print(f"\n{key} ({name}), ms per training step waiting after each part: forward {p['forward_ms']:.1f}, "
                   f"backward {p['backward_ms']:.1f}, clip + optimizer {p['optimizer_ms']:.1f}; "
