@@ -135,7 +135,8 @@ for b in $(printf '%s\n' wgpu $BACKEND $BACKENDS | sort -u); do
   "$BRASA" validate experiments/reference.toml --set "runtime.backend=\"$b\"" 2>&1 | grep -E '^# device|error:' | tee -a "$OUT/gpu-check.log" >&2
 done
 
-arch_of() { case $1 in cvt13) echo cvt-13 ;; vitb16) echo vit-base-patch16-224 ;; cvt-tiny) echo cvt-tiny ;; vit-tiny) echo vit-tiny ;; esac; }
+# the table's short names as brasa's model.arch; any other name is taken as an arch (torch_bench.py knows the short ones)
+arch_of() { case $1 in cvt13) echo cvt-13 ;; vitb16) echo vit-base-patch16-224 ;; *) echo "$1" ;; esac; }
 if [ -n "$MODELS" ]; then
 log "2. throughput: brasa bench (GPU backend) and PyTorch eager fp32 on CUDA$([ "$TORCH_TF32" = 1 ] && echo ", then with TF32 matmuls"), $STEPS timed steps after $WARMUP"
 : > "$OUT/bench.jsonl"
