@@ -105,3 +105,47 @@ fn auto_says_what_it_chose_and_a_bad_mode_names_the_key() {
     assert!(!dir.path().join("reports/.cache").exists(), "looking creates nothing");
     dir.brasa(["validate", "spec.toml", "--set", "data.cache=\"ram\""]).stderr_contains("data.cache").exits_with(2);
 }
+
+/// `brasa cache info | prune --gpu` in a build with a GPU backend: cubecl's environment database
+/// (autotune results, CUDA's compiled kernels) is found where cubecl keeps it for a run started in
+/// that folder — the outermost Cargo project's `target/environment`, else the user cache, under
+/// the environment's name — and only its files are removed.
+#[cfg(any(feature = "gpu-backend", feature = "cuda"))]
+#[test]
+fn the_gpu_cache_is_found_where_cubecl_keeps_it_and_prune_gpu_removes_only_it() {
+    use common::brasa::Brasa;
+    let dir = TestDir::new()
+        .file("xdg/cubecl/default.db", vec![0u8; 2_000_000])
+        .file("xdg/cubecl/default.db-wal", vec![0u8; 500_000])
+        .file("xdg/cubecl/h100.db", [1u8; 10])
+        .file("project/Cargo.toml", "[package]\nname = \"p\"\n")
+        .file("project/target/environment/default.db", [2u8; 10])
+        .file("project/experiments/spec.toml", "");
+    let xdg = dir.path().join("xdg");
+    let brasa = |cwd: &Path, args: &[&str]| {
+        Brasa::new(cwd, args).env("XDG_CACHE_HOME", &xdg).env_remove("CUBECL_ENVIRONMENT")
+    };
+    // outside a Cargo project: the user cache
+    brasa(dir.path(), &["cache", "info"])
+        .stdout_contains("xdg/cubecl/default.db (GPU autotune results and compiled kernels for runs started here, 2.5 MB")
+        .succeeds();
+    // another environment's name, another database
+    brasa(dir.path(), &["cache", "prune", "--gpu"])
+        .env("CUBECL_ENVIRONMENT", "h100")
+        .stdout_contains("xdg/cubecl/h100.db: removed 1 file(s)")
+        .succeeds();
+    assert!(!xdg.join("cubecl/h100.db").exists());
+    // in a Cargo project, from a folder below it too: its target/environment
+    brasa(&dir.path().join("project/experiments"), &["cache", "prune", "--gpu"])
+        .stdout_contains("target/environment/default.db: removed 1 file(s)")
+        .succeeds();
+    assert!(!dir.path().join("project/target/environment/default.db").exists());
+    assert!(xdg.join("cubecl/default.db").exists() && xdg.join("cubecl/default.db-wal").exists());
+    // images and GPU together; the database with its write-ahead file
+    brasa(dir.path(), &["cache", "prune", "--all", "--gpu"])
+        .stdout_contains("removed 0 image(s)")
+        .stdout_contains("xdg/cubecl/default.db: removed 2 file(s) (2.5 MB)")
+        .succeeds();
+    brasa(dir.path(), &["cache", "info"]).stdout_contains("none yet for runs started here").succeeds();
+    brasa(dir.path(), &["cache", "prune", "--all", "--older-than", "1d"]).stderr_contains("--older-than").exits_with(2);
+}

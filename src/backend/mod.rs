@@ -13,6 +13,8 @@ use crate::error::{Error, Result};
 
 #[cfg(any(feature = "cuda", test))]
 pub mod cuda_setup;
+#[cfg(any(feature = "gpu-backend", feature = "cuda"))]
+pub mod gpu_cache;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

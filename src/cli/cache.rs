@@ -1,11 +1,14 @@
 //! `brasa cache info | prune`: the shared on-disk cache of decoded images (`data.cache = "disk"`,
 //! or `auto` on a dataset too big for memory) — what it holds, and removing what runs no longer
-//! use.
+//! use — and, in a build with a GPU backend, what burn's GPU backends keep between runs
+//! (autotune results, CUDA's compiled kernels).
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use brasa::Result;
+#[cfg(any(feature = "gpu-backend", feature = "cuda"))]
+use brasa::backend::gpu_cache::GpuCache;
 use brasa::data::cache::{self, DiskCache};
 use brasa::fmt::display_path;
 use clap::{ArgGroup, Args, Subcommand};
@@ -21,8 +24,9 @@ enum CacheCommand {
     /// What the cache holds: images and bytes per recipe, and when each was last used.
     Info(WhichCache),
     /// Remove cached images not used for a while (--older-than 30d), or all of them (--all);
-    /// a run that needs a removed image decodes it again.
-    #[command(group(ArgGroup::new("what").required(true).args(["older_than", "all"])))]
+    /// a run that needs a removed image decodes it again. --gpu removes the GPU autotune results
+    /// and compiled kernels.
+    #[command(group(ArgGroup::new("what").required(true).multiple(true).args(["older_than", "all", "gpu"])))]
     Prune(PruneArgs),
 }
 
@@ -53,8 +57,13 @@ struct PruneArgs {
     #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
     older_than: Option<Duration>,
     /// Remove every cached image.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "older_than")]
     all: bool,
+    /// Remove what burn's GPU backends keep for runs started in this folder: autotune results and
+    /// CUDA's compiled kernels (cubecl's environment database); the next GPU run autotunes and
+    /// compiles again.
+    #[arg(long)]
+    gpu: bool,
 }
 
 pub fn execute(args: CacheArgs) -> Result<()> {
@@ -65,8 +74,14 @@ pub fn execute(args: CacheArgs) -> Result<()> {
 }
 
 fn info(which: &WhichCache) -> Result<()> {
+    let mut text = images_info(which)?;
+    text.push_str(&gpu_info()?);
+    super::print_out(&text)
+}
+
+fn images_info(which: &WhichCache) -> Result<String> {
     let Some(cache) = which.open()? else {
-        return super::print_out(&format!("cache: {} (0 images: no cache there yet)\n", display_path(&which.dir())));
+        return Ok(format!("cache: {} (0 images: no cache there yet)\n", display_path(&which.dir())));
     };
     let info = cache.info()?;
     let mut text = format!(
@@ -84,21 +99,67 @@ fn info(which: &WhichCache) -> Result<()> {
     if info.temporary > 0 {
         text.push_str(&format!("  {} temporary file(s) (being written, or left by a killed process: `brasa cache prune` removes those over an hour old)\n", info.temporary));
     }
-    super::print_out(&text)
+    Ok(text)
+}
+
+/// The GPU backends' line of `info`: where cubecl keeps them for this folder, and how big.
+#[cfg(any(feature = "gpu-backend", feature = "cuda"))]
+fn gpu_info() -> Result<String> {
+    let cache = GpuCache::locate()?;
+    let path = display_path(&cache.database);
+    Ok(if cache.files.is_empty() {
+        format!("gpu: {path} (GPU autotune results and compiled kernels: none yet for runs started here)\n")
+    } else {
+        format!(
+            "gpu: {path} (GPU autotune results and compiled kernels for runs started here, {}; `brasa cache prune --gpu` removes them)\n",
+            megabytes(cache.bytes())
+        )
+    })
+}
+
+#[cfg(not(any(feature = "gpu-backend", feature = "cuda")))]
+fn gpu_info() -> Result<String> {
+    Ok(String::new())
 }
 
 fn prune(args: &PruneArgs) -> Result<()> {
+    let mut text = String::new();
+    if args.all || args.older_than.is_some() {
+        text.push_str(&prune_images(args)?);
+    }
+    if args.gpu {
+        text.push_str(&prune_gpu()?);
+    }
+    super::print_out(&text)
+}
+
+fn prune_images(args: &PruneArgs) -> Result<String> {
     let Some(cache) = args.which.open()? else {
-        return super::print_out(&format!("cache: {}: removed 0 image(s) (no cache there)\n", display_path(&args.which.dir())));
+        return Ok(format!("cache: {}: removed 0 image(s) (no cache there)\n", display_path(&args.which.dir())));
     };
     let pruned = cache.prune(if args.all { None } else { args.older_than })?;
-    super::print_out(&format!(
+    Ok(format!(
         "cache: {}: removed {} image(s) ({}), kept {}\n",
         display_path(cache.root()),
         pruned.entries,
         megabytes(pruned.bytes),
         pruned.kept
     ))
+}
+
+#[cfg(any(feature = "gpu-backend", feature = "cuda"))]
+fn prune_gpu() -> Result<String> {
+    let cache = GpuCache::locate()?;
+    let freed = cache.remove()?;
+    Ok(format!("gpu: {}: removed {} file(s) ({})\n", display_path(&cache.database), cache.files.len(), megabytes(freed)))
+}
+
+#[cfg(not(any(feature = "gpu-backend", feature = "cuda")))]
+fn prune_gpu() -> Result<String> {
+    Err(brasa::Error::Usage {
+        flag: "--gpu".into(),
+        message: "needs a brasa built with a GPU backend (cargo build --release --features gpu); this one keeps nothing for a GPU".into(),
+    })
 }
 
 fn megabytes(bytes: u64) -> String {

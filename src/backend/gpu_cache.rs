@@ -1,0 +1,103 @@
+//! What burn's GPU backends keep on disk between runs: cubecl's environment database, holding the
+//! autotune results (which kernel is fastest for each shape on this device) and, on CUDA, every
+//! kernel compiled (see `keep_compiled_kernels`). Autotune results stay small; compiled kernels do
+//! not (about 100 MB of PTX per model, autotune candidates included), so `brasa cache` shows the
+//! database and can remove it.
+//!
+//! Where it lives is cubecl's rule, resolved here the way cubecl resolves it for a brasa started
+//! in the same folder: a `cubecl.toml` found from the current folder upwards, then the `CUBECL_*`
+//! variables; by default `target/environment` under the outermost Cargo project above the
+//! folder, else the user cache (`$XDG_CACHE_HOME/cubecl`, `~/.cache/cubecl`). The database is
+//! `<root>/<environment name>.db` (name `default`, or `CUBECL_ENVIRONMENT`), with its
+//! write-ahead files beside it.
+
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+
+/// cubecl's environment database of a GPU run started in the current folder, and its files.
+#[derive(Debug, Clone)]
+pub struct GpuCache {
+    /// The database (`<root>/<name>.db`), whether or not it exists yet.
+    pub database: PathBuf,
+    /// The files there now (the database and its `-wal`/`-shm`-style companions) with their sizes.
+    pub files: Vec<(PathBuf, u64)>,
+}
+
+impl GpuCache {
+    /// Where a GPU run started in the current folder keeps autotune results and kernels.
+    pub fn locate() -> Result<Self> {
+        use cubecl::config::{CubeClRuntimeConfig, RuntimeConfig};
+        let config = CubeClRuntimeConfig::from_current_dir().override_from_env();
+        let root = config.environment.path.root();
+        let database = root.join(cubecl::environment::file_name(&config.environment.name));
+        Self::at(database)
+    }
+
+    /// The files of the database at `database`.
+    pub fn at(database: PathBuf) -> Result<Self> {
+        let (Some(dir), Some(name)) = (database.parent(), database.file_name().and_then(|n| n.to_str())) else {
+            return Ok(Self { database, files: Vec::new() });
+        };
+        let companion = format!("{name}-");
+        let mut files = Vec::new();
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self { database, files }),
+            Err(e) => return Err(Error::io(dir, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(dir, e))?;
+            let file_name = entry.file_name();
+            let Some(file_name) = file_name.to_str() else { continue };
+            if file_name != name && !file_name.starts_with(&companion) {
+                continue;
+            }
+            let meta = entry.metadata().map_err(|e| Error::io(entry.path(), e))?;
+            if meta.is_file() {
+                files.push((entry.path(), meta.len()));
+            }
+        }
+        files.sort();
+        Ok(Self { database, files })
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.files.iter().map(|(_, bytes)| bytes).sum()
+    }
+
+    /// Removes the database and its companions; returns the bytes freed. The next GPU run
+    /// autotunes and compiles again (a run going on meanwhile keeps what it opened).
+    pub fn remove(&self) -> Result<u64> {
+        let mut freed = 0;
+        for (path, bytes) in &self.files {
+            match std::fs::remove_file(path) {
+                Ok(()) => freed += bytes,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(path, e)),
+            }
+        }
+        Ok(freed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_database_and_its_companions_are_found_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, len) in [("default.db", 10), ("default.db-wal", 3), ("default.db-tshm", 2), ("other.db", 7), ("default.dbx", 1)] {
+            std::fs::write(dir.path().join(name), vec![0u8; len]).unwrap();
+        }
+        let cache = GpuCache::at(dir.path().join("default.db")).unwrap();
+        let names: Vec<_> = cache.files.iter().map(|(p, _)| p.file_name().unwrap().to_str().unwrap().to_string()).collect();
+        assert_eq!(names, ["default.db", "default.db-tshm", "default.db-wal"]);
+        assert_eq!(cache.bytes(), 15);
+        assert_eq!(cache.remove().unwrap(), 15);
+        assert!(dir.path().join("other.db").exists() && dir.path().join("default.dbx").exists());
+        assert!(GpuCache::at(dir.path().join("default.db")).unwrap().files.is_empty());
+        assert!(GpuCache::at(dir.path().join("missing/default.db")).unwrap().files.is_empty());
+    }
+}
