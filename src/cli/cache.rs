@@ -123,14 +123,10 @@ fn gpu_info() -> Result<String> {
 }
 
 fn prune(args: &PruneArgs) -> Result<()> {
-    let mut text = String::new();
-    if args.all || args.older_than.is_some() {
-        text.push_str(&prune_images(args)?);
-    }
-    if args.gpu {
-        text.push_str(&prune_gpu()?);
-    }
-    super::print_out(&text)
+    // the GPU part first: a build without a GPU backend refuses --gpu before any image is removed
+    let gpu = if args.gpu { prune_gpu()? } else { String::new() };
+    let images = if args.all || args.older_than.is_some() { prune_images(args)? } else { String::new() };
+    super::print_out(&(images + &gpu))
 }
 
 fn prune_images(args: &PruneArgs) -> Result<String> {
