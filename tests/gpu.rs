@@ -717,7 +717,10 @@ fn a_run_started_on_flex_resumes_on_the_gpu() {
     dir.brasa(["run", "spec.toml", "--out", "moved", "--quiet", "--backend", "flex"]).kill_once_written(&state);
     let done = read_json(&state)["train"]["epochs_done"].as_u64().unwrap();
 
-    dir.brasa(["run", "spec.toml", "--out", "moved", "--backend", "wgpu"]).stderr_contains(format!("resuming after epoch {done}")).succeeds();
+    dir.brasa(["run", "spec.toml", "--out", "moved", "--backend", "wgpu"])
+        .stderr_contains(format!("resuming after epoch {done}"))
+        .stderr_contains("gpu cache: ")
+        .succeeds();
     let meta = read_json(&dir.path().join("moved/meta.json"));
     assert_eq!(meta["backend"], "wgpu");
     assert_eq!(meta["status"], "complete");

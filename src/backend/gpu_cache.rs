@@ -62,6 +62,18 @@ impl GpuCache {
         Ok(Self { database, files })
     }
 
+    /// The run log's line about it, on a GPU `backend` (`wgpu`, `cuda`): where it is, and — when
+    /// nothing is there yet — why the first steps will be slow.
+    pub fn note(&self, backend: &str) -> String {
+        let path = crate::fmt::display_path(&self.database);
+        if self.files.is_empty() {
+            let what = if backend == "cuda" { "autotune and compile kernels" } else { "autotune kernels" };
+            format!("gpu cache: {path}, empty: the first steps {what} for this device, which can take minutes; later runs started here reuse them")
+        } else {
+            format!("gpu cache: {path} ({:.1} MB of autotune results and kernels from earlier runs started here)", self.bytes() as f64 / 1e6)
+        }
+    }
+
     pub fn bytes(&self) -> u64 {
         self.files.iter().map(|(_, bytes)| bytes).sum()
     }
@@ -99,5 +111,16 @@ mod tests {
         assert!(dir.path().join("other.db").exists() && dir.path().join("default.dbx").exists());
         assert!(GpuCache::at(dir.path().join("default.db")).unwrap().files.is_empty());
         assert!(GpuCache::at(dir.path().join("missing/default.db")).unwrap().files.is_empty());
+    }
+
+    #[test]
+    fn the_log_line_says_why_a_first_run_starts_slowly() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = GpuCache::at(dir.path().join("default.db")).unwrap();
+        assert!(empty.note("cuda").contains("default.db, empty: the first steps autotune and compile kernels"));
+        assert!(empty.note("wgpu").contains("empty: the first steps autotune kernels for this device"));
+        std::fs::write(dir.path().join("default.db"), vec![0u8; 1_500_000]).unwrap();
+        let warm = GpuCache::at(dir.path().join("default.db")).unwrap();
+        assert!(warm.note("wgpu").ends_with("default.db (1.5 MB of autotune results and kernels from earlier runs started here)"));
     }
 }

@@ -37,6 +37,10 @@ pub fn open_device(plan: &Plan, progress: &Progress) -> Result<Chosen> {
     }
     let chosen = plan.runtime.backend.choose(plan.runtime.device)?;
     progress.log(format!("device: {}", chosen.info.describe()));
+    #[cfg(any(feature = "gpu-backend", feature = "cuda"))]
+    if chosen.info.is_gpu() {
+        progress.log(backend::gpu_cache::GpuCache::locate()?.note(&chosen.info.backend));
+    }
     Ok(chosen)
 }
 
