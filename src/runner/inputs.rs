@@ -39,7 +39,11 @@ pub fn open_device(plan: &Plan, progress: &Progress) -> Result<Chosen> {
     progress.log(format!("device: {}", chosen.info.describe()));
     #[cfg(any(feature = "gpu-backend", feature = "cuda"))]
     if chosen.info.is_gpu() {
-        progress.log(backend::gpu_cache::GpuCache::locate()?.note(&chosen.info.backend));
+        // a line of the log: a cache that cannot be looked at is said, not a reason to stop
+        match backend::gpu_cache::GpuCache::locate() {
+            Ok(cache) => progress.log(cache.note(&chosen.info.backend)),
+            Err(e) => progress.log(format!("gpu cache: cannot be looked at ({e})")),
+        }
     }
     Ok(chosen)
 }
