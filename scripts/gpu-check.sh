@@ -198,14 +198,12 @@ for key, by in rows.items():
     for name, b in by.items():
         if name.startswith("pytorch"):
             continue
-        bt, bi = cell(b, "train"), cell(b, "infer")
+        t, f = by.get("pytorch", {}), by.get("pytorch tf32", {})
+        bt, bi, pt, pi, ft, fi = cell(b, "train"), cell(b, "infer"), cell(t, "train"), cell(t, "infer"), cell(f, "train"), cell(f, "infer")
         label = key if name == "brasa" else f"{key} ({name})"
-        line = f"| {label} |"
-        for ref in ["pytorch", "pytorch tf32"] if tf32 else ["pytorch"]:
-            t = by.get(ref, {})
-            pt, pi = cell(t, "train"), cell(t, "infer")
-            line += (f" {fmt(pt)} | {ratio(bt, pt)} | {fmt(pi)} | {ratio(bi, pi)} |" if ref != "pytorch"
-                     else f" {fmt(bt)} | {fmt(pt)} | {ratio(bt, pt)} | {fmt(bi)} | {fmt(pi)} | {ratio(bi, pi)} |")
+        line = f"| {label} | {fmt(bt)} | {fmt(pt)} | {ratio(bt, pt)} | {fmt(bi)} | {fmt(pi)} | {ratio(bi, pi)} |"
+        if tf32:
+            line += f" {fmt(ft)} | {ratio(bt, ft)} | {fmt(fi)} | {ratio(bi, fi)} |"
         print(line)
 for key, by in rows.items():
     for name, b in by.items():
