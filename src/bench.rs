@@ -474,10 +474,10 @@ impl Results {
             ));
         }
         if let Some(rss) = self.peak_rss_bytes {
-            text.push_str(&format!("peak RSS: {:.0} MB\n", rss as f64 / 1e6));
+            text.push_str(&format!("peak RSS: {}\n", crate::fmt::megabytes(rss)));
         }
         if let Some(gpu) = self.gpu_memory_bytes {
-            text.push_str(&format!("GPU memory held: {:.0} MB\n", gpu as f64 / 1e6));
+            text.push_str(&format!("GPU memory held: {}\n", crate::fmt::megabytes(gpu)));
         }
         text
     }

@@ -32,6 +32,12 @@ pub fn shell_quote(arg: &str) -> String {
     }
 }
 
+/// A size in megabytes (10⁶ bytes), with a decimal below 100: `0.4 MB`, `12.3 MB`, `1455 MB`.
+pub fn megabytes(bytes: u64) -> String {
+    let mb = bytes as f64 / 1e6;
+    if mb < 99.95 { format!("{mb:.1} MB") } else { format!("{mb:.0} MB") }
+}
+
 /// Human-readable duration: `1 h 02 min`, `7 min 31 s`, `12.4 s`.
 pub fn format_duration(seconds: f64) -> String {
     let s = seconds.round() as u64;
@@ -53,6 +59,15 @@ mod tests {
         assert_eq!(format_duration(12.44), "12.4 s");
         assert_eq!(format_duration(451.0), "7 min 31 s");
         assert_eq!(format_duration(3720.0), "1 h 02 min");
+    }
+
+    #[test]
+    fn sizes_keep_a_decimal_only_while_it_matters() {
+        assert_eq!(megabytes(0), "0.0 MB");
+        assert_eq!(megabytes(2_500_000), "2.5 MB");
+        assert_eq!(megabytes(99_949_999), "99.9 MB");
+        assert_eq!(megabytes(99_950_000), "100 MB");
+        assert_eq!(megabytes(1_455_300_000), "1455 MB");
     }
 
     #[test]

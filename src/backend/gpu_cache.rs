@@ -70,7 +70,7 @@ impl GpuCache {
             let what = if backend == "cuda" { "autotune and compile kernels" } else { "autotune kernels" };
             format!("gpu cache: {path}, empty: the first steps {what} for this device, which can take minutes; later runs started here reuse them")
         } else {
-            format!("gpu cache: {path} ({:.1} MB of autotune results and kernels from earlier runs started here)", self.bytes() as f64 / 1e6)
+            format!("gpu cache: {path} ({} of autotune results and kernels from earlier runs started here)", crate::fmt::megabytes(self.bytes()))
         }
     }
 

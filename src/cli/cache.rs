@@ -10,7 +10,7 @@ use brasa::Result;
 #[cfg(any(feature = "gpu-backend", feature = "cuda"))]
 use brasa::backend::gpu_cache::GpuCache;
 use brasa::data::cache::{self, DiskCache};
-use brasa::fmt::display_path;
+use brasa::fmt::{display_path, megabytes};
 use clap::{ArgGroup, Args, Subcommand};
 
 #[derive(Debug, Args)]
@@ -156,10 +156,6 @@ fn prune_gpu() -> Result<String> {
         flag: "--gpu".into(),
         message: "needs a brasa built with a GPU backend (cargo build --release --features gpu); this one keeps nothing for a GPU".into(),
     })
-}
-
-fn megabytes(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / 1e6)
 }
 
 fn ago(time: SystemTime) -> String {

@@ -116,7 +116,7 @@ pub fn render(run: &RunDir) -> Result<Rendered> {
         generated_at: meta.finished_at.clone().unwrap_or_else(|| meta.started_at.clone()),
         wall_time: meta.wall_seconds.map(format_duration),
         device: meta.device.as_ref().map(|device| {
-            let memory = meta.gpu_memory_peak_bytes.map(|b| format!("; GPU memory held: {:.0} MB", b as f64 / 1e6)).unwrap_or_default();
+            let memory = meta.gpu_memory_peak_bytes.map(|b| format!("; GPU memory held: {}", crate::fmt::megabytes(b))).unwrap_or_default();
             format!("{}{memory}", device.summary())
         }),
         findings,
