@@ -12,6 +12,8 @@
 # too) and the stand-in keeps each module's PTX, which ptxas then assembles for ARCH. What is
 # proven: brasa's kernels, NVRTC and the headers agree, and the PTX is valid for the card. What is
 # not: any number (no kernel runs; losses and timings are meaningless), the driver's own behaviour.
+# First it checks that `runtime.backend = "auto"` picks CUDA there (no real Vulkan/Metal adapter):
+# summary.md's first line under the title says what `brasa validate` printed.
 # The log holds panics of cubecl's peak-throughput probe (scalar.rs, "unwrap on None"): timed on the
 # host, a device that runs nothing looks infinitely fast and the probe's iteration count overflows;
 # cubecl catches them and goes on, as the bench's exit status shows.
@@ -65,16 +67,23 @@ mkdir -p "$work/driver"
 cc -O2 -shared -fPIC -Wall -Wl,-soname,libcuda.so.1 -o "$work/driver/libcuda.so.1" scripts/libcuda-stand-in.c \
   || die "could not build scripts/libcuda-stand-in.c"
 
+# what `auto` picks on the stand-in H100 beside no real Vulkan/Metal adapter: CUDA, by the driver's name for it
+auto=$(cd "$work" && HOME=$work LD_LIBRARY_PATH=$work/driver:$nvrtc_dir CUDA_PATH=$work/$headers \
+  "$BRASA" validate "$spec" --set 'runtime.backend="auto"' 2>&1 | grep -m1 -E '^# device|error')
+failed=0
+[[ "$auto" == "# device: cuda: "* ]] || { echo "cuda-dry-run.sh: runtime.backend = \"auto\" did not pick CUDA: $auto" >&2; failed=1; }
+
 arch_of() { case $1 in cvt13) echo cvt-13 ;; vitb16) echo vit-base-patch16-224 ;; *) echo "$1" ;; esac; }
 {
   echo "brasa CUDA dry run ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores): $("$BRASA" --version),"
   echo "NVRTC $(ls "$nvrtc_dir" | grep -oE '^libnvrtc\.so\.[0-9.]+$' | head -n 1), $headers headers,"
   echo "$("$ptxas" --version | tail -n 1 | sed 's/^Build //'), ptxas -arch=$ARCH; train + infer at $SIZE px"
   echo
+  echo "runtime.backend = \"auto\" with no Vulkan GPU: $auto"
+  echo
   echo "| model | batch | bench | wall (s) | modules loaded | kernels launched | ptxas failed |"
   echo "|---|---|---|---|---|---|---|"
 } > "$OUT/summary.md"
-failed=0
 for model in $MODELS; do
 # one HOME a model: its later batches compile only the kernels the first did not
 home=$work/home-$model

@@ -301,7 +301,7 @@ pub fn render(survey: &Survey, starter: Starter, machine: &Machine, spec_path: &
     let _ = writeln!(s, "[train]\nepochs = 10\nbatch_size = {batch}                  # chosen for {}{}", if on_gpu { "a GPU" } else { "a CPU" }, if small_data { ", and no more than the training images" } else if low_memory { " with little memory free" } else { "" });
     let _ = writeln!(s, "select_best = \"accuracy\"         # the epoch whose validation accuracy is highest is kept");
     let _ = writeln!(s, "optimizer = {{ name = \"adamw\", lr = {lr}, weight_decay = {wd} }}\nschedule = {schedule}\ngrad_clip = 1.0\n");
-    let _ = writeln!(s, "[runtime]\nbackend = \"auto\"                 # the first GPU (Vulkan/Metal), else the CPU (flex)\n");
+    let _ = writeln!(s, "[runtime]\nbackend = \"auto\"                 # the first GPU (Vulkan/Metal; CUDA in a cuda build), else the CPU (flex)\n");
     let _ = writeln!(s, "[report]\nformats = [\"markdown\", \"html\"]");
     s
 }

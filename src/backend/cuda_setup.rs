@@ -31,22 +31,21 @@ pub struct CudaSetup {
 
 #[cfg(feature = "cuda")]
 impl CudaSetup {
-    /// Finds the driver, NVRTC and the headers, or says which is missing and how to provide it.
+    /// Finds the driver, NVRTC and the headers, or says which is missing and how to provide it
+    /// (a clause the caller puts after what asked for CUDA).
     pub fn find() -> Result<Self, String> {
         if first_loadable(DRIVER).is_none() {
-            return Err("runtime.backend = \"cuda\" but the NVIDIA driver's libcuda.so.1 could not be loaded \
-                        (no NVIDIA GPU driver on this machine?); runtime.backend = \"auto\" uses flex or a Vulkan GPU"
-                .into());
+            return Err("the NVIDIA driver's libcuda.so.1 could not be loaded (no NVIDIA GPU driver on this machine?)".into());
         }
         let nvrtc = first_loadable(NVRTC).ok_or_else(|| {
-            "runtime.backend = \"cuda\" compiles its kernels with NVRTC, but no libnvrtc.so could be loaded: \
+            "CUDA compiles its kernels with NVRTC, but no libnvrtc.so could be loaded: \
              install the CUDA toolkit, or put the folder holding libnvrtc.so.* (PyTorch's wheels bring one, \
              under site-packages/nvidia/) on LD_LIBRARY_PATH"
                 .to_string()
         })?;
         // the folder cubecl-cuda will read the headers from, found by its own search
         let base = cubecl::cuda::install::cuda_path().ok_or_else(|| {
-            "runtime.backend = \"cuda\" needs the CUDA headers its kernels include (mma.h, cuda_fp16.h, …), \
+            "CUDA needs the headers its kernels include (mma.h, cuda_fp16.h, …), \
              but CUDA_PATH is not set and no CUDA toolkit was found in /usr/local/cuda or /opt/cuda: \
              install the toolkit, or set CUDA_PATH to a folder with include/ \
              (scripts/cuda-headers.sh packs one from NVIDIA's header wheels)"
@@ -89,7 +88,7 @@ fn include_folder(base: &Path, from: &str) -> Result<PathBuf, String> {
         Ok(include)
     } else {
         Err(format!(
-            "runtime.backend = \"cuda\": {} ({from}) lacks {} that the CUDA kernels include; \
+            "{} ({from}) lacks {} that the CUDA kernels include; \
              point CUDA_PATH at a CUDA toolkit whose major version matches NVRTC's \
              (scripts/cuda-headers.sh packs the headers of CUDA 12.8 and 13.0)",
             include.display(),

@@ -2,7 +2,7 @@
 //!
 //! `flex` (burn's pure-Rust CPU backend) is always built. The GPU backend (burn's wgpu stack on
 //! Vulkan, Metal on macOS, DX12) is the cargo feature `gpu`, CUDA the feature `cuda`.
-//! `auto` takes the first real GPU adapter and falls back to flex; a software rasteriser
+//! `auto` takes the first real GPU adapter, else CUDA in a binary built with it, else flex; a software rasteriser
 //! (Mesa's llvmpipe / lavapipe, SwiftShader) is used only when `wgpu` is named. What was chosen,
 //! and why, is a [`Chosen`]: the log, `meta.json`, the report and `brasa validate` show it.
 
@@ -18,7 +18,7 @@ pub mod gpu_cache;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
-    /// The first real GPU adapter, else flex.
+    /// The first real GPU adapter, else CUDA where built and usable, else flex.
     Auto,
     Flex,
     Wgpu,
@@ -56,17 +56,17 @@ impl Backend {
                 let gpus: Vec<&Adapter> = adapters.iter().filter(|a| !a.software).collect();
                 match (index, gpus.is_empty()) {
                     (_, true) => {
-                        let why = if !gpu_built() {
-                            "this brasa was built without the GPU backend (cargo feature `gpu`): using flex".to_string()
+                        let no_gpu = if !gpu_built() {
+                            "this brasa was built without the Vulkan/Metal GPU backend (cargo feature `gpu`)".to_string()
                         } else if adapters.is_empty() {
-                            "no GPU adapter found: using flex".to_string()
+                            "no Vulkan/Metal GPU adapter found".to_string()
                         } else {
                             format!(
-                                "no GPU adapter found (only the software rasteriser {}, used only when runtime.backend = \"wgpu\" names it): using flex",
+                                "no Vulkan/Metal GPU adapter found (only the software rasteriser {}, used only when runtime.backend = \"wgpu\" names it)",
                                 adapters[0].name
                             )
                         };
-                        Ok(Chosen::flex(&why))
+                        auto_without_adapter(index, no_gpu)
                     }
                     (Some(i), false) if i >= gpus.len() => Err(Error::Backend(format!(
                         "runtime.device = {i}, but this machine has {} GPU adapter(s): {}",
@@ -124,9 +124,37 @@ impl Backend {
     }
 }
 
+/// `auto` on a machine without a Vulkan/Metal GPU (`no_gpu` says why): CUDA device `index` when
+/// this binary has CUDA and the machine can run it, else flex. Vulkan comes first because it is
+/// what has been measured on a card; a binary built with CUDA alone still finds its GPU.
+#[cfg(feature = "cuda")]
+fn auto_without_adapter(index: Option<usize>, no_gpu: String) -> Result<Chosen> {
+    match cuda_setup::CudaSetup::find() {
+        Ok(setup) => match open_cuda(index.unwrap_or(0), format!("{no_gpu}; CUDA can run here"), &setup) {
+            Ok(chosen) => Ok(chosen),
+            // a device the spec names is not silently replaced by the CPU
+            Err(why) if index.is_some() => Err(Error::Backend(format!("runtime.backend = \"auto\", runtime.device: {why}"))),
+            Err(why) => Ok(Chosen::flex(&format!("{no_gpu}; {why}; using flex"))),
+        },
+        Err(why) => Ok(Chosen::flex(&format!("{no_gpu}; CUDA cannot run here: {why}; using flex"))),
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+fn auto_without_adapter(_index: Option<usize>, no_gpu: String) -> Result<Chosen> {
+    Ok(Chosen::flex(&format!("{no_gpu}: using flex")))
+}
+
 #[cfg(feature = "cuda")]
 fn cuda(index: usize) -> Result<Chosen> {
-    let setup = cuda_setup::CudaSetup::find().map_err(Error::Backend)?;
+    let setup = cuda_setup::CudaSetup::find()
+        .map_err(|why| Error::Backend(format!("runtime.backend = \"cuda\": {why}; runtime.backend = \"auto\" uses flex or a Vulkan GPU")))?;
+    open_cuda(index, "runtime.backend = \"cuda\"".into(), &setup).map_err(|why| Error::Backend(format!("runtime.backend = \"cuda\": {why}")))
+}
+
+/// Opens CUDA device `index`; `reason` is why CUDA was chosen, the setup found is added to it.
+#[cfg(feature = "cuda")]
+fn open_cuda(index: usize, reason: String, setup: &cuda_setup::CudaSetup) -> std::result::Result<Chosen, String> {
     keep_compiled_kernels();
     // cubecl panics, on its device thread, when the ordinal is out of range or the driver refuses
     let (device, name) = first_panic_as_error(|| {
@@ -134,14 +162,14 @@ fn cuda(index: usize) -> Result<Chosen> {
         let name = device.identity().map(|id| id.name);
         (device, name)
     })
-    .map_err(|why| Error::Backend(format!("runtime.backend = \"cuda\": CUDA device {index} could not be opened: {why}")))?;
+    .map_err(|why| format!("CUDA device {index} could not be opened: {why}"))?;
     Ok(Chosen {
         device,
         info: DeviceInfo {
             backend: "cuda".into(),
             adapter: Some(name.unwrap_or_else(|| format!("CUDA device {index}"))),
             api: Some("CUDA".into()),
-            reason: format!("runtime.backend = \"cuda\" ({})", setup.describe()),
+            reason: format!("{reason} ({})", setup.describe()),
             ..DeviceInfo::default()
         },
     })

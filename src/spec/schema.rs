@@ -581,7 +581,7 @@ pub struct Runtime {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BackendName {
-    /// The first real GPU adapter, else flex.
+    /// The first real GPU adapter, else CUDA in a binary built with it where the machine runs it, else flex.
     #[default]
     Auto,
     Flex,
