@@ -22,8 +22,9 @@
 # CUDA_MAJOR (13: NVRTC, ptxas and headers of CUDA 13.0; 12: of 12.8), OUT (./cuda-dry-run-out),
 # WHEELS (~/.cache/brasa/cuda-wheels: NVIDIA's NVRTC and nvcc wheels from PyPI, downloaded once),
 # CUDA_HEADERS (.cuda/cuda-headers.tar.xz, made by scripts/cuda-headers.sh when missing),
-# KERNELS=file.db.xz: also write the compiled kernels there, for a GPU machine's first run
-# (scripts/gpu-check.sh KERNELS=…; used only by this very binary, stripped or not, on an sm_90 card).
+# KERNELS=file.bundle.xz: also write the compiled kernels there (`brasa cache export --kernels-only`,
+# xz'd), for a GPU machine's first run (scripts/gpu-check.sh KERNELS=…, or `brasa cache import`
+# there; used only by this very binary, stripped or not, on an sm_90 card).
 # Results: $OUT/summary.md (a row a model and batch), $OUT/<model>-<batch>.log, $OUT/ptx/<model>-<batch>/*.ptx, and for a
 # module ptxas refuses, its errors beside it (*.ptx.err). Exit 1 when a bench or ptxas failed.
 set -uo pipefail
@@ -38,6 +39,8 @@ OUT=${OUT:-cuda-dry-run-out}
 WHEELS=${WHEELS:-$HOME/.cache/brasa/cuda-wheels}
 CUDA_HEADERS=${CUDA_HEADERS:-.cuda/cuda-headers.tar.xz}
 die() { echo "cuda-dry-run.sh: $*" >&2; exit 2; }
+# cubecl's cache is each run's HOME's (~/.cache/cubecl, below): no other place or name
+unset XDG_CACHE_HOME CUBECL_ENVIRONMENT
 [ -x "$BRASA" ] || die "no brasa binary at $BRASA (BRASA=…; build it with --features cuda)"
 BRASA=$(realpath "$BRASA")
 spec=$(realpath experiments/reference.toml)
@@ -119,7 +122,16 @@ for BATCH in $BATCHES; do
 done
 done
 if [ -n "${KERNELS:-}" ]; then
-  python3 scripts/kernel_cache.py export "$KERNELS" "$work"/home-*/.cache/cubecl/default.db || failed=1
+  # each model's kernels (no autotune results: the stand-in's timings mean nothing) into one
+  # cache, exported as one bundle, xz'd (`brasa cache export | import`)
+  all=$work/all-kernels
+  mkdir -p "$all"
+  for home in "$work"/home-*; do
+    (cd "$home" && HOME=$home "$BRASA" cache export "$work/$(basename "$home").bundle" --kernels-only \
+      && cd "$all" && HOME=$all "$BRASA" cache import "$work/$(basename "$home").bundle") >&2 || failed=1
+  done
+  (cd "$all" && HOME=$all "$BRASA" cache export "$work/kernels.bundle" --kernels-only) >&2 \
+    && xz -T0 -9 -c "$work/kernels.bundle" > "$KERNELS" && echo "cuda-dry-run.sh: $KERNELS: $(du -h "$KERNELS" | cut -f1)" >&2 || failed=1
 fi
 cat "$OUT/summary.md"
 exit "$failed"

@@ -33,7 +33,8 @@
 # toolkit, the wheels' nvidia/cuNN prefix, else CUDA_HEADERS, default .cuda/cuda-headers.tar.xz from
 # scripts/cuda-headers.sh, unpacked for NVRTC's major version). KERNELS=file adds the CUDA kernels
 # scripts/cuda-dry-run.sh compiled (its KERNELS=…, with the same binary) to cubecl's cache first, so
-# a first CUDA run loads them instead of spending minutes in NVRTC (scripts/kernel_cache.py).
+# a first CUDA run loads them instead of spending minutes in NVRTC (`brasa cache import`; into the
+# cache of step 3's folder too when TUNE_LOG runs it elsewhere).
 # TORCH_TF32=1 (the default when BACKENDS has cuda) also benches PyTorch with TF32 matmuls
 # (torch.backends.cuda.matmul.allow_tf32; its default computes matmuls in full fp32): burn's CUDA
 # tensor-core matmuls take f32 operands as TF32, so its fair reference is that one.
@@ -107,9 +108,17 @@ cuda_env() {
   log "cuda: NVRTC $lib, CUDA_PATH=${CUDA_PATH:-unset (a toolkit in /usr/local/cuda?)}"
 }
 [[ " $BACKEND $BACKENDS " == *" cuda "* ]] && cuda_env
-# cubecl's cache, run from this folder (a Cargo project): target/environment/default.db
+# the carried kernels into cubecl's cache of runs started in this folder (a Cargo project:
+# target/environment/default.db); `import_kernels DIR` for another folder's
+kernels_bundle=""
+import_kernels() {
+  [ -n "$kernels_bundle" ] || return 0
+  (cd "$1" && HOME=/tmp/home-$(basename "$BRASA") "$BRASA" cache import "$kernels_bundle") 2>&1 | tee -a "$OUT/gpu-check.log" >&2
+}
 if [ -n "${KERNELS:-}" ]; then
-  python3 scripts/kernel_cache.py import "$KERNELS" target/environment/default.db 2>&1 | tee -a "$OUT/gpu-check.log" >&2
+  kernels_bundle=$(mktemp --suffix=.bundle)
+  xz -dc "$KERNELS" > "$kernels_bundle" || { log "KERNELS=$KERNELS could not be unpacked"; kernels_bundle=""; }
+  import_kernels "$PWD"
 fi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | tee -a "$OUT/gpu-check.log" >&2
 log "$("$BRASA" --version)"
@@ -227,6 +236,7 @@ if [ "$REFERENCE" = 1 ]; then
   if [ -n "${TUNE_LOG:-}" ]; then
     tune=$(mktemp -d)
     cubecl_logs "$tune" autotune:minimal:autotune.log compilation:basic:compile.log
+    import_kernels "$tune"   # its cache is another one (HOME's): the kernels, not the autotune results
   fi
   (cd "$tune" && HOME=/tmp/home-$(basename "$BRASA") "${limit[@]}" "$BRASA" run "$root/experiments/reference.toml" --backend "$BACKEND" --out "$REFERENCE_OUT" \
     ${REFERENCE_SET:-} 2>&1 | tr '\r' '\n' > "$OUT/reference.log")

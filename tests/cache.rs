@@ -149,3 +149,56 @@ fn the_gpu_cache_is_found_where_cubecl_keeps_it_and_prune_gpu_removes_only_it() 
     brasa(dir.path(), &["cache", "info"]).stdout_contains("none yet for runs started here").succeeds();
     brasa(dir.path(), &["cache", "prune", "--all", "--older-than", "1d"]).stderr_contains("--older-than").exits_with(2);
 }
+
+/// `brasa cache export | import`: what a GPU cache holds travels as a cubecl bundle — all of it
+/// but cubecl's records, or CUDA's compiled kernels alone — and fills another machine's cache
+/// without replacing what is there; what is not a bundle, or no cache at all, is a clear error.
+#[cfg(any(feature = "gpu-backend", feature = "cuda"))]
+#[test]
+fn a_gpu_cache_travels_as_a_bundle_whole_or_kernels_only() {
+    use common::brasa::Brasa;
+    use cubecl_environment::persistence::{Access, Database, Origin};
+    let dir = TestDir::new().file("notes.txt", "not a bundle");
+    let (here, there) = (dir.path().join("here"), dir.path().join("there"));
+    // a cache as a CUDA run leaves it: autotune results, kernels with their second line, records
+    let namespaces = [
+        ("autotune/0.11.3/device-0-0-cuda/matmul-tune", 2),
+        ("cuda/0.11.3/ptx_sm90-cpp", 3),
+        ("cuda-second-line/0.11.3/ptx_sm90-cpp", 3),
+        ("records/v1/sessions", 1),
+    ];
+    std::fs::create_dir_all(here.join("cubecl")).unwrap();
+    {
+        let database = Database::open_at(&here.join("cubecl/default.db"), Access::ReadWrite).unwrap();
+        for (namespace, entries) in namespaces {
+            for key in 0..entries {
+                database.insert(namespace, &[key], format!("{namespace} {key}").as_bytes(), Origin::Local);
+            }
+        }
+    }
+    let brasa = |cache: &Path, args: &[&str]| Brasa::new(dir.path(), args).env("XDG_CACHE_HOME", cache).env_remove("CUBECL_ENVIRONMENT");
+    brasa(&there, &["cache", "export", "none.bundle"]).stderr_contains("no GPU cache here to export").exits_with(3);
+    brasa(&here, &["cache", "export", "all.bundle"])
+        .stdout_contains("here/cubecl/default.db → all.bundle (3 compiled kernel(s), 2 autotune result(s),")
+        .succeeds();
+    brasa(&here, &["cache", "export", "kernels.bundle", "--kernels-only"])
+        .stdout_contains("→ kernels.bundle (3 compiled kernel(s), 0 autotune result(s),")
+        .succeeds();
+    // another machine takes the kernels; importing again adds nothing, the whole bundle its autotune results
+    brasa(&there, &["cache", "import", "kernels.bundle"])
+        .stdout_contains("kernels.bundle → there/cubecl/default.db (3 compiled kernel(s), 0 autotune result(s): 6 entries added, 0 already there)")
+        .succeeds();
+    brasa(&there, &["cache", "import", "kernels.bundle"]).stdout_contains(": 0 entries added, 6 already there)").succeeds();
+    brasa(&there, &["cache", "import", "all.bundle"]).stdout_contains(": 2 entries added, 6 already there)").succeeds();
+    let database = Database::open_at(&there.join("cubecl/default.db"), Access::ReadOnly).unwrap();
+    let mut held: Vec<(String, u64)> = database.summary().into_iter().map(|s| (s.namespace, s.entries)).collect();
+    held.sort();
+    let mut sent: Vec<(String, u64)> = namespaces[..3].iter().map(|(n, e)| (n.to_string(), *e as u64)).collect();
+    sent.sort();
+    assert_eq!(held, sent, "everything but the records travels");
+    let mut value = None;
+    database.scan("cuda/0.11.3/ptx_sm90-cpp", &mut |key, v| if key == [1] { value = Some(v.to_vec()) });
+    assert_eq!(value.as_deref(), Some(&b"cuda/0.11.3/ptx_sm90-cpp 1"[..]));
+    brasa(&there, &["cache", "import", "notes.txt"]).stderr_contains("notes.txt: not a GPU cache bundle").exits_with(3);
+    brasa(&there, &["cache", "import", "missing.bundle"]).stderr_contains("missing.bundle").exits_with(3);
+}

@@ -10,8 +10,13 @@
 //! folder, else the user cache (`$XDG_CACHE_HOME/cubecl`, `~/.cache/cubecl`). The database is
 //! `<root>/<environment name>.db` (name `default`, or `CUBECL_ENVIRONMENT`), with its
 //! write-ahead files beside it.
+//!
+//! What it holds travels as a cubecl bundle (`brasa cache export | import`): a machine with the
+//! same GPU, or one that compiled CUDA kernels for it without running them
+//! (`scripts/cuda-dry-run.sh`), fills another's cache so its first run skips autotuning and
+//! compiling.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
@@ -78,6 +83,29 @@ impl GpuCache {
         self.files.iter().map(|(_, bytes)| bytes).sum()
     }
 
+    /// Writes what the database holds to `out` as a cubecl bundle (one SQLite file, replaced
+    /// whole once complete): autotune results and compiled kernels, never cubecl's records of
+    /// how they were made. `kernels_only` keeps CUDA's compiled kernels alone, for when the
+    /// autotune results mean nothing elsewhere (a stand-in driver's). Entries are keyed by device
+    /// and by the brasa binary that made them, so another machine uses only those that match.
+    pub fn export(&self, out: &Path, kernels_only: bool) -> Result<Contents> {
+        if self.files.is_empty() {
+            return Err(Error::Data(format!(
+                "{}: no GPU cache here to export (a GPU run started in this folder makes one)",
+                crate::fmt::display_path(&self.database)
+            )));
+        }
+        let options = cubecl::bundle::ExportOptions {
+            name: format!("brasa {}", env!("CARGO_PKG_VERSION")),
+            namespaces: if kernels_only { KERNELS.iter().map(|k| k.to_string()).collect() } else { Vec::new() },
+            excluded_namespaces: vec![RECORDS.into()],
+            ..Default::default()
+        };
+        cubecl::bundle::export(std::slice::from_ref(&self.database), out, &options)
+            .map_err(|e| Error::Data(format!("cannot export {} to {}: {e}", crate::fmt::display_path(&self.database), out.display())))?;
+        Contents::of_bundle(out)
+    }
+
     /// Removes the database and its companions; returns the bytes freed. The next GPU run
     /// autotunes and compiles again (a run going on meanwhile keeps what it opened).
     pub fn remove(&self) -> Result<u64> {
@@ -91,6 +119,91 @@ impl GpuCache {
         }
         Ok(freed)
     }
+}
+
+/// Namespaces of CUDA's compiled kernels (PTX, and which source became which PTX).
+const KERNELS: [&str; 2] = ["cuda", "cuda-second-line"];
+/// cubecl's account of how a cache was built: sessions, compilations, tuning runs.
+const RECORDS: &str = "records";
+
+/// What a cache or a bundle holds, by kind of entry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Contents {
+    /// Compiled kernels (CUDA's PTX).
+    pub kernels: u64,
+    /// Autotune results: the fastest kernel for a shape on a device.
+    pub autotune: u64,
+    /// Everything else (throughput probes, records).
+    pub other: u64,
+}
+
+impl Contents {
+    fn add(&mut self, namespace: &str, entries: u64) {
+        let first = namespace.split('/').next().unwrap_or_default();
+        match first {
+            "autotune" => self.autotune += entries,
+            "cuda" => self.kernels += entries,
+            // which source became which kernel of the first line: not kernels of its own
+            "cuda-second-line" => {}
+            _ => self.other += entries,
+        }
+    }
+
+    /// What the bundle file at `file` holds.
+    pub fn of_bundle(file: &Path) -> Result<Self> {
+        let bundle = cubecl::bundle::SqliteBundle::open(file).map_err(|e| bundle_error(file, e))?;
+        let mut contents = Self::default();
+        for summary in bundle.summary() {
+            contents.add(&summary.namespace, summary.entries);
+        }
+        Ok(contents)
+    }
+
+    /// `1033 compiled kernels, 101 autotune results`.
+    pub fn describe(&self) -> String {
+        let mut parts = vec![format!("{} compiled kernel(s)", self.kernels), format!("{} autotune result(s)", self.autotune)];
+        if self.other > 0 {
+            parts.push(format!("{} other entries", self.other));
+        }
+        parts.join(", ")
+    }
+}
+
+/// What [`import`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Imported {
+    /// What the bundle holds.
+    pub contents: Contents,
+    /// Entries added to the cache.
+    pub added: usize,
+    /// Entries the cache already had (a local entry is never replaced by a bundle's).
+    pub kept: usize,
+}
+
+/// Adds the bundle at `file` to the cache of GPU runs started in the current folder
+/// ([`GpuCache::locate`]), made if missing.
+pub fn import(file: &Path) -> Result<Imported> {
+    let contents = Contents::of_bundle(file)?;
+    let bundle = cubecl::bundle::open(file).map_err(|e| bundle_error(file, e))?;
+    let report = cubecl::bundle::import(bundle.as_ref());
+    if report.failed > 0 {
+        let cache = GpuCache::locate()?;
+        return Err(Error::Data(format!(
+            "{}: {} of the bundle's entries could not be written to {} (a full disk, or a folder that cannot be written?)",
+            file.display(),
+            report.failed,
+            crate::fmt::display_path(&cache.database)
+        )));
+    }
+    Ok(Imported { contents, added: report.imported, kept: report.skipped })
+}
+
+fn bundle_error(file: &Path, error: cubecl::bundle::BundleError) -> Error {
+    let why = match error {
+        cubecl::bundle::BundleError::NotABundle => "not a GPU cache bundle (`brasa cache export` writes them)".to_string(),
+        other => other.to_string(),
+    };
+    Error::Data(format!("{}: {why}", file.display()))
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
-//! `brasa cache info | prune`: the shared on-disk cache of decoded images (`data.cache = "disk"`,
-//! or `auto` on a dataset too big for memory) — what it holds, and removing what runs no longer
-//! use — and, in a build with a GPU backend, what burn's GPU backends keep between runs
-//! (autotune results, CUDA's compiled kernels).
+//! `brasa cache info | prune | export | import`: the shared on-disk cache of decoded images
+//! (`data.cache = "disk"`, or `auto` on a dataset too big for memory) — what it holds, and removing
+//! what runs no longer use — and, in a build with a GPU backend, what burn's GPU backends keep
+//! between runs (autotune results, CUDA's compiled kernels), which can also travel to another
+//! machine as a file.
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -28,6 +29,30 @@ enum CacheCommand {
     /// and compiled kernels.
     #[command(group(ArgGroup::new("what").required(true).multiple(true).args(["older_than", "all", "gpu"])))]
     Prune(PruneArgs),
+    /// Write the GPU autotune results and compiled kernels of runs started in this folder to FILE
+    /// (a cubecl bundle), for another machine with the same GPU and the same brasa binary.
+    Export(ExportArgs),
+    /// Add a GPU cache bundle (from `brasa cache export`) to the cache of runs started in this
+    /// folder, so their first steps skip autotuning and compiling; entries already here are kept.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+struct ExportArgs {
+    /// The bundle to write (replaced if it exists).
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    /// Only CUDA's compiled kernels, no autotune results (e.g. from scripts/cuda-dry-run.sh,
+    /// whose stand-in device's timings mean nothing).
+    #[arg(long)]
+    kernels_only: bool,
+}
+
+#[derive(Debug, Args)]
+struct ImportArgs {
+    /// The bundle to add.
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -70,7 +95,41 @@ pub fn execute(args: CacheArgs) -> Result<()> {
     match args.command {
         CacheCommand::Info(which) => info(&which),
         CacheCommand::Prune(args) => prune(&args),
+        CacheCommand::Export(args) => super::print_out(&export(&args)?),
+        CacheCommand::Import(args) => super::print_out(&import(&args)?),
     }
+}
+
+#[cfg(any(feature = "gpu-backend", feature = "cuda"))]
+fn export(args: &ExportArgs) -> Result<String> {
+    let cache = GpuCache::locate()?;
+    let contents = cache.export(&args.file, args.kernels_only)?;
+    let size = std::fs::metadata(&args.file).map(|m| megabytes(m.len())).unwrap_or_default();
+    Ok(format!("gpu: {} → {} ({}, {size})\n", display_path(&cache.database), display_path(&args.file), contents.describe()))
+}
+
+#[cfg(any(feature = "gpu-backend", feature = "cuda"))]
+fn import(args: &ImportArgs) -> Result<String> {
+    let imported = brasa::backend::gpu_cache::import(&args.file)?;
+    let cache = GpuCache::locate()?;
+    Ok(format!(
+        "gpu: {} → {} ({}: {} entries added, {} already there)\n",
+        display_path(&args.file),
+        display_path(&cache.database),
+        imported.contents.describe(),
+        imported.added,
+        imported.kept
+    ))
+}
+
+#[cfg(not(any(feature = "gpu-backend", feature = "cuda")))]
+fn export(_: &ExportArgs) -> Result<String> {
+    Err(no_gpu_backend("brasa cache export"))
+}
+
+#[cfg(not(any(feature = "gpu-backend", feature = "cuda")))]
+fn import(_: &ImportArgs) -> Result<String> {
+    Err(no_gpu_backend("brasa cache import"))
 }
 
 fn info(which: &WhichCache) -> Result<()> {
@@ -152,10 +211,15 @@ fn prune_gpu() -> Result<String> {
 
 #[cfg(not(any(feature = "gpu-backend", feature = "cuda")))]
 fn prune_gpu() -> Result<String> {
-    Err(brasa::Error::Usage {
-        flag: "--gpu".into(),
+    Err(no_gpu_backend("--gpu"))
+}
+
+#[cfg(not(any(feature = "gpu-backend", feature = "cuda")))]
+fn no_gpu_backend(flag: &str) -> brasa::Error {
+    brasa::Error::Usage {
+        flag: flag.into(),
         message: "needs a brasa built with a GPU backend (cargo build --release --features gpu); this one keeps nothing for a GPU".into(),
-    })
+    }
 }
 
 fn ago(time: SystemTime) -> String {
