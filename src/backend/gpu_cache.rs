@@ -159,7 +159,7 @@ impl Contents {
         Ok(contents)
     }
 
-    /// `1033 compiled kernels, 101 autotune results`.
+    /// `1033 compiled kernel(s), 0 autotune result(s)`, and the other entries when there are any.
     pub fn describe(&self) -> String {
         let mut parts = vec![format!("{} compiled kernel(s)", self.kernels), format!("{} autotune result(s)", self.autotune)];
         if self.other > 0 {
