@@ -151,12 +151,15 @@ impl Contents {
 
     /// What the bundle file at `file` holds.
     pub fn of_bundle(file: &Path) -> Result<Self> {
-        let bundle = cubecl::bundle::SqliteBundle::open(file).map_err(|e| bundle_error(file, e))?;
+        Ok(Self::of(&open_bundle(file)?))
+    }
+
+    fn of(bundle: &cubecl::bundle::SqliteBundle) -> Self {
         let mut contents = Self::default();
         for summary in bundle.summary() {
             contents.add(&summary.namespace, summary.entries);
         }
-        Ok(contents)
+        contents
     }
 
     /// `1033 compiled kernel(s), 0 autotune result(s)`, and the other entries when there are any.
@@ -183,9 +186,9 @@ pub struct Imported {
 /// Adds the bundle at `file` to the cache of GPU runs started in the current folder
 /// ([`GpuCache::locate`]), made if missing.
 pub fn import(file: &Path) -> Result<Imported> {
-    let contents = Contents::of_bundle(file)?;
-    let bundle = cubecl::bundle::open(file).map_err(|e| bundle_error(file, e))?;
-    let report = cubecl::bundle::import(bundle.as_ref());
+    let bundle = open_bundle(file)?;
+    let contents = Contents::of(&bundle);
+    let report = cubecl::bundle::import(&bundle);
     if report.failed > 0 {
         let cache = GpuCache::locate()?;
         return Err(Error::Data(format!(
@@ -196,6 +199,12 @@ pub fn import(file: &Path) -> Result<Imported> {
         )));
     }
     Ok(Imported { contents, added: report.imported, kept: report.skipped })
+}
+
+/// The bundle at `file`: SQLite, the format [`GpuCache::export`] writes (cubecl's other format,
+/// the flat one, is for bundles compiled into a binary).
+fn open_bundle(file: &Path) -> Result<cubecl::bundle::SqliteBundle> {
+    cubecl::bundle::SqliteBundle::open(file).map_err(|e| bundle_error(file, e))
 }
 
 fn bundle_error(file: &Path, error: cubecl::bundle::BundleError) -> Error {
