@@ -136,13 +136,23 @@ fn auto_without_adapter(index: Option<usize>, no_gpu: String) -> Result<Chosen> 
             Err(why) if index.is_some() => Err(Error::Backend(format!("runtime.backend = \"auto\", runtime.device: {why}"))),
             Err(why) => Ok(Chosen::flex(&format!("{no_gpu}; {why}; using flex"))),
         },
-        Err(why) => Ok(Chosen::flex(&format!("{no_gpu}; CUDA cannot run here: {why}; using flex"))),
+        Err(why) => Ok(flex_instead(format!("{no_gpu}; CUDA cannot run here: {why}; using flex"), index)),
     }
 }
 
 #[cfg(not(feature = "cuda"))]
-fn auto_without_adapter(_index: Option<usize>, no_gpu: String) -> Result<Chosen> {
-    Ok(Chosen::flex(&format!("{no_gpu}: using flex")))
+fn auto_without_adapter(index: Option<usize>, no_gpu: String) -> Result<Chosen> {
+    Ok(flex_instead(format!("{no_gpu}: using flex"), index))
+}
+
+/// flex for `auto` on a machine with no GPU at all (`reason` says why), saying so when the spec
+/// named a GPU with `runtime.device`: a spec written for a machine with several GPUs still runs
+/// elsewhere, as `auto` promises, but not without a word.
+fn flex_instead(reason: String, index: Option<usize>) -> Chosen {
+    match index {
+        Some(i) => Chosen::flex(&format!("{reason} (runtime.device = {i} picks among GPUs, and there is none)")),
+        None => Chosen::flex(&reason),
+    }
 }
 
 #[cfg(feature = "cuda")]
@@ -481,6 +491,19 @@ mod tests {
     fn flex_has_one_device() {
         assert!(Backend::Flex.choose(Some(1)).is_err());
         assert_eq!(Backend::Flex.choose(None).unwrap().info.backend, "flex");
+    }
+
+    #[test]
+    fn auto_without_a_gpu_says_the_named_device_goes_unused() {
+        // a machine with a GPU either picks device 3 or refuses it; one without uses flex, saying so
+        if let Ok(chosen) = Backend::Auto.choose(Some(3)) {
+            if !chosen.info.is_gpu() {
+                assert!(chosen.info.reason.ends_with("(runtime.device = 3 picks among GPUs, and there is none)"), "{:?}", chosen.info);
+            }
+        }
+        if let Ok(chosen) = Backend::Auto.choose(None) {
+            assert!(!chosen.info.reason.contains("runtime.device"), "{:?}", chosen.info);
+        }
     }
 
     #[test]
