@@ -229,7 +229,11 @@ if [ "$REFERENCE" = 1 ]; then
   log "3. experiments/reference.toml end to end on the GPU (CvT-13 from scratch, 224 px, 10 epochs)"
   limit=()
   if [ -n "${REFERENCE_DEADLINE:-}" ]; then REFERENCE_LIMIT=$(( REFERENCE_DEADLINE - $(date +%s) )); fi
-  [ "$REFERENCE_LIMIT" != 0 ] && limit=(timeout --signal=INT "$REFERENCE_LIMIT") && log "stopping it after $REFERENCE_LIMIT s if not done"
+  # one SIGINT, to brasa alone (without --foreground timeout signals its whole process group too,
+  # and a second SIGINT stops brasa at once instead of after the step, with its checkpoint), and
+  # a kill a minute later should it not stop
+  [ "$REFERENCE_LIMIT" != 0 ] && limit=(timeout --foreground --kill-after=60 --signal=INT "$REFERENCE_LIMIT") \
+    && log "stopping it after $REFERENCE_LIMIT s if not done"
   run_start=$(date +%s.%N)
   # TUNE_LOG: run it from a folder whose cubecl.toml logs every autotune trial and compiled kernel
   root=$PWD tune=$PWD
