@@ -84,6 +84,9 @@ fi
 for icd in /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json /usr/share/vulkan/icd.d/nvidia_icd.json /etc/vulkan/icd.d/nvidia_icd.json; do
   if [ -z "${VK_DRIVER_FILES:-}" ] && [ -f "$icd" ]; then export VK_DRIVER_FILES=$icd; fi
 done
+# the driver's EGL vendor file where the GPU machines keep it, which libglvnd does not search
+egl=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
+if [ -z "${__EGL_VENDOR_LIBRARY_FILENAMES:-}" ] && [ -f "$egl" ]; then export __EGL_VENDOR_LIBRARY_FILENAMES=$egl; fi
 log "VK_DRIVER_FILES=${VK_DRIVER_FILES:-unset}"
 # what burn's CUDA backend compiles its kernels with: NVRTC and the CUDA headers (see the knobs above)
 cuda_env() {

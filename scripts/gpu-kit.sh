@@ -108,21 +108,6 @@ make_kit() {
   cat .dev/kit.md
 }
 
-# the loaders unpacked once, and the NVIDIA driver's Vulkan and EGL manifests named
-gpu_env() {
-  if ! ldconfig -p | grep -q libvulkan.so.1 && ls .gl/*.deb >/dev/null 2>&1; then
-    for f in .gl/*.deb; do dpkg -x "$f" /; done
-    ldconfig
-  fi
-  local d
-  for d in /usr/local/nvidia/share /usr/share; do
-    [ -z "${VK_DRIVER_FILES:-}" ] && [ -f $d/vulkan/icd.d/nvidia_icd.json ] && export VK_DRIVER_FILES=$d/vulkan/icd.d/nvidia_icd.json
-    [ -z "${__EGL_VENDOR_LIBRARY_FILENAMES:-}" ] && [ -f $d/glvnd/egl_vendor.d/10_nvidia.json ] \
-      && export __EGL_VENDOR_LIBRARY_FILENAMES=$d/glvnd/egl_vendor.d/10_nvidia.json
-  done
-  return 0
-}
-
 call() {
   local started out
   started=$(date +%s)
@@ -139,7 +124,6 @@ call() {
         cp "$KERNELS_FILE" /tmp/kernels.bundle.xz
         kernels=(KERNELS=/tmp/kernels.bundle.xz)
       fi
-      gpu_env
       env OUT="$out" BRASA=/tmp/brasa "${kernels[@]}" BACKENDS="${BACKENDS:-cuda wgpu}" MODELS="${MODELS-cvt13}" \
         BATCHES="${BATCHES:-16 64}" REFERENCE=0 BENCH_DEADLINE=$(( started + ${BENCH_SECONDS:-240} )) \
         bash scripts/gpu-check.sh
@@ -169,7 +153,6 @@ PY
       backend=${BACKEND:-$(cat /tmp/kit-backend 2>/dev/null)}
       backend=${backend:-cuda}
       [ "$backend" = cuda ] && [ -f /tmp/kernels.bundle.xz ] && [ -n "${TUNE_LOG:-}" ] && kernels=(KERNELS=/tmp/kernels.bundle.xz)
-      gpu_env
       env OUT="$out" BRASA=/tmp/brasa DATA="$data" "${kernels[@]}" MODELS="" BACKEND="$backend" \
         REFERENCE_OUT=/tmp/reference-run REFERENCE_DEADLINE=$(( started + ${REFERENCE_SECONDS:-480} )) \
         bash scripts/gpu-check.sh
