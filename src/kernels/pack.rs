@@ -189,12 +189,26 @@ impl PackOps for CubeBackend {
     }
 
     fn views(from: CubeTensor, offsets: [usize; PARTS], shapes: [Shape; PARTS]) -> (CubeTensor, CubeTensor, CubeTensor, CubeTensor, CubeTensor, CubeTensor, CubeTensor, CubeTensor) {
+        let from = burn_cubecl::kernel::untile(from);
         let capacity = from.meta.num_elements();
+        let row = from.meta.num_dims() == 1 && from.meta.strides()[0] == 1;
+        let size = from.dtype.size() as u64;
+        let alignment = from.client.properties().memory.alignment;
         let view = |i: usize| {
             let (offset, len) = (offsets[i], shapes[i].num_elements());
             assert!(offset + len <= capacity, "views: a part of {len} values at {offset} overruns a vector of {capacity}");
-            let part = CubeBackend::float_slice(from.clone(), &[Slice::from(offset..offset + len)]);
-            CubeBackend::float_reshape(part, shapes[i].clone())
+            let (start, end) = (offset as u64 * size, (capacity - offset - len) as u64 * size);
+            // burn's slice makes a view only where both ends fall on the device's alignment and
+            // copies otherwise: on CUDA (512 bytes) every part whose length is not a multiple of
+            // 128 values. A binding's offset must be aligned; its size only a multiple of 4
+            // bytes (WebGPU's rule; CUDA has none), so the part's end may fall anywhere.
+            if row && start.is_multiple_of(alignment) && end.is_multiple_of(4) {
+                let handle = from.handle.clone().offset_start(start).offset_end(end);
+                CubeTensor::new_contiguous(from.client.clone(), from.device.clone(), shapes[i].clone(), handle, from.dtype)
+            } else {
+                let part = CubeBackend::float_slice(from.clone(), &[Slice::from(offset..offset + len)]);
+                CubeBackend::float_reshape(part, shapes[i].clone())
+            }
         };
         (view(0), view(1), view(2), view(3), view(4), view(5), view(6), view(7))
     }
