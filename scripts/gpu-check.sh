@@ -19,7 +19,8 @@
 # epochs so far and their times are still reported; the same command with the same REFERENCE_OUT
 # resumes it), BRASA_ALT=path also benches another build beside it, e.g. one with `--features vulkan` (SPIR-V), at the batches in ALT_BATCHES ("16").
 # PROFILE=cvt13 (or vitb16): step 4, the device time of each kernel of a few training steps at
-# PROFILE_BATCH (16), PROFILE_STEPS (3), summed by kernel name into $OUT/kernels.md
+# PROFILE_BATCH (16), PROFILE_STEPS (3), summed by kernel name into $OUT/kernels.md (on BACKEND, with
+# the kernels and autotune results of the steps before; it starts only before BENCH_DEADLINE)
 # (KEEP_PROFILE=1 also keeps cubecl's whole log there, kernels.log).
 # BENCH_ARGS adds options to every `brasa bench` (e.g. "--phases": where a training step's time goes).
 # BENCH_DEADLINE=unix-seconds: no benchmark starts after it, and none runs past it.
@@ -273,6 +274,10 @@ if [ -n "${PROFILE:-}" ]; then
   if [ "$limit" = 0 ]; then log "skipping the profile: BENCH_DEADLINE"; else
     prof=$(mktemp -d)
     cubecl_logs "$prof" profiling:basic:kernels.log
+    # with the cache of runs started here (a Cargo project: target/environment), which holds the
+    # carried kernels and the autotune results of the runs before: the profile times those kernels
+    # instead of autotuning and compiling anew
+    printf '[environment]\npath = { directory = "%s" }\n' "$PWD/target/environment" >> "$prof/cubecl.toml"
     root=$PWD
     (cd "$prof" && HOME=/tmp/home-$(basename "$BRASA") timeout "$limit" "$BRASA" bench "$root/experiments/reference.toml" \
       --backend "$BACKEND" --what train --steps "${PROFILE_STEPS:-3}" --warmup "$WARMUP" --set "model.arch=\"$(arch_of "$PROFILE")\"" \

@@ -25,7 +25,8 @@
 # Knobs of `make`: BRASA, DATA, KIT_MODELS ("cvt13"), KIT_BATCHES ("16 64"); of `call 1`: MODELS ("cvt13"),
 # BATCHES ("16 64"), BACKENDS ("cuda wgpu"), BENCH_SECONDS (240: no benchmark runs past it); of
 # `call 2`: BACKEND (default the faster for CvT-13 at batch 16 in call 1, else cuda),
-# REFERENCE_SECONDS (480: the run stops then, resumable); both: OUT (default $OUT, the device
+# REFERENCE_SECONDS (480: the run stops then, resumable; a profile of a few CvT-13 steps, step 4,
+# takes what the run leaves of it, PROFILE="" skips it); both: OUT (default $OUT, the device
 # tool's folder that comes back, else ./gpu-check-out), and any other gpu-check.sh knob.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -104,6 +105,9 @@ make_kit() {
     echo "2. at once (a machine idle for 30 s goes back), carry $carry2, timeout_s 540:"
     echo "   bash scripts/gpu-kit.sh call 2"
     echo "   (the same call again resumes the reference run where the first stopped)"
+    echo "   With less device time left than call 2 takes (status's budget_left_s under 555), give it"
+    echo "   timeout_s = budget_left_s - 15 and REFERENCE_SECONDS = budget_left_s - 75 before bash,"
+    echo "   so the run stops with its checkpoint, and its epochs are reported, before the limit."
   } > .dev/kit.md
   cat .dev/kit.md
 }
@@ -153,8 +157,11 @@ PY
       backend=${BACKEND:-$(cat /tmp/kit-backend 2>/dev/null)}
       backend=${backend:-cuda}
       [ "$backend" = cuda ] && [ -f /tmp/kernels.bundle.xz ] && [ -n "${TUNE_LOG:-}" ] && kernels=(KERNELS=/tmp/kernels.bundle.xz)
+      # then, in what is left of the reference's time, where a training step's device time goes
+      # (step 4: CvT-13 at batch 16, the kernels and autotune results of the run before)
       env OUT="$out" BRASA=/tmp/brasa DATA="$data" "${kernels[@]}" MODELS="" BACKEND="$backend" \
         REFERENCE_OUT=/tmp/reference-run REFERENCE_DEADLINE=$(( started + ${REFERENCE_SECONDS:-480} )) \
+        PROFILE="${PROFILE-cvt13}" BENCH_DEADLINE=$(( started + ${REFERENCE_SECONDS:-480} + 15 )) \
         bash scripts/gpu-check.sh
       ;;
     *) die "usage: gpu-kit.sh call 1|2" ;;
