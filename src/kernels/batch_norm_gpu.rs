@@ -24,12 +24,11 @@ use burn::backend::{Backend, backend_extension};
 use burn::tensor::Shape;
 use burn_cubecl::CubeBackend;
 use burn_cubecl::kernel::into_contiguous;
-use burn_cubecl::ops::numeric::empty_device_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::calculate_cube_count_elemwise;
 use cubecl::prelude::*;
 
-use super::rows_gpu::{LANES, SLOTS, address_and_dtype};
+use super::rows_gpu::{LANES, SLOTS, address_and_dtype, row_major};
 
 /// The most chunks the rows are cut into: each cube of the second kernel merges this many
 /// statistics per channel, [`SLOTS`] threads sharing them.
@@ -476,7 +475,7 @@ fn forward(
         Some(prefix) => batched(prefix, skip * shape[0], channels),
         None => (x.clone(), (1, 0)),
     };
-    let empty = |shape: Shape| empty_device_dtype(x.client.clone(), x.device.clone(), shape, x.dtype);
+    let empty = |shape: Shape| row_major(&x, shape);
     let per_channel = || empty(Shape::from([channels]));
     let (y, mean, rstd, new_running_mean, new_running_var) = (empty(out_shape), per_channel(), per_channel(), per_channel(), per_channel());
     let (chunk_rows, chunks) = chunking(rows);
@@ -563,7 +562,7 @@ impl BatchNormOps for CubeBackend {
         for (what, t) in [("γ", &gamma), ("the mean", &mean), ("1/σ", &rstd)] {
             assert_eq!(t.meta.num_elements(), channels, "batch norm: {what} is not as long as the last axis");
         }
-        let empty = |shape: Shape| empty_device_dtype(x.client.clone(), x.device.clone(), shape, x.dtype);
+        let empty = |shape: Shape| row_major(&x, shape);
         let (dx, d_gamma, d_beta) = (empty(shape), empty(gamma.meta.shape().clone()), empty(gamma.meta.shape().clone()));
         let (chunk_rows, chunks) = chunking(rows);
         let partial = empty(Shape::from([chunks, 2, channels]));

@@ -23,12 +23,11 @@ use burn::backend::{Backend, backend_extension};
 use burn::tensor::Shape;
 use burn_cubecl::CubeBackend;
 use burn_cubecl::kernel::into_contiguous;
-use burn_cubecl::ops::numeric::empty_device_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
 use super::depthwise::Geometry;
-use super::rows_gpu::{address_and_dtype, value_cubes};
+use super::rows_gpu::{address_and_dtype, row_major, value_cubes};
 
 /// Channels a cube of the filter gradient spans (neighbouring threads, coalesced reads).
 const CHANNELS: usize = 32;
@@ -190,7 +189,7 @@ fn depthwise_weight_grad_kernel<E: Float>(x: &Tensor<E>, grad: &Tensor<E>, parti
 
 /// A new tensor of `shape` on `like`'s device, and the cubes that give a thread to each of its values.
 fn per_value_output(like: &CubeTensor, shape: Shape) -> (CubeTensor, CubeCount, CubeDim) {
-    let output = empty_device_dtype(like.client.clone(), like.device.clone(), shape, like.dtype);
+    let output = row_major(like, shape);
     let (cube_count, cube_dim) = value_cubes(like, output.meta.num_elements());
     (output, cube_count, cube_dim)
 }
@@ -232,7 +231,7 @@ impl DepthwiseOps for CubeBackend {
         let taps = geometry.kernel[0] * geometry.kernel[1];
         let rows = geometry.batch * geometry.output[0] * geometry.output[1];
         let blocks = rows.div_ceil(ROWS_PER_CUBE).max(1);
-        let partial = empty_device_dtype(x.client.clone(), x.device.clone(), Shape::from([blocks, geometry.channels * taps]), x.dtype);
+        let partial = row_major(&x, Shape::from([blocks, geometry.channels * taps]));
         let client = x.client.clone();
         let cube_dim = CubeDim::new_2d(CHANNELS as u32, LANES as u32);
         let cube_count = CubeCount::new_3d(geometry.channels.div_ceil(CHANNELS) as u32, taps as u32, blocks as u32);

@@ -9,11 +9,10 @@ use burn::backend::{Backend, backend_extension};
 use burn::tensor::Shape;
 use burn_cubecl::CubeBackend;
 use burn_cubecl::kernel::into_contiguous;
-use burn_cubecl::ops::numeric::empty_device_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
-use super::rows_gpu::{address_and_dtype, value_cubes};
+use super::rows_gpu::{address_and_dtype, row_major, value_cubes};
 
 /// Three tensors to and from the heads' layout, a launch each way.
 #[backend_extension(Cube: cfg(any(feature = "gpu-backend", feature = "cuda")), Fusion: cfg(any(feature = "gpu-backend", feature = "cuda")))]
@@ -114,7 +113,7 @@ fn relayout(tensors: [CubeTensor; 3], batch: usize, heads: usize, merge: bool) -
         let (want, got) = (dims3(a.meta.shape()), dims3(t.meta.shape()));
         assert!(want[0] == got[0] && want[2] == got[2], "attention: q, k and v differ in batch or width: {want:?}, {got:?}");
     }
-    let [a_out, b_out, c_out] = shapes.map(|shape| empty_device_dtype(a.client.clone(), a.device.clone(), shape, a.dtype));
+    let [a_out, b_out, c_out] = shapes.map(|shape| row_major(&a, shape));
     let total = a_out.meta.num_elements() + b_out.meta.num_elements() + c_out.meta.num_elements();
     if total == 0 {
         return (a_out, b_out, c_out);

@@ -20,11 +20,10 @@ use burn::backend::{Backend, backend_extension};
 use burn::tensor::Shape;
 use burn_cubecl::CubeBackend;
 use burn_cubecl::kernel::into_contiguous;
-use burn_cubecl::ops::numeric::empty_device_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
-use super::rows_gpu::{LANES, SLOTS, address_and_dtype, row_cubes, row_sum};
+use super::rows_gpu::{LANES, SLOTS, address_and_dtype, row_cubes, row_major, row_sum};
 
 /// Layer norm's forward and backward over the last axis.
 #[backend_extension(Cube: cfg(any(feature = "gpu-backend", feature = "cuda")), Fusion: cfg(any(feature = "gpu-backend", feature = "cuda")))]
@@ -202,7 +201,7 @@ impl LayerNormOps for CubeBackend {
         assert!(width > 0, "layer norm over an empty axis");
         assert_eq!(gamma.meta.num_elements(), width, "layer norm: γ's length is not the last axis");
         assert_eq!(beta.meta.num_elements(), width, "layer norm: β's length is not the last axis");
-        let empty = |shape: Shape| empty_device_dtype(x.client.clone(), x.device.clone(), shape, x.dtype);
+        let empty = |shape: Shape| row_major(&x, shape);
         let (y, mean, rstd) = (empty(shape.clone()), empty(Shape::from([rows])), empty(Shape::from([rows])));
         if rows == 0 {
             return (y, mean, rstd);
@@ -242,7 +241,7 @@ impl LayerNormOps for CubeBackend {
         assert_eq!((mean.meta.num_elements(), rstd.meta.num_elements()), (rows, rows), "layer norm: a statistic per row");
         let gamma_shape = gamma.meta.shape().clone();
         let blocks = rows.div_ceil(SLOTS).max(1);
-        let empty = |shape: Shape| empty_device_dtype(x.client.clone(), x.device.clone(), shape, x.dtype);
+        let empty = |shape: Shape| row_major(&x, shape);
         let (dx, partial) = (empty(shape), empty(Shape::from([blocks, 2 * width])));
         let client = x.client.clone();
         let (cube_count, cube_dim) = row_cubes(&x, rows.max(1));

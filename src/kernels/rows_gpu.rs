@@ -5,6 +5,7 @@
 //! in an order fixed by `LANES`.
 
 use burn::backend::cubecl::dtype_to_storage_type;
+use burn::tensor::Shape;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::calculate_cube_count_elemwise;
 use cubecl::prelude::*;
@@ -15,6 +16,16 @@ pub(super) const LANES: usize = 32;
 pub(super) const HALVINGS: usize = 5;
 /// Rows per cube (layer norm's backward writes a block's shares of γ's and β's gradients per cube).
 pub(super) const SLOTS: usize = 8;
+
+/// An uninitialised `shape`-shaped tensor on `like`'s device, of its element type, laid out row
+/// major: what brasa's kernels write, by row-major index. burn's `empty_device_dtype` asks the
+/// runtime for its preferred layout, and cubecl's CUDA runtime pitches it: each row padded to
+/// the next power of two of its bytes, up to 512 (CvT-13's 192 channels become rows of 256, its
+/// 56 × 56 token maps rows of 3,200 for 3,136), so a row-major write would land in the wrong
+/// places. (wgpu's layouts are row major either way.)
+pub(super) fn row_major(like: &CubeTensor, shape: Shape) -> CubeTensor {
+    burn_cubecl::ops::numeric::empty_device_contiguous_dtype(like.client.clone(), like.device.clone(), shape, like.dtype)
+}
 
 /// How a kernel over `tensors` launches: the `address_type` they need and their element type.
 pub(super) fn address_and_dtype(tensors: &[&CubeTensor]) -> (AddressType, ElemType) {

@@ -12,11 +12,10 @@ use burn::backend::{Backend, backend_extension};
 use burn::tensor::Shape;
 use burn_cubecl::CubeBackend;
 use burn_cubecl::kernel::into_contiguous;
-use burn_cubecl::ops::numeric::empty_device_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
-use super::rows_gpu::{LANES, SLOTS, address_and_dtype, row_cubes, row_max, row_sum};
+use super::rows_gpu::{LANES, SLOTS, address_and_dtype, row_cubes, row_major, row_max, row_sum};
 
 /// Softmax over the last axis, scaled, and its backward.
 #[backend_extension(Cube: cfg(any(feature = "gpu-backend", feature = "cuda")), Fusion: cfg(any(feature = "gpu-backend", feature = "cuda")))]
@@ -112,7 +111,7 @@ impl SoftmaxOps for CubeBackend {
         let scores = into_contiguous(scores);
         let shape = scores.meta.shape().clone();
         let (rows, width) = rows_and_width(&shape);
-        let probs = empty_device_dtype(scores.client.clone(), scores.device.clone(), shape, scores.dtype);
+        let probs = row_major(&scores, shape);
         if rows == 0 {
             return probs;
         }
@@ -132,7 +131,7 @@ impl SoftmaxOps for CubeBackend {
         let shape = probs.meta.shape().clone();
         assert_eq!(grad.meta.shape(), &shape, "softmax: the gradient is not shaped as the probabilities");
         let (rows, width) = rows_and_width(&shape);
-        let d_scores = empty_device_dtype(probs.client.clone(), probs.device.clone(), shape, probs.dtype);
+        let d_scores = row_major(&probs, shape);
         if rows == 0 {
             return d_scores;
         }
