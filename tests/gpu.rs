@@ -13,7 +13,8 @@
 //!   batched matmul, cross-entropy, AdamW) forward and backward, and CvT's batch norm over tokens
 //!   with its running statistics, attention's core with its own backward, the linear layer (a
 //!   product burn's fusion adds the bias in), layer norm and CvT's depthwise convolution on tokens
-//!   (brasa's kernels), and the optimizer's gather; a fresh model's weights; an optimizer state read onto the GPU and written back
+//!   (brasa's kernels), the row-wise kernels reading rows where they lie (padded as CUDA pads them,
+//!   broadcast, sliced), and the optimizer's gather; a fresh model's weights; an optimizer state read onto the GPU and written back
 //!   unchanged; cvt-tiny's logits at 16 px (one position in its last stage).
 //!
 //! What lavapipe costs: LLVM compiles each kernel on the CPU, and autotuning compiles several
@@ -269,6 +270,69 @@ fn layer_norm_trains_like_flex_on_the_gpu() {
         };
         let names = ["output", "output without autodiff", "x gradient", "γ gradient", "β gradient"];
         assert_each_near_flex(&format!("layer norm {shape:?}"), &names, &run(&flex), &run(&gpu));
+    }
+}
+
+/// brasa's row-wise kernels on the GPU read their inputs where they lie — rows further apart than
+/// their width (a slice of the last axis: the layout cubecl's CUDA runtime gives the tensors it
+/// pads, CvT-13's 192 channels or its attention scores), a batch broadcast from one (rows 0
+/// apart) and a slice of the token axis (the class token) — and output gradients sliced from a
+/// wider one (the gradient of a concatenation after the op): layer norm, softmax over the last
+/// axis and the token batch norm, forward and backward, match flex's.
+#[test]
+fn row_wise_kernels_read_rows_where_they_lie_like_flex_on_the_gpu() {
+    use burn::nn::BatchNormConfig;
+    use burn::tensor::Distribution;
+    let _rng = flex_rng();
+    let Some(gpu) = gpu() else { return };
+    let flex = Device::flex();
+    flex.seed(9);
+    // slices whose ends fall on 256 bytes (64 values), so that burn makes them views
+    let (batch, tokens, wide, width, filler) = (2, 17, 100, 36, 64);
+    let source = values(Tensor::<3>::random([batch, tokens, wide], Distribution::Normal(0.5, 2.0), &flex));
+    let gamma = values(Tensor::<1>::random([width], Distribution::Normal(1.0, 0.3), &flex));
+    let beta = values(Tensor::<1>::random([width], Distribution::Normal(0.0, 0.3), &flex));
+    let upstream = values(Tensor::<3>::random([batch, tokens, width + filler], Distribution::Uniform(-1.0, 1.0), &flex));
+    #[derive(Clone, Copy, Debug)]
+    enum Rows {
+        RowMajor,
+        Apart,
+        Broadcast,
+        ClassToken,
+    }
+    for rows in [Rows::RowMajor, Rows::Apart, Rows::Broadcast, Rows::ClassToken] {
+        for op in ["layer norm", "softmax", "batch norm"] {
+            let run = |device: &Device| -> Vec<Vec<f32>> {
+                let device = device.clone().autodiff();
+                let leaf = |v: &Vec<f32>| Tensor::<1>::from_data(TensorData::new(v.clone(), [v.len()]), &device).require_grad();
+                let source = Tensor::<3>::from_data(TensorData::new(source.clone(), [batch, tokens, wide]), &device).require_grad();
+                let x = match rows {
+                    Rows::RowMajor => source.clone().narrow(2, 0, width).mul_scalar(1.0),
+                    Rows::Apart => source.clone().narrow(2, 0, width),
+                    Rows::Broadcast => source.clone().narrow(0, 0, 1).narrow(2, 0, width).expand([batch, tokens, width]),
+                    Rows::ClassToken => source.clone().narrow(1, 0, 1).narrow(2, 0, width),
+                };
+                let (gamma, beta) = (leaf(&gamma), leaf(&beta));
+                let norm = BatchNormConfig::new(width).init(&device);
+                let y = match op {
+                    "layer norm" => brasa::kernels::layer_norm(x, gamma.clone(), Some(beta.clone()), 1e-5),
+                    "softmax" => brasa::kernels::softmax(x, 2),
+                    _ => brasa::kernels::batch_norm_tokens(&norm, x),
+                };
+                let y_tokens = y.dims()[1];
+                let pad = Tensor::<3>::zeros([batch, y_tokens, filler], &device);
+                let weights = Tensor::<3>::from_data(TensorData::new(upstream.clone(), [batch, tokens, width + filler]), &device).narrow(1, 0, y_tokens);
+                let grads = (Tensor::cat(vec![y.clone(), pad], 2) * weights).sum().backward();
+                let mut results = vec![values(y), values(source.grad(&grads).unwrap())];
+                if op == "layer norm" {
+                    results.extend([values(gamma.grad(&grads).unwrap()), values(beta.grad(&grads).unwrap())]);
+                }
+                results
+            };
+            let names = ["output", "input gradient", "γ gradient", "β gradient"];
+            let (on_flex, on_gpu) = (run(&flex), run(&gpu));
+            assert_each_near_flex(&format!("{op}, rows {rows:?}"), &names[..on_flex.len()], &on_flex, &on_gpu);
+        }
     }
 }
 

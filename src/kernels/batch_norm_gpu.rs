@@ -28,7 +28,7 @@ use burn_cubecl::tensor::CubeTensor;
 use cubecl::calculate_cube_count_elemwise;
 use cubecl::prelude::*;
 
-use super::rows_gpu::{LANES, SLOTS, address_and_dtype, row_major};
+use super::rows_gpu::{LANES, RowLayout, Rows, SLOTS, address_and_dtype, row_major, rows_in_place};
 
 /// The most chunks the rows are cut into: each cube of the second kernel merges this many
 /// statistics per channel, [`SLOTS`] threads sharing them.
@@ -161,23 +161,6 @@ fn read_partial<E: Float>(partial: &Tensor<E>, chunk: usize, channel: usize, cha
     (partial[chunk * 2 * channels + channel], partial[(chunk * 2 + 1) * channels + channel])
 }
 
-/// Where the gradient's rows lie: contiguous within batches of `tokens` rows, the batches
-/// `batch_stride` values apart — so that a slice of the token axis (the gradient of the tokens
-/// after a class token) is read in place.
-#[derive(CubeLaunch, CubeType)]
-struct Batched {
-    tokens: usize,
-    batch_stride: usize,
-}
-
-#[cube]
-impl Batched {
-    /// The index of `row`'s value of `channel`.
-    fn at(&self, row: usize, channel: usize, channels: usize) -> usize {
-        (row / self.tokens) * self.batch_stride + (row % self.tokens) * channels + channel
-    }
-}
-
 /// Where the forward writes row `row` of the input: behind `skip` rows of the prefix in each
 /// batch of `tokens` rows (`skip` 0: where it is in the input).
 #[derive(CubeLaunch, CubeType)]
@@ -191,19 +174,6 @@ impl Behind {
     /// The output index of `row`'s value of `channel`.
     fn at(&self, row: usize, channel: usize, channels: usize) -> usize {
         ((row / self.tokens) * (self.skip + self.tokens) + self.skip + row % self.tokens) * channels + channel
-    }
-}
-
-/// `t` as the kernels read it (see [`Batched`]): as it is where its rows are contiguous within
-/// each batch, else made contiguous (one batch of every row); and its `(tokens, batch_stride)`.
-fn batched(t: CubeTensor, rows: usize, channels: usize) -> (CubeTensor, (usize, usize)) {
-    let in_place = match (t.meta.shape().as_slice(), &t.meta.strides()[..]) {
-        (&[_, tokens, width], &[batch_stride, row_stride, 1]) if width == channels && row_stride == channels && tokens > 0 => Some((tokens, batch_stride)),
-        _ => None,
-    };
-    match in_place {
-        Some(layout) => (t, layout),
-        None => (into_contiguous(t), (rows.max(1), rows * channels)),
     }
 }
 
@@ -277,7 +247,7 @@ fn normalize_kernel<E: Float>(
     new_running_mean: &mut Tensor<E>,
     new_running_var: &mut Tensor<E>,
     prefix: &Tensor<E>,
-    prefix_layout: Batched,
+    prefix_layout: Rows,
     output: Behind,
     chunk_rows: usize,
     epsilon: InputScalar,
@@ -341,7 +311,7 @@ fn normalize_kernel<E: Float>(
             let mut row = at.slot;
             while row < prefix_rows {
                 let (b, s) = (row / output.skip, row % output.skip);
-                y[(b * (output.skip + output.tokens) + s) * channels + c] = prefix[prefix_layout.at(row, c, channels)];
+                y[(b * (output.skip + output.tokens) + s) * channels + c] = prefix[prefix_layout.start(row) + c];
                 row += SLOTS;
             }
         }
@@ -357,7 +327,7 @@ fn gradient_sums_kernel<E: Float>(
     rstd: &Tensor<E>,
     grad: &Tensor<E>,
     partial: &mut Tensor<E>,
-    grad_layout: Batched,
+    grad_layout: Rows,
     chunk_rows: usize,
     #[define(E)] _dtype: ElemType,
 ) {
@@ -370,7 +340,7 @@ fn gradient_sums_kernel<E: Float>(
         let mut row = at.start + at.slot;
         while row < at.end {
             let i = row * channels + at.channel;
-            let g = grad[grad_layout.at(row, at.channel, channels)];
+            let g = grad[grad_layout.start(row) + at.channel];
             projected += g * (x[i] - channel_mean) * channel_rstd;
             plain += g;
             row += SLOTS;
@@ -395,7 +365,7 @@ fn gradient_kernel<E: Float>(
     dx: &mut Tensor<E>,
     d_gamma: &mut Tensor<E>,
     d_beta: &mut Tensor<E>,
-    grad_layout: Batched,
+    grad_layout: Rows,
     chunk_rows: usize,
     #[define(E)] _dtype: ElemType,
 ) {
@@ -429,7 +399,7 @@ fn gradient_kernel<E: Float>(
         while row < at.end {
             let i = row * channels + c;
             let normalized = (x[i] - channel_mean) * channel_rstd;
-            dx[i] = (grad[grad_layout.at(row, c, channels)] - mean_plain - normalized * mean_projected) * scale;
+            dx[i] = (grad[grad_layout.start(row) + c] - mean_plain - normalized * mean_projected) * scale;
             row += SLOTS;
         }
     }
@@ -471,9 +441,9 @@ fn forward(
         Some(prefix) => (behind_shape(&shape, prefix.meta.shape()), shape[1], prefix.meta.shape()[1]),
         None => (shape.clone(), rows, 0),
     };
-    let (prefix, (prefix_tokens, prefix_stride)) = match prefix {
-        Some(prefix) => batched(prefix, skip * shape[0], channels),
-        None => (x.clone(), (1, 0)),
+    let (prefix, prefix_layout) = match prefix {
+        Some(prefix) => rows_in_place(prefix),
+        None => (x.clone(), RowLayout::NONE),
     };
     let empty = |shape: Shape| row_major(&x, shape);
     let per_channel = || empty(Shape::from([channels]));
@@ -515,7 +485,7 @@ fn forward(
             new_running_mean.clone().into_tensor_arg(),
             new_running_var.clone().into_tensor_arg(),
             prefix.into_tensor_arg(),
-            BatchedLaunch::new(prefix_tokens, prefix_stride),
+            prefix_layout.arg(),
             BehindLaunch::new(tokens, skip),
             chunk_rows,
             InputScalar::new(epsilon, dtype),
@@ -558,7 +528,7 @@ impl BatchNormOps for CubeBackend {
         let (rows, channels) = rows_and_channels(&shape);
         assert!(rows > 0 && channels > 0, "batch norm over no values: {shape:?}");
         assert_eq!(grad.meta.shape(), &shape, "batch norm: the gradient is not shaped as the input");
-        let (grad, (tokens, batch_stride)) = batched(grad, rows, channels);
+        let (grad, grad_layout) = rows_in_place(grad);
         for (what, t) in [("γ", &gamma), ("the mean", &mean), ("1/σ", &rstd)] {
             assert_eq!(t.meta.num_elements(), channels, "batch norm: {what} is not as long as the last axis");
         }
@@ -581,7 +551,7 @@ impl BatchNormOps for CubeBackend {
                 rstd.clone().into_tensor_arg(),
                 grad.clone().into_tensor_arg(),
                 partial.clone().into_tensor_arg(),
-                BatchedLaunch::new(tokens, batch_stride),
+                grad_layout.arg(),
                 chunk_rows,
                 dtype,
             );
@@ -599,7 +569,7 @@ impl BatchNormOps for CubeBackend {
                 dx.clone().into_tensor_arg(),
                 d_gamma.clone().into_tensor_arg(),
                 d_beta.clone().into_tensor_arg(),
-                BatchedLaunch::new(tokens, batch_stride),
+                grad_layout.arg(),
                 chunk_rows,
                 dtype,
             );

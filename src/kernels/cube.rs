@@ -259,6 +259,23 @@ impl Backward<Cube, 3> for LinearBackward {
     }
 }
 
+/// The autodiff step of softmax over the last axis, from its output (the probabilities):
+/// [`SoftmaxOps::scaled_softmax_backward`] with a scale of 1.
+#[derive(Debug)]
+struct SoftmaxBackward;
+
+impl Backward<Cube, 1> for SoftmaxBackward {
+    type State = FloatTensor<Cube>;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x] = ops.parents;
+        let grad = grads.consume::<Cube>(&ops.node);
+        if let Some(node) = node_x {
+            grads.register::<Cube>(node.id, Cube::scaled_softmax_backward(ops.state, grad, 1.0));
+        }
+    }
+}
+
 /// What a normalisation's backward needs: its input, γ, and the statistics the forward kept.
 #[derive(Debug, Clone)]
 struct NormState {
@@ -399,15 +416,12 @@ fn flex_only(op: &str) -> ! {
     unreachable!("brasa's fused {op} runs on flex only; GPU tensors take burn's op")
 }
 
-/// The [`FusedOps`] methods other than layer norm, attention, the linear layer, batch norm's
-/// training forward and the depthwise convolution, for an implementation on the GPU backend.
+/// The [`FusedOps`] methods other than layer norm, softmax, attention, the linear layer, batch
+/// norm's training forward and the depthwise convolution, for an implementation on the GPU backend.
 macro_rules! flex_only_ops {
     () => {
         fn fused_gelu(_: FloatTensor<Self>) -> FloatTensor<Self> {
             flex_only("GELU")
-        }
-        fn fused_softmax(_: FloatTensor<Self>) -> FloatTensor<Self> {
-            flex_only("softmax")
         }
         fn fused_gelu_linear(_: FloatTensor<Self>, _: FloatTensor<Self>, _: FloatTensor<Self>) -> FloatTensor<Self> {
             flex_only("GELU + linear")
@@ -419,6 +433,10 @@ macro_rules! flex_only_ops {
 }
 
 impl FusedOps for Cube {
+    fn fused_softmax(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        Cube::scaled_softmax(x, 1.0)
+    }
+
     fn fused_layer_norm(x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, epsilon: f64) -> FloatTensor<Self> {
         Cube::layer_norm_forward(x, gamma, beta, epsilon as f32).0
     }
@@ -455,6 +473,16 @@ impl FusedOps for Cube {
 }
 
 impl<C: CheckpointStrategy> FusedOps for Autodiff<Cube, C> {
+    fn fused_softmax(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        match SoftmaxBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let probs = Cube::fused_softmax(x.primitive().clone());
+                prep.finish(probs.clone(), probs)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Cube::fused_softmax(x.into_primitive())),
+        }
+    }
+
     fn fused_layer_norm(x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, epsilon: f64) -> FloatTensor<Self> {
         match LayerNormBackward.prepare::<C>([x.node(), gamma.node(), beta.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {

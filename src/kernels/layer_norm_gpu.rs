@@ -10,7 +10,9 @@
 //! gradients' sums: 5 → 4 launches forward, 16 → 11 backward; CvT-13's training step 1770 →
 //! 1650, ViT-B/16's 985 → 932.
 //!
-//! Rows are laid out as [`super::rows_gpu`] says: [`LANES`] threads a row, [`SLOTS`] rows a cube.
+//! Rows are laid out as [`super::rows_gpu`] says: [`LANES`] threads a row, [`SLOTS`] rows a cube;
+//! x and the gradient are read in place where their rows are (see [`Rows`]), the outputs written
+//! row major.
 //! The statistics are two passes over the row (the mean, then the centred squares), as flex's
 //! kernel computes them. Every sum runs in an order fixed by the shapes.
 
@@ -23,7 +25,7 @@ use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
-use super::rows_gpu::{LANES, SLOTS, address_and_dtype, row_cubes, row_major, row_sum};
+use super::rows_gpu::{LANES, Rows, SLOTS, address_and_dtype, row_cubes, row_major, row_sum, rows_in_place};
 
 /// Layer norm's forward and backward over the last axis.
 #[backend_extension(Cube: cfg(any(feature = "gpu-backend", feature = "cuda")), Fusion: cfg(any(feature = "gpu-backend", feature = "cuda")))]
@@ -70,6 +72,7 @@ fn width(shape: &Shape) -> usize {
 #[cube(launch_unchecked, address_type = "dynamic")]
 fn layer_norm_kernel<E: Float>(
     x: &Tensor<E>,
+    x_layout: Rows,
     gamma: &Tensor<E>,
     beta: &Tensor<E>,
     y: &mut Tensor<E>,
@@ -84,13 +87,14 @@ fn layer_norm_kernel<E: Float>(
     let row = CUBE_POS * SLOTS + slot;
     let rows = mean.len();
     let live = row < rows;
+    let from = x_layout.start(row);
     let base = row * width;
 
     let mut sum = E::from_int(0);
     if live {
         let mut i = lane;
         while i < width {
-            sum += x[base + i];
+            sum += x[from + i];
             i += LANES;
         }
     }
@@ -100,7 +104,7 @@ fn layer_norm_kernel<E: Float>(
     if live {
         let mut i = lane;
         while i < width {
-            let centred = x[base + i] - row_mean;
+            let centred = x[from + i] - row_mean;
             squares += centred * centred;
             i += LANES;
         }
@@ -111,7 +115,7 @@ fn layer_norm_kernel<E: Float>(
     if live {
         let mut i = lane;
         while i < width {
-            y[base + i] = (x[base + i] - row_mean) * row_rstd * gamma[i] + beta[i];
+            y[base + i] = (x[from + i] - row_mean) * row_rstd * gamma[i] + beta[i];
             i += LANES;
         }
         if lane == 0 {
@@ -127,10 +131,12 @@ fn layer_norm_kernel<E: Float>(
 #[cube(launch_unchecked, address_type = "dynamic")]
 fn layer_norm_grad_kernel<E: Float>(
     x: &Tensor<E>,
+    x_layout: Rows,
     gamma: &Tensor<E>,
     mean: &Tensor<E>,
     rstd: &Tensor<E>,
     grad: &Tensor<E>,
+    grad_layout: Rows,
     dx: &mut Tensor<E>,
     partial: &mut Tensor<E>,
     width: usize,
@@ -144,6 +150,7 @@ fn layer_norm_grad_kernel<E: Float>(
     let row = block * SLOTS + slot;
     let rows = mean.len();
     let live = row < rows;
+    let (from, g_from) = (x_layout.start(row), grad_layout.start(row));
     let base = row * width;
     let mut shares = Shared::<[E]>::new_slice(2 * SLOTS * LANES);
     let (mut row_mean, mut row_rstd) = (E::from_int(0), E::from_int(0));
@@ -156,9 +163,9 @@ fn layer_norm_grad_kernel<E: Float>(
     if live {
         let mut i = lane;
         while i < width {
-            let g = grad[base + i] * gamma[i];
+            let g = grad[g_from + i] * gamma[i];
             scaled += g;
-            projected += g * (x[base + i] - row_mean) * row_rstd;
+            projected += g * (x[from + i] - row_mean) * row_rstd;
             i += LANES;
         }
     }
@@ -170,8 +177,8 @@ fn layer_norm_grad_kernel<E: Float>(
         let i = start + lane;
         let (mut gamma_share, mut beta_share) = (E::from_int(0), E::from_int(0));
         if live && i < width {
-            let g = grad[base + i];
-            let normalized = (x[base + i] - row_mean) * row_rstd;
+            let g = grad[g_from + i];
+            let normalized = (x[from + i] - row_mean) * row_rstd;
             dx[base + i] = (g * gamma[i] - mean_scaled - normalized * mean_projected) * row_rstd;
             gamma_share = g * normalized;
             beta_share = g;
@@ -195,7 +202,7 @@ fn layer_norm_grad_kernel<E: Float>(
 
 impl LayerNormOps for CubeBackend {
     fn layer_norm_forward(x: CubeTensor, gamma: CubeTensor, beta: CubeTensor, epsilon: f32) -> (CubeTensor, CubeTensor, CubeTensor) {
-        let (x, gamma, beta) = (into_contiguous(x), into_contiguous(gamma), into_contiguous(beta));
+        let ((x, x_layout), gamma, beta) = (rows_in_place(x), into_contiguous(gamma), into_contiguous(beta));
         let shape = x.meta.shape().clone();
         let (rows, width) = (rows(&shape), width(&shape));
         assert!(width > 0, "layer norm over an empty axis");
@@ -210,7 +217,8 @@ impl LayerNormOps for CubeBackend {
         let (cube_count, cube_dim) = row_cubes(&x, rows);
         let (address, dtype) = address_and_dtype(&[&x, &gamma, &beta, &y]);
         // SAFETY: threads past the last row read and write nothing (they only take part in the
-        // cube's barriers); the others stay inside their row of `width` values and γ, β.
+        // cube's barriers); the others read their row of `width` values where x's shape and
+        // strides put it, and γ and β, and write their row of the output and statistics.
         unsafe {
             layer_norm_kernel::launch_unchecked(
                 &client,
@@ -218,6 +226,7 @@ impl LayerNormOps for CubeBackend {
                 cube_dim,
                 address,
                 x.into_tensor_arg(),
+                x_layout.arg(),
                 gamma.into_tensor_arg(),
                 beta.into_tensor_arg(),
                 y.clone().into_tensor_arg(),
@@ -232,7 +241,7 @@ impl LayerNormOps for CubeBackend {
     }
 
     fn layer_norm_backward(x: CubeTensor, gamma: CubeTensor, mean: CubeTensor, rstd: CubeTensor, grad: CubeTensor) -> (CubeTensor, CubeTensor, CubeTensor) {
-        let (x, gamma, grad) = (into_contiguous(x), into_contiguous(gamma), into_contiguous(grad));
+        let ((x, x_layout), gamma, (grad, grad_layout)) = (rows_in_place(x), into_contiguous(gamma), rows_in_place(grad));
         let (mean, rstd) = (into_contiguous(mean), into_contiguous(rstd));
         let shape = x.meta.shape().clone();
         let (rows, width) = (rows(&shape), width(&shape));
@@ -254,10 +263,12 @@ impl LayerNormOps for CubeBackend {
                 cube_dim,
                 address,
                 x.into_tensor_arg(),
+                x_layout.arg(),
                 gamma.into_tensor_arg(),
                 mean.into_tensor_arg(),
                 rstd.into_tensor_arg(),
                 grad.into_tensor_arg(),
+                grad_layout.arg(),
                 dx.clone().into_tensor_arg(),
                 partial.clone().into_tensor_arg(),
                 width,

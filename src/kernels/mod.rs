@@ -10,11 +10,12 @@
 //! backend ([`cube`]): there the batch norm over tokens is, while training, an autodiff step whose
 //! forward (which also moves the running statistics) and backward are kernels of brasa's own
 //! ([`batch_norm_gpu`]); attention's core is one whose softmax, its gradient and the heads'
-//! layouts are ([`softmax_gpu`], [`heads_gpu`]); layer norm and the depthwise convolution on
-//! tokens are brasa's kernels too ([`layer_norm_gpu`], [`depthwise_gpu`]), with or without
-//! autodiff. [`Pack`] writes many tensors into one vector (the optimizer's gather), on the GPU
-//! with brasa's own kernel ([`pack`]). This module must never hold model or training logic: it is
-//! ops only.
+//! layouts are ([`softmax_gpu`], [`heads_gpu`]); layer norm, softmax over the last axis and the
+//! depthwise convolution on tokens are brasa's kernels too ([`layer_norm_gpu`], [`softmax_gpu`],
+//! [`depthwise_gpu`]), with or without autodiff. The row-wise ones read their inputs where they
+//! lie ([`rows_gpu`]): padded rows, slices, broadcasts. [`Pack`] writes many tensors into one
+//! vector (the optimizer's gather), on the GPU with brasa's own kernel ([`pack`]). This module
+//! must never hold model or training logic: it is ops only.
 
 #[cfg(any(feature = "gpu-backend", feature = "cuda"))]
 mod arrange_gpu;
@@ -172,9 +173,11 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     Tensor::from_dispatch(<Dispatch as FusedOps>::fused_gelu(x.into_dispatch()))
 }
 
-/// Softmax along `dim`, as `burn::tensor::activation::softmax`; fused when `dim` is the last axis.
+/// Softmax along `dim`, as `burn::tensor::activation::softmax`; fused when `dim` is the last axis
+/// (on the GPU, brasa's kernels: one launch forward and one backward, where burn's ops take three
+/// and two).
 pub fn softmax<const D: usize>(x: Tensor<D>, dim: usize) -> Tensor<D> {
-    if dim + 1 != D || !fused(&x) {
+    if dim + 1 != D || !(fused(&x) || gpu_kernels(&x)) {
         return burn::tensor::activation::softmax(x, dim);
     }
     Tensor::from_dispatch(<Dispatch as FusedOps>::fused_softmax(x.into_dispatch()))

@@ -2,10 +2,12 @@
 //! the row-wise ones (layer norm's, the softmax's) — [`LANES`] neighbouring threads per row, every
 //! thread reading the row's values `LANES` apart (neighbouring threads, neighbouring values),
 //! [`SLOTS`] rows per cube, and the threads' sums and maxima combined in shared memory by halves,
-//! in an order fixed by `LANES`.
+//! in an order fixed by `LANES`; where a kernel finds the rows of a tensor it reads in place
+//! ([`Rows`]), and the row-major buffers they write ([`row_major`]).
 
 use burn::backend::cubecl::dtype_to_storage_type;
 use burn::tensor::Shape;
+use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::calculate_cube_count_elemwise;
 use cubecl::prelude::*;
@@ -25,6 +27,80 @@ pub(super) const SLOTS: usize = 8;
 /// places. (wgpu's layouts are row major either way.)
 pub(super) fn row_major(like: &CubeTensor, shape: Shape) -> CubeTensor {
     burn_cubecl::ops::numeric::empty_device_contiguous_dtype(like.client.clone(), like.device.clone(), shape, like.dtype)
+}
+
+/// Where a kernel finds the rows of a tensor it reads in place (its values over the last axis,
+/// one apart): row `r` starts at `(r / tokens)·batch_stride + (r % tokens)·row_stride`. That
+/// covers row-major tensors, the rows cubecl's CUDA runtime pads (see [`row_major`]: the
+/// attention scores from burn's matmul, CvT-13's 192 channels), slices of the token axis (the
+/// class token, the tokens behind it) and of the last axis, so none of them is copied first.
+#[derive(CubeLaunch, CubeType)]
+pub(super) struct Rows {
+    tokens: usize,
+    row_stride: usize,
+    batch_stride: usize,
+}
+
+#[cube]
+impl Rows {
+    /// The index of `row`'s first value.
+    pub fn start(&self, row: usize) -> usize {
+        (row / self.tokens) * self.batch_stride + (row % self.tokens) * self.row_stride
+    }
+}
+
+/// A tensor's [`Rows`] on the host: `[tokens, row_stride, batch_stride]`, an argument of each
+/// launch that reads it ([`RowLayout::arg`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct RowLayout([usize; 3]);
+
+impl RowLayout {
+    /// The layout of a tensor with no rows to read (an argument never read).
+    pub(super) const NONE: Self = Self([1, 0, 0]);
+
+    pub(super) fn arg(self) -> RowsLaunch {
+        let [tokens, row_stride, batch_stride] = self.0;
+        RowsLaunch::new(tokens, row_stride, batch_stride)
+    }
+}
+
+/// `t` as a kernel reads it through [`Rows`]: as it is where its layout has that form, else
+/// copied row major; and the layout.
+pub(super) fn rows_in_place(t: CubeTensor) -> (CubeTensor, RowLayout) {
+    if let Some(layout) = rows_layout(t.meta.shape().as_slice(), &t.meta.strides()[..]) {
+        return (t, RowLayout(layout));
+    }
+    let t = into_contiguous(t);
+    let shape = t.meta.shape().as_slice();
+    let width = shape.last().copied().unwrap_or(1);
+    let rows = shape[..shape.len().saturating_sub(1)].iter().product::<usize>().max(1);
+    (t, RowLayout([rows, width, rows * width]))
+}
+
+/// `[tokens, row_stride, batch_stride]` (see [`Rows`]) of a tensor of `shape` and `strides`
+/// whose rows have that layout: the last axis one apart, the axes before the last two
+/// collapsing onto the batch axis. Axes of size 1 say nothing of the layout and are passed
+/// over; a tensor with no values has none.
+fn rows_layout(shape: &[usize], strides: &[usize]) -> Option<[usize; 3]> {
+    let (&width, leading) = shape.split_last()?;
+    if shape.contains(&0) || (width > 1 && strides.last() != Some(&1)) {
+        return None;
+    }
+    let axes: Vec<(usize, usize)> = leading.iter().copied().zip(strides.iter().copied()).filter(|&(size, _)| size != 1).collect();
+    match axes.as_slice() {
+        [] => Some([1, width, width]),
+        &[(tokens, row_stride)] => Some([tokens, row_stride, tokens * row_stride]),
+        [outer @ .., (batches, batch_stride), (tokens, row_stride)] => {
+            let mut inner = (*batches, *batch_stride);
+            for &(size, stride) in outer.iter().rev() {
+                if stride != inner.0 * inner.1 {
+                    return None;
+                }
+                inner = (size, stride);
+            }
+            Some([*tokens, *row_stride, *batch_stride])
+        }
+    }
 }
 
 /// How a kernel over `tensors` launches: the `address_type` they need and their element type.
@@ -78,4 +154,40 @@ fn row_combine<E: Float>(value: E, slot: usize, lane: usize, #[comptime] maximum
         sync_cube();
     }
     values[base]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rows_layout;
+
+    #[test]
+    fn rows_read_in_place() {
+        // row major, of any rank
+        assert_eq!(rows_layout(&[4, 5, 6], &[30, 6, 1]), Some([5, 6, 30]));
+        assert_eq!(rows_layout(&[6], &[1]), Some([1, 6, 6]));
+        assert_eq!(rows_layout(&[2, 3, 4, 5], &[60, 20, 5, 1]), Some([4, 5, 20]));
+        // CUDA's padded rows: CvT-13's stage-2 tokens and its first stage's attention scores
+        assert_eq!(rows_layout(&[16, 196, 192], &[50176, 256, 1]), Some([196, 256, 50176]));
+        assert_eq!(rows_layout(&[16, 1, 3136, 784], &[2809856, 2809856, 896, 1]), Some([3136, 896, 2809856]));
+        assert_eq!(rows_layout(&[2, 8, 197, 50], &[8 * 12608, 12608, 64, 1]), Some([197, 64, 12608]));
+        // the class token, and the tokens behind it
+        assert_eq!(rows_layout(&[16, 1, 384], &[75648, 384, 1]), Some([16, 75648, 16 * 75648]));
+        assert_eq!(rows_layout(&[16, 196, 384], &[75648, 384, 1]), Some([196, 384, 75648]));
+        // a slice of the last axis; a broadcast row
+        assert_eq!(rows_layout(&[3, 4], &[10, 1]), Some([3, 10, 30]));
+        assert_eq!(rows_layout(&[3, 4], &[0, 1]), Some([3, 0, 0]));
+    }
+
+    #[test]
+    fn other_layouts_are_copied() {
+        // transposed: the last axis not one apart
+        assert_eq!(rows_layout(&[4, 6], &[1, 4]), None);
+        // batches that do not collapse onto the axis after them
+        assert_eq!(rows_layout(&[2, 3, 4, 5], &[100, 20, 5, 1]), None);
+        // nothing to read
+        assert_eq!(rows_layout(&[0, 5], &[5, 1]), None);
+        assert_eq!(rows_layout(&[], &[]), None);
+        // a single value per row reads one value whatever its axis' stride
+        assert_eq!(rows_layout(&[3, 1], &[2, 7]), Some([3, 2, 6]));
+    }
 }

@@ -1,21 +1,22 @@
-//! Attention's softmax on burn's GPU backend as two kernels of brasa's own: the probabilities
-//! `softmax(scale·s)` over the last axis of the scores, and the scores' gradient
-//! `scale·P ⊙ (dP − rowsum(dP ⊙ P))` from the probabilities' — each one launch, where burn's ops
-//! took three forward (the row maxima, the exponentials' sums, the division) and two backward.
+//! Attention's softmax (and [`super::softmax`] over the last axis, with a scale of 1) on burn's
+//! GPU backend as two kernels of brasa's own: the probabilities `softmax(scale·s)` over the last
+//! axis of the scores, and the scores' gradient `scale·P ⊙ (dP − rowsum(dP ⊙ P))` from the
+//! probabilities' — each one launch, where burn's ops took three forward (the row maxima, the
+//! exponentials' sums, the division) and two backward.
 //!
 //! The rows are laid out as layer norm's ([`super::rows_gpu`]): [`LANES`] neighbouring threads per
 //! row, [`SLOTS`] rows per cube, the threads' maxima and sums combined in shared memory by
-//! halves, in an order fixed by the shapes.
+//! halves, in an order fixed by the shapes. The scores and gradients are read where their rows
+//! lie ([`Rows`]: on CUDA, burn's matmul pads them), the results written row major.
 
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, backend_extension};
 use burn::tensor::Shape;
 use burn_cubecl::CubeBackend;
-use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
-use super::rows_gpu::{LANES, SLOTS, address_and_dtype, row_cubes, row_major, row_max, row_sum};
+use super::rows_gpu::{LANES, Rows, SLOTS, address_and_dtype, row_cubes, row_major, row_max, row_sum, rows_in_place};
 
 /// Softmax over the last axis, scaled, and its backward.
 #[backend_extension(Cube: cfg(any(feature = "gpu-backend", feature = "cuda")), Fusion: cfg(any(feature = "gpu-backend", feature = "cuda")))]
@@ -31,13 +32,14 @@ pub trait SoftmaxOps: Backend {
 }
 
 /// Cube of `SLOTS` rows × `LANES` threads: each row's maximum, its exponentials' sum, then the
-/// probabilities.
+/// probabilities (the scores read where [`Rows`] says, the probabilities written row major).
 #[cube(launch_unchecked, address_type = "dynamic")]
-fn softmax_kernel<E: Float>(scores: &Tensor<E>, probs: &mut Tensor<E>, width: usize, scale: InputScalar, #[define(E)] _dtype: ElemType) {
+fn softmax_kernel<E: Float>(scores: &Tensor<E>, layout: Rows, probs: &mut Tensor<E>, rows: usize, width: usize, scale: InputScalar, #[define(E)] _dtype: ElemType) {
     let lane = UNIT_POS_X as usize;
     let slot = UNIT_POS_Y as usize;
     let row = CUBE_POS * SLOTS + slot;
-    let live = row < scores.len() / width;
+    let live = row < rows;
+    let from = layout.start(row);
     let base = row * width;
     let scale = scale.get::<E>();
 
@@ -45,7 +47,7 @@ fn softmax_kernel<E: Float>(scores: &Tensor<E>, probs: &mut Tensor<E>, width: us
     if live {
         let mut i = lane;
         while i < width {
-            top = clamp_min(top, scores[base + i] * scale);
+            top = clamp_min(top, scores[from + i] * scale);
             i += LANES;
         }
     }
@@ -55,7 +57,7 @@ fn softmax_kernel<E: Float>(scores: &Tensor<E>, probs: &mut Tensor<E>, width: us
     if live {
         let mut i = lane;
         while i < width {
-            sum += E::exp(scores[base + i] * scale - top);
+            sum += E::exp(scores[from + i] * scale - top);
             i += LANES;
         }
     }
@@ -64,26 +66,38 @@ fn softmax_kernel<E: Float>(scores: &Tensor<E>, probs: &mut Tensor<E>, width: us
     if live {
         let mut i = lane;
         while i < width {
-            probs[base + i] = E::exp(scores[base + i] * scale - top) / sum;
+            probs[base + i] = E::exp(scores[from + i] * scale - top) / sum;
             i += LANES;
         }
     }
 }
 
-/// Cube of `SLOTS` rows × `LANES` threads: each row's `Σ dP ⊙ P`, then `scale·P ⊙ (dP − Σ)`.
+/// Cube of `SLOTS` rows × `LANES` threads: each row's `Σ dP ⊙ P`, then `scale·P ⊙ (dP − Σ)`
+/// (P and dP read where their [`Rows`] say, the scores' gradient written row major).
 #[cube(launch_unchecked, address_type = "dynamic")]
-fn softmax_grad_kernel<E: Float>(probs: &Tensor<E>, grad: &Tensor<E>, d_scores: &mut Tensor<E>, width: usize, scale: InputScalar, #[define(E)] _dtype: ElemType) {
+fn softmax_grad_kernel<E: Float>(
+    probs: &Tensor<E>,
+    probs_layout: Rows,
+    grad: &Tensor<E>,
+    grad_layout: Rows,
+    d_scores: &mut Tensor<E>,
+    rows: usize,
+    width: usize,
+    scale: InputScalar,
+    #[define(E)] _dtype: ElemType,
+) {
     let lane = UNIT_POS_X as usize;
     let slot = UNIT_POS_Y as usize;
     let row = CUBE_POS * SLOTS + slot;
-    let live = row < probs.len() / width;
+    let live = row < rows;
+    let (p, g) = (probs_layout.start(row), grad_layout.start(row));
     let base = row * width;
 
     let mut projected = E::from_int(0);
     if live {
         let mut i = lane;
         while i < width {
-            projected += grad[base + i] * probs[base + i];
+            projected += grad[g + i] * probs[p + i];
             i += LANES;
         }
     }
@@ -93,7 +107,7 @@ fn softmax_grad_kernel<E: Float>(probs: &Tensor<E>, grad: &Tensor<E>, d_scores: 
         let scale = scale.get::<E>();
         let mut i = lane;
         while i < width {
-            d_scores[base + i] = probs[base + i] * (grad[base + i] - projected) * scale;
+            d_scores[base + i] = probs[p + i] * (grad[g + i] - projected) * scale;
             i += LANES;
         }
     }
@@ -108,7 +122,7 @@ fn rows_and_width(shape: &Shape) -> (usize, usize) {
 
 impl SoftmaxOps for CubeBackend {
     fn scaled_softmax(scores: CubeTensor, scale: f32) -> CubeTensor {
-        let scores = into_contiguous(scores);
+        let (scores, layout) = rows_in_place(scores);
         let shape = scores.meta.shape().clone();
         let (rows, width) = rows_and_width(&shape);
         let probs = row_major(&scores, shape);
@@ -119,15 +133,16 @@ impl SoftmaxOps for CubeBackend {
         let (address, dtype) = address_and_dtype(&[&scores, &probs]);
         let client = scores.client.clone();
         // SAFETY: threads past the last row read and write nothing (they only take part in the
-        // cube's barriers); the others stay inside their row of `width` values.
+        // cube's barriers); the others read their row of `width` values where the scores' shape
+        // and strides put it, and write their row of the probabilities.
         unsafe {
-            softmax_kernel::launch_unchecked(&client, cube_count, cube_dim, address, scores.into_tensor_arg(), probs.clone().into_tensor_arg(), width, InputScalar::new(scale, dtype), dtype);
+            softmax_kernel::launch_unchecked(&client, cube_count, cube_dim, address, scores.into_tensor_arg(), layout.arg(), probs.clone().into_tensor_arg(), rows, width, InputScalar::new(scale, dtype), dtype);
         }
         probs
     }
 
     fn scaled_softmax_backward(probs: CubeTensor, grad: CubeTensor, scale: f32) -> CubeTensor {
-        let (probs, grad) = (into_contiguous(probs), into_contiguous(grad));
+        let ((probs, probs_layout), (grad, grad_layout)) = (rows_in_place(probs), rows_in_place(grad));
         let shape = probs.meta.shape().clone();
         assert_eq!(grad.meta.shape(), &shape, "softmax: the gradient is not shaped as the probabilities");
         let (rows, width) = rows_and_width(&shape);
@@ -140,7 +155,21 @@ impl SoftmaxOps for CubeBackend {
         let client = probs.client.clone();
         // SAFETY: as the forward's.
         unsafe {
-            softmax_grad_kernel::launch_unchecked(&client, cube_count, cube_dim, address, probs.into_tensor_arg(), grad.into_tensor_arg(), d_scores.clone().into_tensor_arg(), width, InputScalar::new(scale, dtype), dtype);
+            softmax_grad_kernel::launch_unchecked(
+                &client,
+                cube_count,
+                cube_dim,
+                address,
+                probs.into_tensor_arg(),
+                probs_layout.arg(),
+                grad.into_tensor_arg(),
+                grad_layout.arg(),
+                d_scores.clone().into_tensor_arg(),
+                rows,
+                width,
+                InputScalar::new(scale, dtype),
+                dtype,
+            );
         }
         d_scores
     }
