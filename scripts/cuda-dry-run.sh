@@ -10,8 +10,10 @@
 # `brasa bench` on it goes through the whole CUDA path (device setup, every operation of a training
 # step and of inference, autotuning, which launches each candidate kernel, so those are compiled
 # too) and the stand-in keeps each module's PTX, which ptxas then assembles for ARCH. What is
-# proven: brasa's kernels, NVRTC and the headers agree, and the PTX is valid for the card. What is
-# not: any number (no kernel runs; losses and timings are meaningless), the driver's own behaviour.
+# proven: brasa's kernels, NVRTC and the headers agree, the PTX is valid for the card, and every
+# launch keeps within an H100's grid, block and shared-memory limits (the stand-in refuses one
+# that does not, as the driver would, and names it; autotuning may try such candidates and
+# drop them). What is not: any number (no kernel runs; losses and timings are meaningless), the driver's own behaviour.
 # First it checks that `runtime.backend = "auto"` picks CUDA there (no real Vulkan/Metal adapter):
 # summary.md's first line under the title says what `brasa validate` printed.
 # The log holds panics of cubecl's peak-throughput probe (scalar.rs, "unwrap on None"): timed on the
@@ -84,8 +86,8 @@ arch_of() { case $1 in cvt13) echo cvt-13 ;; vitb16) echo vit-base-patch16-224 ;
   echo
   echo "runtime.backend = \"auto\" with no Vulkan GPU: $auto"
   echo
-  echo "| model | batch | bench | wall (s) | modules loaded | kernels launched | ptxas failed |"
-  echo "|---|---|---|---|---|---|---|"
+  echo "| model | batch | bench | wall (s) | modules loaded | kernels launched | launches refused | ptxas failed |"
+  echo "|---|---|---|---|---|---|---|---|"
 } > "$OUT/summary.md"
 for model in $MODELS; do
 # one HOME a model: its later batches compile only the kernels the first did not
@@ -106,15 +108,17 @@ for BATCH in $BATCHES; do
   rc=$?
   wall=$(awk "BEGIN { print $(date +%s.%N) - $start }")
   modules=$(ls "$ptx" | grep -c '\.ptx$')
-  # the stand-in's last words: "N modules loaded, M kernels launched (none run)"
+  # the stand-in's last words: "N modules loaded, M kernels launched (none run), K launches refused"
   launches=$(grep -oE '[0-9]+ kernels launched' "$OUT/$model-$BATCH.log" | tail -n 1 | cut -d' ' -f1)
+  over=$(grep -oE '[0-9]+ launches refused' "$OUT/$model-$BATCH.log" | tail -n 1 | cut -d' ' -f1)
+  grep -m 5 'stand-in: launch of' "$OUT/$model-$BATCH.log" >&2
   # ptxas on every module, as many at once as there are cores; a refused one keeps its errors
   find "$ptx" -name '*.ptx' -print0 | xargs -0 -P "$(nproc)" -I{} sh -c \
     '"$0" -arch="$1" -o /dev/null "$2" 2> "$2.err" && rm -f "$2.err"' "$ptxas" "$ARCH" {}
   refused=$(find "$ptx" -name '*.ptx.err' | wc -l)
   [ "$rc" = 0 ] && status=ok || status="exit $rc"
   (( rc != 0 || refused > 0 )) && failed=1
-  printf '| %s | %s | %s | %.0f | %s | %s | %s |\n' "$model" "$BATCH" "$status" "$wall" "$modules" "${launches:-?}" "$refused" >> "$OUT/summary.md"
+  printf '| %s | %s | %s | %.0f | %s | %s | %s | %s |\n' "$model" "$BATCH" "$status" "$wall" "$modules" "${launches:-?}" "${over:-?}" "$refused" >> "$OUT/summary.md"
   for err in $(find "$ptx" -name '*.ptx.err' | sort | head -n 5); do
     echo "ptxas refused ${err%.err} ($(grep -m1 -oE '\.entry [A-Za-z0-9_]+' "${err%.err}")): $(head -n 3 "$err")" >&2
   done

@@ -11,6 +11,12 @@
 // and cubecl's throughput probes see time grow with the work they launch (a constant time sends the
 // probes' "run until it takes long enough" loops round for ever).
 //
+// Launches are checked against an H100's limits as the driver checks them (grid at most 2^31 - 1 x
+// 65535 x 65535 cubes, a block at most 1024 x 1024 x 64 threads and 1024 in all, dynamic shared
+// memory at most 48 KiB unless the kernel was given more with cuFuncSetAttribute, at most 227 KiB):
+// a launch past them fails with CUDA_ERROR_INVALID_VALUE, as on the card, and is named on stderr
+// and counted ("N launches refused" in the last line).
+//
 // Only the entry points cudarc is asked for are here (it loads each on first use and names a missing
 // one: "Missing symbol cuXxx"); the layouts are cuda.h's. No crate offers a driver stand-in.
 #include <stdint.h>
@@ -24,7 +30,7 @@ typedef int CUdevice;
 typedef unsigned long long CUdeviceptr;
 typedef void *CUcontext, *CUstream, *CUevent, *CUmodule, *CUfunction;
 
-static atomic_ulong modules, launches;
+static atomic_ulong modules, launches, refused;
 static const char *ptx_dir(void) { return getenv("FAKE_CUDA_PTX_DIR"); }
 
 CUresult cuInit(unsigned flags) { (void)flags; return 0; }
@@ -148,18 +154,61 @@ CUresult cuModuleLoadData(CUmodule *m, const void *image) {
     return 0;
 }
 CUresult cuModuleLoadDataEx(CUmodule *m, const void *image, unsigned n, void *o, void *v) { (void)n; (void)o; (void)v; return cuModuleLoadData(m, image); }
-CUresult cuModuleGetFunction(CUfunction *f, CUmodule m, const char *name) { (void)m; (void)name; *f = new_handle(); return 0; }
+// A function: its name (for the refusals) and the dynamic shared memory it may take.
+typedef struct { char name[160]; int max_dynamic_smem; } Function;
+enum { DEFAULT_SMEM = 49152, OPT_IN_SMEM = 232448, ATTRIBUTE_MAX_DYNAMIC_SMEM = 8 };
+CUresult cuModuleGetFunction(CUfunction *f, CUmodule m, const char *name) {
+    (void)m;
+    Function *function = calloc(1, sizeof *function);
+    snprintf(function->name, sizeof function->name, "%s", name);
+    function->max_dynamic_smem = DEFAULT_SMEM;
+    *f = function;
+    return 0;
+}
 CUresult cuModuleUnload(CUmodule m) { (void)m; return 0; }
-CUresult cuFuncSetAttribute(CUfunction f, int a, int v) { (void)f; (void)a; (void)v; return 0; }
+CUresult cuFuncSetAttribute(CUfunction f, int a, int v) {
+    if (a == ATTRIBUTE_MAX_DYNAMIC_SMEM) {
+        if (v < 0 || v > OPT_IN_SMEM) return 1; // CUDA_ERROR_INVALID_VALUE
+        ((Function *)f)->max_dynamic_smem = v;
+    }
+    return 0;
+}
 CUresult cuFuncGetAttribute(int *v, int a, CUfunction f) { (void)f; *v = a == 0 ? 1024 : 0; return 0; }
-CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
-                        unsigned smem, CUstream s, void **params, void **extra) {
-    (void)f; (void)gx; (void)gy; (void)gz; (void)bx; (void)by; (void)bz; (void)smem; (void)s; (void)params; (void)extra;
+// Why the driver would refuse a launch of `f` so shaped, or NULL.
+static const char *refusal(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned smem) {
+    if (!gx || !gy || !gz || !bx || !by || !bz) return "an empty grid or block";
+    if (gx > 2147483647u || gy > 65535 || gz > 65535) return "more cubes than the grid's limits (2^31 - 1 x 65535 x 65535)";
+    if (bx > 1024 || by > 1024 || bz > 64 || (unsigned long)bx * by * bz > 1024) return "more threads than a block's limits (1024 x 1024 x 64, 1024 in all)";
+    if ((int)smem > ((Function *)f)->max_dynamic_smem) return "more dynamic shared memory than the kernel may take";
+    return NULL;
+}
+
+static CUresult launch(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned smem) {
+    const char *why = refusal(f, gx, gy, gz, bx, by, bz, smem);
+    if (why) {
+        atomic_fetch_add(&refused, 1);
+        fprintf(stderr, "libcuda stand-in: launch of %s refused: grid %u x %u x %u, block %u x %u x %u, %u bytes of shared memory: %s\n",
+                ((Function *)f)->name, gx, gy, gz, bx, by, bz, smem, why);
+        return 1; // CUDA_ERROR_INVALID_VALUE
+    }
     atomic_fetch_add(&launches, 1);
     return 0;
 }
+
+CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
+                        unsigned smem, CUstream s, void **params, void **extra) {
+    (void)s; (void)params; (void)extra;
+    return launch(f, gx, gy, gz, bx, by, bz, smem);
+}
+// CUlaunchConfig, as in cuda.h
+typedef struct {
+    unsigned gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ, sharedMemBytes;
+    CUstream hStream; void *attrs; unsigned numAttrs;
+} LaunchConfig;
 CUresult cuLaunchKernelEx(const void *config, CUfunction f, void **params, void **extra) {
-    (void)config; (void)f; (void)params; (void)extra; atomic_fetch_add(&launches, 1); return 0;
+    (void)params; (void)extra;
+    const LaunchConfig *c = config;
+    return launch(f, c->gridDimX, c->gridDimY, c->gridDimZ, c->blockDimX, c->blockDimY, c->blockDimZ, c->sharedMemBytes);
 }
 CUresult cuTensorMapEncodeTiled(void *map, ...) { memset(map, 0, 128); return 0; }
 CUresult cuTensorMapEncodeIm2col(void *map, ...) { memset(map, 0, 128); return 0; }
@@ -172,6 +221,6 @@ CUresult cuGetErrorString(CUresult e, const char **s) { (void)e; *s = "libcuda s
 CUresult cuGetErrorName(CUresult e, const char **s) { (void)e; *s = "CUDA_ERROR_FAKE"; return 0; }
 
 __attribute__((destructor)) static void report(void) {
-    fprintf(stderr, "libcuda stand-in: %lu modules loaded, %lu kernels launched (none run)\n",
-            (unsigned long)modules, (unsigned long)launches);
+    fprintf(stderr, "libcuda stand-in: %lu modules loaded, %lu kernels launched (none run), %lu launches refused\n",
+            (unsigned long)modules, (unsigned long)launches, (unsigned long)refused);
 }
