@@ -109,9 +109,9 @@ for BATCH in $BATCHES; do
   wall=$(awk "BEGIN { print $(date +%s.%N) - $start }")
   modules=$(ls "$ptx" | grep -c '\.ptx$')
   # the stand-in's last words: "N modules loaded, M kernels launched (none run), K launches refused"
-  launches=$(grep -oE '[0-9]+ kernels launched' "$OUT/$model-$BATCH.log" | tail -n 1 | cut -d' ' -f1)
-  over=$(grep -oE '[0-9]+ launches refused' "$OUT/$model-$BATCH.log" | tail -n 1 | cut -d' ' -f1)
-  grep -m 5 'stand-in: launch of' "$OUT/$model-$BATCH.log" >&2
+  launches=$(grep -aoE '[0-9]+ kernels launched' "$OUT/$model-$BATCH.log" | tail -n 1 | cut -d' ' -f1)
+  over=$(grep -aoE '[0-9]+ launches refused' "$OUT/$model-$BATCH.log" | tail -n 1 | cut -d' ' -f1)
+  grep -a -m 5 'stand-in: launch of' "$OUT/$model-$BATCH.log" >&2
   # ptxas on every module, as many at once as there are cores; a refused one keeps its errors
   find "$ptx" -name '*.ptx' -print0 | xargs -0 -P "$(nproc)" -I{} sh -c \
     '"$0" -arch="$1" -o /dev/null "$2" 2> "$2.err" && rm -f "$2.err"' "$ptxas" "$ARCH" {}
