@@ -277,8 +277,9 @@ fn layer_norm_trains_like_flex_on_the_gpu() {
 /// their width (a slice of the last axis: the layout cubecl's CUDA runtime gives the tensors it
 /// pads, CvT-13's 192 channels or its attention scores), a batch broadcast from one (rows 0
 /// apart) and a slice of the token axis (the class token) — and output gradients sliced from a
-/// wider one (the gradient of a concatenation after the op): layer norm, softmax over the last
-/// axis and the token batch norm, forward and backward, match flex's.
+/// wider one (the gradient of a concatenation after the op), and copy what no such layout reads
+/// (a transposed view): layer norm, softmax over the last axis and the token batch norm, forward
+/// and backward, match flex's.
 #[test]
 fn row_wise_kernels_read_rows_where_they_lie_like_flex_on_the_gpu() {
     use burn::nn::BatchNormConfig;
@@ -299,8 +300,9 @@ fn row_wise_kernels_read_rows_where_they_lie_like_flex_on_the_gpu() {
         Apart,
         Broadcast,
         ClassToken,
+        Transposed,
     }
-    for rows in [Rows::RowMajor, Rows::Apart, Rows::Broadcast, Rows::ClassToken] {
+    for rows in [Rows::RowMajor, Rows::Apart, Rows::Broadcast, Rows::ClassToken, Rows::Transposed] {
         for op in ["layer norm", "softmax", "batch norm"] {
             let run = |device: &Device| -> Vec<Vec<f32>> {
                 let device = device.clone().autodiff();
@@ -311,6 +313,8 @@ fn row_wise_kernels_read_rows_where_they_lie_like_flex_on_the_gpu() {
                     Rows::Apart => source.clone().narrow(2, 0, width),
                     Rows::Broadcast => source.clone().narrow(0, 0, 1).narrow(2, 0, width).expand([batch, tokens, width]),
                     Rows::ClassToken => source.clone().narrow(1, 0, 1).narrow(2, 0, width),
+                    // the last axis 17 apart: no `Rows` reads it, so it is copied row major first
+                    Rows::Transposed => source.clone().reshape([batch, wide, tokens]).narrow(1, 0, width).swap_dims(1, 2),
                 };
                 let (gamma, beta) = (leaf(&gamma), leaf(&beta));
                 let norm = BatchNormConfig::new(width).init(&device);

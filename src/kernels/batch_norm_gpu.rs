@@ -28,7 +28,7 @@ use burn_cubecl::tensor::CubeTensor;
 use cubecl::calculate_cube_count_elemwise;
 use cubecl::prelude::*;
 
-use super::rows_gpu::{LANES, RowLayout, Rows, SLOTS, address_and_dtype, row_major, rows_in_place};
+use super::rows_gpu::{LANES, RowLayout, Rows, SLOTS, address_and_dtype, row_major, rows_and_width, rows_in_place};
 
 /// The most chunks the rows are cut into: each cube of the second kernel merges this many
 /// statistics per channel, [`SLOTS`] threads sharing them.
@@ -405,12 +405,6 @@ fn gradient_kernel<E: Float>(
     }
 }
 
-/// The channels (last axis) and rows (every other axis) of a tensor of `shape`.
-fn rows_and_channels(shape: &Shape) -> (usize, usize) {
-    let channels = shape.as_slice().last().copied().unwrap_or(1);
-    (shape.num_elements() / channels.max(1), channels)
-}
-
 /// The cubes covering `chunks` chunks of every tile of [`LANES`] channels.
 fn chunk_cubes(like: &CubeTensor, channels: usize, chunks: usize) -> (CubeCount, CubeDim) {
     let cube_dim = CubeDim::new_2d(LANES as u32, SLOTS as u32);
@@ -431,7 +425,7 @@ fn forward(
 ) -> (CubeTensor, CubeTensor, CubeTensor, CubeTensor, CubeTensor) {
     let [x, gamma, beta, running_mean, running_var] = [x, gamma, beta, running_mean, running_var].map(into_contiguous);
     let shape = x.meta.shape().clone();
-    let (rows, channels) = rows_and_channels(&shape);
+    let (rows, channels) = rows_and_width(&shape);
     assert!(rows > 0 && channels > 0, "batch norm over no values: {shape:?}");
     for (what, t) in [("γ", &gamma), ("β", &beta), ("the running mean", &running_mean), ("the running variance", &running_var)] {
         assert_eq!(t.meta.num_elements(), channels, "batch norm: {what} is not as long as the last axis");
@@ -525,7 +519,7 @@ impl BatchNormOps for CubeBackend {
     fn batch_norm_backward(x: CubeTensor, gamma: CubeTensor, mean: CubeTensor, rstd: CubeTensor, grad: CubeTensor) -> (CubeTensor, CubeTensor, CubeTensor) {
         let [x, gamma, mean, rstd] = [x, gamma, mean, rstd].map(into_contiguous);
         let shape = x.meta.shape().clone();
-        let (rows, channels) = rows_and_channels(&shape);
+        let (rows, channels) = rows_and_width(&shape);
         assert!(rows > 0 && channels > 0, "batch norm over no values: {shape:?}");
         assert_eq!(grad.meta.shape(), &shape, "batch norm: the gradient is not shaped as the input");
         let (grad, grad_layout) = rows_in_place(grad);

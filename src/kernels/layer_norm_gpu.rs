@@ -25,7 +25,7 @@ use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
-use super::rows_gpu::{LANES, Rows, SLOTS, address_and_dtype, row_cubes, row_major, row_sum, rows_in_place};
+use super::rows_gpu::{LANES, Rows, SLOTS, address_and_dtype, row_cubes, row_major, row_sum, rows_and_width, rows_in_place};
 
 /// Layer norm's forward and backward over the last axis.
 #[backend_extension(Cube: cfg(any(feature = "gpu-backend", feature = "cuda")), Fusion: cfg(any(feature = "gpu-backend", feature = "cuda")))]
@@ -54,17 +54,8 @@ pub trait LayerNormOps: Backend {
 /// The forward's outputs as fusion records them: the output shaped as `x`, two `[rows]` vectors.
 fn statistics_outputs(x: &burn::backend::fusion::custom::TensorSpec) -> (burn::backend::fusion::custom::TensorSpec, burn::backend::fusion::custom::TensorSpec, burn::backend::fusion::custom::TensorSpec) {
     use burn::backend::fusion::custom::TensorSpec;
-    let rows = TensorSpec::new(Shape::from([rows(&x.shape)]), x.dtype);
+    let rows = TensorSpec::new(Shape::from([rows_and_width(&x.shape).0]), x.dtype);
     (x.clone(), rows.clone(), rows)
-}
-
-/// The rows of a tensor of `shape` normalised over its last axis.
-fn rows(shape: &Shape) -> usize {
-    shape.num_elements() / width(shape).max(1)
-}
-
-fn width(shape: &Shape) -> usize {
-    shape.as_slice().last().copied().unwrap_or(1)
 }
 
 /// Cube of `SLOTS` rows × `LANES` threads: each row's mean and variance (two passes), then its
@@ -204,7 +195,7 @@ impl LayerNormOps for CubeBackend {
     fn layer_norm_forward(x: CubeTensor, gamma: CubeTensor, beta: CubeTensor, epsilon: f32) -> (CubeTensor, CubeTensor, CubeTensor) {
         let ((x, x_layout), gamma, beta) = (rows_in_place(x), into_contiguous(gamma), into_contiguous(beta));
         let shape = x.meta.shape().clone();
-        let (rows, width) = (rows(&shape), width(&shape));
+        let (rows, width) = rows_and_width(&shape);
         assert!(width > 0, "layer norm over an empty axis");
         assert_eq!(gamma.meta.num_elements(), width, "layer norm: γ's length is not the last axis");
         assert_eq!(beta.meta.num_elements(), width, "layer norm: β's length is not the last axis");
@@ -244,7 +235,7 @@ impl LayerNormOps for CubeBackend {
         let ((x, x_layout), gamma, (grad, grad_layout)) = (rows_in_place(x), into_contiguous(gamma), rows_in_place(grad));
         let (mean, rstd) = (into_contiguous(mean), into_contiguous(rstd));
         let shape = x.meta.shape().clone();
-        let (rows, width) = (rows(&shape), width(&shape));
+        let (rows, width) = rows_and_width(&shape);
         assert!(width > 0, "layer norm over an empty axis");
         assert_eq!(grad.meta.shape(), &shape, "layer norm: the gradient is not shaped as the input");
         assert_eq!((mean.meta.num_elements(), rstd.meta.num_elements()), (rows, rows), "layer norm: a statistic per row");

@@ -65,42 +65,54 @@ impl RowLayout {
 }
 
 /// `t` as a kernel reads it through [`Rows`]: as it is where its layout has that form, else
-/// copied row major; and the layout.
+/// copied row major; and the layout. (A storage-tiled tensor's strides order its tiles, not its
+/// rows, so it is always laid back in rows.)
 pub(super) fn rows_in_place(t: CubeTensor) -> (CubeTensor, RowLayout) {
-    if let Some(layout) = rows_layout(t.meta.shape().as_slice(), &t.meta.strides()[..]) {
-        return (t, RowLayout(layout));
+    let layout = |t: &CubeTensor| rows_layout(t.meta.shape().as_slice(), &t.meta.strides()[..]).map(RowLayout);
+    if !t.meta.is_tiled()
+        && let Some(layout) = layout(&t)
+    {
+        return (t, layout);
     }
     let t = into_contiguous(t);
-    let shape = t.meta.shape().as_slice();
-    let width = shape.last().copied().unwrap_or(1);
-    let rows = shape[..shape.len().saturating_sub(1)].iter().product::<usize>().max(1);
-    (t, RowLayout([rows, width, rows * width]))
+    // Row major fits `Rows` whatever the shape; only a tensor with no values has no layout,
+    // and no row of it is read.
+    let layout = layout(&t).unwrap_or(RowLayout::NONE);
+    (t, layout)
+}
+
+/// The rows of a tensor of `shape` over its last axis, and that axis' length (a scalar is one
+/// row of one value).
+pub(super) fn rows_and_width(shape: &Shape) -> (usize, usize) {
+    let width = shape.as_slice().last().copied().unwrap_or(1);
+    (shape.num_elements() / width.max(1), width)
 }
 
 /// `[tokens, row_stride, batch_stride]` (see [`Rows`]) of a tensor of `shape` and `strides`
 /// whose rows have that layout: the last axis one apart, the axes before the last two
 /// collapsing onto the batch axis. Axes of size 1 say nothing of the layout and are passed
-/// over; a tensor with no values has none.
+/// over; a tensor with no values has none. (Called on every launch: it allocates nothing.)
 fn rows_layout(shape: &[usize], strides: &[usize]) -> Option<[usize; 3]> {
     let (&width, leading) = shape.split_last()?;
-    if shape.contains(&0) || (width > 1 && strides.last() != Some(&1)) {
+    if shape.contains(&0) || strides.len() != shape.len() || (width > 1 && strides.last() != Some(&1)) {
         return None;
     }
-    let axes: Vec<(usize, usize)> = leading.iter().copied().zip(strides.iter().copied()).filter(|&(size, _)| size != 1).collect();
-    match axes.as_slice() {
-        [] => Some([1, width, width]),
-        &[(tokens, row_stride)] => Some([tokens, row_stride, tokens * row_stride]),
-        [outer @ .., (batches, batch_stride), (tokens, row_stride)] => {
-            let mut inner = (*batches, *batch_stride);
-            for &(size, stride) in outer.iter().rev() {
-                if stride != inner.0 * inner.1 {
-                    return None;
-                }
-                inner = (size, stride);
-            }
-            Some([*tokens, *row_stride, *batch_stride])
+    // The leading axes that count, innermost first.
+    let mut axes = leading.iter().copied().zip(strides[..leading.len()].iter().copied()).filter(|&(size, _)| size != 1).rev();
+    let Some((tokens, row_stride)) = axes.next() else {
+        return Some([1, width, width]);
+    };
+    let Some((batches, batch_stride)) = axes.next() else {
+        return Some([tokens, row_stride, tokens * row_stride]);
+    };
+    let mut inner = (batches, batch_stride);
+    for (size, stride) in axes {
+        if stride != inner.0 * inner.1 {
+            return None;
         }
+        inner = (size, stride);
     }
+    Some([tokens, row_stride, batch_stride])
 }
 
 /// How a kernel over `tensors` launches: the `address_type` they need and their element type.

@@ -11,12 +11,11 @@
 
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, backend_extension};
-use burn::tensor::Shape;
 use burn_cubecl::CubeBackend;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
-use super::rows_gpu::{LANES, Rows, SLOTS, address_and_dtype, row_cubes, row_major, row_max, row_sum, rows_in_place};
+use super::rows_gpu::{LANES, Rows, SLOTS, address_and_dtype, row_cubes, row_major, row_max, row_sum, rows_and_width, rows_in_place};
 
 /// Softmax over the last axis, scaled, and its backward.
 #[backend_extension(Cube: cfg(any(feature = "gpu-backend", feature = "cuda")), Fusion: cfg(any(feature = "gpu-backend", feature = "cuda")))]
@@ -113,18 +112,12 @@ fn softmax_grad_kernel<E: Float>(
     }
 }
 
-/// The rows of a tensor of `shape` over its last axis, and that axis' length.
-fn rows_and_width(shape: &Shape) -> (usize, usize) {
-    let width = shape.as_slice().last().copied().unwrap_or(1);
-    assert!(width > 0, "softmax over an empty axis");
-    (shape.num_elements() / width, width)
-}
-
 impl SoftmaxOps for CubeBackend {
     fn scaled_softmax(scores: CubeTensor, scale: f32) -> CubeTensor {
         let (scores, layout) = rows_in_place(scores);
         let shape = scores.meta.shape().clone();
         let (rows, width) = rows_and_width(&shape);
+        assert!(width > 0, "softmax over an empty axis");
         let probs = row_major(&scores, shape);
         if rows == 0 {
             return probs;
@@ -146,6 +139,7 @@ impl SoftmaxOps for CubeBackend {
         let shape = probs.meta.shape().clone();
         assert_eq!(grad.meta.shape(), &shape, "softmax: the gradient is not shaped as the probabilities");
         let (rows, width) = rows_and_width(&shape);
+        assert!(width > 0, "softmax over an empty axis");
         let d_scores = row_major(&probs, shape);
         if rows == 0 {
             return d_scores;
