@@ -186,10 +186,13 @@ fn a_gpu_cache_travels_as_a_bundle_whole_or_kernels_only() {
         .succeeds();
     // another machine takes the kernels; importing again adds nothing, the whole bundle its autotune results
     brasa(&there, &["cache", "import", "kernels.bundle"])
-        .stdout_contains("kernels.bundle → there/cubecl/default.db (3 compiled kernel(s), 0 autotune result(s): 6 entries added, 0 already there)")
+        .stdout_contains("kernels.bundle → there/cubecl/default.db (3 compiled kernel(s), 0 autotune result(s): 6 entries added, 0 already there; the cache now ")
         .succeeds();
-    brasa(&there, &["cache", "import", "kernels.bundle"]).stdout_contains(": 0 entries added, 6 already there)").succeeds();
-    brasa(&there, &["cache", "import", "all.bundle"]).stdout_contains(": 2 entries added, 6 already there)").succeeds();
+    brasa(&there, &["cache", "import", "kernels.bundle"]).stdout_contains(": 0 entries added, 6 already there; the cache now ").succeeds();
+    brasa(&there, &["cache", "import", "all.bundle"]).stdout_contains(": 2 entries added, 6 already there; the cache now ").succeeds();
+    // what was written is folded into the database file, no write-ahead log left beside it
+    let wal = std::fs::metadata(there.join("cubecl/default.db-wal")).map(|m| m.len()).unwrap_or(0);
+    assert_eq!(wal, 0, "the import's write-ahead log is folded into the database");
     let database = Database::open_at(&there.join("cubecl/default.db"), Access::ReadOnly).unwrap();
     let mut held: Vec<(String, u64)> = database.summary().into_iter().map(|s| (s.namespace, s.entries)).collect();
     held.sort();
@@ -199,6 +202,13 @@ fn a_gpu_cache_travels_as_a_bundle_whole_or_kernels_only() {
     let mut value = None;
     database.scan("cuda/0.11.3/ptx_sm90-cpp", &mut |key, v| if key == [1] { value = Some(v.to_vec()) });
     assert_eq!(value.as_deref(), Some(&b"cuda/0.11.3/ptx_sm90-cpp 1"[..]));
+    drop(database);
+    // a run goes on writing into the folded cache as into any other
+    let database = Database::open_at(&there.join("cubecl/default.db"), Access::ReadWrite).unwrap();
+    database.insert("cuda/0.11.3/ptx_sm90-cpp", &[7], b"compiled later", Origin::Local);
+    assert_eq!(database.get("cuda/0.11.3/ptx_sm90-cpp", &[7]).as_deref(), Some(&b"compiled later"[..]));
+    drop(database);
+    brasa(&there, &["cache", "export", "again.bundle", "--kernels-only"]).stdout_contains("(4 compiled kernel(s), 0 autotune result(s),").succeeds();
     brasa(&there, &["cache", "import", "notes.txt"]).stderr_contains("notes.txt: not a GPU cache bundle").exits_with(3);
     brasa(&there, &["cache", "import", "missing.bundle"]).stderr_contains("missing.bundle").exits_with(3);
 }

@@ -181,24 +181,66 @@ pub struct Imported {
     pub added: usize,
     /// Entries the cache already had (a local entry is never replaced by a bundle's).
     pub kept: usize,
+    /// Whether the cache's write-ahead log was folded into its file (not while another process
+    /// has the cache open).
+    pub folded: bool,
 }
 
 /// Adds the bundle at `file` to the cache of GPU runs started in the current folder
-/// ([`GpuCache::locate`]), made if missing.
+/// ([`GpuCache::locate`]), made if missing, and folds what was written into the database file.
+///
+/// The entries go in as cubecl's own `bundle::import` puts them (insert-only, a batch of 1024
+/// per transaction, marked imported), but into the cache's file opened on its own rather than as
+/// the active environment's: cubecl's SQLite engine never folds its write-ahead log on close, and
+/// refuses to fold the active environment's, so importing a 243 MB bundle left a 485 MB `-wal`
+/// beside the 243 MB database. Folded, the cache is the bundle's size. When another process holds
+/// the cache open (a run started in the same folder) the log cannot be folded now: the entries
+/// are imported all the same, and the log is folded by a later import.
 pub fn import(file: &Path) -> Result<Imported> {
+    use cubecl::bundle::Bundle;
+    use cubecl_environment::bytes::Bytes;
+    use cubecl_environment::persistence::{Access, Database, InsertSummary, Origin};
+    const BATCH: usize = 1024;
     let bundle = open_bundle(file)?;
     let contents = Contents::of(&bundle);
-    let report = cubecl::bundle::import(&bundle);
-    if report.failed > 0 {
-        let cache = GpuCache::locate()?;
+    let cache = GpuCache::locate()?;
+    let shown = crate::fmt::display_path(&cache.database);
+    if let Some(dir) = cache.database.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    // Another environment made active first, so that the cache's file is not the active one
+    // (which cubecl shares with the runtime's stores and will not fold); this process opens no
+    // other store, so nothing else is switched.
+    cubecl::environment::activate("brasa-cache-import");
+    let database = Database::open_at(&cache.database, Access::ReadWrite).map_err(|e| Error::Data(format!("cannot open the GPU cache {shown}: {e}")))?;
+    let mut total = InsertSummary::default();
+    for namespace in bundle.namespaces() {
+        let mut batch: Vec<(Bytes, Bytes)> = Vec::with_capacity(BATCH);
+        let mut commit = |batch: &mut Vec<(Bytes, Bytes)>| {
+            let summary = database.insert_many(&namespace, &mut batch.drain(..), Origin::Imported);
+            total.stored += summary.stored;
+            total.conflict += summary.conflict;
+            total.failed += summary.failed;
+        };
+        bundle.scan(&namespace, &mut |key, value| {
+            batch.push((Bytes::from_bytes_vec(key.to_vec()), Bytes::from_bytes_vec(value.to_vec())));
+            if batch.len() == BATCH {
+                commit(&mut batch);
+            }
+        });
+        if !batch.is_empty() {
+            commit(&mut batch);
+        }
+    }
+    if total.failed > 0 {
         return Err(Error::Data(format!(
-            "{}: {} of the bundle's entries could not be written to {} (a full disk, or a folder that cannot be written?)",
+            "{}: {} of the bundle's entries could not be written to {shown} (a full disk, or a folder that cannot be written?)",
             file.display(),
-            report.failed,
-            crate::fmt::display_path(&cache.database)
+            total.failed,
         )));
     }
-    Ok(Imported { contents, added: report.imported, kept: report.skipped })
+    let folded = database.into_standalone().is_ok();
+    Ok(Imported { contents, added: total.stored, kept: total.conflict, folded })
 }
 
 /// The bundle at `file`: SQLite, the format [`GpuCache::export`] writes (cubecl's other format,

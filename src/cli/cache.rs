@@ -112,13 +112,15 @@ fn export(args: &ExportArgs) -> Result<String> {
 fn import(args: &ImportArgs) -> Result<String> {
     let imported = brasa::backend::gpu_cache::import(&args.file)?;
     let cache = GpuCache::locate()?;
+    let log = if imported.folded { "" } else { "; its write-ahead log stays beside it until a later import, as another process has the cache open" };
     Ok(format!(
-        "gpu: {} → {} ({}: {} entries added, {} already there)\n",
+        "gpu: {} → {} ({}: {} entries added, {} already there; the cache now {}{log})\n",
         display_path(&args.file),
         display_path(&cache.database),
         imported.contents.describe(),
         imported.added,
-        imported.kept
+        imported.kept,
+        megabytes(cache.bytes()),
     ))
 }
 
