@@ -71,7 +71,9 @@ make_kit() {
   if ! ls .gl/*.deb >/dev/null 2>&1; then
     # the loaders from Debian's amd64 archive, whatever this machine's architecture
     mkdir -p .gl /tmp/gpu-kit-apt/partial
-    local o=(-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/gpu-kit-apt)
+    # (downloading as the user running this, whom apt would otherwise drop to '_apt' from, and
+    # warn "unsandboxed" when '_apt' cannot write here)
+    local o=(-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/gpu-kit-apt "-oAPT::Sandbox::User=$(id -un)")
     apt-get "${o[@]}" update -qq >&2
     (cd .gl && apt-get "${o[@]}" download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2 >&2)
   fi
