@@ -173,7 +173,7 @@ impl SweepStatus {
                 Standing::NotSubmitted => String::new(),
                 Standing::Submitted => "to Slurm; whether it is queued, running or gone is not known here".into(),
             };
-            text.push_str(&format!("trial {:>2}  {:<13}  {:<24}  {}\n", t.trial, name, t.overrides, detail).trim_end().to_string());
+            text.push_str(format!("trial {:>2}  {:<13}  {:<24}  {}\n", t.trial, name, t.overrides, detail).trim_end());
             text.push('\n');
             if let Standing::Failed { log_tail, .. } = &t.standing {
                 for line in log_tail {

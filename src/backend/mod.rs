@@ -496,10 +496,10 @@ mod tests {
     #[test]
     fn auto_without_a_gpu_says_the_named_device_goes_unused() {
         // a machine with a GPU either picks device 3 or refuses it; one without uses flex, saying so
-        if let Ok(chosen) = Backend::Auto.choose(Some(3)) {
-            if !chosen.info.is_gpu() {
-                assert!(chosen.info.reason.ends_with("(runtime.device = 3 picks among GPUs, and there is none)"), "{:?}", chosen.info);
-            }
+        if let Ok(chosen) = Backend::Auto.choose(Some(3))
+            && !chosen.info.is_gpu()
+        {
+            assert!(chosen.info.reason.ends_with("(runtime.device = 3 picks among GPUs, and there is none)"), "{:?}", chosen.info);
         }
         if let Ok(chosen) = Backend::Auto.choose(None) {
             assert!(!chosen.info.reason.contains("runtime.device"), "{:?}", chosen.info);

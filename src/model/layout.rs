@@ -2,13 +2,13 @@
 //! and their translation to the one brasa's modules mirror — the Hub layout, the names
 //! transformers 4 uses and `save_pretrained` writes.
 //!
-//! - [`Layout::Hub`]: `vit.encoder.layer.N.attention.attention.query.weight`,
+//! - [`Layout::Hub`] — `vit.encoder.layer.N.attention.attention.query.weight`,
 //!   `cvt.encoder.stages.N.…` — used as is.
-//! - [`Layout::Transformers5`]: the module names transformers 5 uses in memory, which a
+//! - [`Layout::Transformers5`] — the module names transformers 5 uses in memory, which a
 //!   `torch.save(model.state_dict())` or `safetensors.torch.save_file` keeps
 //!   (`vit.layers.N.attention.q_proj`, `mlp.fc1`, …; transformers converts them on
 //!   `save_pretrained`, so the Hub layout stays what it writes). CvT's names did not change.
-//! - [`Layout::Timm`]: timm's `VisionTransformer` (`blocks.N.attn.qkv`, fused query/key/value,
+//! - [`Layout::Timm`] — timm's `VisionTransformer` (`blocks.N.attn.qkv`, fused query/key/value,
 //!   `patch_embed.proj`, `pos_embed`, `head`).
 //!
 //! A `module.` prefix (a model saved from `nn.DataParallel`) is dropped first.
