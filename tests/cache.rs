@@ -212,3 +212,42 @@ fn a_gpu_cache_travels_as_a_bundle_whole_or_kernels_only() {
     brasa(&there, &["cache", "import", "notes.txt"]).stderr_contains("notes.txt: not a GPU cache bundle").exits_with(3);
     brasa(&there, &["cache", "import", "missing.bundle"]).stderr_contains("missing.bundle").exits_with(3);
 }
+
+/// `brasa cache import` while a run started in the same folder has the cache open (another
+/// process, writing before and after): nothing either side wrote is lost, and the cache opens
+/// and takes writes afterwards.
+#[cfg(any(feature = "gpu-backend", feature = "cuda"))]
+#[test]
+fn an_import_beside_a_run_holding_the_cache_open_loses_nothing() {
+    use common::brasa::Brasa;
+    use cubecl_environment::persistence::{Access, Database, Origin};
+    const KERNELS: &str = "cuda/0.11.3/ptx_sm90-cpp";
+    let dir = TestDir::new();
+    let (here, there) = (dir.path().join("here"), dir.path().join("there"));
+    for cache in [&here, &there] {
+        std::fs::create_dir_all(cache.join("cubecl")).unwrap();
+    }
+    {
+        let database = Database::open_at(&here.join("cubecl/default.db"), Access::ReadWrite).unwrap();
+        for key in 0..50u8 {
+            database.insert(KERNELS, &[key], &[key; 4096], Origin::Local);
+        }
+    }
+    let brasa = |cache: &Path, args: &[&str]| Brasa::new(dir.path(), args).env("XDG_CACHE_HOME", cache).env_remove("CUBECL_ENVIRONMENT");
+    brasa(&here, &["cache", "export", "k.bundle"]).succeeds();
+    // the run: its cache open, written before the import and after it
+    let run = Database::open_at(&there.join("cubecl/default.db"), Access::ReadWrite).unwrap();
+    run.insert(KERNELS, &[200], b"before", Origin::Local);
+    brasa(&there, &["cache", "import", "k.bundle"]).stdout_contains(": 50 entries added, 0 already there; the cache now ").succeeds();
+    run.insert(KERNELS, &[201], b"after", Origin::Local);
+    assert_eq!(run.get(KERNELS, &[7]).as_deref(), Some(&[7u8; 4096][..]), "the run sees what was imported");
+    drop(run);
+    let reopened = Database::open_at(&there.join("cubecl/default.db"), Access::ReadWrite).unwrap();
+    let mut keys = Vec::new();
+    reopened.scan(KERNELS, &mut |key, _| keys.push(key.to_vec()));
+    assert_eq!(keys.len(), 52, "the 50 imported and the run's two");
+    assert_eq!(reopened.get(KERNELS, &[200]).as_deref(), Some(&b"before"[..]));
+    assert_eq!(reopened.get(KERNELS, &[201]).as_deref(), Some(&b"after"[..]));
+    reopened.insert(KERNELS, &[202], b"later", Origin::Local);
+    assert_eq!(reopened.get(KERNELS, &[202]).as_deref(), Some(&b"later"[..]));
+}

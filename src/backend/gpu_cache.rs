@@ -193,9 +193,10 @@ pub struct Imported {
 /// per transaction, marked imported), but into the cache's file opened on its own rather than as
 /// the active environment's: cubecl's SQLite engine never folds its write-ahead log on close, and
 /// refuses to fold the active environment's, so importing a 243 MB bundle left a 485 MB `-wal`
-/// beside the 243 MB database. Folded, the cache is the bundle's size. When another process holds
-/// the cache open (a run started in the same folder) the log cannot be folded now: the entries
-/// are imported all the same, and the log is folded by a later import.
+/// beside the 243 MB database. Folded, the cache is the bundle's size. A run started in the same
+/// folder may hold the cache open meanwhile (another process) and goes on writing to it; when it
+/// is reading or writing at that very moment the log cannot be folded now: the entries are
+/// imported all the same, and the log is folded by a later import.
 pub fn import(file: &Path) -> Result<Imported> {
     use cubecl::bundle::Bundle;
     use cubecl_environment::bytes::Bytes;
@@ -208,10 +209,7 @@ pub fn import(file: &Path) -> Result<Imported> {
     if let Some(dir) = cache.database.parent() {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    // Another environment made active first, so that the cache's file is not the active one
-    // (which cubecl shares with the runtime's stores and will not fold); this process opens no
-    // other store, so nothing else is switched.
-    cubecl::environment::activate("brasa-cache-import");
+    let _aside = ActiveAside::new();
     let database = Database::open_at(&cache.database, Access::ReadWrite).map_err(|e| Error::Data(format!("cannot open the GPU cache {shown}: {e}")))?;
     let mut total = InsertSummary::default();
     for namespace in bundle.namespaces() {
@@ -241,6 +239,25 @@ pub fn import(file: &Path) -> Result<Imported> {
     }
     let folded = database.into_standalone().is_ok();
     Ok(Imported { contents, added: total.stored, kept: total.conflict, folded })
+}
+
+/// Another cubecl environment active while it lives, the one before it active again after: the
+/// active environment's file is shared with the runtime's stores and cubecl will not fold it, so
+/// [`import`] opens the cache's file while it is not the active one.
+struct ActiveAside(std::sync::Arc<str>);
+
+impl ActiveAside {
+    fn new() -> Self {
+        let before = cubecl::environment::active();
+        cubecl::environment::activate("brasa-cache-import");
+        Self(before)
+    }
+}
+
+impl Drop for ActiveAside {
+    fn drop(&mut self) {
+        cubecl::environment::activate(&*self.0);
+    }
 }
 
 /// The bundle at `file`: SQLite, the format [`GpuCache::export`] writes (cubecl's other format,
