@@ -173,16 +173,18 @@ impl Contents {
 }
 
 /// What [`import`] did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Imported {
+    /// The cache imported into, its files as the import left them.
+    pub cache: GpuCache,
     /// What the bundle holds.
     pub contents: Contents,
     /// Entries added to the cache.
     pub added: usize,
     /// Entries the cache already had (a local entry is never replaced by a bundle's).
     pub kept: usize,
-    /// Whether the cache's write-ahead log was folded into its file (not while another process
-    /// has the cache open).
+    /// Whether the cache's write-ahead log was folded into its file (not when another process
+    /// was using the cache at that moment).
     pub folded: bool,
 }
 
@@ -238,7 +240,8 @@ pub fn import(file: &Path) -> Result<Imported> {
         )));
     }
     let folded = database.into_standalone().is_ok();
-    Ok(Imported { contents, added: total.stored, kept: total.conflict, folded })
+    let cache = GpuCache::at(cache.database)?;
+    Ok(Imported { cache, contents, added: total.stored, kept: total.conflict, folded })
 }
 
 /// Another cubecl environment active while it lives, the one before it active again after: the

@@ -111,7 +111,7 @@ fn export(args: &ExportArgs) -> Result<String> {
 #[cfg(any(feature = "gpu-backend", feature = "cuda"))]
 fn import(args: &ImportArgs) -> Result<String> {
     let imported = brasa::backend::gpu_cache::import(&args.file)?;
-    let cache = GpuCache::locate()?;
+    let cache = &imported.cache;
     let log = if imported.folded { "" } else { "; its write-ahead log stays beside it until a later import: another process was using the cache" };
     Ok(format!(
         "gpu: {} → {} ({}: {} entries added, {} already there; the cache now {}{log})\n",
