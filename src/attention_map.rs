@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 pub const ROLLOUT: &str = "rollout";
 /// [`AttentionMap::method`] of a CvT's map.
 pub const CLS_ATTENTION: &str = "cls-attention";
+/// [`AttentionMap::method`] of a CvT without a cls token in its last stage.
+pub const MEAN_ATTENTION: &str = "mean-attention";
 
 /// One image's attention map on the model's token grid.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -16,7 +18,7 @@ pub struct AttentionMap {
     pub width: usize,
     /// `height * width` raw values, row-major (not rescaled; see [`AttentionMap::normalized`]).
     pub values: Vec<f32>,
-    /// [`ROLLOUT`] or [`CLS_ATTENTION`].
+    /// [`ROLLOUT`], [`CLS_ATTENTION`] or [`MEAN_ATTENTION`].
     pub method: String,
 }
 

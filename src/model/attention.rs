@@ -22,7 +22,7 @@ use burn::module::Module;
 use burn::tensor::Tensor;
 
 use super::Model;
-pub use crate::attention_map::{AttentionMap, CLS_ATTENTION, ROLLOUT};
+pub use crate::attention_map::{AttentionMap, CLS_ATTENTION, MEAN_ATTENTION, ROLLOUT};
 use crate::error::{Error, Result};
 
 /// Attention probabilities a forward pass recorded (`forward_with_attention` of the models).
@@ -48,10 +48,16 @@ pub fn attention_maps(model: &Model, pixel_values: Tensor<4>) -> Result<Vec<Atte
         }
         Model::Cvt(m) => {
             let (_, attentions) = m.valid().forward_with_attention(pixel_values);
-            let last = attentions.probs.last().filter(|_| attentions.cls_token).ok_or_else(|| {
-                Error::Model("CvT attention maps need a last stage with a cls token and at least one layer".into())
-            })?;
-            Ok(cls_attention(last.clone(), attentions.key_grid))
+            let Some(last) = attentions.probs.last() else {
+                return Err(Error::Model("CvT attention maps need at least one layer in the last stage".into()));
+            };
+            Ok(if attentions.cls_token {
+                cls_attention(last.clone(), attentions.key_grid)
+            } else {
+                // no cls token (the model pools the last stage's tokens): what each key token
+                // receives, averaged over the heads and the queries
+                mean_attention(last.clone(), attentions.key_grid)
+            })
         }
     }
 }
@@ -86,6 +92,15 @@ pub fn cls_attention(probs: Tensor<4>, grid: [usize; 2]) -> Vec<AttentionMap> {
     assert_eq!(keys, 1 + grid[0] * grid[1], "keys are the cls token and the {grid:?} grid");
     let cls_row = probs.mean_dim(1).narrow(2, 0, 1).narrow(3, 1, keys - 1);
     maps(cls_row.reshape([batch * (keys - 1)]), batch, grid, CLS_ATTENTION)
+}
+
+/// A CvT's last-layer attention without a cls token, `[batch, heads, queries, keys]` with the
+/// keys the `grid`: each key's attention averaged over heads and queries, one map per image.
+pub fn mean_attention(probs: Tensor<4>, grid: [usize; 2]) -> Vec<AttentionMap> {
+    let [batch, _, _, keys] = probs.dims();
+    assert_eq!(keys, grid[0] * grid[1], "keys are the {grid:?} grid");
+    let received = probs.mean_dim(1).mean_dim(2);
+    maps(received.reshape([batch * keys]), batch, grid, MEAN_ATTENTION)
 }
 
 fn maps(values: Tensor<1>, batch: usize, [height, width]: [usize; 2], method: &str) -> Vec<AttentionMap> {
@@ -176,6 +191,21 @@ mod tests {
         let maps = cls_attention(tensor(values, [1, 2, 5, 3]), [1, 2]);
         assert_eq!((maps[0].height, maps[0].width, maps[0].method.as_str()), (1, 2, CLS_ATTENTION));
         assert!((maps[0].values[0] - 0.4).abs() < 1e-7 && (maps[0].values[1] - 0.3).abs() < 1e-7, "{:?}", maps[0].values);
+    }
+
+    #[test]
+    fn mean_attention_is_what_each_key_receives_over_heads_and_queries() {
+        // 2 images, 2 heads, 2 queries, 2 keys (a 2×1 key grid), no cls token
+        let values = vec![
+            0.5, 0.5, 0.1, 0.9, /* head 1 */ 0.3, 0.7, 0.7, 0.3, // image 0
+            1.0, 0.0, 1.0, 0.0, /* head 1 */ 0.0, 1.0, 1.0, 0.0, // image 1
+        ];
+        let maps = mean_attention(tensor(values, [2, 2, 2, 2]), [2, 1]);
+        assert_eq!((maps[0].height, maps[0].width, maps[0].method.as_str()), (2, 1, MEAN_ATTENTION));
+        let expected = [[0.4, 0.6], [0.75, 0.25]];
+        for (map, expected) in maps.iter().zip(expected) {
+            assert!(map.values.iter().zip(expected).all(|(a, b)| (a - b).abs() < 1e-7), "{:?} vs {expected:?}", map.values);
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ use image::{Rgb, RgbImage};
 use super::grid::escape;
 use crate::augment::{Interpolation, ResizeTo, resize};
 use crate::data::images::read_rgb;
-use crate::attention_map::{AttentionMap, CLS_ATTENTION, ROLLOUT};
+use crate::attention_map::{AttentionMap, CLS_ATTENTION, MEAN_ATTENTION, ROLLOUT};
 
 const THUMB: u32 = 128;
 const GAP: u32 = 4;
@@ -56,6 +56,7 @@ pub fn overlay_svg(items: &[(&Path, &str, &str, &AttentionMap)], view: impl Fn(R
         let method = match map.method.as_str() {
             ROLLOUT => "rollout",
             CLS_ATTENTION => "cls attention",
+            MEAN_ATTENTION => "mean attention",
             other => other,
         };
         svg.push_str(&format!(

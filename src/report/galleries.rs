@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use super::{Chart, attention, grid, leakage};
-use crate::attention_map::{AttentionMap, ROLLOUT};
+use crate::attention_map::{AttentionMap, MEAN_ATTENTION, ROLLOUT};
 use crate::error::Result;
 use crate::run_dir::{self, DuplicateRow, Meta, PredictionRow, RunDir};
 
@@ -92,6 +92,7 @@ pub fn attention_maps(run: &RunDir, meta: &Meta) -> Result<Drawn> {
         Ok(svg) => {
             let method = match entries.first().map(|e| e.map.method.as_str()) {
                 Some(ROLLOUT) => "attention rollout",
+                Some(MEAN_ATTENTION) => "last-layer attention each token receives",
                 _ => "last-stage cls attention",
             };
             (Some(Chart { title: format!("Test images with their {method}"), file: run_dir::chart("attention_test"), svg }), None)
