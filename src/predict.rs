@@ -81,7 +81,15 @@ impl Predictor {
     pub fn from_run(dir: &Path, hf_preprocess: bool, device: &Device) -> Result<Self> {
         let Trained { model, config, meta, .. } = Trained::load(dir, Which::Best, device)?;
         let (recipe, normalize) = match (&meta.preprocess, hf_preprocess) {
-            (_, true) => processor_parts(&Processor::family_default(config.family())),
+            (pre, true) => {
+                // the family's processor, sized to what the model was trained on
+                let trained = pre.as_ref().and_then(|p| p.recipe.center_crop.or(p.recipe.resize.and_then(|(to, _)| to.fixed_size())));
+                let input = match &config {
+                    ArchConfig::Vit(c) => Some((c.image_size as u32, c.image_size as u32)),
+                    ArchConfig::Cvt(_) => trained,
+                };
+                processor_parts(&Processor::family_default(config.family()).sized_to(input))
+            }
             (Some(pre), false) => (pre.recipe, pre.normalize),
             (None, false) => {
                 return Err(Error::run_dir(dir, format!("{} does not record its preprocessing (an older brasa wrote it); pass --preprocess hf", run_dir::META)));
@@ -98,13 +106,23 @@ impl Predictor {
         let hf = HfConfig::read(&files.config)?;
         let classes = hf.labels.clone();
         let config = hf.arch_config(classes.len())?;
-        let (processor, _) = Processor::for_checkpoint(&files, hf.family)?;
+        let (processor, from) = Processor::for_checkpoint(&files, hf.family)?;
+        if let Some(size) = processor.input_size() {
+            config.check_input(size).map_err(|why| Error::Model(format!("{value}: its image processor ({from}) gives {}x{} inputs, which the model cannot take: {why}", size.0, size.1)))?;
+        }
         let source = locator.describe();
         let mut model = config.init(device);
-        match &mut model {
+        let import = match &mut model {
             Model::Cvt(m) => model::pretrained::import(m, &files.weights, Family::Cvt, &source, false)?,
             Model::Vit(m) => model::pretrained::import(m, &files.weights, Family::Vit, &source, false)?,
         };
+        if !import.new.is_empty() {
+            return Err(Error::Model(format!(
+                "{source} has no trained classification head ({}: {}); fine-tune it with `brasa run` and predict with --run",
+                import.layout,
+                import.new.join(", ")
+            )));
+        }
         // A ViT whose processor gives another size than its position embeddings were laid out for.
         if let (Model::Vit(_), Some((h, _))) = (&model, processor.input_size())
             && let Model::Vit(m) = model

@@ -205,3 +205,185 @@ fn full_size_models_match_transformers() {
         assert!(diff < 1e-4, "{name}: {diff}");
     }
 }
+
+/// The tensors of a safetensors file: name, dtype, shape, bytes.
+type RawTensor = (String, safetensors::Dtype, Vec<usize>, Vec<u8>);
+
+fn raw_tensors(path: &Path) -> Vec<RawTensor> {
+    let bytes = std::fs::read(path).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut out: Vec<RawTensor> = file.tensors().into_iter().map(|(name, v)| (name, v.dtype(), v.shape().to_vec(), v.data().to_vec())).collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn write_raw(path: &Path, tensors: &[RawTensor]) {
+    let views: Vec<(String, safetensors::tensor::TensorView)> =
+        tensors.iter().map(|(n, d, s, b)| (n.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap())).collect();
+    safetensors::serialize_to_file(views, None, path).unwrap();
+}
+
+/// A checkpoint folder: `source`'s config.json beside `weights` (file name → tensors).
+fn folder_with(source: &Path, weights: &[(&str, &[RawTensor])]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(source.join("config.json"), dir.path().join("config.json")).unwrap();
+    for (name, tensors) in weights {
+        write_raw(&dir.path().join(name), tensors);
+    }
+    dir
+}
+
+/// Each f32 tensor in half precision (`to` F16 or BF16), and the same values back in f32.
+fn halved(tensors: &[RawTensor], to: safetensors::Dtype) -> (Vec<RawTensor>, Vec<RawTensor>) {
+    use burn::tensor::{bf16, f16};
+    let (mut half, mut exact) = (Vec::new(), Vec::new());
+    for (name, dtype, shape, bytes) in tensors {
+        assert_eq!(*dtype, safetensors::Dtype::F32, "{name}");
+        let values = bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap()));
+        let (h, back): (Vec<[u8; 2]>, Vec<f32>) = match to {
+            safetensors::Dtype::F16 => values.map(|v| f16::from_f32(v)).map(|h| (h.to_le_bytes(), h.to_f32())).unzip(),
+            _ => values.map(|v| bf16::from_f32(v)).map(|h| (h.to_le_bytes(), h.to_f32())).unzip(),
+        };
+        half.push((name.clone(), to, shape.clone(), h.concat()));
+        exact.push((name.clone(), *dtype, shape.clone(), back.iter().flat_map(|v| v.to_le_bytes()).collect()));
+    }
+    (half, exact)
+}
+
+#[test]
+fn half_precision_checkpoints_load_as_their_exact_f32_values() {
+    for (fixture_name, arch, size) in [("hf/vit-small", Arch::VitTiny, 32), ("hf/cvt-small", Arch::Cvt13, 64)] {
+        let source = fixture(fixture_name);
+        let classes = labels(&source);
+        let parity = read_safetensors(&source.join("parity.safetensors"));
+        let pixels = &parity["pixel_values"];
+        let all = raw_tensors(&source.join("model.safetensors"));
+        // BatchNorm's num_batches_tracked is an integer: it stays as it is
+        let (floats, ints): (Vec<RawTensor>, Vec<RawTensor>) = all.into_iter().partition(|t| t.1 == safetensors::Dtype::F32);
+        for dtype in [safetensors::Dtype::F16, safetensors::Dtype::BF16] {
+            let (mut half, mut exact) = halved(&floats, dtype);
+            half.extend(ints.iter().cloned());
+            exact.extend(ints.iter().cloned());
+            let half_dir = folder_with(&source, &[("model.safetensors", &half)]);
+            let exact_dir = folder_with(&source, &[("model.safetensors", &exact)]);
+            let from_half = build(arch, half_dir.path(), "model.safetensors", &classes, size);
+            let from_exact = build(arch, exact_dir.path(), "model.safetensors", &classes, size);
+            let (a, b) = (logits(&from_half.model, pixels), logits(&from_exact.model, pixels));
+            assert_eq!(a, b, "{fixture_name} {dtype:?}: the same values in f32 give the same logits");
+            let drift = max_abs_diff(&a, &parity["logits"].values);
+            println!("{fixture_name} in {dtype:?}: max |logit - transformers' f32 logit| = {drift:.2e}");
+            assert!(drift < 0.1, "{fixture_name} {dtype:?}: {drift}");
+        }
+    }
+}
+
+#[test]
+fn sharded_and_oddly_named_checkpoints_load() {
+    let source = fixture("hf/vit-small");
+    let classes = labels(&source);
+    let parity = read_safetensors(&source.join("parity.safetensors"));
+    let whole = logits(&build(Arch::VitTiny, &source, "model.safetensors", &classes, 32).model, &parity["pixel_values"]);
+
+    // save_pretrained(max_shard_size=...): shards and an index naming each tensor's shard
+    let tensors = raw_tensors(&source.join("model.safetensors"));
+    let (first, second) = tensors.split_at(tensors.len() / 2);
+    let names = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"];
+    let dir = folder_with(&source, &[(names[0], first), (names[1], second)]);
+    let map: serde_json::Map<String, serde_json::Value> = [(first, names[0]), (second, names[1])]
+        .into_iter()
+        .flat_map(|(part, file)| part.iter().map(move |t| (t.0.clone(), serde_json::json!(file))))
+        .collect();
+    let index = serde_json::json!({ "metadata": { "total_size": 0 }, "weight_map": map });
+    std::fs::write(dir.path().join("model.safetensors.index.json"), index.to_string()).unwrap();
+    let files = brasa::model::hub::Locator::Local(dir.path().to_path_buf()).find_local().unwrap().unwrap();
+    assert_eq!(files.weights, dir.path().join("model.safetensors.index.json"));
+    let built = build(Arch::VitTiny, dir.path(), "model.safetensors.index.json", &classes, 32);
+    assert_eq!(built.import.as_ref().unwrap().loaded.len(), 40);
+    assert_eq!(logits(&built.model, &parity["pixel_values"]), whole, "sharded");
+    std::fs::remove_file(dir.path().join(names[1])).unwrap();
+    let request = |files| Request { arch: Arch::VitTiny, options: Options::default(), classes: &classes, input_size: (32, 32), pretrained: Some((files, "x")), freeze: &[], seed: 0 };
+    let files = checkpoint(dir.path(), "model.safetensors.index.json");
+    let err = model::build(&request(&files), &Device::flex()).err().expect("a missing shard").to_string();
+    assert!(err.contains("model.safetensors.index.json") && err.contains(names[1]) && err.contains("missing"), "{err}");
+
+    // the format is read from the contents, not the name
+    let odd = tempfile::tempdir().unwrap();
+    std::fs::copy(source.join("config.json"), odd.path().join("config.json")).unwrap();
+    std::fs::copy(source.join("pytorch_model.bin"), odd.path().join("weights.ckpt")).unwrap();
+    std::fs::copy(source.join("model.safetensors"), odd.path().join("state.bin")).unwrap();
+    std::fs::write(odd.path().join("notes.bin"), "not a checkpoint at all").unwrap();
+    for name in ["weights.ckpt", "state.bin"] {
+        let built = build(Arch::VitTiny, odd.path(), name, &classes, 32);
+        assert!(max_abs_diff(&logits(&built.model, &parity["pixel_values"]), &whole) < 1e-6, "{name}");
+    }
+    let files = checkpoint(odd.path(), "notes.bin");
+    let err = model::build(&request(&files), &Device::flex()).err().expect("not a checkpoint").to_string();
+    assert!(err.contains("notes.bin") && err.contains("neither a safetensors file nor a PyTorch checkpoint"), "{err}");
+}
+
+#[test]
+fn a_base_model_without_its_head_is_fine_tuned_with_a_new_one() {
+    for (fixture_name, arch, size, prefix, head) in
+        [("hf/vit-small", Arch::VitTiny, 32, "vit.", &["classifier."][..]), ("hf/cvt-small", Arch::Cvt13, 64, "cvt.", &["classifier.", "layernorm."][..])]
+    {
+        let source = fixture(fixture_name);
+        let classes = labels(&source);
+        // ViTModel / CvtModel.save_pretrained: the backbone's names without the prefix, no head
+        let base: Vec<RawTensor> = raw_tensors(&source.join("model.safetensors"))
+            .into_iter()
+            .filter(|t| !head.iter().any(|h| t.0.starts_with(h)))
+            .map(|(name, d, s, b)| (name.strip_prefix(prefix).expect("prefixed").to_string(), d, s, b))
+            .collect();
+        let dir = folder_with(&source, &[("model.safetensors", &base)]);
+        let built = build(arch, dir.path(), "model.safetensors", &classes, size);
+        let import = built.import.unwrap();
+        assert!(!import.new.is_empty() && import.new.iter().all(|n| head.iter().any(|h| n.starts_with(h))), "{fixture_name}: {:?}", import.new);
+        assert!(import.layout.contains("base model"), "{}", import.layout);
+        assert!(built.notes.iter().any(|n| n.contains("has no classification head")), "{:?}", built.notes);
+        // and the backbone is the checkpoint's: the same weights as the full model but the head
+        let full = build(arch, &source, "model.safetensors", &classes, size);
+        let (ours, theirs) = (hf::weights(&built.model), hf::weights(&full.model));
+        let same = ours.iter().zip(&theirs).filter(|(a, b)| a == b).count();
+        let head_size: usize = raw_tensors(&source.join("model.safetensors")).iter().filter(|t| head.iter().any(|h| t.0.starts_with(h))).map(|t| t.3.len() / 4).sum();
+        assert!(same >= ours.len() - head_size, "{fixture_name}: {same} of {} values equal, head {head_size}", ours.len());
+        // predicting needs a trained head
+        let err = match brasa::predict::Predictor::from_pretrained(dir.path().to_str().unwrap(), &Device::flex(), &brasa::progress::Progress::hidden()) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("{fixture_name}: a base model predicted"),
+        };
+        assert!(err.contains("no trained classification head"), "{err}");
+    }
+}
+
+#[test]
+fn configs_and_processors_brasa_cannot_feed_are_clear_errors() {
+    let source = fixture("hf/vit-small");
+    let classes = labels(&source);
+    let grey = temp_checkpoint(&source, |c| c["num_channels"] = serde_json::json!(1));
+    let files = checkpoint(grey.path(), "model.safetensors");
+    let request = Request { arch: Arch::VitTiny, options: Options::default(), classes: &classes, input_size: (32, 32), pretrained: Some((&files, "x")), freeze: &[], seed: 0 };
+    let err = model::build(&request, &Device::flex()).err().expect("one channel").to_string();
+    assert!(err.contains("config.json") && err.contains("`num_channels` = 1"), "{err}");
+
+    for (size, expected) in [
+        (serde_json::json!({ "height": 0, "width": 0 }), "a side of 0 pixels"),
+        (serde_json::json!({ "height": 32, "width": 48 }), "needs square inputs"),
+        (serde_json::json!({ "height": 4, "width": 4 }), "multiple of it"),
+    ] {
+        let dir = temp_checkpoint(&source, |_| {});
+        let processor = serde_json::json!({ "do_resize": true, "size": size, "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5] });
+        std::fs::write(dir.path().join("preprocessor_config.json"), processor.to_string()).unwrap();
+        let err = match brasa::predict::Predictor::from_pretrained(dir.path().to_str().unwrap(), &Device::flex(), &brasa::progress::Progress::hidden()) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("{size}: a processor the model cannot take"),
+        };
+        assert!(err.contains("preprocessor_config.json") && err.contains(expected), "{size}: {err}");
+    }
+
+    // a CvT input too small for its convolutions
+    let cvt = fixture("hf/cvt-small");
+    let files = checkpoint(&cvt, "model.safetensors");
+    let request = Request { arch: Arch::Cvt13, options: Options::default(), classes: &labels(&cvt), input_size: (2, 2), pretrained: Some((&files, "x")), freeze: &[], seed: 0 };
+    let err = model::build(&request, &Device::flex()).err().expect("too small").to_string();
+    assert!(err.contains("too small for this CvT"), "{err}");
+}

@@ -1,16 +1,20 @@
 //! Where pretrained weights come from: `hf:org/name[@revision]` (the local Hugging Face cache
 //! first, then the Hub unless `HF_HUB_OFFLINE` is set), or a local file or folder holding
-//! `model.safetensors` or `pytorch_model.bin` beside a `config.json`.
+//! `model.safetensors` or `pytorch_model.bin` (or the index of their shards) beside a
+//! `config.json`.
 //!
 //! This module finds files; it never builds a model (see `pretrained`).
 
 use std::path::{Path, PathBuf};
 
+use serde_json::Value;
+
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 
-/// Files checkpoints are looked up by, in order of preference.
-pub const WEIGHT_FILES: [&str; 2] = ["model.safetensors", "pytorch_model.bin"];
+/// Files checkpoints are looked up by, in order of preference: whole, then sharded (an index
+/// naming the shard files, as `save_pretrained` writes a large model).
+pub const WEIGHT_FILES: [&str; 4] = ["model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json"];
 pub const CONFIG_FILE: &str = "config.json";
 pub const PREPROCESSOR_FILE: &str = "preprocessor_config.json";
 
@@ -127,7 +131,7 @@ fn cached_snapshot(cache: &Path, repo: &str, revision: &str) -> Option<PathBuf> 
 
 fn files_in(dir: &Path) -> Result<CheckpointFiles> {
     let weights = WEIGHT_FILES.iter().map(|f| dir.join(f)).find(|p| p.is_file()).ok_or_else(|| {
-        Error::Model(format!("{} holds neither {}", dir.display(), WEIGHT_FILES.join(" nor ")))
+        Error::Model(format!("{} holds no weights: none of {}", dir.display(), WEIGHT_FILES.join(", ")))
     })?;
     let config = dir.join(CONFIG_FILE);
     if !config.is_file() {
@@ -153,6 +157,40 @@ fn local_files(path: &Path) -> Result<CheckpointFiles> {
         return Ok(CheckpointFiles { weights: path.to_path_buf(), config, preprocessor });
     }
     Err(Error::Model(format!("pretrained checkpoint {} does not exist", path.display())))
+}
+
+/// The shard files of a sharded checkpoint's index (`model.safetensors.index.json`,
+/// `pytorch_model.bin.index.json`) beside it, in name order; an error names a missing one.
+pub fn shards(index: &Path) -> Result<Vec<PathBuf>> {
+    let dir = index.parent().unwrap_or(Path::new("."));
+    let paths: Vec<PathBuf> = shards_named(index)?.iter().map(|f| dir.join(f)).collect();
+    if let Some(missing) = paths.iter().find(|p| !p.is_file()) {
+        return Err(Error::Model(format!("{}: its shard {} is missing", index.display(), missing.display())));
+    }
+    Ok(paths)
+}
+
+/// The shard file names an index's `weight_map` lists (tensor name → file), each once.
+fn shards_named(index: &Path) -> Result<Vec<String>> {
+    let fail = |message: String| Error::Model(format!("{}: {message}", index.display()));
+    let text = std::fs::read_to_string(index).map_err(|e| fail(format!("cannot read it: {e}")))?;
+    let json: Value = serde_json::from_str(&text).map_err(|e| fail(format!("not valid JSON: {e}")))?;
+    let Some(map) = json.get("weight_map").and_then(Value::as_object) else {
+        return Err(fail("no `weight_map` object (tensor name → shard file)".into()));
+    };
+    let mut files: Vec<String> = Vec::with_capacity(map.len());
+    for (tensor, file) in map {
+        match file.as_str() {
+            Some(f) if !f.is_empty() && !f.contains(['/', '\\']) && f != ".." => files.push(f.to_string()),
+            _ => return Err(fail(format!("`weight_map.\"{tensor}\"` = {file}: expected the name of a shard file beside the index"))),
+        }
+    }
+    files.sort_unstable();
+    files.dedup();
+    if files.is_empty() {
+        return Err(fail("`weight_map` is empty".into()));
+    }
+    Ok(files)
 }
 
 /// hf-hub's download progress, shown as one of our byte bars per file.
@@ -189,6 +227,12 @@ fn download(repo: &str, revision: &str, cache: &Path, progress: &Progress) -> Re
     let mut last_error = String::new();
     for file in WEIGHT_FILES {
         match fetch(file) {
+            Ok(path) if file.ends_with(".index.json") => {
+                for shard in shards_named(&path)? {
+                    fetch(&shard).map_err(|e| fail(format!("{shard} (a shard {file} names): {e}")))?;
+                }
+                return Ok(());
+            }
             Ok(_) => return Ok(()),
             Err(e) => last_error = format!("{file}: {e}"),
         }

@@ -10,6 +10,10 @@
 //!   `save_pretrained`, so the Hub layout stays what it writes). CvT's names did not change.
 //! - [`Layout::Timm`] — timm's `VisionTransformer` (`blocks.N.attn.qkv`, fused query/key/value,
 //!   `patch_embed.proj`, `pos_embed`, `head`).
+//! - [`Layout::Base`] — a base model without its classification head (`ViTModel`, `CvtModel`:
+//!   `embeddings.…`, `encoder.layer.N.…`, `encoder.stages.N.…`), as e.g.
+//!   `google/vit-base-patch16-224-in21k` ships: the Hub names without their `vit.`/`cvt.`
+//!   prefix; the head ([`Layout::new_head`]) starts fresh.
 //!
 //! A `module.` prefix (a model saved from `nn.DataParallel`) is dropped first.
 
@@ -25,6 +29,7 @@ pub enum Layout {
     Hub,
     Transformers5,
     Timm,
+    Base,
 }
 
 impl Layout {
@@ -33,11 +38,22 @@ impl Layout {
             Layout::Hub => "Hugging Face Hub layout (transformers 4 names, as save_pretrained writes them)",
             Layout::Transformers5 => "transformers 5 module names (a state_dict saved with torch.save or safetensors)",
             Layout::Timm => "timm VisionTransformer names (blocks.N.attn.qkv, ...)",
+            Layout::Base => "a base model without classification head (ViTModel / CvtModel: embeddings., encoder., ...)",
         }
     }
 
     /// Every layout brasa reads, for error messages.
-    pub const ALL: [Layout; 3] = [Layout::Hub, Layout::Transformers5, Layout::Timm];
+    pub const ALL: [Layout; 4] = [Layout::Hub, Layout::Transformers5, Layout::Timm, Layout::Base];
+
+    /// The top-level modules of a `family` classifier that a checkpoint in this layout lacks by
+    /// design (they start fresh): a base model's classification head.
+    pub fn new_head(self, family: Family) -> &'static [&'static str] {
+        match (self, family) {
+            (Layout::Base, Family::Cvt) => &["classifier", "layernorm"],
+            (Layout::Base, Family::Vit) => &["classifier"],
+            _ => &[],
+        }
+    }
 }
 
 /// timm keys of `VisionTransformer` options brasa's ViT does not implement.
@@ -59,6 +75,8 @@ pub fn detect(names: &[&str], family: Family) -> Option<Layout> {
         Family::Vit if any("vit.encoder.layer.") || any("vit.embeddings.") && !any("vit.layers.") => Some(Layout::Hub),
         Family::Vit if any("vit.layers.") => Some(Layout::Transformers5),
         Family::Vit if any("blocks.0.attn.qkv.") && any("patch_embed.proj.") => Some(Layout::Timm),
+        Family::Cvt if any("encoder.stages.") => Some(Layout::Base),
+        Family::Vit if any("encoder.layer.") && any("embeddings.patch_embeddings.") => Some(Layout::Base),
         _ => None,
     }
 }
@@ -143,6 +161,19 @@ fn timm_to_hub(name: &str) -> Vec<String> {
 pub fn to_hub(tensors: Vec<PackTensor>, layout: Layout) -> Result<Vec<PackTensor>, String> {
     match layout {
         Layout::Hub => Ok(tensors),
+        Layout::Base => {
+            // the base model's own pooler (ViTModel's) has no counterpart and stays ignored
+            let prefix = if tensors.iter().any(|t| t.name.starts_with("encoder.stages.")) { "cvt." } else { "vit." };
+            Ok(tensors
+                .into_iter()
+                .map(|mut t| {
+                    if !t.name.starts_with("pooler.") {
+                        t.name = format!("{prefix}{}", t.name);
+                    }
+                    t
+                })
+                .collect())
+        }
         Layout::Transformers5 => Ok(tensors
             .into_iter()
             .map(|mut t| {
@@ -234,6 +265,10 @@ mod tests {
         assert_eq!(detect(&["blocks.0.attn.qkv.weight", "patch_embed.proj.weight"], Family::Vit), Some(Layout::Timm));
         assert_eq!(detect(&["cvt.encoder.stages.0.embedding.x"], Family::Cvt), Some(Layout::Hub));
         assert_eq!(detect(&["encoder.layer.0.x"], Family::Vit), None);
+        assert_eq!(detect(&["embeddings.patch_embeddings.projection.weight", "encoder.layer.0.x"], Family::Vit), Some(Layout::Base));
+        assert_eq!(detect(&["encoder.stages.0.embedding.x"], Family::Cvt), Some(Layout::Base));
+        assert_eq!(Layout::Base.new_head(Family::Cvt), ["classifier", "layernorm"]);
+        assert!(Layout::Hub.new_head(Family::Vit).is_empty());
         assert_eq!(detect(&["blocks.0.attn.qkv.weight", "patch_embed.proj.weight"], Family::Cvt), None);
     }
 

@@ -160,6 +160,41 @@ impl ArchConfig {
         self
     }
 
+    /// Whether images of `height × width` pixels fit the architecture: a ViT needs square
+    /// inputs whose side is a multiple of its patch size; each CvT convolution (a stage's patch
+    /// embedding, its query/key/value projections) needs its input, padded, at least its kernel.
+    /// The error says why, for a message that names where the size came from.
+    pub fn check_input(&self, (height, width): (u32, u32)) -> std::result::Result<(), String> {
+        match self {
+            Self::Vit(c) => {
+                let patch = c.patch_size;
+                if height != width || height == 0 || !(height as usize).is_multiple_of(patch) {
+                    return Err(format!("a ViT with patch size {patch} needs square inputs whose side is a multiple of it; the input is {height}x{width}"));
+                }
+            }
+            Self::Cvt(c) => {
+                let (mut h, mut w) = (height as usize, width as usize);
+                let fits = |n: usize, kernel: usize, padding: usize| n + 2 * padding >= kernel && n > 0;
+                for stage in 0..c.stages() {
+                    let (kernel, stride, padding) = (c.patch_sizes[stage], c.patch_stride[stage].max(1), c.patch_padding[stage]);
+                    if !(fits(h, kernel, padding) && fits(w, kernel, padding)) {
+                        return Err(format!(
+                            "a {height}x{width} input is too small for this CvT: stage {stage}'s patch embedding ({kernel}x{kernel} kernel, padding {padding}) cannot take its {h}x{w} input"
+                        ));
+                    }
+                    (h, w) = ((h + 2 * padding - kernel) / stride + 1, (w + 2 * padding - kernel) / stride + 1);
+                    let (kernel, padding) = (c.kernel_qkv[stage], c.padding_kv[stage].min(c.padding_q[stage]));
+                    if !(fits(h, kernel, padding) && fits(w, kernel, padding)) {
+                        return Err(format!(
+                            "a {height}x{width} input is too small for this CvT: stage {stage}'s query/key/value projections ({kernel}x{kernel} kernel) get a {h}x{w} token grid"
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub fn init(&self, device: &Device) -> Model {
         match self {
             Self::Cvt(c) => Model::Cvt(c.init(device)),
@@ -279,13 +314,20 @@ fn build_on(request: &Request, device: &Device) -> Result<Built> {
         }
     };
     let config = config.with_options(&request.options);
+    config.check_input(request.input_size).map_err(Error::Model)?;
     let mut model = config.init(device);
     let mut import = None;
     if let Some((files, source, replace)) = checkpoint {
-        import = Some(match &mut model {
+        let report = match &mut model {
             Model::Cvt(m) => pretrained::import(m, &files.weights, Family::Cvt, source, replace)?,
             Model::Vit(m) => pretrained::import(m, &files.weights, Family::Vit, source, replace)?,
-        });
+        };
+        if !replace && !report.new.is_empty() {
+            // a base model: whatever its config's labels say, the head is new
+            notes.retain(|n| !n.contains("the classifier is kept"));
+            notes.push(format!("{source} has no classification head ({}); a new one is trained for the {num_classes} classes", report.new.join(", ")));
+        }
+        import = Some(report);
     }
     {
         // flex's generator is the process's: one build draws at a time
@@ -298,12 +340,6 @@ fn build_on(request: &Request, device: &Device) -> Result<Built> {
     let (model, config) = match (model, config) {
         (Model::Vit(m), ArchConfig::Vit(mut c)) => {
             let size = request.input_size.0 as usize;
-            if request.input_size.0 != request.input_size.1 || !size.is_multiple_of(c.patch_size) {
-                return Err(Error::Model(format!(
-                    "a ViT with patch size {} needs square inputs whose side is a multiple of it; the input is {}x{}",
-                    c.patch_size, request.input_size.0, request.input_size.1
-                )));
-            }
             if size != c.image_size {
                 notes.push(format!("position embeddings interpolated from {0}x{0} to {1}x{1} pixels", c.image_size, size));
             }

@@ -1,12 +1,14 @@
 //! Hugging Face checkpoints: `config.json` → architecture, `preprocessor_config.json` →
-//! preprocessing, and weights (`model.safetensors` or `pytorch_model.bin`) → a burn module,
-//! with an exact account of what was loaded, what is new and what was ignored.
+//! preprocessing, and weights (`model.safetensors` or `pytorch_model.bin`, whole or in shards
+//! listed by an `*.index.json`, in any float dtype) → a burn module, with an exact account of
+//! what was loaded, what is new and what was ignored.
 
 use std::path::Path;
 
 use burn::module::Module;
 use burn::store::burn_pack::Tensor as PackTensor;
-use burn::store::{ApplyResult, ModuleSnapshot, ModuleStore, PathFilter, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore};
+use burn::store::{ApplyResult, FloatCastAdapter, ModuleAdapter, ModuleSnapshot, ModuleStore, PathFilter, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore};
+use burn::tensor::DType;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -122,6 +124,14 @@ impl HfConfig {
         }
     }
 
+    /// brasa feeds every model RGB images.
+    fn three_channels(&self, channels: usize) -> Result<()> {
+        if channels == 3 {
+            return Ok(());
+        }
+        Err(Error::Model(format!("{}: `num_channels` = {channels} is not supported: brasa feeds models RGB images (3 channels)", self.path)))
+    }
+
     /// The CvT architecture this config describes, with `num_labels` outputs.
     pub fn cvt(&self, num_labels: usize) -> Result<CvtConfig> {
         let d = CvtConfig::cvt13(num_labels);
@@ -151,6 +161,7 @@ impl HfConfig {
             stride_q: self.list("stride_q", &d.stride_q)?,
             initializer_range: self.scalar("initializer_range", d.initializer_range)?,
         };
+        self.three_channels(config.num_channels)?;
         let stages = config.depth.len();
         let lengths = [
             config.patch_sizes.len(), config.patch_stride.len(), config.patch_padding.len(), config.embed_dim.len(),
@@ -192,6 +203,7 @@ impl HfConfig {
             qkv_bias: self.scalar("qkv_bias", d.qkv_bias)?,
             initializer_range: self.scalar("initializer_range", d.initializer_range)?,
         };
+        self.three_channels(config.num_channels)?;
         if config.num_attention_heads == 0 || !config.hidden_size.is_multiple_of(config.num_attention_heads) {
             return Err(Error::Model(format!("{}: hidden_size must be divisible by num_attention_heads", self.path)));
         }
@@ -233,6 +245,20 @@ impl Processor {
                 std: [0.5; 3],
             },
         }
+    }
+
+    /// The same processor for inputs of `size` `(height, width)` instead of its own (a
+    /// shorter-edge resize before a centre crop scaled alike); itself for `None`.
+    pub fn sized_to(mut self, size: Option<(u32, u32)>) -> Self {
+        let (Some((height, width)), Some((own_height, _))) = (size, self.input_size()) else { return self };
+        self.resize = match self.resize {
+            ResizeTo::ShorterEdge(edge) => ResizeTo::ShorterEdge((edge as u64 * height as u64 / own_height.max(1) as u64) as u32),
+            ResizeTo::Exact { .. } => ResizeTo::Exact { height, width },
+        };
+        if self.center_crop.is_some() {
+            self.center_crop = Some((height, width));
+        }
+        self
     }
 
     /// Reads a `preprocessor_config.json` (ConvNext-style `shortest_edge` + `crop_pct`, or
@@ -328,6 +354,13 @@ impl Processor {
                 processor.center_crop = Some((h, w));
             }
         }
+        let zero_resize = match processor.resize {
+            ResizeTo::ShorterEdge(edge) => edge == 0,
+            ResizeTo::Exact { height, width } => height == 0 || width == 0,
+        };
+        if zero_resize || processor.center_crop.is_some_and(|(h, w)| h == 0 || w == 0) {
+            return Err(fail("`size` or `crop_size` gives a side of 0 pixels".into()));
+        }
         Ok(processor)
     }
 
@@ -411,7 +444,9 @@ impl ImportReport {
 /// translated to the Hub names brasa's modules mirror, then Linear weights transposed and norm
 /// weight/bias mapped to gamma/beta by burn-store's PyTorch adapter. With
 /// `replace_classifier`, `classifier.*` keeps its fresh initialisation (transformers'
-/// `ignore_mismatched_sizes` for a different class count).
+/// `ignore_mismatched_sizes` for a different class count). A base model's checkpoint (no
+/// head: [`Layout::Base`]) leaves the head fresh whatever `replace_classifier` says; the
+/// report's `new` lists it.
 ///
 /// A checkpoint that does not fit — no known layout, a shape mismatch, or a parameter the file
 /// lacks — is an error listing the first offending keys.
@@ -439,7 +474,10 @@ pub fn import<M: Module + ModuleSnapshot>(model: &mut M, weights: &Path, family:
         return Err(Error::Model(format!("{} is a timm ViT with {what}, which brasa's ViT does not implement", weights.display())));
     }
     let tensors = layout::to_hub(tensors, found).map_err(|e| Error::Model(format!("cannot load {}: {e}", weights.display())))?;
-    let result: ApplyResult = model.apply(tensors, Some(filter), Some(Box::new(PyTorchToBurnAdapter)), false);
+    // half-precision (and f64) checkpoints are common on the Hub; brasa's parameters are f32,
+    // as transformers upcasts them on load
+    let adapter = PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32));
+    let result: ApplyResult = model.apply(tensors, Some(filter), Some(Box::new(adapter)), false);
     if !result.errors.is_empty() {
         let first: Vec<String> = result.errors.iter().take(5).map(ToString::to_string).collect();
         return Err(Error::Model(format!(
@@ -449,14 +487,19 @@ pub fn import<M: Module + ModuleSnapshot>(model: &mut M, weights: &Path, family:
             first.join("\n  ")
         )));
     }
-    if !result.missing.is_empty() {
-        let first: Vec<&str> = result.missing.iter().take(5).map(|(path, _)| path.as_str()).collect();
+    // a base model's head is missing by design: it starts fresh
+    let head = found.new_head(family);
+    let (fresh, missing): (Vec<String>, Vec<String>) = result.missing.iter().map(|(path, _)| path.clone()).partition(|path| {
+        head.iter().any(|module| path.strip_prefix(module).is_some_and(|rest| rest.starts_with('.')))
+    });
+    if !missing.is_empty() {
+        let first: Vec<&str> = missing.iter().take(5).map(String::as_str).collect();
         let unused: Vec<&str> = result.unused.iter().take(5).map(String::as_str).collect();
         return Err(Error::Model(format!(
             "{} ({}) lacks {} parameters of the architecture, e.g. {}; its unused tensors include {}",
             weights.display(),
             found.describe(),
-            result.missing.len(),
+            missing.len(),
             first.join(", "),
             if unused.is_empty() { "none".to_string() } else { unused.join(", ") }
         )));
@@ -465,26 +508,40 @@ pub fn import<M: Module + ModuleSnapshot>(model: &mut M, weights: &Path, family:
     let mut ignored = result.unused;
     ignored.extend(result.skipped.iter().cloned());
     ignored.sort();
-    Ok(ImportReport {
-        source: source.to_string(),
-        file: weights.display().to_string(),
-        layout: found.describe().to_string(),
-        loaded: result.applied,
-        new: result.skipped,
-        ignored,
-    })
+    let mut new = result.skipped;
+    new.extend(fresh);
+    new.sort();
+    Ok(ImportReport { source: source.to_string(), file: weights.display().to_string(), layout: found.describe().to_string(), loaded: result.applied, new, ignored })
 }
 
-/// Every tensor of a checkpoint file: safetensors, or a PyTorch pickle (`.bin`, `.pt`, `.pth`).
+/// Every tensor of a checkpoint: a safetensors file or a PyTorch pickle (told apart by their
+/// contents, whatever the file's name), or a sharded checkpoint's `*.index.json`, whose
+/// `weight_map` names the shard files beside it.
 fn read_tensors(weights: &Path) -> Result<Vec<PackTensor>> {
-    let is_pickle = weights.extension().is_some_and(|e| e == "bin" || e == "pt" || e == "pth");
+    if weights.to_string_lossy().ends_with(".index.json") {
+        let mut tensors = Vec::new();
+        for shard in super::hub::shards(weights)? {
+            tensors.extend(read_file(&shard)?);
+        }
+        return Ok(tensors);
+    }
+    read_file(weights)
+}
+
+fn read_file(weights: &Path) -> Result<Vec<PackTensor>> {
     let fail = |message: String| Error::Model(format!("cannot load {}: {message}", weights.display()));
-    if is_pickle {
+    let mut head = [0u8; 9];
+    let read = std::fs::File::open(weights).and_then(|mut f| std::io::Read::read(&mut f, &mut head)).map_err(|e| fail(e.to_string()))?;
+    if read == 9 && head[8] == b'{' {
+        // safetensors: an 8-byte header length, then the JSON header
+        let mut store = SafetensorsStore::from_file(weights);
+        store.get_all_tensors().map(layout::from_map).map_err(|e| fail(e.to_string()))
+    } else if head.starts_with(b"PK\x03\x04") || head[0] == 0x80 {
+        // torch.save: a zip archive, or (before PyTorch 1.6) a bare pickle
         let mut store = PytorchStore::from_file(weights);
         store.get_all_tensors().map(layout::from_map).map_err(|e| fail(e.to_string()))
     } else {
-        let mut store = SafetensorsStore::from_file(weights);
-        store.get_all_tensors().map(layout::from_map).map_err(|e| fail(e.to_string()))
+        Err(fail("neither a safetensors file nor a PyTorch checkpoint (torch.save)".into()))
     }
 }
 

@@ -104,20 +104,10 @@ impl Plan {
         let model = model::resolve_model(&mut check, &spec.model, fetched);
         let preprocess = preprocess::resolve_preprocess(&mut check, &spec.preprocess, &model);
         let augment = augment::resolve_augment(&mut check, &spec.augment, preprocess.input_size);
-        if let Some(patch) = model.arch.patch_size()
-            && model.pretrained.is_none()
-            && (preprocess.input_size.0 != preprocess.input_size.1 || !(preprocess.input_size.0 as usize).is_multiple_of(patch))
+        if model.pretrained.is_none()
+            && let Err(why) = crate::model::ArchConfig::for_arch(model.arch, 2, preprocess.input_size).check_input(preprocess.input_size)
         {
-            check.fail(
-                "preprocess",
-                None,
-                format!(
-                    "{} needs square inputs whose side is a multiple of its patch size {patch}; preprocessing gives {}x{}",
-                    model.arch.name(),
-                    preprocess.input_size.0,
-                    preprocess.input_size.1
-                ),
-            );
+            check.fail("preprocess", None, format!("{} does not take what preprocessing gives: {why}", model.arch.name()));
         }
         let train = train::resolve_train(&mut check, &spec.train);
         let backend = spec.runtime.backend.into();
