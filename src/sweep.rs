@@ -52,7 +52,7 @@ impl SweepPlan {
         let mut issues = Vec::new();
         for trial in sweep.trials(base.spec.experiment.seed) {
             let mut trial_layers = layers.clone();
-            trial_layers.overrides.extend(trial.overrides.iter().cloned());
+            trial_layers.sweep = Some((base.file_setting("sweep").unwrap_or_else(|| file.to_path_buf()), trial.overrides.clone()));
             let resolved = LoadedSpec::load(file, &trial_layers).map_err(Error::from).and_then(|l| Plan::resolve(&l).map_err(Error::from));
             match resolved {
                 Ok(plan) => trials.push((trial, plan)),

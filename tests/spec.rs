@@ -16,7 +16,7 @@ fn setup(edit: impl Fn(TinySpec) -> TinySpec) -> TestDir {
 }
 
 fn load(dir: &Path, overrides: &[&str]) -> Result<Plan, String> {
-    let layers = Layers { overrides: overrides.iter().map(|o| o.parse::<Override>().unwrap()).collect(), unset: Vec::new(), env: false };
+    let layers = Layers { overrides: overrides.iter().map(|o| o.parse::<Override>().unwrap()).collect(), sweep: None, unset: Vec::new(), env: false };
     let loaded = LoadedSpec::load(&dir.join("spec.toml"), &layers).map_err(|e| e.to_string())?;
     Plan::resolve(&loaded).map_err(|e| e.to_string())
 }
@@ -201,4 +201,33 @@ fn values_that_cannot_work_with_this_data_are_named_with_the_numbers() {
     // a centre crop larger than the resize
     let dir = setup(|s| s.insert("preprocess.center_crop", vec![20, 16]));
     dir.brasa(["validate", "spec.toml"]).stderr_contains("`preprocess.center_crop` = [20, 16]: is larger than the resized image (16x16").exits_with(2);
+}
+
+#[test]
+fn arrays_longer_than_their_field_are_named_not_cut() {
+    let dir = setup(|s| s);
+    let err = load(dir.path(), &["preprocess.mean=[0.5, 0.5, 0.5, 0.5]", "train.optimizer.betas=[0.9, 0.999, 5.0]"]).unwrap_err();
+    assert!(err.contains("--set: `preprocess.mean`: has 4 values; expected 3"), "{err}");
+    assert!(err.contains("`train.optimizer.betas`: has 3 values; expected 2"), "{err}");
+    // the same lengths pass
+    load(dir.path(), &["preprocess.mean=[0.5, 0.5, 0.5]", "train.optimizer.betas=[0.9, 0.999]"]).unwrap();
+}
+
+#[test]
+fn exponents_in_environment_variables_and_endless_spec_files() {
+    let dir = setup(|s| s);
+    let text = dir.brasa(["validate", "spec.toml"]).env("BRASA_TRAIN__OPTIMIZER__LR", "1e-4").succeeds().stdout;
+    let table: toml::Table = toml::from_str(&text).unwrap();
+    assert_eq!(table["train"]["optimizer"]["lr"].as_float(), Some(1e-4), "{text}");
+    // a device that never ends is refused at 16 MiB, not read into memory
+    dir.brasa(["validate", "/dev/zero"]).stderr_contains("larger than 16 MiB").exits_with(2);
+}
+
+#[test]
+fn swept_paths_are_relative_to_the_file_that_sweeps_them() {
+    let spec = TinySpec::new("t", "../data", 1).insert("sweep", toml::toml! { "data.root" = ["../data"] });
+    let dir = TestDir::new().images("data", 4, 2, 12).file("sub/spec.toml", spec.to_string());
+    // run from the folder above sub/: "../data" is sub/../data, not ../data of the working directory
+    let text = dir.brasa(["validate", "sub/spec.toml"]).succeeds().stdout;
+    assert!(text.contains("data.root=\"../data\""), "{text}");
 }

@@ -76,7 +76,7 @@ pub struct SpecArgs {
 impl SpecArgs {
     /// `--set`, `--unset` and `BRASA_*` environment layers.
     fn layers(&self) -> Layers {
-        Layers { overrides: self.overrides.clone(), unset: self.unset.clone(), env: true }
+        Layers { overrides: self.overrides.clone(), sweep: None, unset: self.unset.clone(), env: true }
     }
 
     /// `run SPEC --unset … --set …`: how a sweep's trial process is started with these layers

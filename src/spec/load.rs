@@ -77,6 +77,95 @@ fn toml_to_figment(value: toml::Value) -> Value {
     }
 }
 
+/// The environment's `BRASA_…` variables, with a number in exponent notation (`1e-4`) read as
+/// the float it is: figment's own parser takes a float only with a decimal point, and left it
+/// a string the spec then refused ("expected f64, found string").
+struct EnvNumbers(Env);
+
+impl Provider for EnvNumbers {
+    fn metadata(&self) -> Metadata {
+        self.0.metadata()
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        fn floats(value: &mut Value) {
+            match value {
+                Value::String(tag, text) => {
+                    let number = text.trim();
+                    let exponent = number.contains(['e', 'E']) && number.chars().all(|c| c.is_ascii_digit() || "+-.eE".contains(c));
+                    if let (true, Ok(float)) = (exponent, number.parse::<f64>()) {
+                        *value = Value::Num(*tag, figment::value::Num::F64(float));
+                    }
+                }
+                Value::Dict(_, dict) => dict.values_mut().for_each(floats),
+                Value::Array(_, items) => items.iter_mut().for_each(floats),
+                _ => {}
+            }
+        }
+        let mut data = self.0.data()?;
+        data.values_mut().flat_map(|dict| dict.values_mut()).for_each(floats);
+        Ok(data)
+    }
+}
+
+/// A spec file's text, refusing one past [`MAX_SPEC_BYTES`] (a device or a stream that never
+/// ends, such as `/dev/zero`, would otherwise fill the memory).
+fn read_spec_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?.take(MAX_SPEC_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_SPEC_BYTES {
+        return Err(std::io::Error::other(format!("it is larger than {} MiB; a spec is a small text file", MAX_SPEC_BYTES >> 20)));
+    }
+    String::from_utf8(bytes).map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "stream did not contain valid UTF-8"))
+}
+
+const MAX_SPEC_BYTES: u64 = 16 << 20;
+
+/// Arrays the layers give more values than the spec's field keeps: figment fills a fixed-size
+/// array (`mean = [0.5, 0.5, 0.5, 0.5]`, `betas = [0.9, 0.999, 5.0]`) from the first values
+/// and drops the rest without a word.
+fn longer_arrays(figment: &Figment, spec: &Spec) -> Vec<SpecIssue> {
+    fn walk(raw: &serde_json::Value, kept: &serde_json::Value, key: String, found: &mut Vec<(String, usize, usize)>) {
+        match (raw, kept) {
+            (serde_json::Value::Object(raw), serde_json::Value::Object(kept)) => {
+                for (name, value) in raw {
+                    if let Some(inner) = kept.get(name) {
+                        let key = if key.is_empty() { name.clone() } else { format!("{key}.{name}") };
+                        walk(value, inner, key, found);
+                    }
+                }
+            }
+            (serde_json::Value::Array(raw), serde_json::Value::Array(kept)) => {
+                if raw.len() > kept.len() {
+                    found.push((key, raw.len(), kept.len()));
+                    return;
+                }
+                for (i, (value, inner)) in raw.iter().zip(kept).enumerate() {
+                    walk(value, inner, format!("{key}.{i}"), found);
+                }
+            }
+            _ => {}
+        }
+    }
+    let (Ok(raw), Ok(kept)) = (figment.extract::<serde_json::Value>(), serde_json::to_value(spec)) else { return Vec::new() };
+    let mut found = Vec::new();
+    walk(&raw, &kept, String::new(), &mut found);
+    found
+        .into_iter()
+        .map(|(key, given, kept)| {
+            let segments: Vec<&str> = key.split('.').collect();
+            SpecIssue {
+                origin: figment.find_metadata(&key).map(|m| describe_origin(m, &segments)).unwrap_or_default(),
+                key: display_key(&key),
+                value: None,
+                message: format!("has {given} values; expected {kept}"),
+                hint: None,
+            }
+        })
+        .collect()
+}
+
 /// `--set` values as a figment provider, so that errors name the flag.
 struct Overrides<'a>(&'a [Override]);
 
@@ -92,6 +181,27 @@ impl Provider for Overrides<'_> {
             insert(&mut root, &segments, item.value.clone());
         }
         Ok(Map::from([(Profile::Default, root)]))
+    }
+}
+
+/// A sweep trial's values as a figment provider: set by the `[sweep]` of `file`, so errors
+/// name that file and relative paths resolve against its folder.
+struct SweepValues<'a> {
+    file: &'a Path,
+    values: &'a [Override],
+}
+
+impl Provider for SweepValues<'_> {
+    fn metadata(&self) -> Metadata {
+        Metadata::named("[sweep]").source(Source::File(self.file.to_path_buf()))
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        // the values come from the base spec's figment, tagged there; untagged afresh (by a
+        // serialisation round), they take this provider's tag, so its file, in the trial's
+        let fresh: Vec<Override> =
+            self.values.iter().map(|o| Override { key: o.key.clone(), value: Value::serialize(&o.value).unwrap_or_else(|_| o.value.clone()) }).collect();
+        Overrides(&fresh).data()
     }
 }
 
@@ -119,6 +229,9 @@ fn insert(dict: &mut Dict, path: &[&str], value: Value) {
 #[derive(Debug, Clone, Default)]
 pub struct Layers {
     pub overrides: Vec<Override>,
+    /// A sweep trial's values, above `overrides`, and the spec file whose `[sweep]` gave them:
+    /// like that file's own values, a relative path among them is relative to its folder.
+    pub sweep: Option<(PathBuf, Vec<Override>)>,
     /// Dotted keys removed from the files and the environment (`--unset`).
     pub unset: Vec<UnsetKey>,
     pub env: bool,
@@ -199,13 +312,20 @@ impl LoadedSpec {
         }
         if layers.env {
             let env = Env::prefixed(ENV_PREFIX).filter(|key| key.as_str().contains(ENV_SEPARATOR)).split(ENV_SEPARATOR);
-            figment = figment.merge(Without::new(env, &layers.unset, &mut found));
+            figment = figment.merge(Without::new(EnvNumbers(env), &layers.unset, &mut found));
         }
         if let Some(missing) = layers.unset.iter().zip(&found).find_map(|(key, found)| (!found).then_some(key)) {
             return Err(unset_nothing(&missing.0, &figment, file));
         }
         figment = figment.merge(Overrides(&layers.overrides));
+        if let Some((from, values)) = &layers.sweep {
+            figment = figment.merge(SweepValues { file: from, values });
+        }
         let spec: Spec = figment.extract().map_err(|e| from_figment(e, &figment, file))?;
+        let issues = longer_arrays(&figment, &spec);
+        if !issues.is_empty() {
+            return Err(SpecError { issues });
+        }
         Ok(Self { spec, file: file.to_path_buf(), figment })
     }
 
@@ -221,8 +341,13 @@ impl LoadedSpec {
     /// The folder of the spec file that set `key`, for resolving relative paths (`None` when
     /// an environment variable or `--set` set it: those are relative to the working directory).
     pub fn base_dir(&self, key: &str) -> Option<PathBuf> {
+        self.file_setting(key).and_then(|path| path.parent().map(Path::to_path_buf))
+    }
+
+    /// The spec file that set `key` (`None` for an environment variable or `--set`).
+    pub fn file_setting(&self, key: &str) -> Option<PathBuf> {
         match self.figment.find_metadata(key).and_then(|m| m.source.as_ref()) {
-            Some(Source::File(path)) => path.parent().map(Path::to_path_buf),
+            Some(Source::File(path)) => Some(path.clone()),
             _ => None,
         }
     }
@@ -246,7 +371,7 @@ fn extends_chain(file: &Path) -> Result<Vec<PathBuf>, SpecError> {
                 hint: None,
             }));
         }
-        let text = std::fs::read_to_string(&current).map_err(|e| {
+        let text = read_spec_file(&current).map_err(|e| {
             let referrer = chain.last();
             SpecError::single(SpecIssue {
                 origin: referrer.map(|p| display_path(p)).unwrap_or_else(|| display_path(&current)),

@@ -160,7 +160,14 @@ impl Sweep {
                     problem.hint = hint;
                     issues.push(problem);
                 }
+                _ if key == "sweep" || key.starts_with("sweep.") || key == "extends" => {
+                    issues.push(issue(origin, key, None, "the sweep's own settings (and `extends`) cannot be swept: each trial is one run of the spec"));
+                }
                 _ => match Self::domain(origin, key, value) {
+                    Ok(Domain::Values(values)) if values.iter().enumerate().any(|(i, v)| values[..i].contains(v)) => {
+                        let shown: Vec<String> = values.iter().map(render_value).collect();
+                        issues.push(issue(origin, key, Some(format!("[{}]", shown.join(", "))), "lists a value twice: the trials would repeat each other (sweep.repeats runs seeds)"));
+                    }
                     Ok(domain) => sweep.params.push((key.clone(), domain)),
                     Err(problem) => issues.push(problem),
                 },
@@ -354,6 +361,10 @@ seed = 3
         .to_string();
         assert!(err.contains("needs `trials`") && err.contains("0 < low < high"), "{err}");
         assert!(parse("repeats = 2").unwrap_err().to_string().contains("names no key to sweep"));
+        let err = parse("\"sweep.jobs\" = [1, 2]").unwrap_err().to_string();
+        assert!(err.contains("`sweep.sweep.jobs`") && err.contains("cannot be swept"), "{err}");
+        let err = parse("\"train.optimizer.lr\" = [0.1, 0.01, 0.1]").unwrap_err().to_string();
+        assert!(err.contains("lists a value twice"), "{err}");
         // found by tests/spec_fuzz.rs: a count that overflowed, or hung making trials
         let huge = parse("mode = \"random\"\ntrials = 4808846853606967704\n\"train.optimizer.lr\" = { log_uniform = [1e-4, 1e-3] }").unwrap_err().to_string();
         assert!(huge.contains("`sweep.trials`: makes 4808846853606967704 trials; a sweep runs at most 10000"), "{huge}");
