@@ -80,3 +80,17 @@ fn predict_writes_a_row_per_readable_image_and_fails_only_when_none_can_be_read(
     assert!(ran.stderr.contains("none of the 2 image file(s) can be read"), "{}", ran.stderr);
     assert!(ran.stdout.is_empty());
 }
+
+#[test]
+fn skipping_every_image_of_a_class_is_an_error_not_a_run_without_it() {
+    let dir = TestDir::new().images("data", 8, 2, 16);
+    let cats = dir.path().join("data/train/cat");
+    for entry in std::fs::read_dir(&cats).unwrap() {
+        std::fs::write(entry.unwrap().path(), b"").unwrap();
+    }
+    let dir = dir.spec(&TinySpec::new("bad", "data", 1).insert("train.max_steps", 2));
+    let ran = dir.brasa(["run", "spec.toml", "--out", "run", "--set", "data.unreadable=skip"]).exits_with(3);
+    let err = &ran.stderr;
+    assert!(err.contains("class `cat` has no images left after data.unreadable = \"skip\" left out"), "{err}");
+    assert!(!err.contains("panicked") && !dir.path().join("run/meta.json").exists(), "{err}");
+}

@@ -81,7 +81,22 @@ pub fn scan(dir: &Path, classes: &[String], require_all: bool) -> Result<SplitFo
         }
         let mut count = 0;
         for entry in WalkDir::new(&class_dir).follow_links(true).sort_by_file_name() {
-            let entry = entry.map_err(|e| Error::Data(format!("cannot list {}: {e}", class_dir.display())))?;
+            let entry = match entry {
+                Ok(entry) => entry,
+                // a link to nothing is a file that cannot be read, with the others (listed, and
+                // left out under data.unreadable = "skip"), not the end of the listing
+                Err(e) if e.path().is_some_and(|p| p.is_symlink() && !p.exists()) => {
+                    let path = e.path().expect("checked").to_path_buf();
+                    if is_image(&path) {
+                        folder.items.push(Item { path, label });
+                        count += 1;
+                    } else {
+                        folder.skipped.push(path);
+                    }
+                    continue;
+                }
+                Err(e) => return Err(Error::Data(format!("cannot list {}: {e}", class_dir.display()))),
+            };
             if !entry.file_type().is_file() {
                 continue;
             }
@@ -117,6 +132,20 @@ mod tests {
     fn touch(path: &Path) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, b"x").unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_to_nothing_is_listed_as_an_item_to_read_not_a_listing_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        touch(&root.join("a/1.png"));
+        std::os::unix::fs::symlink(root.join("gone.png"), root.join("a/broken.png")).unwrap();
+        std::os::unix::fs::symlink(root.join("gone.txt"), root.join("a/broken.txt")).unwrap();
+        let folder = scan(root, &["a".to_string()], true).unwrap();
+        let items: Vec<&Path> = folder.items.iter().map(|i| i.path.as_path()).collect();
+        assert_eq!(items, [root.join("a/1.png"), root.join("a/broken.png")]);
+        assert_eq!(folder.skipped, [root.join("a/broken.txt")]);
     }
 
     #[test]

@@ -102,9 +102,12 @@ impl Plan {
 
         let data = data::resolve_data(&mut check, &spec.data, spec.experiment.seed);
         let model = model::resolve_model(&mut check, &spec.model, fetched);
+        let issues_before_preprocess = check.issues.len();
         let preprocess = preprocess::resolve_preprocess(&mut check, &spec.preprocess, &model);
+        let preprocess_valid = check.issues.len() == issues_before_preprocess;
         let augment = augment::resolve_augment(&mut check, &spec.augment, preprocess.input_size);
         if model.pretrained.is_none()
+            && preprocess_valid
             && let Err(why) = crate::model::ArchConfig::for_arch(model.arch, 2, preprocess.input_size).check_input(preprocess.input_size)
         {
             check.fail("preprocess", None, format!("{} does not take what preprocessing gives: {why}", model.arch.name()));

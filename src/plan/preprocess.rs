@@ -92,7 +92,10 @@ pub(super) fn resolve_preprocess(check: &mut Checker, pre: &schema::Preprocess, 
         (None, None) => {
             check.fail(
                 "preprocess.resize",
-                pre.resize.map(|r| format!("{r:?}")),
+                pre.resize.map(|r| match r {
+                    Size::Edge(edge) => edge.to_string(),
+                    Size::Exact([h, w]) => format!("[{h}, {w}]"),
+                }),
                 "a single number resizes the shorter edge, so images of other shapes would differ in size; give [height, width] or add preprocess.center_crop",
             );
             (1, 1)
@@ -100,8 +103,14 @@ pub(super) fn resolve_preprocess(check: &mut Checker, pre: &schema::Preprocess, 
     };
     let std = pre.std.unwrap_or([0.5; 3]);
     for (c, &value) in std.iter().enumerate() {
-        if !(value.is_finite() && value > 0.0) {
-            check.fail(&format!("preprocess.std[{c}]"), Some(value.to_string()), "must be positive");
+        // in f32, as the pixels are normalised: a tiny std divides to infinity
+        if !(value.is_finite() && value as f32 >= 1e-6) {
+            check.fail(&format!("preprocess.std[{c}]"), Some(value.to_string()), "must be a positive number (at least 1e-6)");
+        }
+    }
+    for (c, &value) in pre.mean.unwrap_or([0.5; 3]).iter().enumerate() {
+        if !(value as f32).is_finite() {
+            check.fail(&format!("preprocess.mean[{c}]"), Some(value.to_string()), "must be a finite number");
         }
     }
     PreprocessPlan {
@@ -142,6 +151,8 @@ mod tests {
     fn bad_values_and_a_preset_beside_explicit_values_are_named() {
         let (_, issues) = preprocess("resize = 40\nstd = [0.5, 0.0, 0.5]\n");
         assert_eq!(issues, ["preprocess.resize", "preprocess.std[1]"], "a single edge without a crop gives images of many shapes");
+        let (_, issues) = preprocess("resize = [32, 32]\nmean = [nan, 0.5, inf]\nstd = [1e-300, 0.5, 0.5]\n");
+        assert_eq!(issues, ["preprocess.std[0]", "preprocess.mean[0]", "preprocess.mean[2]"], "not finite, or 0 in f32");
         let (_, issues) = preprocess("resize = [32, 32]\ncenter_crop = [40, 32]\n");
         assert_eq!(issues, ["preprocess.center_crop"], "a crop larger than the resize");
         let (_, issues) = preprocess("resize = 32\ncenter_crop = 33\n");

@@ -250,5 +250,39 @@ pub fn group_duplicates(plan: &Plan, dataset: &mut Dataset, images: &Images, pro
         ));
     }
     progress.log(format!("data: {} classes, split (seed {}):\n{}", dataset.classes.len(), plan.data.split.seed, dataset.counts_table()));
+    every_class_on_both_sides(plan, dataset)?;
     Ok(groups)
+}
+
+/// The split as it trains, after unreadable images were left out and duplicate groups moved:
+/// every class still needs images on both sides (the plan checked the split before decoding,
+/// when neither had happened yet).
+fn every_class_on_both_sides(plan: &Plan, dataset: &Dataset) -> Result<()> {
+    let counts = dataset.counts();
+    let mut causes = Vec::new();
+    if plan.data.skip_unreadable {
+        causes.push("data.unreadable = \"skip\" left out the images that cannot be read");
+    }
+    if plan.data.split.group_duplicates {
+        causes.push("data.split.group_duplicates kept each duplicate group on one side");
+    }
+    let problems: Vec<String> = dataset
+        .classes
+        .iter()
+        .enumerate()
+        .filter_map(|(class, name)| match (counts.train[class], counts.val[class]) {
+            (0, 0) => Some(format!("class `{name}` has no images left")),
+            (0, n) => Some(format!("class `{name}` has no training images left ({n} in validation)")),
+            (n, 0) => Some(format!("class `{name}` has no validation images left ({n} in training)")),
+            _ => None,
+        })
+        .collect();
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Data(format!(
+        "{}{}: a run must train and validate every class (add images of it, fix the unreadable files, or change data.split.validation)",
+        problems.join("; "),
+        if causes.is_empty() { String::new() } else { format!(" after {}", causes.join(" and ")) }
+    )))
 }
