@@ -23,6 +23,9 @@ pub struct RunPredictions {
     pub name: String,
     pub classes: Vec<String>,
     pub rows: Vec<PredictionRow>,
+    /// Each row's image as compare pairs it: its path under the run's data root (so the same
+    /// dataset mounted elsewhere, or through a link, pairs), else the path as recorded.
+    pub keys: Vec<String>,
     pub seed: u64,
 }
 
@@ -30,11 +33,23 @@ impl RunPredictions {
     pub fn load(dir: &Path) -> Result<Self> {
         let run = RunDir::open(dir)?;
         let meta = run.read_meta()?;
+        if meta.status != crate::run_dir::Status::Complete {
+            let status = format!("{:?}", meta.status).to_lowercase();
+            return Err(Error::run_dir(dir, format!("did not complete (status {status}): compare needs finished runs")));
+        }
         if !run.path(&Part::Test.predictions_file()).is_file() {
             return Err(Error::run_dir(dir, "has no test predictions (no test set, or the run did not finish)"));
         }
         let rows = run.read_predictions(Part::Test, &meta.classes)?;
-        Ok(Self { dir: dir.to_path_buf(), name: format!("{}/{}", meta.experiment, meta.run_id), classes: meta.classes, rows, seed: meta.seed })
+        let root = Path::new(&meta.data_root);
+        let keys = rows
+            .iter()
+            .map(|r| match Path::new(&r.path).strip_prefix(root) {
+                Ok(relative) if !meta.data_root.is_empty() => relative.to_string_lossy().into_owned(),
+                _ => r.path.clone(),
+            })
+            .collect();
+        Ok(Self { dir: dir.to_path_buf(), name: format!("{}/{}", meta.experiment, meta.run_id), classes: meta.classes, rows, keys, seed: meta.seed })
     }
 }
 
@@ -80,11 +95,12 @@ pub fn compare(a: &RunPredictions, b: &RunPredictions) -> Result<Comparison> {
             a.name, b.name, a.classes, b.classes
         )));
     }
-    let by_path: HashMap<&str, &PredictionRow> = b.rows.iter().map(|r| (r.path.as_str(), r)).collect();
-    let only_a = a.rows.iter().filter(|r| !by_path.contains_key(r.path.as_str())).count();
-    let a_paths: std::collections::HashSet<&str> = a.rows.iter().map(|r| r.path.as_str()).collect();
-    let only_b = b.rows.iter().filter(|r| !a_paths.contains(r.path.as_str())).count();
-    let relabelled = a.rows.iter().filter(|r| by_path.get(r.path.as_str()).is_some_and(|o| o.label != r.label)).count();
+    let by_key: HashMap<&str, &PredictionRow> = b.keys.iter().map(String::as_str).zip(&b.rows).collect();
+    let a_rows = || a.keys.iter().map(String::as_str).zip(&a.rows);
+    let only_a = a_rows().filter(|(key, _)| !by_key.contains_key(key)).count();
+    let a_keys: std::collections::HashSet<&str> = a.keys.iter().map(String::as_str).collect();
+    let only_b = b.keys.iter().filter(|key| !a_keys.contains(key.as_str())).count();
+    let relabelled = a_rows().filter(|(key, r)| by_key.get(key).is_some_and(|o| o.label != r.label)).count();
     if only_a + only_b + relabelled > 0 || a.rows.len() != b.rows.len() {
         return Err(Error::Data(format!(
             "{} and {} were tested on different images ({only_a} only in the first, {only_b} only in the second, \
@@ -94,7 +110,7 @@ pub fn compare(a: &RunPredictions, b: &RunPredictions) -> Result<Comparison> {
     }
     let truth: Vec<usize> = a.rows.iter().map(|r| r.label).collect();
     let pred_a: Vec<usize> = a.rows.iter().map(|r| r.prediction).collect();
-    let pred_b: Vec<usize> = a.rows.iter().map(|r| by_path[r.path.as_str()].prediction).collect();
+    let pred_b: Vec<usize> = a.keys.iter().map(|key| by_key[key.as_str()].prediction).collect();
     let n_classes = a.classes.len();
     let seed = a.seed ^ b.seed.rotate_left(17);
     let metrics = Metric::ALL

@@ -89,4 +89,17 @@ fn compare_refuses_runs_with_different_test_sets() {
         dir.brasa(["run", spec, "--out", out, "--quiet"]).succeeds();
     }
     dir.brasa(["compare", "run-a", "run-b"]).stderr_contains("were tested on different images").fails();
+
+    // the same images under another root (a copy, a mount elsewhere) pair by their path in it
+    let moved = dir.path().join("moved");
+    std::fs::create_dir(&moved).unwrap();
+    for entry in walkdir::WalkDir::new(dir.path().join("data")).min_depth(1) {
+        let entry = entry.unwrap();
+        let to = moved.join(entry.path().strip_prefix(dir.path().join("data")).unwrap());
+        if entry.file_type().is_dir() { std::fs::create_dir_all(&to).unwrap() } else { std::fs::copy(entry.path(), &to).unwrap(); }
+    }
+    TinySpec::new("a", "moved", 1).write(&dir.path().join("moved.toml"));
+    dir.brasa(["run", "moved.toml", "--out", "run-moved", "--quiet"]).succeeds();
+    let text = dir.brasa(["compare", "run-a", "run-moved"]).succeeds().stdout;
+    assert!(text.contains("on the same 6 test images"), "{text}");
 }
