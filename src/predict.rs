@@ -215,29 +215,39 @@ fn processor_parts(processor: &Processor) -> (Recipe, Normalize) {
 /// The images named by `inputs`: files as given, folders searched recursively for image files
 /// (sorted). A named file is decoded whatever its extension; a missing path is an error.
 pub fn collect_images(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    collect_images_and_others(inputs).map(|(images, _)| images)
+}
+
+/// [`collect_images`], and the files of the folders searched that are left out: other
+/// extensions, and entries that cannot be listed (a dangling link, no permission), for a
+/// warning.
+pub fn collect_images_and_others(inputs: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     let is_image = |p: &Path| {
         p.extension().and_then(|e| e.to_str()).is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|k| k.eq_ignore_ascii_case(e)))
     };
-    let mut images = Vec::new();
+    let (mut images, mut others) = (Vec::new(), Vec::new());
     for input in inputs {
         if input.is_dir() {
-            let mut found: Vec<PathBuf> = WalkDir::new(input)
-                .follow_links(true)
-                .sort_by_file_name()
-                .into_iter()
-                .filter_map(|e| e.ok())
-                .filter(|e| e.file_type().is_file() && is_image(e.path()))
-                .map(|e| e.into_path())
-                .collect();
+            let mut found = Vec::new();
+            for entry in WalkDir::new(input).follow_links(true).sort_by_file_name() {
+                match entry {
+                    Ok(e) if e.file_type().is_file() && is_image(e.path()) => found.push(e.into_path()),
+                    Ok(e) if e.file_type().is_dir() => {}
+                    Ok(e) => others.push(e.into_path()),
+                    Err(e) => others.extend(e.path().map(Path::to_path_buf)),
+                }
+            }
             if found.is_empty() {
                 return Err(Error::Data(format!("{} holds no images ({})", input.display(), IMAGE_EXTENSIONS.join(", "))));
             }
             images.append(&mut found);
         } else if input.is_file() {
             images.push(input.clone());
+        } else if std::fs::symlink_metadata(input).is_ok() {
+            return Err(Error::Data(format!("{} is neither an image file nor a folder (a link to nothing, a pipe or a device?)", input.display())));
         } else {
             return Err(Error::Data(format!("{} does not exist", input.display())));
         }
     }
-    Ok(images)
+    Ok((images, others))
 }

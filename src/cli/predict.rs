@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use brasa::Result;
 use brasa::backend::Backend;
-use brasa::predict::{Predictor, collect_images};
+use brasa::data::folder::IMAGE_EXTENSIONS;
+use brasa::predict::{Predictor, collect_images_and_others};
 use brasa::progress::Progress;
 use clap::{ArgGroup, Args, ValueEnum};
 
@@ -59,7 +60,16 @@ pub fn execute(args: PredictArgs) -> Result<()> {
     if args.batch_size == 0 {
         return Err(brasa::Error::usage("--batch-size", "must be at least 1"));
     }
-    let paths = collect_images(&args.inputs)?;
+    let (paths, others) = collect_images_and_others(&args.inputs)?;
+    if let Some(first) = others.first() {
+        // said whatever --quiet says, as unreadable images are: no file is left out unsaid
+        eprintln!(
+            "warning: left out {} file(s) of the folders given that are not images brasa reads ({}), e.g. {}",
+            others.len(),
+            IMAGE_EXTENSIONS.join(", "),
+            brasa::fmt::display_path(first)
+        );
+    }
     let predictor = match (&args.run, &args.pretrained) {
         (Some(run), _) => Predictor::from_run(run, args.preprocess.is_some(), &device)?,
         (None, Some(pretrained)) => Predictor::from_pretrained(pretrained, &device, &progress)?,

@@ -255,7 +255,10 @@ fn run_one(plan: &Plan, out: Option<PathBuf>, force_resume: bool, progress: Prog
     let outcome = outcome?;
     let classes = brasa::run_dir::RunDir::open(&outcome.dir)?.read_meta()?.classes;
     let mut text = format!("run folder: {}\n", display_path(&outcome.dir));
-    text.push_str(&format!("report:     {}\n", display_path(&outcome.dir.join(brasa::run_dir::REPORT_MD))));
+    // report.formats may ask for no report at all
+    if let Some(report) = [brasa::run_dir::REPORT_MD, brasa::run_dir::REPORT_HTML].iter().map(|f| outcome.dir.join(f)).find(|p| p.is_file()) {
+        text.push_str(&format!("report:     {}\n", display_path(&report)));
+    }
     text.push_str(&format!("wall time:  {}\n", brasa::fmt::format_duration(outcome.wall_seconds)));
     if let Some(epoch) = outcome.best_epoch {
         text.push_str(&format!("best epoch: {epoch}\n"));

@@ -36,7 +36,11 @@ pub fn execute(args: ValidateArgs) -> Result<()> {
         }
     }
     text.push_str(&describe_model(&plan));
-    // what `brasa run` would train on here (adapters are listed, none is opened)
+    // what `brasa run` would train on here (adapters are listed, none is opened), with the
+    // threads it would use
+    if let Some(threads) = plan.runtime.threads {
+        brasa::backend::set_threads(threads);
+    }
     match plan.runtime.backend.choose(plan.runtime.device) {
         Ok(chosen) => text.push_str(&format!("# device: {}\n", chosen.info.describe())),
         Err(e) => text.push_str(&format!("# device: {e}\n")),
