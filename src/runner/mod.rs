@@ -22,7 +22,7 @@ use burn::tensor::Device;
 
 pub use budget::Budget;
 pub use inputs::{Images, decode, prepare_dataset};
-pub use resume::new_optimizer;
+pub use resume::{new_optimizer, spec_differences};
 
 use crate::data::loader::TrainSet;
 use crate::error::{Error, Result};

@@ -133,7 +133,7 @@ fn data_difference(run: &RunDir, now: &[run_dir::SplitRow]) -> String {
 /// started on one backend can resume on another (checkpoints hold plain f32 records, whatever
 /// device wrote them), with its images kept elsewhere (every cache mode gives the same pixels),
 /// and checkpointing more or less often.
-fn spec_differences(before: &str, now: &str) -> Vec<String> {
+pub fn spec_differences(before: &str, now: &str) -> Vec<String> {
     let identity = |text: &str| {
         text.parse::<toml::Table>().ok().map(|mut table| {
             table.remove("runtime");
