@@ -179,8 +179,10 @@ pub fn run(plan: &SweepPlan, jobs: usize, threads: usize, launcher: &Launcher, p
             let Some(trial) = pending.next() else { break };
             let dir = plan.trial_dir(trial.number);
             std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-            // the sweep holds each trial's lock for the trial's process (told so by the
-            // environment), so a second sweep on this folder skips it from the very start
+            // the sweep takes each trial's lock for the trial's process (told so by the
+            // environment), so a second sweep on this folder skips it from the very start; the
+            // process gets the lock as its standard input and holds it as long as it runs, even
+            // when this sweep is killed (a restarted sweep then never starts a second one on it)
             let lock = match FolderLock::try_acquire(&dir)? {
                 Ok(lock) => lock,
                 Err(Holder(holder)) => {
@@ -201,7 +203,14 @@ pub fn run(plan: &SweepPlan, jobs: usize, threads: usize, launcher: &Launcher, p
             // its own process group: a terminal's Ctrl-C reaches the sweep, which passes it on once
             #[cfg(unix)]
             std::os::unix::process::CommandExt::process_group(&mut command, 0);
-            let child = command.stdin(Stdio::null()).stdout(log).stderr(err).spawn().map_err(|e| Error::io(command.get_program(), e))?;
+            #[cfg(unix)]
+            let stdin = match lock.handle() {
+                Some(handle) => Stdio::from(handle.map_err(|e| Error::io(dir.join(crate::run_dir::LOCK), e))?),
+                None => Stdio::null(),
+            };
+            #[cfg(not(unix))]
+            let stdin = Stdio::null();
+            let child = command.stdin(stdin).stdout(log).stderr(err).spawn().map_err(|e| Error::io(command.get_program(), e))?;
             progress.log(format!("trial {:>2}: started ({}), log: {}", trial.number, trial.describe(), log_path.display()));
             running.push((trial, child, Instant::now(), lock));
         }

@@ -286,7 +286,8 @@ fn resume_command(dir: &std::path::Path) -> String {
 }
 
 /// In a sweep's trial process, exits when the sweep that started it is gone (killed), instead of
-/// training on as an orphan that a restarted sweep would collide with.
+/// training on as an orphan (it holds the trial's lock, so a restarted sweep meanwhile finds the
+/// trial taken: soon gone, it is more often simply resumed).
 fn watch_parent() {
     #[cfg(unix)]
     if let Some(parent) = std::env::var(SWEEP_PARENT).ok().and_then(|p| p.parse::<u32>().ok()) {
@@ -295,7 +296,7 @@ fn watch_parent() {
                 eprintln!("the sweep that started this trial is gone; stopping (its checkpoints resume it)");
                 std::process::exit(brasa::error::EXIT_INTERRUPTED.into());
             }
-            std::thread::sleep(std::time::Duration::from_millis(500));
+            std::thread::sleep(std::time::Duration::from_millis(100));
         });
     }
 }
