@@ -65,8 +65,21 @@ pub struct Outcome {
 /// Runs `plan` to the end and writes its run folder.
 pub fn run(plan: &Plan, options: &RunOptions) -> Result<Outcome> {
     let started = Instant::now();
+    let Some(out) = &options.out else {
+        // a new folder is made first thing, so a run started in the same second picks another
+        let dir = resume::new_run_dir(&std::path::Path::new("reports").join(&plan.name))?;
+        let outcome = run_in(plan, options, dir.clone(), started);
+        if outcome.is_err() {
+            resume::remove_if_unused(&dir);
+        }
+        return outcome;
+    };
+    run_in(plan, options, out.clone(), started)
+}
+
+/// [`run`] in the run folder `dir`.
+fn run_in(plan: &Plan, options: &RunOptions, dir: PathBuf, started: Instant) -> Result<Outcome> {
     let progress = &options.progress;
-    let dir = resume::run_dir_path(plan, options.out.as_deref());
     // a folder that exists may be another process's: find out before any long work
     let early_lock = if dir.is_dir() { Some(run_dir::FolderLock::acquire(&dir)?) } else { None };
     if early_lock.is_some()
