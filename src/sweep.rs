@@ -95,11 +95,13 @@ impl SweepPlan {
         })
     }
 
-    /// Refuses a sweep folder whose trial folders hold runs of other specs than this sweep's
-    /// trials of the same numbers (an edited or reordered `[sweep]`, another base spec): skipped
-    /// or resumed, their results would be listed under values they were not trained with.
+    /// Refuses a folder that is not empty and not a sweep folder (see [`SweepDir::check_usable`]),
+    /// and a sweep folder whose trial folders hold runs of other specs than this sweep's trials
+    /// of the same numbers (an edited or reordered `[sweep]`, another base spec): skipped or
+    /// resumed, their results would be listed under values they were not trained with.
     /// Called before anything in the folder is run, skipped or written.
-    pub fn check_trial_folders(&self) -> Result<()> {
+    pub fn check_folder(&self) -> Result<()> {
+        self.dir.check_usable()?;
         let mut differing = String::new();
         for (trial, plan) in &self.trials {
             let dir = self.trial_dir(trial.number);
@@ -138,7 +140,7 @@ pub type Launcher<'a> = dyn Fn(&Trial, &Path, usize) -> Command + 'a;
 /// Runs every unfinished trial, `jobs` at a time with `threads / jobs` threads each, then writes
 /// `trials.csv` and the sweep report. Returns the number of failed trials.
 pub fn run(plan: &SweepPlan, jobs: usize, threads: usize, launcher: &Launcher, progress: &Progress) -> Result<Tally> {
-    plan.check_trial_folders()?;
+    plan.check_folder()?;
     plan.dir.write_spec(&plan.base_toml, &plan.sweep_toml)?;
     let jobs = jobs.max(1).min(plan.trials.len().max(1));
     let per_trial = (threads / jobs).max(1);

@@ -164,7 +164,7 @@ fn run_trial(args: &RunArgs, sweep: &SweepPlan, number: usize, run_layers: brasa
     if args.dry_run {
         return super::print_out(&format!("trial {number}: {} into {}\n", trial.describe(), display_path(&dir)));
     }
-    sweep.check_trial_folders()?;
+    sweep.check_folder()?;
     if TrialStatus::of(&dir) == TrialStatus::Complete {
         return super::print_out(&format!("trial {number} ({}) is already complete: {}\n", trial.describe(), display_path(&dir)));
     }
@@ -200,7 +200,7 @@ fn run_trial(args: &RunArgs, sweep: &SweepPlan, number: usize, run_layers: brasa
 /// Submits the unfinished trials of `sweep` as Slurm job arrays and returns (`--dry-run`: prints
 /// the sbatch commands and the script instead).
 fn submit_to_slurm(args: &RunArgs, sweep: &SweepPlan, slurm: &brasa::plan::SlurmPlan) -> Result<()> {
-    sweep.check_trial_folders()?;
+    sweep.check_folder()?;
     let invocation = brasa::slurm::Invocation::from_here(trial_args(args)?, args.threads)?;
     let prepared = brasa::slurm::prepare(sweep, slurm, &invocation, args.dry_run)?;
     let root = display_path(sweep.dir.root());

@@ -80,7 +80,10 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<Outcome> {
 /// [`run`] in the run folder `dir`.
 fn run_in(plan: &Plan, options: &RunOptions, dir: PathBuf, started: Instant) -> Result<Outcome> {
     let progress = &options.progress;
-    // a folder that exists may be another process's: find out before any long work
+    // a folder that exists may be the user's, or another process's: find out before any long work
+    if dir.is_dir() {
+        run_dir::check_usable(&dir)?;
+    }
     let early_lock = if dir.is_dir() { Some(run_dir::FolderLock::acquire(&dir)?) } else { None };
     if early_lock.is_some()
         && let Some(outcome) = finish_report(&dir, plan, progress)?
