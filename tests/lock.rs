@@ -1,5 +1,5 @@
 //! One owner per run folder: a second process on a run folder that is being worked in says who
-//! holds it and trains nothing; a sweep skips the trials another process is running; the lock of
+//! holds it and trains nothing (or writes no report); a sweep skips the trials another process is running; the lock of
 //! a killed process is taken over; a trial keeps its lock when its sweep is killed.
 
 mod common;
@@ -31,6 +31,10 @@ fn a_second_run_on_a_busy_folder_says_who_holds_it_and_a_killed_runs_lock_is_tak
     let second = dir.brasa(["run", "spec.toml", "--out", "run"]).exits_with(5);
     assert!(second.stderr.contains(&format!("is in use by brasa pid {} on", first.id())), "{second}");
     assert!(second.stderr.contains("another --out"), "{second}");
+    // nor does `brasa report` write the unfinished run's report
+    let report = dir.brasa(["report", "run"]).exits_with(5);
+    assert!(report.stderr.contains(&format!("is in use by brasa pid {} on", first.id())), "{report}");
+    assert!(!run.join("report.md").exists() && !run.join("summary.json").exists(), "{report}");
 
     first.kill().unwrap(); // kill -9: the lock goes with the process
     first.wait().unwrap();
