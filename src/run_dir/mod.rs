@@ -14,6 +14,9 @@
 //!   .lock                                      who works in the folder now               (lock)
 //! ```
 //!
+//! What a killed run leaves besides (temporary files, unreferenced checkpoints) is removed when
+//! the folder is resumed (`debris`).
+//!
 //! Every file is written atomically (a temporary file renamed into place), so a killed run
 //! leaves each file either whole or absent, and `checkpoints/state.json` says which epoch the
 //! run can resume from.
@@ -27,6 +30,7 @@ use crate::error::{Error, Result};
 
 mod attention;
 mod checkpoint;
+mod debris;
 mod lock;
 mod meta;
 mod summary;
@@ -34,6 +38,7 @@ mod tables;
 
 pub use attention::AttentionEntry;
 pub use checkpoint::{BestVal, Checkpoint};
+pub use debris::is_temporary;
 pub use lock::{FolderLock, HELD_BY_PARENT_ENV, Holder, LOCK};
 pub use meta::{Counts, Meta, ModelMeta, PreprocessMeta, ReportMeta, Status, TrainMeta, UnreadableFile};
 pub use summary::{FindingSummary, PartSummary, SUMMARY, Scored, SummaryFile};
@@ -67,11 +72,6 @@ const TRIAL_LOG: &str = "log.txt";
 /// What a run stopped before it wrote `meta.json` can have left in its folder besides
 /// [`UNREADABLE`] and temporary files: the lock first, then these.
 const BEFORE_META: [&str; 7] = [lock::LOCK, CHECKPOINTS, CHARTS, SPEC, SPLIT, DUPLICATES, TRIAL_LOG];
-
-/// Whether `name` is one of [`crate::atomic_file::write_atomic`]'s temporary files (`.tmpXXXXXX`).
-pub fn is_temporary(name: &str) -> bool {
-    name.starts_with(".tmp")
-}
 
 /// Refuses to work in the existing folder `dir` unless it is empty, a run folder (`meta.json`),
 /// or a run folder stopped before it wrote `meta.json` (only what such a run writes, lock

@@ -109,6 +109,10 @@ fn run_in(plan: &Plan, options: &RunOptions, dir: PathBuf, started: Instant) -> 
     let fingerprint = resume::data_fingerprint(&split, images.train_fingerprints.iter().chain(&images.test_fingerprints).map(|f| f.exact));
     let identity = resume::Identity { classes: &dataset.classes, data: &fingerprint, split: &split };
     let previous = resume::check_resumable(&run, plan, &identity, options.force_resume, progress)?;
+    let removed = run.remove_debris()?;
+    if removed > 0 {
+        progress.log(format!("{}: removed {removed} file(s) an interrupted run left (unfinished writes, checkpoints no longer in use)", display_path(run.root())));
+    }
     run.write(run_dir::SPEC, plan.resolved_toml.as_bytes())?;
     run.write_split(&split)?;
     run.write_duplicates(&record::duplicate_rows(&dataset, &duplicates, &plan.data.layout.root))?;
