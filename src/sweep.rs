@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::plan::Plan;
 use crate::progress::Progress;
 use crate::run_dir::{FolderLock, HELD_BY_PARENT_ENV, Holder};
-use crate::fmt::format_duration;
+use crate::fmt::{display_path, format_duration};
 use crate::spec::sweep::{Sweep, Trial, fingerprint};
 use crate::spec::{Layers, LoadedSpec, SpecError, SpecIssue};
 use crate::sweep_dir::{SweepDir, TRIAL_LOG, TrialRow, TrialStatus};
@@ -95,6 +95,35 @@ impl SweepPlan {
         })
     }
 
+    /// Refuses a folder that is not empty and not a sweep folder (see [`SweepDir::check_usable`]),
+    /// and a sweep folder whose trial folders hold runs of other specs than this sweep's trials
+    /// of the same numbers (an edited or reordered `[sweep]`, another base spec): skipped or
+    /// resumed, their results would be listed under values they were not trained with.
+    /// Called before anything in the folder is run, skipped or written.
+    pub fn check_folder(&self) -> Result<()> {
+        self.dir.check_usable()?;
+        let mut differing = String::new();
+        for (trial, plan) in &self.trials {
+            let dir = self.trial_dir(trial.number);
+            // a trial folder without a spec has run nothing yet
+            let Ok(recorded) = std::fs::read_to_string(dir.join(crate::run_dir::SPEC)) else { continue };
+            let differences = crate::runner::spec_differences(&recorded, &plan.resolved_toml);
+            if !differences.is_empty() {
+                differing.push_str(&format!("\n  {} (trial {} is now {}): {}", display_path(&dir), trial.number, trial.describe(), differences.join("; ")));
+            }
+        }
+        if differing.is_empty() {
+            return Ok(());
+        }
+        Err(Error::run_dir(
+            self.dir.root(),
+            format!(
+                "holds trials that ran with other values than this sweep gives them, so nothing is run or skipped:{differing}\nrun the sweep with the values this folder was made with (its {}), or choose another --out for the edited one",
+                crate::sweep_dir::SWEEP_TOML
+            ),
+        ))
+    }
+
     /// The trial list as text (for `--dry-run`).
     pub fn listing(&self) -> String {
         let mut text = format!("sweep of {} trial(s) into {}\n", self.trials.len(), self.dir.root().display());
@@ -111,6 +140,7 @@ pub type Launcher<'a> = dyn Fn(&Trial, &Path, usize) -> Command + 'a;
 /// Runs every unfinished trial, `jobs` at a time with `threads / jobs` threads each, then writes
 /// `trials.csv` and the sweep report. Returns the number of failed trials.
 pub fn run(plan: &SweepPlan, jobs: usize, threads: usize, launcher: &Launcher, progress: &Progress) -> Result<Tally> {
+    plan.check_folder()?;
     plan.dir.write_spec(&plan.base_toml, &plan.sweep_toml)?;
     let jobs = jobs.max(1).min(plan.trials.len().max(1));
     let per_trial = (threads / jobs).max(1);
@@ -151,8 +181,10 @@ pub fn run(plan: &SweepPlan, jobs: usize, threads: usize, launcher: &Launcher, p
             let Some(trial) = pending.next() else { break };
             let dir = plan.trial_dir(trial.number);
             std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-            // the sweep holds each trial's lock for the trial's process (told so by the
-            // environment), so a second sweep on this folder skips it from the very start
+            // the sweep takes each trial's lock for the trial's process (told so by the
+            // environment), so a second sweep on this folder skips it from the very start; the
+            // process gets the lock as its standard input and holds it as long as it runs, even
+            // when this sweep is killed (a restarted sweep then never starts a second one on it)
             let lock = match FolderLock::try_acquire(&dir)? {
                 Ok(lock) => lock,
                 Err(Holder(holder)) => {
@@ -173,7 +205,14 @@ pub fn run(plan: &SweepPlan, jobs: usize, threads: usize, launcher: &Launcher, p
             // its own process group: a terminal's Ctrl-C reaches the sweep, which passes it on once
             #[cfg(unix)]
             std::os::unix::process::CommandExt::process_group(&mut command, 0);
-            let child = command.stdin(Stdio::null()).stdout(log).stderr(err).spawn().map_err(|e| Error::io(command.get_program(), e))?;
+            #[cfg(unix)]
+            let stdin = match lock.handle() {
+                Some(handle) => Stdio::from(handle.map_err(|e| Error::io(dir.join(crate::run_dir::LOCK), e))?),
+                None => Stdio::null(),
+            };
+            #[cfg(not(unix))]
+            let stdin = Stdio::null();
+            let child = command.stdin(stdin).stdout(log).stderr(err).spawn().map_err(|e| Error::io(command.get_program(), e))?;
             progress.log(format!("trial {:>2}: started ({}), log: {}", trial.number, trial.describe(), log_path.display()));
             running.push((trial, child, Instant::now(), lock));
         }

@@ -146,6 +146,32 @@ impl SweepDir {
         self.root.join(Self::trial_name(number))
     }
 
+    /// Refuses an existing folder that is neither empty nor a sweep folder (`sweep.toml`, or only
+    /// what a sweep writes before it: trial folders, the trials lock, the Slurm folder): a sweep
+    /// writes its files over whatever has their names (a run folder's `report.md`, say).
+    pub fn check_usable(&self) -> Result<()> {
+        if !self.root.is_dir() || self.path(SWEEP_TOML).is_file() {
+            return Ok(());
+        }
+        let entries = std::fs::read_dir(&self.root).map_err(|e| Error::io(&self.root, e))?;
+        let ours = |entry: &std::fs::DirEntry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            (is_dir && (name.starts_with("trial-") || name == SLURM)) || [TRIALS_LOCK, TRIALS_CSV].contains(&name.as_str()) || run_dir::is_temporary(&name)
+        };
+        let foreign: Vec<String> = entries.filter_map(|e| e.ok()).filter(|e| !ours(e)).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        if foreign.is_empty() {
+            return Ok(());
+        }
+        Err(Error::run_dir(
+            &self.root,
+            format!(
+                "is not empty and holds no brasa sweep (no {SWEEP_TOML}; it has {}): a sweep is written only into a new or empty folder, or a sweep folder it resumes, never over other files; choose another --out (e.g. a new subfolder)",
+                run_dir::some_names(foreign)
+            ),
+        ))
+    }
+
     /// Writes `sweep.toml`: the base spec (without its `[sweep]`), then the sweep table.
     pub fn write_spec(&self, base_toml: &str, sweep_toml: &str) -> Result<()> {
         std::fs::create_dir_all(&self.root).map_err(|e| Error::io(&self.root, e))?;

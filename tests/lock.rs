@@ -1,6 +1,6 @@
 //! One owner per run folder: a second process on a run folder that is being worked in says who
-//! holds it and trains nothing; a sweep skips the trials another process is running; the lock of
-//! a killed process is taken over.
+//! holds it and trains nothing (or writes no report); a sweep skips the trials another process is running; the lock of
+//! a killed process is taken over; a trial keeps its lock when its sweep is killed.
 
 mod common;
 
@@ -31,6 +31,10 @@ fn a_second_run_on_a_busy_folder_says_who_holds_it_and_a_killed_runs_lock_is_tak
     let second = dir.brasa(["run", "spec.toml", "--out", "run"]).exits_with(5);
     assert!(second.stderr.contains(&format!("is in use by brasa pid {} on", first.id())), "{second}");
     assert!(second.stderr.contains("another --out"), "{second}");
+    // nor does `brasa report` write the unfinished run's report
+    let report = dir.brasa(["report", "run"]).exits_with(5);
+    assert!(report.stderr.contains(&format!("is in use by brasa pid {} on", first.id())), "{report}");
+    assert!(!run.join("report.md").exists() && !run.join("summary.json").exists(), "{report}");
 
     first.kill().unwrap(); // kill -9: the lock goes with the process
     first.wait().unwrap();
@@ -74,4 +78,39 @@ fn a_second_sweep_on_the_same_folder_skips_the_trials_another_process_runs() {
     for trial in ["trial-01", "trial-02"] {
         assert_eq!(csv_rows(&sweep.join(trial).join("epochs.csv")).len(), 30, "{trial}");
     }
+}
+
+/// Sends `kill -SIGNAL` to process `pid`; whether it was delivered.
+fn signal(name: &str, pid: &str) -> bool {
+    std::process::Command::new("kill").args([&format!("-{name}"), pid]).stderr(std::process::Stdio::null()).status().unwrap().success()
+}
+
+#[cfg(unix)]
+#[test]
+fn a_trial_keeps_its_lock_when_its_sweep_is_killed_so_a_restarted_sweep_never_runs_it_twice() {
+    let spec = TinySpec::new("tiny-sweep", "data", 3).insert("sweep", toml::toml! { mode = "grid" "train.optimizer.lr" = [1e-3] });
+    let dir = TestDir::new().images("data", 6, 2, 16).spec(&spec);
+    let mut first = dir.brasa(["run", "spec.toml", "--out", "sw"]).spawn();
+    let lock = dir.path().join("sw/trial-01/.lock");
+    wait_for(&lock, "; its trial process pid ");
+    let trial = read(&lock).rsplit("pid ").next().unwrap().trim().to_string();
+    // the trial process held still, its sweep killed: the orphaned trial alone holds the folder
+    assert!(signal("STOP", &trial));
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    let second = dir.brasa(["run", "spec.toml", "--out", "sw"]).succeeds();
+    assert!(second.stderr.contains(&format!("trial  1: running in another process (brasa pid {} on", first.id())), "{second}");
+    assert!(second.stderr.contains(&format!("its trial process pid {trial})")), "{second}");
+
+    // let go, the orphan sees its sweep gone and stops, which frees the folder; the next sweep
+    // runs the trial to the end
+    assert!(signal("CONT", &trial));
+    let started = Instant::now();
+    while std::fs::File::open(&lock).unwrap().try_lock_shared().is_err() {
+        assert!(started.elapsed() < Duration::from_secs(60), "the orphaned trial {trial} did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    dir.brasa(["run", "spec.toml", "--out", "sw"]).stdout_contains("(1 complete)").succeeds();
+    assert_eq!(csv_rows(&dir.path().join("sw/trial-01/epochs.csv")).len(), 3, "trained once");
 }

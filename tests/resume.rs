@@ -1,11 +1,12 @@
 //! Resuming refuses what changed: a run folder holding an unfinished run is resumed only by the
 //! same resolved spec, class list and data (paths, parts and pixels), unless `--force-resume`
-//! names the risk; a finished run is never resumed, forced or not.
+//! names the risk; a finished run is never resumed, forced or not. `--out` never writes into a
+//! folder of other files, but resumes a run stopped before it wrote its meta.json.
 
 mod common;
 
 use common::brasa::TestDir;
-use common::read_json;
+use common::{read, read_json};
 use common::spec::TinySpec;
 
 /// Marks the finished run in `run` as interrupted, as a killed run leaves its folder.
@@ -58,4 +59,48 @@ fn a_resume_with_another_spec_classes_or_data_says_what_differs_and_force_resume
     let ran = dir.brasa(["run", "spec.toml", "--out", "run", "--force-resume"]).succeeds();
     assert!(ran.stderr.contains("warning: --force-resume: resuming") && ran.stderr.contains("the pixels of some changed"), "{}", ran.stderr);
     assert_eq!(read_json(&dir.path().join("run/meta.json"))["status"], "complete");
+}
+
+#[test]
+fn out_refuses_a_folder_of_other_files_but_resumes_a_run_stopped_before_its_meta() {
+    let spec = TinySpec::new("resume", "data", 1);
+    let dir = TestDir::new()
+        .images("data", 6, 2, 16)
+        .spec(&spec)
+        .file("sweep.toml", format!("{spec}\n[sweep]\nmode = \"grid\"\n\"experiment.seed\" = [1]\n"))
+        .file("mine/notes.txt", "my notes")
+        .file("a-sweep/sweep.toml", "# a sweep\n")
+        .file("a-sweep/report.md", "# the sweep's report\n");
+    let user_spec = read(&dir.path().join("spec.toml"));
+
+    // beside the user's own spec, in a folder of theirs, in a sweep folder: nothing is written
+    let ran = dir.brasa(["run", "spec.toml", "--out", "."]).exits_with(5);
+    assert!(ran.stderr.contains("is not empty and holds no brasa run") && ran.stderr.contains("spec.toml"), "{ran}");
+    assert_eq!(read(&dir.path().join("spec.toml")), user_spec);
+    assert!(!dir.path().join(".lock").exists(), "not even a lock");
+    dir.brasa(["run", "spec.toml", "--out", "mine"]).stderr_contains("notes.txt").exits_with(5);
+    dir.brasa(["run", "spec.toml", "--out", "a-sweep"]).stderr_contains("report.md").exits_with(5);
+    assert_eq!(read(&dir.path().join("a-sweep/report.md")), "# the sweep's report\n");
+
+    // a sweep into a run folder, or into a folder of the user's
+    dir.brasa(["run", "spec.toml", "--out", "run", "--quiet"]).succeeds();
+    dir.brasa(["run", "sweep.toml", "--out", "run"]).stderr_contains("holds no brasa sweep").exits_with(5);
+    dir.brasa(["run", "sweep.toml", "--out", "mine", "--trial", "1"]).stderr_contains("holds no brasa sweep").exits_with(5);
+    assert!(!dir.path().join("mine/trial-01").exists());
+
+    // a run stopped before it wrote meta.json left its lock, its empty folders, its spec and
+    // tables, and a temporary file: resumed
+    let early = TestDir::new()
+        .images("data", 6, 2, 16)
+        .spec(&spec)
+        .file("run/.lock", "brasa pid 1 on a node since 2026-01-01T00:00:00Z")
+        .file("run/spec.toml", &user_spec)
+        .file("run/split.csv", "path,class,split\n")
+        .file("run/duplicates.csv", "")
+        .file("run/.tmpAb12Cd", "");
+    for folder in ["checkpoints", "charts"] {
+        std::fs::create_dir_all(early.path().join("run").join(folder)).unwrap();
+    }
+    early.brasa(["run", "spec.toml", "--out", "run", "--quiet"]).succeeds();
+    assert_eq!(read_json(&early.path().join("run/meta.json"))["status"], "complete");
 }

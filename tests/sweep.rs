@@ -103,3 +103,34 @@ fn compare_refuses_runs_with_different_test_sets() {
     let text = dir.brasa(["compare", "run-a", "run-moved"]).succeeds().stdout;
     assert!(text.contains("on the same 6 test images"), "{text}");
 }
+
+#[test]
+fn an_edited_sweep_is_refused_in_the_folder_of_the_first_and_leaves_it_as_it_was() {
+    let spec = TinySpec::new("tiny-sweep", "data", 1);
+    let sweep = |values: &str| format!("{spec}\n[sweep]\nmode = \"grid\"\n\"train.optimizer.lr\" = [{values}]\n");
+    let dir = TestDir::new()
+        .images("data", 6, 2, 16)
+        .file("first.toml", sweep("1e-3, 2e-3"))
+        .file("edited.toml", sweep("1e-3, 3e-3"))
+        .file("reordered.toml", sweep("2e-3, 1e-3"));
+    dir.brasa(["run", "first.toml", "--out", "sw", "--quiet"]).succeeds();
+    let sw = dir.path().join("sw");
+    let (sweep_toml, trials_csv) = (read(&sw.join("sweep.toml")), read(&sw.join("trials.csv")));
+
+    // trial 2 ran with 0.002: the edited sweep would list its results under 0.003
+    let ran = dir.brasa(["run", "edited.toml", "--out", "sw"]).exits_with(5);
+    assert!(ran.stderr.contains("trial-02 (trial 2 is now train.optimizer.lr=0.003): train.optimizer.lr: 0.002 → 0.003"), "{ran}");
+    assert!(!ran.stderr.contains("trial-01 ("), "trial 1 is the same in both\n{ran}");
+    assert!(ran.stderr.contains("another --out") && !ran.stderr.contains("complete, skipped"), "{ran}");
+    assert_eq!((read(&sw.join("sweep.toml")), read(&sw.join("trials.csv"))), (sweep_toml.clone(), trials_csv.clone()), "the folder is left as it was");
+    // one trial alone is refused the same way
+    dir.brasa(["run", "edited.toml", "--out", "sw", "--trial", "1"]).stderr_contains("trial-02 (trial 2").exits_with(5);
+
+    // the same values in another order would swap the trials' labels
+    let ran = dir.brasa(["run", "reordered.toml", "--out", "sw"]).exits_with(5);
+    assert!(ran.stderr.contains("trial-01 (") && ran.stderr.contains("trial-02 ("), "{ran}");
+    assert_eq!(read(&sw.join("sweep.toml")), sweep_toml);
+
+    // the sweep as it was still resumes
+    dir.brasa(["run", "first.toml", "--out", "sw"]).stderr_contains("trial  2: complete, skipped").succeeds();
+}

@@ -164,6 +164,7 @@ fn run_trial(args: &RunArgs, sweep: &SweepPlan, number: usize, run_layers: brasa
     if args.dry_run {
         return super::print_out(&format!("trial {number}: {} into {}\n", trial.describe(), display_path(&dir)));
     }
+    sweep.check_folder()?;
     if TrialStatus::of(&dir) == TrialStatus::Complete {
         return super::print_out(&format!("trial {number} ({}) is already complete: {}\n", trial.describe(), display_path(&dir)));
     }
@@ -199,6 +200,7 @@ fn run_trial(args: &RunArgs, sweep: &SweepPlan, number: usize, run_layers: brasa
 /// Submits the unfinished trials of `sweep` as Slurm job arrays and returns (`--dry-run`: prints
 /// the sbatch commands and the script instead).
 fn submit_to_slurm(args: &RunArgs, sweep: &SweepPlan, slurm: &brasa::plan::SlurmPlan) -> Result<()> {
+    sweep.check_folder()?;
     let invocation = brasa::slurm::Invocation::from_here(trial_args(args)?, args.threads)?;
     let prepared = brasa::slurm::prepare(sweep, slurm, &invocation, args.dry_run)?;
     let root = display_path(sweep.dir.root());
@@ -287,7 +289,8 @@ fn resume_command(dir: &std::path::Path) -> String {
 }
 
 /// In a sweep's trial process, exits when the sweep that started it is gone (killed), instead of
-/// training on as an orphan that a restarted sweep would collide with.
+/// training on as an orphan (it holds the trial's lock, so a restarted sweep meanwhile finds the
+/// trial taken: soon gone, it is more often simply resumed).
 fn watch_parent() {
     #[cfg(unix)]
     if let Some(parent) = std::env::var(SWEEP_PARENT).ok().and_then(|p| p.parse::<u32>().ok()) {
@@ -296,7 +299,7 @@ fn watch_parent() {
                 eprintln!("the sweep that started this trial is gone; stopping (its checkpoints resume it)");
                 std::process::exit(brasa::error::EXIT_INTERRUPTED.into());
             }
-            std::thread::sleep(std::time::Duration::from_millis(500));
+            std::thread::sleep(std::time::Duration::from_millis(100));
         });
     }
 }

@@ -19,8 +19,10 @@ use crate::error::{Error, Result};
 /// The lock file in a run folder.
 pub const LOCK: &str = ".lock";
 
-/// Set by a sweep for a trial it launched: the trial's folder, whose lock the sweep holds on
-/// its behalf (so another sweep or a stray `--trial` run sees it taken from the start).
+/// Set by a sweep for a trial it launched: the trial's folder, whose lock the sweep took for it
+/// (so another sweep or a stray `--trial` run sees it taken from the start) and handed on as the
+/// trial's standard input ([`FolderLock::handle`]): the trial process holds the lock itself, and
+/// keeps it when the sweep is killed, until it has stopped too.
 pub const HELD_BY_PARENT_ENV: &str = "BRASA_LOCK_HELD_BY_PARENT";
 
 /// How often taking a lock is tried again, 50 ms apart, before it counts as held.
@@ -37,7 +39,7 @@ fn retries() -> usize {
 #[derive(Debug)]
 pub struct FolderLock {
     /// `None` when a parent process holds the lock for this one.
-    _file: Option<File>,
+    file: Option<File>,
 }
 
 /// Who holds a folder's lock, as they wrote it.
@@ -58,7 +60,11 @@ impl FolderLock {
     /// Takes the lock on `dir` (which must exist), or says who holds it.
     pub fn try_acquire(dir: &Path) -> Result<std::result::Result<FolderLock, Holder>> {
         if held_by_parent(dir) {
-            return Ok(Ok(FolderLock { _file: None }));
+            // the sweep wrote who it is; this process holds the lock too (see HELD_BY_PARENT_ENV)
+            let path = dir.join(LOCK);
+            let mut file = OpenOptions::new().append(true).open(&path).map_err(|e| Error::io(&path, e))?;
+            write!(file, "; its trial process pid {}", std::process::id()).map_err(|e| Error::io(&path, e))?;
+            return Ok(Ok(FolderLock { file: None }));
         }
         let path = dir.join(LOCK);
         let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(|e| Error::io(&path, e))?;
@@ -76,11 +82,17 @@ impl FolderLock {
             Ok(()) => {
                 let owner = owner();
                 file.set_len(0).and_then(|()| file.rewind()).and_then(|()| file.write_all(owner.as_bytes())).map_err(|e| Error::io(&path, e))?;
-                Ok(Ok(FolderLock { _file: Some(file) }))
+                Ok(Ok(FolderLock { file: Some(file) }))
             }
             Err(TryLockError::WouldBlock) => Ok(Err(Holder::written_in(&mut file))),
             Err(TryLockError::Error(e)) => Err(Error::io(&path, e)),
         }
+    }
+
+    /// Another handle on this lock, for a child process to hold it too (its standard input, on
+    /// Unix): `flock` belongs to the open file, so the lock lasts while either process has it.
+    pub fn handle(&self) -> Option<std::io::Result<File>> {
+        self.file.as_ref().map(File::try_clone)
     }
 
     /// Who holds the lock on `dir`, if anyone, without taking it (a shared lock held for an

@@ -14,6 +14,9 @@
 //!   .lock                                      who works in the folder now               (lock)
 //! ```
 //!
+//! What a killed run leaves besides (temporary files, unreferenced checkpoints) is removed when
+//! the folder is resumed (`debris`).
+//!
 //! Every file is written atomically (a temporary file renamed into place), so a killed run
 //! leaves each file either whole or absent, and `checkpoints/state.json` says which epoch the
 //! run can resume from.
@@ -27,6 +30,7 @@ use crate::error::{Error, Result};
 
 mod attention;
 mod checkpoint;
+mod debris;
 mod lock;
 mod meta;
 mod summary;
@@ -34,6 +38,7 @@ mod tables;
 
 pub use attention::AttentionEntry;
 pub use checkpoint::{BestVal, Checkpoint};
+pub use debris::is_temporary;
 pub use lock::{FolderLock, HELD_BY_PARENT_ENV, Holder, LOCK};
 pub use meta::{Counts, Meta, ModelMeta, PreprocessMeta, ReportMeta, Status, TrainMeta, UnreadableFile};
 pub use summary::{FindingSummary, PartSummary, SUMMARY, Scored, SummaryFile};
@@ -60,6 +65,47 @@ pub const REPORT_HTML: &str = "report.html";
 pub const DUPLICATES: &str = "duplicates.csv";
 /// Attention maps of a few test images, for the report.
 pub const ATTENTION: &str = "attention.json";
+/// The list of unreadable files a run stopped for (written before anything else, even the lock).
+pub const UNREADABLE: &str = "unreadable.txt";
+/// A sweep trial's log (`sweep_dir::TRIAL_LOG`), written beside its lock before the trial starts.
+const TRIAL_LOG: &str = "log.txt";
+/// What a run stopped before it wrote `meta.json` can have left in its folder besides
+/// [`UNREADABLE`] and temporary files: the lock first, then these.
+const BEFORE_META: [&str; 7] = [lock::LOCK, CHECKPOINTS, CHARTS, SPEC, SPLIT, DUPLICATES, TRIAL_LOG];
+
+/// Refuses to work in the existing folder `dir` unless it is empty, a run folder (`meta.json`),
+/// or a run folder stopped before it wrote `meta.json` (only what such a run writes, lock
+/// included): a run writes its files over whatever has their names, and must never write over a
+/// user's (`--out .` beside a spec.toml, a sweep folder's report).
+pub fn check_usable(dir: &Path) -> Result<()> {
+    if dir.join(META).is_file() {
+        return Ok(());
+    }
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    let names: Vec<String> = entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let locked = names.iter().any(|n| n == lock::LOCK);
+    let foreign: Vec<String> =
+        names.iter().filter(|n| !is_temporary(n) && n.as_str() != UNREADABLE && !(locked && BEFORE_META.contains(&n.as_str()))).cloned().collect();
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    Err(Error::run_dir(
+        dir,
+        format!(
+            "is not empty and holds no brasa run (no {META}; it has {}): a run is written only into a new or empty folder, or a run folder it resumes, never over other files; choose another --out (e.g. a new subfolder)",
+            some_names(foreign)
+        ),
+    ))
+}
+
+/// The first few of `names` in order, for a message: `a, b, c and 4 more`.
+pub fn some_names(mut names: Vec<String>) -> String {
+    const SHOWN: usize = 5;
+    names.sort();
+    let more = if names.len() > SHOWN { format!(" and {} more", names.len() - SHOWN) } else { String::new() };
+    names.truncate(SHOWN);
+    format!("{}{more}", names.join(", "))
+}
 
 /// The evaluated parts of a dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

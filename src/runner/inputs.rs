@@ -170,7 +170,7 @@ pub fn decode(plan: &Plan, dataset: &mut Dataset, list_dir: Option<&Path>, progr
 }
 
 /// Name of the list of unreadable files a run stopped for, in its run folder.
-pub const UNREADABLE_LIST: &str = "unreadable.txt";
+pub const UNREADABLE_LIST: &str = crate::run_dir::UNREADABLE;
 /// Unreadable files named in the error itself (the list file holds them all).
 const UNREADABLE_SHOWN: usize = 20;
 

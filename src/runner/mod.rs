@@ -22,7 +22,7 @@ use burn::tensor::Device;
 
 pub use budget::Budget;
 pub use inputs::{Images, decode, prepare_dataset};
-pub use resume::new_optimizer;
+pub use resume::{new_optimizer, spec_differences};
 
 use crate::data::loader::TrainSet;
 use crate::error::{Error, Result};
@@ -65,9 +65,25 @@ pub struct Outcome {
 /// Runs `plan` to the end and writes its run folder.
 pub fn run(plan: &Plan, options: &RunOptions) -> Result<Outcome> {
     let started = Instant::now();
+    let Some(out) = &options.out else {
+        // a new folder is made first thing, so a run started in the same second picks another
+        let dir = resume::new_run_dir(&std::path::Path::new("reports").join(&plan.name))?;
+        let outcome = run_in(plan, options, dir.clone(), started);
+        if outcome.is_err() {
+            resume::remove_if_unused(&dir);
+        }
+        return outcome;
+    };
+    run_in(plan, options, out.clone(), started)
+}
+
+/// [`run`] in the run folder `dir`.
+fn run_in(plan: &Plan, options: &RunOptions, dir: PathBuf, started: Instant) -> Result<Outcome> {
     let progress = &options.progress;
-    let dir = resume::run_dir_path(plan, options.out.as_deref());
-    // a folder that exists may be another process's: find out before any long work
+    // a folder that exists may be the user's, or another process's: find out before any long work
+    if dir.is_dir() {
+        run_dir::check_usable(&dir)?;
+    }
     let early_lock = if dir.is_dir() { Some(run_dir::FolderLock::acquire(&dir)?) } else { None };
     if early_lock.is_some()
         && let Some(outcome) = finish_report(&dir, plan, progress)?
@@ -93,6 +109,10 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<Outcome> {
     let fingerprint = resume::data_fingerprint(&split, images.train_fingerprints.iter().chain(&images.test_fingerprints).map(|f| f.exact));
     let identity = resume::Identity { classes: &dataset.classes, data: &fingerprint, split: &split };
     let previous = resume::check_resumable(&run, plan, &identity, options.force_resume, progress)?;
+    let removed = run.remove_debris()?;
+    if removed > 0 {
+        progress.log(format!("{}: removed {removed} file(s) an interrupted run left (unfinished writes, checkpoints no longer in use)", display_path(run.root())));
+    }
     run.write(run_dir::SPEC, plan.resolved_toml.as_bytes())?;
     run.write_split(&split)?;
     run.write_duplicates(&record::duplicate_rows(&dataset, &duplicates, &plan.data.layout.root))?;

@@ -12,23 +12,38 @@ use crate::run_dir::{self, Meta, RunDir, Status};
 use crate::train::optim::AdamW;
 use crate::train::{Classifier, TrainState};
 
-/// `reports/<experiment>/<UTC timestamp>`, with a suffix if that exists already.
-pub fn new_run_dir(parent: PathBuf) -> PathBuf {
+/// Makes `reports/<experiment>/<UTC timestamp>` (`parent`/stamp), with a suffix `-2`, `-3`, …
+/// when that name is taken: made with `create_dir`, which fails on a folder that exists, so two
+/// runs started in the same second each get a folder of their own.
+pub fn new_run_dir(parent: &Path) -> Result<PathBuf> {
     let stamp = timestamp(SystemTime::now()).replace(['-', ':'], "").replace('T', "-").trim_end_matches('Z').to_string();
-    let mut candidate = parent.join(&stamp);
-    let mut n = 2;
-    while candidate.exists() {
-        candidate = parent.join(format!("{stamp}-{n}"));
-        n += 1;
-    }
-    candidate
+    make_unique_dir(parent, &stamp)
 }
 
-/// The folder a run writes to: `out`, else a new one under `reports/<experiment>/`.
-pub fn run_dir_path(plan: &Plan, out: Option<&Path>) -> PathBuf {
-    match out {
-        Some(out) => out.to_path_buf(),
-        None => new_run_dir(Path::new("reports").join(&plan.name)),
+/// Makes `parent/name`, else the first of `parent/name-2`, `parent/name-3`, … that is not there.
+fn make_unique_dir(parent: &Path, name: &str) -> Result<PathBuf> {
+    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    let mut candidate = parent.join(name);
+    let mut n = 2;
+    loop {
+        match std::fs::create_dir(&candidate) {
+            Ok(()) => return Ok(candidate),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                candidate = parent.join(format!("{name}-{n}"));
+                n += 1;
+            }
+            Err(e) => return Err(Error::io(&candidate, e)),
+        }
+    }
+}
+
+/// Removes the folder [`new_run_dir`] made for a run that failed before writing anything into it
+/// but its lock (a spec that does not fit the data, say), as if it had never been made.
+pub fn remove_if_unused(dir: &Path) {
+    let only_lock = std::fs::read_dir(dir).is_ok_and(|entries| entries.filter_map(|e| e.ok()).all(|e| e.file_name() == run_dir::LOCK));
+    if only_lock {
+        let _ = std::fs::remove_file(dir.join(run_dir::LOCK));
+        let _ = std::fs::remove_dir(dir);
     }
 }
 
@@ -133,7 +148,7 @@ fn data_difference(run: &RunDir, now: &[run_dir::SplitRow]) -> String {
 /// started on one backend can resume on another (checkpoints hold plain f32 records, whatever
 /// device wrote them), with its images kept elsewhere (every cache mode gives the same pixels),
 /// and checkpointing more or less often.
-fn spec_differences(before: &str, now: &str) -> Vec<String> {
+pub fn spec_differences(before: &str, now: &str) -> Vec<String> {
     let identity = |text: &str| {
         text.parse::<toml::Table>().ok().map(|mut table| {
             table.remove("runtime");
@@ -234,4 +249,28 @@ pub fn restore<M: Classifier>(model: M, plan: &Plan, run: &RunDir, journal: &mut
         None => format!("resuming after epoch {} (step {})", checkpoint.train.epochs_done, checkpoint.train.step),
     });
     Ok(Start { model, optimizer, state: checkpoint.train })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_started_in_the_same_second_get_a_folder_each() {
+        let reports = tempfile::tempdir().unwrap();
+        let parent = reports.path().join("quickstart");
+        let made: Vec<PathBuf> = (0..3).map(|_| make_unique_dir(&parent, "20261128-101500").unwrap()).collect();
+        let names: Vec<String> = made.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        assert_eq!(names, ["20261128-101500", "20261128-101500-2", "20261128-101500-3"]);
+        assert!(made.iter().all(|p| p.is_dir()));
+        assert!(new_run_dir(&parent).unwrap().is_dir());
+
+        // a folder left with nothing but its lock goes; one with anything else stays
+        std::fs::write(made[0].join(run_dir::LOCK), "brasa pid 1").unwrap();
+        remove_if_unused(&made[0]);
+        assert!(!made[0].exists());
+        std::fs::write(made[1].join("unreadable.txt"), "x").unwrap();
+        remove_if_unused(&made[1]);
+        assert!(made[1].is_dir());
+    }
 }
