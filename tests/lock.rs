@@ -1,6 +1,6 @@
 //! One owner per run folder: a second process on a run folder that is being worked in says who
 //! holds it and trains nothing (or writes no report); a sweep skips the trials another process is running; the lock of
-//! a killed process is taken over; a trial keeps its lock when its sweep is killed.
+//! a killed process is taken over (a trial keeping its lock when its sweep is killed: `run_dir::lock`'s unit test).
 
 mod common;
 
@@ -80,37 +80,3 @@ fn a_second_sweep_on_the_same_folder_skips_the_trials_another_process_runs() {
     }
 }
 
-/// Sends `kill -SIGNAL` to process `pid`; whether it was delivered.
-fn signal(name: &str, pid: &str) -> bool {
-    std::process::Command::new("kill").args([&format!("-{name}"), pid]).stderr(std::process::Stdio::null()).status().unwrap().success()
-}
-
-#[cfg(unix)]
-#[test]
-fn a_trial_keeps_its_lock_when_its_sweep_is_killed_so_a_restarted_sweep_never_runs_it_twice() {
-    let spec = TinySpec::new("tiny-sweep", "data", 3).insert("sweep", toml::toml! { mode = "grid" "train.optimizer.lr" = [1e-3] });
-    let dir = TestDir::new().images("data", 6, 2, 16).spec(&spec);
-    let mut first = dir.brasa(["run", "spec.toml", "--out", "sw"]).spawn();
-    let lock = dir.path().join("sw/trial-01/.lock");
-    wait_for(&lock, "; its trial process pid ");
-    let trial = read(&lock).rsplit("pid ").next().unwrap().trim().to_string();
-    // the trial process held still, its sweep killed: the orphaned trial alone holds the folder
-    assert!(signal("STOP", &trial));
-    first.kill().unwrap();
-    first.wait().unwrap();
-
-    let second = dir.brasa(["run", "spec.toml", "--out", "sw"]).succeeds();
-    assert!(second.stderr.contains(&format!("trial  1: running in another process (brasa pid {} on", first.id())), "{second}");
-    assert!(second.stderr.contains(&format!("its trial process pid {trial})")), "{second}");
-
-    // let go, the orphan sees its sweep gone and stops, which frees the folder; the next sweep
-    // runs the trial to the end
-    assert!(signal("CONT", &trial));
-    let started = Instant::now();
-    while std::fs::File::open(&lock).unwrap().try_lock_shared().is_err() {
-        assert!(started.elapsed() < Duration::from_secs(60), "the orphaned trial {trial} did not stop");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    dir.brasa(["run", "spec.toml", "--out", "sw"]).stdout_contains("(1 complete)").succeeds();
-    assert_eq!(csv_rows(&dir.path().join("sw/trial-01/epochs.csv")).len(), 3, "trained once");
-}

@@ -157,4 +157,21 @@ mod tests {
         let again = FolderLock::acquire(dir.path());
         assert!(again.is_ok());
     }
+
+    /// What a sweep does for each trial: the trial process gets a handle on the lock (its
+    /// standard input), so the folder stays locked while the trial lives, whatever becomes of
+    /// the sweep.
+    #[cfg(unix)]
+    #[test]
+    fn a_child_given_the_lock_holds_it_after_its_parent_let_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = FolderLock::acquire(dir.path()).unwrap();
+        let handle = lock.handle().expect("a lock this process took").unwrap();
+        let mut child = std::process::Command::new("sleep").arg("30").stdin(handle).spawn().unwrap();
+        drop(lock);
+        assert!(FolderLock::try_acquire(dir.path()).unwrap().is_err(), "the child holds the folder");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(FolderLock::try_acquire(dir.path()).unwrap().is_ok(), "free once the child is gone");
+    }
 }
