@@ -22,7 +22,8 @@ fn wait_for(file: &Path, text: &str) {
 
 #[test]
 fn a_second_run_on_a_busy_folder_says_who_holds_it_and_a_killed_runs_lock_is_taken_over() {
-    let dir = TestDir::new().images("data", 6, 2, 16).spec(&TinySpec::new("tiny", "data", 40));
+    // long enough (seconds) to be still running while the second run and the report are refused
+    let dir = TestDir::new().images("data", 6, 2, 16).spec(&TinySpec::new("tiny", "data", 150));
     let mut first = dir.brasa(["run", "spec.toml", "--out", "run", "--quiet"]).spawn();
     let run = dir.path().join("run");
     wait_for(&run.join(".lock"), &format!("brasa pid {} on ", first.id()));
@@ -31,15 +32,15 @@ fn a_second_run_on_a_busy_folder_says_who_holds_it_and_a_killed_runs_lock_is_tak
     let second = dir.brasa(["run", "spec.toml", "--out", "run"]).exits_with(5);
     assert!(second.stderr.contains(&format!("is in use by brasa pid {} on", first.id())), "{second}");
     assert!(second.stderr.contains("another --out"), "{second}");
-    // nor does `brasa report` write the unfinished run's report
+    // nor does `brasa report` write the unfinished run's report (refused at once; whether the
+    // files exist afterwards depends on the first run, which may have finished meanwhile)
     let report = dir.brasa(["report", "run"]).exits_with(5);
     assert!(report.stderr.contains(&format!("is in use by brasa pid {} on", first.id())), "{report}");
-    assert!(!run.join("report.md").exists() && !run.join("summary.json").exists(), "{report}");
 
     first.kill().unwrap(); // kill -9: the lock goes with the process
     first.wait().unwrap();
     let third = dir.brasa(["run", "spec.toml", "--out", "run"]).succeeds();
-    assert!(!third.stderr.contains("in use"), "{third}");
+    assert!(!third.stderr.contains("is in use by"), "{third}");
     assert!(read(&run.join("meta.json")).contains("\"complete\""));
 }
 
