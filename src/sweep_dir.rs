@@ -17,13 +17,12 @@ use crate::atomic_file::write_atomic;
 use crate::error::{Error, Result};
 use crate::metrics::Scores;
 use crate::run_dir::{self, Meta, Part, RunDir, Status};
+pub use crate::run_dir::TRIAL_LOG;
 
 pub const SWEEP_TOML: &str = "sweep.toml";
 pub const TRIALS_CSV: &str = "trials.csv";
 pub const REPORT_MD: &str = "report.md";
 pub const CHARTS: &str = "charts";
-/// A trial's stdout and stderr, in its run folder.
-pub const TRIAL_LOG: &str = "log.txt";
 /// The Slurm launcher's folder, its batch script and its record of submitted array jobs.
 pub const SLURM: &str = "slurm";
 pub const SLURM_SCRIPT: &str = "trials.sbatch";

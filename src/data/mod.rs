@@ -73,6 +73,27 @@ pub struct Counts {
     pub test: Vec<usize>,
 }
 
+/// A part of the split that a class has no images in (a run must train and validate every class).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MissingFrom {
+    Training,
+    Validation,
+    /// neither part: every image of the class was left out
+    Both,
+}
+
+impl Counts {
+    /// The classes (index, part) with no images on one side of the split, or none at all.
+    pub fn classes_missing_a_side(&self) -> impl Iterator<Item = (usize, MissingFrom)> + '_ {
+        self.train.iter().zip(&self.val).enumerate().filter_map(|(class, counts)| match counts {
+            (0, 0) => Some((class, MissingFrom::Both)),
+            (0, _) => Some((class, MissingFrom::Training)),
+            (_, 0) => Some((class, MissingFrom::Validation)),
+            _ => None,
+        })
+    }
+}
+
 impl Dataset {
     /// Scans the folders of `layout` and splits the training folder by `rule`.
     pub fn scan(layout: &Layout, rule: SplitRule) -> Result<Self> {

@@ -5,7 +5,7 @@
 
 use super::Plan;
 use super::check::Checker;
-use crate::data::Dataset;
+use crate::data::{Dataset, MissingFrom};
 use crate::spec::SpecError;
 
 /// Bytes of one batch's input tensor (`f32`, 3 channels) at `input` (height, width).
@@ -61,25 +61,22 @@ impl Plan {
         }
         let counts = dataset.counts();
         let (val_total, train_total) = (dataset.split.val.len(), dataset.split.train.len());
-        for (class, name) in dataset.classes.iter().enumerate() {
-            let in_folder = counts.train[class] + counts.val[class];
-            let empty = match (counts.train[class], counts.val[class]) {
-                (_, 0) => Some(("validation", val_total)),
-                (0, _) => Some(("training", train_total)),
-                _ => None,
+        for (class, missing) in counts.classes_missing_a_side() {
+            let (name, in_folder) = (&dataset.classes[class], counts.train[class] + counts.val[class]);
+            let (part, total) = match missing {
+                MissingFrom::Training => ("training", train_total),
+                MissingFrom::Validation | MissingFrom::Both => ("validation", val_total),
             };
-            if let Some((part, total)) = empty {
-                check.fail(
-                    "data.split.validation",
-                    Some(self.data.split.validation.to_string()),
-                    format!(
-                        "leaves class `{name}` out of the {part} part: none of its {in_folder} image(s) there (the {part} part holds {total} of {} images{}); {}",
-                        train_total + val_total,
-                        if self.data.split.stratify { ", stratified" } else { ", not stratified" },
-                        if self.data.split.stratify { "change the fraction or add images of that class" } else { "set data.split.stratify = true or change the fraction" }
-                    ),
-                );
-            }
+            check.fail(
+                "data.split.validation",
+                Some(self.data.split.validation.to_string()),
+                format!(
+                    "leaves class `{name}` out of the {part} part: none of its {in_folder} image(s) there (the {part} part holds {total} of {} images{}); {}",
+                    train_total + val_total,
+                    if self.data.split.stratify { ", stratified" } else { ", not stratified" },
+                    if self.data.split.stratify { "change the fraction or add images of that class" } else { "set data.split.stratify = true or change the fraction" }
+                ),
+            );
         }
         if check.issues.is_empty() { Ok(()) } else { Err(SpecError { issues: check.issues }) }
     }

@@ -67,8 +67,9 @@ pub const DUPLICATES: &str = "duplicates.csv";
 pub const ATTENTION: &str = "attention.json";
 /// The list of unreadable files a run stopped for (written before anything else, even the lock).
 pub const UNREADABLE: &str = "unreadable.txt";
-/// A sweep trial's log (`sweep_dir::TRIAL_LOG`), written beside its lock before the trial starts.
-const TRIAL_LOG: &str = "log.txt";
+/// A sweep trial's stdout and stderr, in its run folder: the sweep writes it beside the trial's
+/// lock before the trial starts.
+pub const TRIAL_LOG: &str = "log.txt";
 /// What a run stopped before it wrote `meta.json` can have left in its folder besides
 /// [`UNREADABLE`] and temporary files: the lock first, then these.
 const BEFORE_META: [&str; 7] = [lock::LOCK, CHECKPOINTS, CHARTS, SPEC, SPLIT, DUPLICATES, TRIAL_LOG];

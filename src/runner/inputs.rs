@@ -9,7 +9,7 @@ use crate::backend::{self, Chosen};
 use crate::data::cache::{self, DiskCache};
 use crate::data::images::{Recipe, Unreadable};
 use crate::data::pixels::{self, AutoChoice, CacheMode, Pixels};
-use crate::data::{Dataset, download};
+use crate::data::{Dataset, MissingFrom, download};
 use crate::fmt::display_path;
 use crate::dedup::{self, Fingerprint, Group};
 use crate::error::{Error, Result};
@@ -266,15 +266,15 @@ fn every_class_on_both_sides(plan: &Plan, dataset: &Dataset) -> Result<()> {
     if plan.data.split.group_duplicates {
         causes.push("data.split.group_duplicates kept each duplicate group on one side");
     }
-    let problems: Vec<String> = dataset
-        .classes
-        .iter()
-        .enumerate()
-        .filter_map(|(class, name)| match (counts.train[class], counts.val[class]) {
-            (0, 0) => Some(format!("class `{name}` has no images left")),
-            (0, n) => Some(format!("class `{name}` has no training images left ({n} in validation)")),
-            (n, 0) => Some(format!("class `{name}` has no validation images left ({n} in training)")),
-            _ => None,
+    let problems: Vec<String> = counts
+        .classes_missing_a_side()
+        .map(|(class, missing)| {
+            let name = &dataset.classes[class];
+            match missing {
+                MissingFrom::Both => format!("class `{name}` has no images left"),
+                MissingFrom::Training => format!("class `{name}` has no training images left ({} in validation)", counts.val[class]),
+                MissingFrom::Validation => format!("class `{name}` has no validation images left ({} in training)", counts.train[class]),
+            }
         })
         .collect();
     if problems.is_empty() {

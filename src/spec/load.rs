@@ -148,6 +148,7 @@ fn longer_arrays(figment: &Figment, spec: &Spec) -> Vec<SpecIssue> {
             _ => {}
         }
     }
+    // a second extraction: the typed one above cannot show what it dropped
     let (Ok(raw), Ok(kept)) = (figment.extract::<serde_json::Value>(), serde_json::to_value(spec)) else { return Vec::new() };
     let mut found = Vec::new();
     walk(&raw, &kept, String::new(), &mut found);
@@ -197,11 +198,8 @@ impl Provider for SweepValues<'_> {
     }
 
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
-        // the values come from the base spec's figment, tagged there; untagged afresh (by a
-        // serialisation round), they take this provider's tag, so its file, in the trial's
-        let fresh: Vec<Override> =
-            self.values.iter().map(|o| Override { key: o.key.clone(), value: Value::serialize(&o.value).unwrap_or_else(|_| o.value.clone()) }).collect();
-        Overrides(&fresh).data()
+        // the values are untagged (`Sweep::parse`), so they take this provider's tag
+        Overrides(self.values).data()
     }
 }
 

@@ -98,6 +98,13 @@ fn issue(origin: &str, key: &str, value: Option<String>, message: impl Into<Stri
     SpecIssue { origin: origin.to_string(), key: format!("sweep.{key}"), value, message: message.into(), hint: None }
 }
 
+/// A list's values without the tags of the spec file's figment they were read from: a trial
+/// layers them afresh, where they take the tag of its own provider (and so name the file
+/// whose `[sweep]` set them, and resolve a relative path against its folder).
+fn untagged(items: &[Value]) -> Vec<Value> {
+    items.iter().map(|value| Value::serialize(value).unwrap_or_else(|_| value.clone())).collect()
+}
+
 fn number(value: &Value) -> Option<f64> {
     match value {
         Value::Num(_, n) => n.to_f64(),
@@ -213,12 +220,12 @@ impl Sweep {
 
     fn domain(origin: &str, key: &str, value: &Value) -> Result<Domain, SpecIssue> {
         match value {
-            Value::Array(_, items) if !items.is_empty() => Ok(Domain::Values(items.clone())),
+            Value::Array(_, items) if !items.is_empty() => Ok(Domain::Values(untagged(items))),
             Value::Dict(_, dict) if dict.len() == 1 => {
                 let (kind, inner) = dict.iter().next().expect("one entry");
                 match kind.as_str() {
                     "choice" => match inner {
-                        Value::Array(_, items) if !items.is_empty() => Ok(Domain::Values(items.clone())),
+                        Value::Array(_, items) if !items.is_empty() => Ok(Domain::Values(untagged(items))),
                         other => Err(issue(origin, key, Some(render_value(other)), "choice needs a non-empty list")),
                     },
                     "uniform" => range(origin, key, inner, false).map(|(lo, hi)| Domain::Uniform(lo, hi)),
