@@ -359,7 +359,30 @@ fn freeze(model: Model, prefixes: &[String]) -> Result<(Model, usize)> {
     if prefixes.is_empty() {
         return Ok((model, 0));
     }
-    let params = match &model {
+    let ids = frozen_ids(&model, prefixes)?;
+    let count = ids.len();
+    let group = ParamGroup::from_ids(ids);
+    let model = match model {
+        Model::Cvt(m) => Model::Cvt(m.freeze_group(group)),
+        Model::Vit(m) => Model::Vit(m.freeze_group(group)),
+    };
+    Ok((model, count))
+}
+
+/// Checks `model.freeze` against the parameter paths of the model `config` builds (before any
+/// data is read: `brasa validate` and the plan's checks). Building allocates no weights: burn
+/// initialises a parameter when it is first read, and only the paths are read here.
+pub fn check_freeze(config: &ArchConfig, prefixes: &[String]) -> Result<()> {
+    if prefixes.is_empty() {
+        return Ok(());
+    }
+    frozen_ids(&config.init(&Device::flex()), prefixes).map(|_| ())
+}
+
+/// The parameters under the given path prefixes (`backbone`: all but the classifier's); a
+/// prefix that names nothing is an error listing the top-level modules.
+fn frozen_ids(model: &Model, prefixes: &[String]) -> Result<Vec<burn::module::ParamId>> {
+    let params = match model {
         Model::Cvt(m) => params::named_params(m),
         Model::Vit(m) => params::named_params(m),
     };
@@ -380,13 +403,7 @@ fn freeze(model: Model, prefixes: &[String]) -> Result<(Model, usize)> {
         }
         ids.extend(matched);
     }
-    let count = ids.len();
-    let group = ParamGroup::from_ids(ids);
-    let model = match model {
-        Model::Cvt(m) => Model::Cvt(m.freeze_group(group)),
-        Model::Vit(m) => Model::Vit(m.freeze_group(group)),
-    };
-    Ok((model, count))
+    Ok(ids)
 }
 
 /// Saves a module's weights, BatchNorm running statistics included, as a burnpack file

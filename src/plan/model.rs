@@ -3,7 +3,8 @@
 
 use super::check::Checker;
 use crate::model::hub::{CheckpointFiles, Locator};
-use crate::model::{Arch, Options};
+use crate::model::pretrained::HfConfig;
+use crate::model::{Arch, ArchConfig, Options};
 use crate::spec::{closest, schema};
 
 #[derive(Debug, Clone)]
@@ -25,7 +26,8 @@ pub struct PretrainedPlan {
 /// `fetched`: the checkpoint's files when they were just downloaded (else they are looked for on
 /// disk and in the cache).
 pub(super) fn resolve_model(check: &mut Checker, model: &schema::Model, fetched: Option<&CheckpointFiles>) -> ModelPlan {
-    let arch = Arch::parse(&model.arch).unwrap_or_else(|| {
+    let parsed = Arch::parse(&model.arch);
+    let arch = parsed.unwrap_or_else(|| {
         let names = Arch::names();
         let hint = closest(&model.arch, names.iter().copied()).map(|best| format!("did you mean {best:?}?"));
         check.fail_with_hint(
@@ -56,9 +58,24 @@ pub(super) fn resolve_model(check: &mut Checker, model: &schema::Model, fetched:
             },
         }
     });
+    let mut well_formed = true;
     for prefix in &model.freeze {
         if prefix.is_empty() || prefix.starts_with('.') || prefix.ends_with('.') {
             check.fail("model.freeze", Some(format!("{prefix:?}")), "must be a dotted parameter-path prefix (e.g. \"cvt.encoder.stages.0\") or \"backbone\"");
+            well_formed = false;
+        }
+    }
+    if well_formed && parsed.is_some() && !model.freeze.is_empty() {
+        // each prefix must name parameters of the model that will be built (the checkpoint's
+        // config when it is on disk; one not downloaded yet is checked when the run builds it)
+        let config = match pretrained.as_ref().map(|p| p.files.as_ref()) {
+            None => Some(ArchConfig::for_arch(arch, 2, (224, 224))),
+            Some(Some(files)) => HfConfig::read(&files.config).and_then(|hf| hf.arch_config(2)).ok(),
+            Some(None) => None,
+        };
+        if let Some(Err(e)) = config.map(|config| crate::model::check_freeze(&config, &model.freeze)) {
+            let message = e.to_string();
+            check.fail("model.freeze", Some(format!("{:?}", model.freeze)), message.trim_start_matches("model.freeze: ").to_string());
         }
     }
     ModelPlan {
@@ -77,6 +94,17 @@ mod tests {
 
     fn model(section: &str) -> (ModelPlan, Vec<String>) {
         resolve(&format!("{REQUIRED}[model]\n{section}"), |check| resolve_model(check, &check.loaded.spec.model.clone(), None))
+    }
+
+    #[test]
+    fn a_freeze_prefix_must_name_parameters_of_the_model_before_any_data_is_read() {
+        let (_, issues) = model("arch = \"vit-tiny\"\nfreeze = [\"vit.encoder.layer.0\", \"backbone\"]\n");
+        assert!(issues.is_empty(), "{issues:?}");
+        let (_, issues) = model("arch = \"cvt-tiny\"\nfreeze = [\"backbone\", \"cvt.encoder.stage.0\"]\n");
+        assert_eq!(issues, ["model.freeze"]);
+        // an unknown architecture is its own error; its freeze prefixes are not guessed at
+        let (_, issues) = model("arch = \"vit-b16\"\nfreeze = [\"vit.encoder.layer.0\"]\n");
+        assert_eq!(issues, ["model.arch"]);
     }
 
     #[test]
