@@ -114,8 +114,67 @@ pub fn decode_bytes(path: &Path, bytes: &[u8]) -> Result<RgbImage> {
         reader.set_format(format);
     }
     let reader = reader.with_guessed_format().map_err(|e| image_error(e.to_string()))?;
+    // the JPEG decoder fills what a cut-off file lacks with grey and says nothing (Pillow
+    // refuses such a file: "image file is truncated")
+    if reader.format() == Some(image::ImageFormat::Jpeg) && bytes.starts_with(&[0xFF, 0xD8]) && !jpeg_reaches_its_end(bytes) {
+        // without its end marker: cut off, unless every scan's data is there (the strict
+        // decoder then decodes it whole, as Pillow does)
+        let strict = zune_core::options::DecoderOptions::default().set_strict_mode(true);
+        if let Err(e) = zune_jpeg::JpegDecoder::new_with_options(zune_core::bytestream::ZCursor::new(bytes), strict).decode() {
+            return Err(image_error(format!("truncated JPEG: its {} bytes end before the image does ({e})", bytes.len())));
+        }
+    }
     let image = reader.decode().map_err(|e| image_error(e.to_string()))?;
     Ok(image.into_rgb8())
+}
+
+/// Whether a JPEG's bytes reach its end-of-image marker (EOI), following the marker segments
+/// by their lengths and each scan's entropy-coded data to the marker after it (inside it a
+/// 0xFF byte is followed by 0x00, a restart marker or another 0xFF). Bytes after the EOI (some
+/// cameras append data) do not matter.
+fn jpeg_reaches_its_end(bytes: &[u8]) -> bool {
+    const EOI: u8 = 0xD9;
+    const SOS: u8 = 0xDA;
+    let restart = |marker: u8| (0xD0..=0xD7).contains(&marker);
+    let mut i = 2; // after the start-of-image marker
+    loop {
+        // the next marker: 0xFF, any fill bytes 0xFF, then its code
+        while i < bytes.len() && bytes[i] != 0xFF {
+            i += 1;
+        }
+        while i < bytes.len() && bytes[i] == 0xFF {
+            i += 1;
+        }
+        let Some(&marker) = bytes.get(i) else { return false };
+        i += 1;
+        match marker {
+            EOI => return true,
+            0x00 | 0x01 => {}
+            m if restart(m) => {}
+            _ => {
+                let Some(length) = bytes.get(i..i + 2).map(|b| u16::from_be_bytes([b[0], b[1]]) as usize) else { return false };
+                if length < 2 || i + length > bytes.len() {
+                    return false;
+                }
+                i += length;
+                if marker == SOS {
+                    // entropy-coded data, up to the next marker
+                    loop {
+                        while i < bytes.len() && bytes[i] != 0xFF {
+                            i += 1;
+                        }
+                        match bytes.get(i + 1) {
+                            None => return false,
+                            Some(0x00) => i += 2,
+                            Some(&m) if restart(m) => i += 2,
+                            Some(0xFF) => i += 1,
+                            Some(_) => break,
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Decodes `items` in parallel and applies each recipe to every image.
@@ -154,6 +213,27 @@ pub fn decode_all(items: &[Item], recipes: &[Recipe], progress: &Progress, what:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cut_off_jpeg_is_unreadable_as_in_pillow_and_one_with_bytes_after_its_end_is_not() {
+        let noise = RgbImage::from_fn(128, 96, |x, y| image::Rgb([(x * 37 + y * 11) as u8, (x * y) as u8, (x ^ y) as u8 * 5]));
+        let mut jpeg = Vec::new();
+        noise.write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg).unwrap();
+        let path = Path::new("x.jpg");
+        let whole = decode_bytes(path, &jpeg).unwrap();
+        assert_eq!(whole.dimensions(), (128, 96));
+        for cut in [jpeg.len() / 3, jpeg.len() / 2, jpeg.len() * 9 / 10] {
+            let message = decode_bytes(path, &jpeg[..cut]).unwrap_err().to_string();
+            assert!(message.contains("truncated JPEG"), "cut at {cut} of {}: {message}", jpeg.len());
+        }
+        // only the end marker missing: every scan's data is there, and Pillow reads it too
+        assert_eq!(decode_bytes(path, &jpeg[..jpeg.len() - 2]).unwrap(), whole);
+        let mut appended = jpeg.clone();
+        appended.extend_from_slice(b"\xff\x00trailing maker data");
+        assert_eq!(decode_bytes(path, &appended).unwrap(), whole);
+        // not a JPEG at all: the decoder's own error, not a truncation
+        assert!(!decode_bytes(path, b"not a jpeg").unwrap_err().to_string().contains("truncated"));
+    }
 
     #[test]
     fn unreadable_files_are_listed_by_index_and_the_others_decoded() {
