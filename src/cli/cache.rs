@@ -67,10 +67,9 @@ impl WhichCache {
         self.dir.clone().unwrap_or_else(cache::default_dir)
     }
 
-    /// The cache, or `None` when its folder does not exist (nothing is created to look at it).
+    /// The cache, or `None` when its folder holds none (nothing is created to look at it).
     fn open(&self) -> Result<Option<DiskCache>> {
-        let dir = self.dir();
-        if dir.exists() { DiskCache::open(&dir).map(Some) } else { Ok(None) }
+        Ok(DiskCache::existing(&self.dir()))
     }
 }
 

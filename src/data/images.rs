@@ -104,6 +104,13 @@ pub fn read_rgb(path: &Path) -> Result<RgbImage> {
     decode_bytes(path, &bytes)
 }
 
+/// The most pixels an image may have: twice Pillow's `Image.MAX_IMAGE_PIXELS`, where Pillow
+/// raises `DecompressionBombError`.
+const MAX_PIXELS: u64 = 2 * 89_478_485;
+/// The most memory one decode may take: the largest image Pillow reads, at 16 bits per channel
+/// with alpha, and room for a conversion.
+const MAX_DECODE_BYTES: u64 = MAX_PIXELS * 8 * 2;
+
 /// Decodes the bytes of the image file at `path` (named in errors) as 8-bit RGB, its format
 /// guessed from the bytes.
 pub fn decode_bytes(path: &Path, bytes: &[u8]) -> Result<RgbImage> {
@@ -113,7 +120,18 @@ pub fn decode_bytes(path: &Path, bytes: &[u8]) -> Result<RgbImage> {
     if let Ok(format) = image::ImageFormat::from_path(path) {
         reader.set_format(format);
     }
-    let reader = reader.with_guessed_format().map_err(|e| image_error(e.to_string()))?;
+    let mut reader = reader.with_guessed_format().map_err(|e| image_error(e.to_string()))?;
+    // Pillow's limit (it refuses more than twice `Image.MAX_IMAGE_PIXELS`), not the image crate's
+    // 512 MiB per decode, which refused a 10000x7000 16-bit RGBA PNG that Pillow reads
+    let probe = image::ImageReader::with_format(std::io::Cursor::new(bytes), reader.format().unwrap_or(image::ImageFormat::Png));
+    if let Ok((width, height)) = probe.into_dimensions()
+        && width as u64 * height as u64 > MAX_PIXELS
+    {
+        return Err(image_error(format!("{width}x{height} is {} pixels, more than the {MAX_PIXELS} Pillow reads (a decompression bomb, or an image far larger than any model input)", width as u64 * height as u64)));
+    }
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
     // the JPEG decoder fills what a cut-off file lacks with grey and says nothing (Pillow
     // refuses such a file: "image file is truncated")
     if reader.format() == Some(image::ImageFormat::Jpeg) && bytes.starts_with(&[0xFF, 0xD8]) && !jpeg_reaches_its_end(bytes) {
@@ -233,6 +251,32 @@ mod tests {
         assert_eq!(decode_bytes(path, &appended).unwrap(), whole);
         // not a JPEG at all: the decoder's own error, not a truncation
         assert!(!decode_bytes(path, b"not a jpeg").unwrap_err().to_string().contains("truncated"));
+    }
+
+    #[test]
+    fn an_image_larger_than_pillow_reads_is_refused_from_its_header() {
+        // a PNG's signature, header chunk and no image data: 13400x13400 is just past Pillow's limit
+        let png = |width: u32, height: u32| {
+            let mut chunk = b"IHDR".to_vec();
+            chunk.extend_from_slice(&width.to_be_bytes());
+            chunk.extend_from_slice(&height.to_be_bytes());
+            chunk.extend_from_slice(&[8, 0, 0, 0, 0]);
+            let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
+            bytes.extend_from_slice(&13u32.to_be_bytes());
+            bytes.extend_from_slice(&chunk);
+            bytes.extend_from_slice(&crc32fast::hash(&chunk).to_be_bytes());
+            for empty in [b"IDAT", b"IEND"] {
+                bytes.extend_from_slice(&0u32.to_be_bytes());
+                bytes.extend_from_slice(empty);
+                bytes.extend_from_slice(&crc32fast::hash(empty).to_be_bytes());
+            }
+            bytes
+        };
+        let message = decode_bytes(Path::new("big.png"), &png(13400, 13400)).unwrap_err().to_string();
+        assert!(message.contains("179560000 pixels, more than the 178956970 Pillow reads"), "{message}");
+        // within the limit, the (missing) image data is what fails
+        let message = decode_bytes(Path::new("ok.png"), &png(13300, 13300)).unwrap_err().to_string();
+        assert!(!message.contains("Pillow"), "{message}");
     }
 
     #[test]

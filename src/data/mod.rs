@@ -120,7 +120,7 @@ impl Dataset {
             None => Vec::new(),
         };
         let labels: Vec<usize> = train.items.iter().map(|i| i.label).collect();
-        let split = split::split(&labels, classes.len(), rule.validation, rule.stratify, rule.seed)?;
+        let split = split::split(&labels, &classes, rule.validation, rule.stratify, rule.seed)?;
         Ok(Self { classes, train_folder: train.items, split, test, skipped, left_out: Vec::new() })
     }
 
@@ -140,7 +140,7 @@ impl Dataset {
         remove(&mut self.train_folder, train, false, &mut self.left_out);
         remove(&mut self.test, test, true, &mut self.left_out);
         let labels: Vec<usize> = self.train_folder.iter().map(|i| i.label).collect();
-        self.split = split::split(&labels, self.classes.len(), rule.validation, rule.stratify, rule.seed)?;
+        self.split = split::split(&labels, &self.classes, rule.validation, rule.stratify, rule.seed)?;
         Ok(())
     }
 

@@ -19,14 +19,15 @@ pub struct SplitIndices {
     pub val: Vec<usize>,
 }
 
-/// Splits items with the given `labels` (ids below `num_classes`).
+/// Splits items with the given `labels` (indices into `classes`, which names them in errors).
 pub fn split(
     labels: &[usize],
-    num_classes: usize,
+    classes: &[String],
     fraction: f64,
     stratify: bool,
     seed: u64,
 ) -> Result<SplitIndices> {
+    let num_classes = classes.len();
     let n = labels.len();
     // scikit-learn: n_test = ceil(test_size * n); the epsilon absorbs 0.2 * 2870 = 574.0000001.
     let n_val = ((fraction * n as f64) - 1e-9).ceil().max(0.0) as usize;
@@ -45,7 +46,8 @@ pub fn split(
         }
         if let Some(class) = members.iter().position(|m| m.len() == 1) {
             return Err(Error::Data(format!(
-                "class {class} has a single image: a stratified split needs at least two per class"
+                "class `{}` has a single image: a stratified split (data.split.stratify = true) needs at least two per class; add images of it, or set data.split.stratify = false",
+                classes[class]
             )));
         }
         let counts: Vec<usize> = members.iter().map(Vec::len).collect();
@@ -117,6 +119,10 @@ pub fn allocate(counts: &[usize], total: usize) -> Vec<usize> {
 mod tests {
     use super::*;
 
+    fn names(count: usize) -> Vec<String> {
+        (0..count).map(|i| format!("class{i}")).collect()
+    }
+
     #[test]
     fn allocation_matches_the_reference_counts() {
         // Training folder of the brain-MRI data: glioma, meningioma, no tumour, pituitary.
@@ -128,15 +134,15 @@ mod tests {
     #[test]
     fn split_is_stratified_disjoint_complete_and_seeded() {
         let labels: Vec<usize> = (0..100).map(|i| usize::from(i % 4 == 0)).collect();
-        let a = split(&labels, 2, 0.2, true, 7).unwrap();
+        let a = split(&labels, &names(2), 0.2, true, 7).unwrap();
         assert_eq!(a.val.len(), 20);
         assert_eq!(a.val.iter().filter(|&&i| labels[i] == 1).count(), 5);
         let mut all: Vec<usize> = a.train.iter().chain(&a.val).copied().collect();
         all.sort_unstable();
         assert_eq!(all, (0..100).collect::<Vec<_>>());
-        assert_eq!(split(&labels, 2, 0.2, true, 7).unwrap(), a);
-        assert_ne!(split(&labels, 2, 0.2, true, 8).unwrap(), a);
-        let plain = split(&labels, 2, 0.2, false, 7).unwrap();
+        assert_eq!(split(&labels, &names(2), 0.2, true, 7).unwrap(), a);
+        assert_ne!(split(&labels, &names(2), 0.2, true, 8).unwrap(), a);
+        let plain = split(&labels, &names(2), 0.2, false, 7).unwrap();
         assert_eq!(plain.val.len(), 20);
     }
 
@@ -152,8 +158,8 @@ mod tests {
     #[test]
     fn degenerate_fractions_are_errors() {
         let labels = vec![0, 0, 1, 1];
-        assert!(split(&labels, 2, 0.0, true, 0).is_err());
-        assert!(split(&labels, 2, 1.0, true, 0).is_err());
-        assert!(split(&[0, 1, 1], 2, 0.4, true, 0).unwrap_err().to_string().contains("single image"));
+        assert!(split(&labels, &names(2), 0.0, true, 0).is_err());
+        assert!(split(&labels, &names(2), 1.0, true, 0).is_err());
+        assert!(split(&[0, 1, 1], &names(2), 0.4, true, 0).unwrap_err().to_string().contains("class `class0` has a single image"));
     }
 }
