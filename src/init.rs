@@ -98,11 +98,12 @@ pub fn survey(root: &Path) -> Result<Survey> {
     if !root.is_dir() {
         return Err(Error::Data(format!("{} is not a folder", root.display())));
     }
-    let mut subfolders = folder::class_folders(root)?;
-    subfolders.retain(|name| !name.starts_with('.'));
+    let subfolders = folder::class_folders(root)?;
     let (train, test, unused, images) = if subfolders.iter().all(|s| holds_images(&root.join(s)).unwrap_or(false)) {
-        // the root's folders are the classes: one pool, split for validation only
-        let (train, images) = survey_split(root.parent().unwrap_or(root), &root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())?;
+        // the root's folders are the classes: one pool, split for validation only (`.` and
+        // `..` have no name of their own: their absolute path does)
+        let whole = std::fs::canonicalize(root).map_err(|e| Error::io(root, e))?;
+        let (train, images) = survey_split(whole.parent().unwrap_or(&whole), &whole.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())?;
         (SplitSurvey { name: ".".into(), ..train }, None, Vec::new(), images)
     } else {
         let find = |names: &[&str]| subfolders.iter().find(|s| is_named(s, names)).cloned();

@@ -28,14 +28,40 @@ pub struct SplitFolder {
     pub skipped: Vec<PathBuf>,
 }
 
-/// Class names of a split folder: its sub-folders, sorted by name.
+/// Whether a file or folder name is left out of every listing, as Hugging Face `datasets`
+/// (the reference's image folder loader) leaves it out: hidden (`.DS_Store`, `._x.jpg`,
+/// `.ipynb_checkpoints`) or special (`__MACOSX`, `__pycache__`). The scan lists them as skipped.
+pub fn is_hidden(name: &std::ffi::OsStr) -> bool {
+    let name = name.to_string_lossy();
+    name.starts_with('.') || name.starts_with("__")
+}
+
+/// Whether `dir` holds what brasa writes rather than images: the decoded-image cache
+/// (`.cache/pixels`), run or sweep folders (a `meta.json`, `sweep.toml` or `.lock` in it), or
+/// experiments' folders of them (`reports/<experiment>/<run>/`). A run started inside a flat
+/// image folder writes its `reports` there; the next run must not take it for a class.
+pub fn is_brasa_output(dir: &Path) -> bool {
+    const MARKS: [&str; 3] = ["meta.json", "sweep.toml", ".lock"];
+    let marked = |folder: &Path| MARKS.iter().any(|mark| folder.join(mark).is_file());
+    let subfolders = |folder: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(folder).map(|entries| entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect()).unwrap_or_default()
+    };
+    if marked(dir) || dir.join(".cache").join("pixels").is_dir() {
+        return true;
+    }
+    let children = subfolders(dir);
+    !children.is_empty() && children.iter().all(|child| marked(child) || subfolders(child).iter().any(|run| marked(run)))
+}
+
+/// Class names of a split folder: its sub-folders, sorted by name, leaving out hidden ones and
+/// brasa's own output ([`is_hidden`], [`is_brasa_output`]).
 pub fn class_folders(dir: &Path) -> Result<Vec<String>> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     let mut classes = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         // `Path::is_dir` follows symbolic links: a linked class folder counts
-        if entry.path().is_dir() {
+        if entry.path().is_dir() && !is_hidden(&entry.file_name()) && !is_brasa_output(&entry.path()) {
             classes.push(entry.file_name().to_string_lossy().into_owned());
         }
     }
@@ -67,7 +93,8 @@ pub fn scan(dir: &Path, classes: &[String], require_all: bool) -> Result<SplitFo
     let mut folder = SplitFolder::default();
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
-        if !entry.path().is_dir() {
+        // files beside the class folders, and the folders that are no class
+        if !entry.path().is_dir() || !present.iter().any(|class| *class == entry.file_name().to_string_lossy()) {
             folder.skipped.push(entry.path());
         }
     }
@@ -80,7 +107,19 @@ pub fn scan(dir: &Path, classes: &[String], require_all: bool) -> Result<SplitFo
             continue;
         }
         let mut count = 0;
-        for entry in WalkDir::new(&class_dir).follow_links(true).sort_by_file_name() {
+        let visible = |entry: &walkdir::DirEntry| entry.depth() == 0 || !is_hidden(entry.file_name());
+        let mut walk = WalkDir::new(&class_dir).follow_links(true).sort_by_file_name().into_iter();
+        while let Some(entry) = walk.next() {
+            if let Ok(entry) = &entry
+                && !visible(entry)
+            {
+                // listed as skipped, and nothing under a hidden folder is read
+                if entry.file_type().is_dir() {
+                    walk.skip_current_dir();
+                }
+                folder.skipped.push(entry.path().to_path_buf());
+                continue;
+            }
             let entry = match entry {
                 Ok(entry) => entry,
                 // a link to nothing is a file that cannot be read, with the others (listed, and
@@ -184,6 +223,33 @@ mod tests {
         assert_eq!(classes, ["a", "b"]);
         let folder = scan(&root, &classes, true).unwrap();
         assert_eq!(folder.items.len(), 2);
+    }
+
+    #[test]
+    fn hidden_files_and_folders_and_brasa_output_are_skipped_not_classes() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        touch(&root.join("cat/0.png"));
+        touch(&root.join("cat/._0.png"));
+        touch(&root.join("cat/.DS_Store"));
+        touch(&root.join("cat/.ipynb_checkpoints/1.png"));
+        touch(&root.join("dog/0.png"));
+        touch(&root.join("__MACOSX/cat/._0.png"));
+        touch(&root.join(".ipynb_checkpoints/x.png"));
+        // a run started in the image folder: reports/<experiment>/<run>/ and the pixel cache
+        touch(&root.join("reports/flat/20261207-120000/.lock"));
+        touch(&root.join("reports/flat/20261207-120000/meta.json"));
+        std::fs::create_dir_all(root.join("reports/.cache/pixels")).unwrap();
+        let classes = class_folders(root).unwrap();
+        assert_eq!(classes, ["cat", "dog"]);
+        let folder = scan(root, &classes, true).unwrap();
+        let items: Vec<_> = folder.items.iter().map(|i| i.path.strip_prefix(root).unwrap().to_owned()).collect();
+        assert_eq!(items, [Path::new("cat/0.png"), Path::new("dog/0.png")]);
+        let skipped: Vec<_> = folder.skipped.iter().map(|p| p.strip_prefix(root).unwrap().to_string_lossy().into_owned()).collect();
+        assert_eq!(skipped, [".ipynb_checkpoints", "__MACOSX", "cat/.DS_Store", "cat/._0.png", "cat/.ipynb_checkpoints", "reports"]);
+        // a class folder of images in sub-folders stays a class
+        touch(&root.join("bird/a/0.png"));
+        assert_eq!(class_folders(root).unwrap(), ["bird", "cat", "dog"]);
     }
 
     #[test]
