@@ -114,6 +114,13 @@ fn export_refuses_what_it_should_not_replace_or_cannot_read() {
     dir.brasa(["export".as_ref(), run.as_os_str(), "taken".as_ref()]).stderr_contains("exists; pass --force").exits_with(2);
     dir.brasa(["export".as_ref(), run.as_os_str(), "taken".as_ref(), "--force".as_ref()]).stderr_contains("not an earlier export").exits_with(2);
     assert_eq!(common::read(&dir.path().join("taken/notes.txt")), "mine");
+    // a folder that merely holds a config.json (a project, a transformers save_pretrained) is not ours
+    let dir = dir.file("project/config.json", r#"{"db": "prod"}"#).file("project/src/main.py", "important").file("hf/config.json", r#"{"model_type": "vit"}"#);
+    for folder in ["project", "hf"] {
+        dir.brasa(["export".as_ref(), run.as_os_str(), folder.as_ref(), "--force".as_ref()]).stderr_contains("not an earlier export").stderr_contains(folder).exits_with(2);
+    }
+    assert_eq!(common::read(&dir.path().join("project/src/main.py")), "important", "--force left the project alone");
+    assert_eq!(common::read(&dir.path().join("hf/config.json")), r#"{"model_type": "vit"}"#);
     // an earlier export is replaced whole
     dir.brasa(["export".as_ref(), run.as_os_str(), "out".as_ref()]).succeeds();
     dir.brasa(["export".as_ref(), run.as_os_str(), "out".as_ref(), "--force".as_ref(), "--checkpoint".as_ref(), "last".as_ref()]).succeeds();

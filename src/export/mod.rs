@@ -33,8 +33,8 @@ pub struct Exported {
 }
 
 /// Writes the `which` checkpoint of the run in `run_dir` to `out` in the Hugging Face layout.
-/// An existing `out` is replaced only with `force`, and only when it is an earlier export (it
-/// holds a `config.json`) or empty.
+/// An existing `out` is replaced only with `force`, and only when it is an earlier export (its
+/// `config.json` carries the `exported_by` key brasa writes) or empty.
 pub fn export_hf(run_dir: &Path, which: Which, out: &Path, force: bool) -> Result<Exported> {
     check_destination(out, force)?;
     let device = Device::flex();
@@ -87,10 +87,26 @@ fn check_destination(out: &Path, force: bool) -> Result<()> {
     if !force {
         return Err(Error::usage("OUT_DIR", format!("{} exists; pass --force to replace it", out.display())));
     }
-    if !out.join(CONFIG_FILE).is_file() {
-        return Err(Error::usage("--force", format!("{} is not an earlier export (it has no {CONFIG_FILE}); brasa replaces only those", out.display())));
+    if !is_earlier_export(out) {
+        return Err(Error::usage(
+            "--force",
+            format!("{} is not an earlier export (its {CONFIG_FILE} has no `exported_by` key naming brasa); brasa replaces only those", out.display()),
+        ));
     }
     Ok(())
+}
+
+/// Whether `dir` is a folder brasa exported: a `config.json` with `"exported_by": "brasa …"`.
+/// Any other folder — a project that happens to hold a `config.json`, a transformers
+/// `save_pretrained` folder — is someone else's work that `--force` must never delete.
+fn is_earlier_export(dir: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(dir.join(CONFIG_FILE)) else {
+        return false;
+    };
+    serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|config| config.get("exported_by").and_then(serde_json::Value::as_str).map(|by| by.starts_with("brasa")))
+        .unwrap_or(false)
 }
 
 /// Moves the finished `staging` folder to `out`, replacing what is there.
