@@ -11,7 +11,7 @@ use std::path::Path;
 use brasa::predict::{Predictor, collect_images};
 use brasa::progress::Progress;
 use burn::tensor::Device;
-use common::brasa::TestDir;
+use common::brasa::{Brasa, TestDir};
 use common::hf::{fixture, max_abs_diff, read_safetensors};
 
 /// Every tensor of a safetensors file: dtype, shape and bytes by name, and its metadata.
@@ -126,6 +126,19 @@ fn export_refuses_what_it_should_not_replace_or_cannot_read() {
     dir.brasa(["export".as_ref(), run.as_os_str(), "out".as_ref(), "--force".as_ref(), "--checkpoint".as_ref(), "last".as_ref()]).succeeds();
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with('.') || n.contains("old")).collect();
     assert!(left.is_empty(), "nothing of the staging is left behind: {left:?}");
+    // `.` and `DIR/.` name an empty folder: the export goes into it, and nothing is left beside it
+    for folder in ["here", "there"] {
+        std::fs::create_dir(dir.path().join(folder)).unwrap();
+    }
+    Brasa::new(&dir.path().join("here"), ["export".as_ref(), run.as_os_str(), ".".as_ref()]).succeeds();
+    dir.brasa(["export".as_ref(), run.as_os_str(), "there/.".as_ref()]).succeeds();
+    for folder in ["here", "there"] {
+        assert!(dir.path().join(folder).join("model.safetensors").is_file(), "{folder} received the export");
+        let left: Vec<_> = std::fs::read_dir(dir.path().join(folder)).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with('.')).collect();
+        assert!(left.is_empty(), "nothing of the staging is left in {folder}: {left:?}");
+    }
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with('.') || n.contains("old")).collect();
+    assert!(left.is_empty(), "nothing of the staging is left beside them: {left:?}");
     // a folder that is not a run
     dir.brasa(["export", "taken", "elsewhere"]).stderr_contains("taken").fails();
     assert!(!dir.path().join("elsewhere").exists());
