@@ -185,6 +185,20 @@ fn cvt_preprocessing_matches_the_convnext_image_processor() {
 }
 
 #[test]
+fn a_legacy_convnext_processor_with_an_integer_size_is_what_transformers_makes_of_it() {
+    // microsoft/cvt-13's own file (`"size": 224`, crop_pct, ConvNextFeatureExtractor): transformers
+    // gives exactly the pixels of the modern cvt processor (tests/fixtures/hf/preprocess/cvt-legacy/
+    // generate.py), whose parity with brasa the test above checks; brasa must read both alike
+    let dir = fixture("hf/preprocess");
+    let legacy = read_safetensors(&dir.join("cvt-legacy/pixels.safetensors"));
+    let modern = read_safetensors(&dir.join("cvt/pixels.safetensors"));
+    assert!(legacy["slow"].values == modern["slow"].values, "transformers reads the legacy file as the modern one");
+    let read = |preset: &str| Processor::read(&dir.join(preset).join("preprocessor_config.json"), Family::Cvt).unwrap();
+    assert_eq!(read("cvt-legacy"), read("cvt"));
+    assert_eq!(read("cvt-legacy").resize, ResizeTo::ShorterEdge(256));
+}
+
+#[test]
 fn vit_preprocessing_matches_the_vit_image_processor() {
     processor_parity("vit", Family::Vit);
 }
