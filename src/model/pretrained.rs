@@ -324,7 +324,8 @@ impl Processor {
                     }
                     None => {
                         processor.resize = ResizeTo::ShorterEdge(edge);
-                        let crop = raw.get("crop_size");
+                        // `crop_size` counts only while `do_center_crop` is on
+                        let crop = raw.get("crop_size").filter(|_| flag("do_center_crop"));
                         processor.center_crop = match crop {
                             Some(Value::Object(c)) => Some((
                                 c.get("height").and_then(as_u32).unwrap_or(edge),
@@ -334,7 +335,7 @@ impl Processor {
                             None => None,
                         };
                         if processor.center_crop.is_none() {
-                            return Err(fail("size.shortest_edge without crop_pct or crop_size gives images of different shapes".into()));
+                            return Err(fail("size.shortest_edge without crop_pct or a centre crop (crop_size with do_center_crop) gives images of different shapes".into()));
                         }
                     }
                 }
@@ -602,6 +603,16 @@ mod tests {
         // ViTImageProcessor's integer size stays a square
         let vit = write(dir.path(), "vit.json", r#"{"image_processor_type": "ViTImageProcessor", "size": 40}"#);
         assert_eq!(Processor::read(&vit, Family::Cvt).unwrap().resize, ResizeTo::Exact { height: 40, width: 40 });
+    }
+
+    #[test]
+    fn do_center_crop_false_turns_crop_size_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let on = write(dir.path(), "on.json", r#"{"crop_size": {"height": 32, "width": 32}, "image_processor_type": "CLIPImageProcessor", "size": {"shortest_edge": 40}}"#);
+        assert_eq!(Processor::read(&on, Family::Cvt).unwrap().center_crop, Some((32, 32)));
+        let off = write(dir.path(), "off.json", r#"{"do_center_crop": false, "crop_size": {"height": 32, "width": 32}, "image_processor_type": "CLIPImageProcessor", "size": {"shortest_edge": 40}}"#);
+        let err = Processor::read(&off, Family::Cvt).unwrap_err().to_string();
+        assert!(err.contains("off.json") && err.contains("different shapes"), "{err}");
     }
 
     #[test]
