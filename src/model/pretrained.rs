@@ -83,9 +83,14 @@ impl HfConfig {
             Some(map) => {
                 let mut pairs: Vec<(usize, String)> = map
                     .iter()
-                    .map(|(k, v)| Ok((k.parse::<usize>().map_err(|_| format!("id {k:?}"))?, v.as_str().unwrap_or_default().to_string())))
+                    .map(|(k, v)| {
+                        let id = k.parse::<usize>().map_err(|_| format!("id2label has a non-numeric id {k:?}"))?;
+                        // a number or null would become an empty or made-up class name
+                        let label = v.as_str().ok_or_else(|| format!("id2label.{k:?} = {v}: expected a class name (a string)"))?;
+                        Ok((id, label.to_string()))
+                    })
                     .collect::<std::result::Result<_, String>>()
-                    .map_err(|e| Error::Model(format!("{path}: id2label has a non-numeric {e}")))?;
+                    .map_err(|e| Error::Model(format!("{path}: {e}")))?;
                 pairs.sort();
                 if pairs.iter().enumerate().any(|(i, (id, _))| *id != i) {
                     return Err(Error::Model(format!("{path}: id2label ids are not 0..n")));
@@ -613,6 +618,14 @@ mod tests {
         let off = write(dir.path(), "off.json", r#"{"do_center_crop": false, "crop_size": {"height": 32, "width": 32}, "image_processor_type": "CLIPImageProcessor", "size": {"shortest_edge": 40}}"#);
         let err = Processor::read(&off, Family::Cvt).unwrap_err().to_string();
         assert!(err.contains("off.json") && err.contains("different shapes"), "{err}");
+    }
+
+    #[test]
+    fn id2label_values_must_be_class_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "config.json", r#"{"model_type": "vit", "id2label": {"0": "a", "1": 1, "2": null}}"#);
+        let err = HfConfig::read(&path).unwrap_err().to_string();
+        assert!(err.contains("config.json") && err.contains(r#"id2label."1" = 1"#), "{err}");
     }
 
     #[test]
