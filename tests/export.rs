@@ -170,3 +170,31 @@ fn a_cvt_too_shallow_for_transformers_is_deepened_by_exact_identities() {
     println!("cvt-tiny exported with an identity layer: max |run - export| logits = {diff:.2e} over {} images", paths.len());
     assert!(diff == 0.0, "{diff}");
 }
+
+#[test]
+fn the_card_of_an_interrupted_run_takes_its_epochs_from_the_checkpoint_state() {
+    // an interrupted run: meta.json's epoch counts are never filled in, state.json has them
+    let dir = TestDir::new();
+    let run = dir.path().join("int");
+    for sub in ["", "checkpoints"] {
+        std::fs::create_dir_all(run.join(sub)).unwrap();
+        for entry in std::fs::read_dir(fixture("export/vit-run").join(sub)).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_file() {
+                std::fs::copy(entry.path(), run.join(sub).join(entry.file_name())).unwrap();
+            }
+        }
+    }
+    let mut meta = common::read_json(&run.join("meta.json"));
+    meta["epochs_run"] = serde_json::json!(0);
+    meta["best_epoch"] = serde_json::Value::Null;
+    meta["train"]["epochs"] = serde_json::json!(400);
+    std::fs::write(run.join("meta.json"), meta.to_string()).unwrap();
+    for which in ["best", "last"] {
+        dir.brasa(["export", "int", which, "--checkpoint", which]).succeeds();
+        let card = common::read(&dir.path().join(which).join("README.md"));
+        for expected in ["epochs: 1 run of 400", "did not finish", if which == "best" { "the best epoch (1," } else { "the last checkpoint (epoch 1 of 400)" }] {
+            assert!(card.contains(expected), "{which}: the card lacks {expected:?}:\n{card}");
+        }
+    }
+}
