@@ -107,6 +107,8 @@ impl Predictor {
         let classes = hf.labels.clone();
         let config = hf.arch_config(classes.len())?;
         let (processor, from) = Processor::for_checkpoint(&files, hf.family)?;
+        // which preprocessing the logits rest on, said where a family default stands in
+        progress.log(format!("image processor: {from}"));
         if let Some(size) = processor.input_size() {
             config.check_input(size).map_err(|why| Error::Model(format!("{value}: its image processor ({from}) gives {}x{} inputs, which the model cannot take: {why}", size.0, size.1)))?;
         }

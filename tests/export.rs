@@ -11,7 +11,7 @@ use std::path::Path;
 use brasa::predict::{Predictor, collect_images};
 use brasa::progress::Progress;
 use burn::tensor::Device;
-use common::brasa::TestDir;
+use common::brasa::{Brasa, TestDir};
 use common::hf::{fixture, max_abs_diff, read_safetensors};
 
 /// Every tensor of a safetensors file: dtype, shape and bytes by name, and its metadata.
@@ -114,11 +114,31 @@ fn export_refuses_what_it_should_not_replace_or_cannot_read() {
     dir.brasa(["export".as_ref(), run.as_os_str(), "taken".as_ref()]).stderr_contains("exists; pass --force").exits_with(2);
     dir.brasa(["export".as_ref(), run.as_os_str(), "taken".as_ref(), "--force".as_ref()]).stderr_contains("not an earlier export").exits_with(2);
     assert_eq!(common::read(&dir.path().join("taken/notes.txt")), "mine");
+    // a folder that merely holds a config.json (a project, a transformers save_pretrained) is not ours
+    let dir = dir.file("project/config.json", r#"{"db": "prod"}"#).file("project/src/main.py", "important").file("hf/config.json", r#"{"model_type": "vit"}"#);
+    for folder in ["project", "hf"] {
+        dir.brasa(["export".as_ref(), run.as_os_str(), folder.as_ref(), "--force".as_ref()]).stderr_contains("not an earlier export").stderr_contains(folder).exits_with(2);
+    }
+    assert_eq!(common::read(&dir.path().join("project/src/main.py")), "important", "--force left the project alone");
+    assert_eq!(common::read(&dir.path().join("hf/config.json")), r#"{"model_type": "vit"}"#);
     // an earlier export is replaced whole
     dir.brasa(["export".as_ref(), run.as_os_str(), "out".as_ref()]).succeeds();
     dir.brasa(["export".as_ref(), run.as_os_str(), "out".as_ref(), "--force".as_ref(), "--checkpoint".as_ref(), "last".as_ref()]).succeeds();
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with('.') || n.contains("old")).collect();
     assert!(left.is_empty(), "nothing of the staging is left behind: {left:?}");
+    // `.` and `DIR/.` name an empty folder: the export goes into it, and nothing is left beside it
+    for folder in ["here", "there"] {
+        std::fs::create_dir(dir.path().join(folder)).unwrap();
+    }
+    Brasa::new(&dir.path().join("here"), ["export".as_ref(), run.as_os_str(), ".".as_ref()]).succeeds();
+    dir.brasa(["export".as_ref(), run.as_os_str(), "there/.".as_ref()]).succeeds();
+    for folder in ["here", "there"] {
+        assert!(dir.path().join(folder).join("model.safetensors").is_file(), "{folder} received the export");
+        let left: Vec<_> = std::fs::read_dir(dir.path().join(folder)).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with('.')).collect();
+        assert!(left.is_empty(), "nothing of the staging is left in {folder}: {left:?}");
+    }
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with('.') || n.contains("old")).collect();
+    assert!(left.is_empty(), "nothing of the staging is left beside them: {left:?}");
     // a folder that is not a run
     dir.brasa(["export", "taken", "elsewhere"]).stderr_contains("taken").fails();
     assert!(!dir.path().join("elsewhere").exists());
@@ -149,4 +169,32 @@ fn a_cvt_too_shallow_for_transformers_is_deepened_by_exact_identities() {
     let diff = max_abs_diff(&a.logits.concat(), &b.logits.concat());
     println!("cvt-tiny exported with an identity layer: max |run - export| logits = {diff:.2e} over {} images", paths.len());
     assert!(diff == 0.0, "{diff}");
+}
+
+#[test]
+fn the_card_of_an_interrupted_run_takes_its_epochs_from_the_checkpoint_state() {
+    // an interrupted run: meta.json's epoch counts are never filled in, state.json has them
+    let dir = TestDir::new();
+    let run = dir.path().join("int");
+    for sub in ["", "checkpoints"] {
+        std::fs::create_dir_all(run.join(sub)).unwrap();
+        for entry in std::fs::read_dir(fixture("export/vit-run").join(sub)).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_file() {
+                std::fs::copy(entry.path(), run.join(sub).join(entry.file_name())).unwrap();
+            }
+        }
+    }
+    let mut meta = common::read_json(&run.join("meta.json"));
+    meta["epochs_run"] = serde_json::json!(0);
+    meta["best_epoch"] = serde_json::Value::Null;
+    meta["train"]["epochs"] = serde_json::json!(400);
+    std::fs::write(run.join("meta.json"), meta.to_string()).unwrap();
+    for which in ["best", "last"] {
+        dir.brasa(["export", "int", which, "--checkpoint", which]).succeeds();
+        let card = common::read(&dir.path().join(which).join("README.md"));
+        for expected in ["epochs: 1 run of 400", "did not finish", if which == "best" { "the best epoch (1," } else { "the last checkpoint (epoch 1 of 400)" }] {
+            assert!(card.contains(expected), "{which}: the card lacks {expected:?}:\n{card}");
+        }
+    }
 }

@@ -185,6 +185,20 @@ fn cvt_preprocessing_matches_the_convnext_image_processor() {
 }
 
 #[test]
+fn a_legacy_convnext_processor_with_an_integer_size_is_what_transformers_makes_of_it() {
+    // microsoft/cvt-13's own file (`"size": 224`, crop_pct, ConvNextFeatureExtractor): transformers
+    // gives exactly the pixels of the modern cvt processor (tests/fixtures/hf/preprocess/cvt-legacy/
+    // generate.py), whose parity with brasa the test above checks; brasa must read both alike
+    let dir = fixture("hf/preprocess");
+    let legacy = read_safetensors(&dir.join("cvt-legacy/pixels.safetensors"));
+    let modern = read_safetensors(&dir.join("cvt/pixels.safetensors"));
+    assert!(legacy["slow"].values == modern["slow"].values, "transformers reads the legacy file as the modern one");
+    let read = |preset: &str| Processor::read(&dir.join(preset).join("preprocessor_config.json"), Family::Cvt).unwrap();
+    assert_eq!(read("cvt-legacy"), read("cvt"));
+    assert_eq!(read("cvt-legacy").resize, ResizeTo::ShorterEdge(256));
+}
+
+#[test]
 fn vit_preprocessing_matches_the_vit_image_processor() {
     processor_parity("vit", Family::Vit);
 }
@@ -386,4 +400,186 @@ fn configs_and_processors_brasa_cannot_feed_are_clear_errors() {
     let request = Request { arch: Arch::Cvt13, options: Options::default(), classes: &labels(&cvt), input_size: (2, 2), pretrained: Some((&files, "x")), freeze: &[], seed: 0 };
     let err = model::build(&request, &Device::flex()).err().expect("too small").to_string();
     assert!(err.contains("too small for this CvT"), "{err}");
+}
+
+/// What the mock Hub answers for one file.
+#[derive(Clone)]
+enum Reply {
+    File(Vec<u8>),
+    Status(u16),
+    /// Accepts the connection and never answers.
+    Silent,
+    /// A 302 with the Hub's headers but no `Location` (hf-hub unwraps it).
+    RedirectWithoutLocation,
+    /// The file, only with `Authorization: Bearer <token>`; else 401.
+    NeedsToken(&'static str, Vec<u8>),
+}
+
+/// A Hub on 127.0.0.1 serving `/<repo>/resolve/main/<file>` from `replies` (changeable while it
+/// runs; a path it lacks is a 404), each connection in a thread of its own, with the headers
+/// hf-hub reads (`etag`, `x-repo-commit`, `Content-Range`). Returns the port and the paths
+/// asked for, in order.
+type Replies = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Reply>>>;
+
+fn mock_hub(replies: Replies) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = asked.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let (replies, log) = (replies.clone(), log.clone());
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut buffer = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buffer) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+                log.lock().unwrap().push(path.clone());
+                let reply = replies.lock().unwrap().get(&path).cloned().unwrap_or(Reply::Status(404));
+                let hub = "x-repo-commit: feedc0de\r\netag: \"e\"\r\nConnection: close\r\n";
+                let body = match reply {
+                    Reply::Silent => {
+                        std::thread::sleep(std::time::Duration::from_secs(60));
+                        return;
+                    }
+                    Reply::Status(code) => format!("HTTP/1.1 {code} Status\r\nContent-Length: 0\r\n{hub}\r\n").into_bytes(),
+                    Reply::RedirectWithoutLocation => format!("HTTP/1.1 302 Found\r\nContent-Length: 0\r\n{hub}\r\n").into_bytes(),
+                    Reply::NeedsToken(token, _) if !head.contains(&format!("Bearer {token}")) => {
+                        format!("HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n{hub}\r\n").into_bytes()
+                    }
+                    Reply::File(bytes) | Reply::NeedsToken(_, bytes) => {
+                        let first: usize = head
+                            .lines()
+                            .find_map(|l| l.to_ascii_lowercase().strip_prefix("range: bytes=").map(String::from))
+                            .and_then(|r| r.split('-').next().and_then(|f| f.trim().parse().ok()))
+                            .unwrap_or(0);
+                        let last = if head.to_ascii_lowercase().contains("range: bytes=0-0") { 1 } else { bytes.len() };
+                        let part = &bytes[first.min(bytes.len())..last.max(first).min(bytes.len())];
+                        let etag = format!("{:x}", sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&bytes)));
+                        let mut out = format!(
+                            "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {first}-{}/{}\r\nx-repo-commit: feedc0de\r\netag: \"{etag}\"\r\nConnection: close\r\n\r\n",
+                            part.len(),
+                            (first + part.len()).saturating_sub(1),
+                            bytes.len()
+                        )
+                        .into_bytes();
+                        out.extend_from_slice(part);
+                        out
+                    }
+                };
+                let _ = stream.write_all(&body);
+            });
+        }
+    });
+    (port, asked)
+}
+
+/// The vit-small fixture as a Hub repository `org/<name>`: config, whole weights, a processor.
+fn hub_files(name: &str) -> std::collections::HashMap<String, Reply> {
+    let source = fixture("hf/vit-small");
+    let processor = br#"{"size": {"height": 32, "width": 32}, "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}"#.to_vec();
+    [("config.json", std::fs::read(source.join("config.json")).unwrap()), ("model.safetensors", std::fs::read(source.join("model.safetensors")).unwrap()), ("preprocessor_config.json", processor)]
+        .into_iter()
+        .map(|(file, bytes)| (format!("/org/{name}/resolve/main/{file}"), Reply::File(bytes)))
+        .collect()
+}
+
+fn predict_from_hub(dir: &common::brasa::TestDir, port: u16, repo: &str) -> common::brasa::Brasa {
+    dir.brasa(["predict", "-q", "--pretrained", &format!("hf:org/{repo}"), "images/train/cat/cat_000.png"])
+        .env("HF_HUB_CACHE", dir.path().join("cache"))
+        .env("HF_ENDPOINT", format!("http://127.0.0.1:{port}"))
+        .env("HF_HOME", dir.path().join("hf-home"))
+        .env("HF_HUB_ETAG_TIMEOUT", "2")
+        .env("HF_HUB_DOWNLOAD_TIMEOUT", "2")
+        .env_remove("HF_HUB_OFFLINE")
+        .env_remove("HF_TOKEN")
+}
+
+#[test]
+fn hub_downloads_fall_back_only_on_a_404_and_fetch_what_the_cache_lacks() {
+    let dir = common::brasa::TestDir::new().images("images", 1, 0, 16);
+    let replies: Replies = Default::default();
+    let (port, asked) = mock_hub(replies.clone());
+    let url = |repo: &str, file: &str| format!("/org/{repo}/resolve/main/{file}");
+    let asked_for = |path: &str| asked.lock().unwrap().iter().filter(|p| *p == path).count();
+
+    // a processor that fails with anything but 404 fails the download, and is fetched next time
+    replies.lock().unwrap().extend(hub_files("pp"));
+    replies.lock().unwrap().insert(url("pp", "preprocessor_config.json"), Reply::Status(500));
+    predict_from_hub(&dir, port, "pp").stderr_contains("preprocessor_config.json").stderr_contains("500").exits_with(3);
+    replies.lock().unwrap().extend(hub_files("pp"));
+    predict_from_hub(&dir, port, "pp").succeeds();
+    assert!(dir.path().join("cache/models--org--pp/snapshots/feedc0de/preprocessor_config.json").is_file());
+
+    // a repo without one: its 404 is recorded as huggingface_hub records it, and not asked again
+    replies.lock().unwrap().extend(hub_files("nopp"));
+    replies.lock().unwrap().remove(&url("nopp", "preprocessor_config.json"));
+    predict_from_hub(&dir, port, "nopp").succeeds();
+    predict_from_hub(&dir, port, "nopp").succeeds();
+    assert!(dir.path().join("cache/models--org--nopp/.no_exist/feedc0de/preprocessor_config.json").is_file());
+    assert_eq!(asked_for(&url("nopp", "preprocessor_config.json")), 1, "one metadata request, on the first run only: {:?}", asked.lock().unwrap());
+
+    // the weights' real failure is reported, not the 404 of the next candidate
+    replies.lock().unwrap().extend(hub_files("w500"));
+    replies.lock().unwrap().insert(url("w500", "model.safetensors"), Reply::Status(500));
+    predict_from_hub(&dir, port, "w500").stderr_contains("model.safetensors: ").stderr_contains("500").exits_with(3);
+    assert_eq!(asked_for(&url("w500", "pytorch_model.bin")), 0, "no other weights file is tried after a 500");
+
+    // a sharded checkpoint whose second shard failed: the next run downloads only that shard
+    let tensors = raw_tensors(&fixture("hf/vit-small/model.safetensors"));
+    let (first, second) = tensors.split_at(tensors.len() / 2);
+    let names = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"];
+    let scratch = tempfile::tempdir().unwrap();
+    let mut files = hub_files("shard");
+    files.remove(&url("shard", "model.safetensors"));
+    let mut map = serde_json::Map::new();
+    for (part, name) in [(first, names[0]), (second, names[1])] {
+        write_raw(&scratch.path().join(name), part);
+        files.insert(url("shard", name), Reply::File(std::fs::read(scratch.path().join(name)).unwrap()));
+        map.extend(part.iter().map(|t| (t.0.clone(), serde_json::json!(name))));
+    }
+    let index = serde_json::json!({ "metadata": { "total_size": 0 }, "weight_map": map });
+    files.insert(url("shard", "model.safetensors.index.json"), Reply::File(index.to_string().into_bytes()));
+    replies.lock().unwrap().extend(files.clone());
+    replies.lock().unwrap().insert(url("shard", names[1]), Reply::Status(500));
+    predict_from_hub(&dir, port, "shard").stderr_contains(names[1]).exits_with(3);
+    replies.lock().unwrap().extend(files);
+    predict_from_hub(&dir, port, "shard").succeeds();
+    assert_eq!(asked_for(&url("shard", names[0])), 2, "the first shard is downloaded once (metadata + body)");
+}
+
+#[test]
+fn hub_downloads_time_out_report_hf_hub_panics_and_send_hf_token() {
+    let dir = common::brasa::TestDir::new().images("images", 1, 0, 16);
+    let replies: Replies = Default::default();
+    let (port, _) = mock_hub(replies.clone());
+    let url = |repo: &str, file: &str| format!("/org/{repo}/resolve/main/{file}");
+
+    // a Hub that never answers: a clear error instead of a hang
+    replies.lock().unwrap().insert(url("slow", "config.json"), Reply::Silent);
+    let started = std::time::Instant::now();
+    predict_from_hub(&dir, port, "slow").stderr_contains("config.json").stderr_contains("timed out").exits_with(3);
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "{:?}", started.elapsed());
+
+    // hf-hub panics on a redirect without Location: one error line, exit 3
+    replies.lock().unwrap().extend(hub_files("redirect"));
+    replies.lock().unwrap().insert(url("redirect", "model.safetensors"), Reply::RedirectWithoutLocation);
+    let ran = predict_from_hub(&dir, port, "redirect").stderr_contains("model.safetensors").exits_with(3);
+    assert!(!ran.stderr.contains("panicked"), "{}", ran.stderr);
+
+    // a gated repo: HF_TOKEN is sent; without it the error says a token is needed
+    for (path, reply) in hub_files("gated") {
+        let Reply::File(bytes) = reply else { unreachable!() };
+        replies.lock().unwrap().insert(path, Reply::NeedsToken("hf_testtoken", bytes));
+    }
+    predict_from_hub(&dir, port, "gated").stderr_contains("401").stderr_contains("token").exits_with(3);
+    predict_from_hub(&dir, port, "gated").env("HF_TOKEN", "hf_testtoken").succeeds();
 }

@@ -65,9 +65,15 @@ pub fn render(inputs: &Inputs) -> String {
     if !meta.description.is_empty() {
         let _ = writeln!(s, "{}\n", meta.description);
     }
+    // meta.json's epoch counts are filled in when the run ends; an interrupted run's are in
+    // checkpoints/state.json, which also chose the weights being exported
+    let state = run.read_checkpoint_state::<crate::train::TrainState>().ok().flatten().map(|c| c.train);
+    let unfinished = state.as_ref().is_some_and(|t| t.epochs_done > meta.epochs_run);
+    let epochs_run = state.as_ref().map_or(meta.epochs_run, |t| t.epochs_done.max(meta.epochs_run));
+    let best_epoch = meta.best_epoch.or(state.as_ref().and_then(|t| t.best_epoch));
     let epoch = match which {
-        Which::Best => format!("the best epoch ({}, by validation {})", meta.best_epoch.map(|e| e.to_string()).unwrap_or_else(|| "?".into()), meta.train.select_best),
-        Which::Last => format!("the last checkpoint (epoch {} of {})", meta.epochs_run, meta.train.epochs),
+        Which::Best => format!("the best epoch ({}, by validation {})", best_epoch.map(|e| e.to_string()).unwrap_or_else(|| "?".into()), meta.train.select_best),
+        Which::Last => format!("the last checkpoint (epoch {epochs_run} of {})", meta.train.epochs),
     };
     let _ = writeln!(
         s,
@@ -90,9 +96,16 @@ pub fn render(inputs: &Inputs) -> String {
             );
         }
     }
+    if unfinished {
+        let _ = writeln!(
+            s,
+            "**The run did not finish**: it stopped after epoch {epochs_run} of {} (its last checkpoint, `checkpoints/state.json`), before its final evaluation.\n",
+            meta.train.epochs
+        );
+    }
     let _ = writeln!(s, "## Results\n");
     if summary.parts.is_empty() {
-        let _ = writeln!(s, "The run has no predictions recorded (it did not finish an evaluation).\n");
+        let _ = writeln!(s, "The run has no predictions recorded (it stopped before its final evaluation).\n");
     } else {
         let _ = writeln!(s, "| part | images | accuracy | 95% CI | macro F1 | 95% CI |\n| --- | ---: | ---: | --- | ---: | --- |");
         for part in summary.parts.iter().chain(summary.leak_free.iter()) {
@@ -143,7 +156,7 @@ pub fn render(inputs: &Inputs) -> String {
     let [height, width] = meta.model.input_size;
     let mut lines = vec![
         format!("model: {} ({}), {height}x{width} inputs{}", meta.model.arch, family, meta.model.pretrained.as_ref().map(|p| format!(", fine-tuned from {p}")).unwrap_or_else(|| ", trained from scratch".into())),
-        format!("epochs: {} run of {} ({} steps of {} images an epoch)", meta.epochs_run, t.epochs, t.steps_per_epoch, t.batch_size),
+        format!("epochs: {epochs_run} run of {} ({} steps of {} images an epoch)", t.epochs, t.steps_per_epoch, t.batch_size),
         format!("optimizer: learning rate {}, weight decay {}, schedule {} ({} warm-up steps){}", t.lr, t.weight_decay, t.schedule, t.warmup_steps, t.grad_clip.map(|c| format!(", gradient clip {c}")).unwrap_or_default()),
         format!("augmentation: {} ({} cop{} an epoch)", t.augment_mode, t.augment_copies, if t.augment_copies == 1 { "y" } else { "ies" }),
     ];

@@ -83,9 +83,14 @@ impl HfConfig {
             Some(map) => {
                 let mut pairs: Vec<(usize, String)> = map
                     .iter()
-                    .map(|(k, v)| Ok((k.parse::<usize>().map_err(|_| format!("id {k:?}"))?, v.as_str().unwrap_or_default().to_string())))
+                    .map(|(k, v)| {
+                        let id = k.parse::<usize>().map_err(|_| format!("id2label has a non-numeric id {k:?}"))?;
+                        // a number or null would become an empty or made-up class name
+                        let label = v.as_str().ok_or_else(|| format!("id2label.{k:?} = {v}: expected a class name (a string)"))?;
+                        Ok((id, label.to_string()))
+                    })
                     .collect::<std::result::Result<_, String>>()
-                    .map_err(|e| Error::Model(format!("{path}: id2label has a non-numeric {e}")))?;
+                    .map_err(|e| Error::Model(format!("{path}: {e}")))?;
                 pairs.sort();
                 if pairs.iter().enumerate().any(|(i, (id, _))| *id != i) {
                     return Err(Error::Model(format!("{path}: id2label ids are not 0..n")));
@@ -296,10 +301,19 @@ impl Processor {
         if !flag("do_resize") {
             return Err(fail("do_resize = false is not supported (every model input needs one size)".into()));
         }
-        let size = raw.get("size");
+        // transformers' ConvNextImageProcessor (CvT's, named by the file or else by the model):
+        // an integer `size` is a shorter edge (`get_size_dict(size, default_to_square=False)`),
+        // and `crop_pct` defaults to 224 / 256; ViTImageProcessor's integer size is a square
+        let named = ["image_processor_type", "feature_extractor_type"].iter().find_map(|key| raw.get(*key).and_then(Value::as_str));
+        let convnext = named.map_or(family == Family::Cvt, |name| name.starts_with("ConvNext"));
+        let size = match raw.get("size") {
+            Some(Value::Number(edge)) if convnext => Some(serde_json::json!({ "shortest_edge": edge })),
+            other => other.cloned(),
+        };
         let as_u32 = |v: &Value| v.as_u64().map(|n| n as u32);
-        let crop_pct = raw.get("crop_pct").and_then(Value::as_f64);
-        match size {
+        let default_pct = named.is_some_and(|name| name.starts_with("ConvNext")).then_some(224.0 / 256.0);
+        let crop_pct = raw.get("crop_pct").and_then(Value::as_f64).or(default_pct);
+        match size.as_ref() {
             Some(Value::Object(map)) if map.contains_key("shortest_edge") => {
                 let edge = map.get("shortest_edge").and_then(as_u32).ok_or_else(|| fail("size.shortest_edge must be a number".into()))?;
                 match crop_pct {
@@ -315,7 +329,8 @@ impl Processor {
                     }
                     None => {
                         processor.resize = ResizeTo::ShorterEdge(edge);
-                        let crop = raw.get("crop_size");
+                        // `crop_size` counts only while `do_center_crop` is on
+                        let crop = raw.get("crop_size").filter(|_| flag("do_center_crop"));
                         processor.center_crop = match crop {
                             Some(Value::Object(c)) => Some((
                                 c.get("height").and_then(as_u32).unwrap_or(edge),
@@ -325,7 +340,7 @@ impl Processor {
                             None => None,
                         };
                         if processor.center_crop.is_none() {
-                            return Err(fail("size.shortest_edge without crop_pct or crop_size gives images of different shapes".into()));
+                            return Err(fail("size.shortest_edge without crop_pct or a centre crop (crop_size with do_center_crop) gives images of different shapes".into()));
                         }
                     }
                 }
@@ -568,6 +583,49 @@ mod tests {
         let p = Processor::read(&path, Family::Cvt).unwrap();
         assert_eq!(p, Processor::family_default(Family::Cvt));
         assert_eq!(p.input_size(), Some((224, 224)));
+    }
+
+    #[test]
+    fn a_legacy_convnext_processor_reads_an_integer_size_as_the_shorter_edge() {
+        let dir = tempfile::tempdir().unwrap();
+        // microsoft/cvt-13's own preprocessor_config.json, byte for byte
+        let cvt13 = write(
+            dir.path(),
+            "cvt13.json",
+            r#"{"crop_pct":0.875,"do_normalize":true,"do_resize":true,"feature_extractor_type":"ConvNextFeatureExtractor","image_mean":[0.485,0.456,0.406],"image_std":[0.229,0.224,0.225],"resample":3,"size":224}"#,
+        );
+        assert_eq!(Processor::read(&cvt13, Family::Cvt).unwrap(), Processor::family_default(Family::Cvt));
+        // transformers: shortest_edge 40 → shorter edge int(40 / 0.875) = 45, centre crop 40
+        let small = write(dir.path(), "small.json", r#"{"crop_pct": 0.875, "image_processor_type": "ConvNextImageProcessor", "size": 40}"#);
+        let p = Processor::read(&small, Family::Vit).unwrap();
+        assert_eq!((p.resize, p.center_crop), (ResizeTo::ShorterEdge(45), Some((40, 40))));
+        // ConvNext's crop_pct defaults to 224 / 256; 384 and up is a square resize
+        let unnamed_pct = write(dir.path(), "pct.json", r#"{"image_processor_type": "ConvNextImageProcessor", "size": 64}"#);
+        assert_eq!(Processor::read(&unnamed_pct, Family::Cvt).unwrap().resize, ResizeTo::ShorterEdge(73));
+        let large = write(dir.path(), "large.json", r#"{"crop_pct": 0.875, "feature_extractor_type": "ConvNextFeatureExtractor", "size": 384}"#);
+        let p = Processor::read(&large, Family::Cvt).unwrap();
+        assert_eq!((p.resize, p.center_crop), (ResizeTo::Exact { height: 384, width: 384 }, None));
+        // ViTImageProcessor's integer size stays a square
+        let vit = write(dir.path(), "vit.json", r#"{"image_processor_type": "ViTImageProcessor", "size": 40}"#);
+        assert_eq!(Processor::read(&vit, Family::Cvt).unwrap().resize, ResizeTo::Exact { height: 40, width: 40 });
+    }
+
+    #[test]
+    fn do_center_crop_false_turns_crop_size_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let on = write(dir.path(), "on.json", r#"{"crop_size": {"height": 32, "width": 32}, "image_processor_type": "CLIPImageProcessor", "size": {"shortest_edge": 40}}"#);
+        assert_eq!(Processor::read(&on, Family::Cvt).unwrap().center_crop, Some((32, 32)));
+        let off = write(dir.path(), "off.json", r#"{"do_center_crop": false, "crop_size": {"height": 32, "width": 32}, "image_processor_type": "CLIPImageProcessor", "size": {"shortest_edge": 40}}"#);
+        let err = Processor::read(&off, Family::Cvt).unwrap_err().to_string();
+        assert!(err.contains("off.json") && err.contains("different shapes"), "{err}");
+    }
+
+    #[test]
+    fn id2label_values_must_be_class_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "config.json", r#"{"model_type": "vit", "id2label": {"0": "a", "1": 1, "2": null}}"#);
+        let err = HfConfig::read(&path).unwrap_err().to_string();
+        assert!(err.contains("config.json") && err.contains(r#"id2label."1" = 1"#), "{err}");
     }
 
     #[test]
