@@ -1,0 +1,53 @@
+//! The reporting side on runs that went wrong: a model whose outputs are not numbers, a run
+//! killed part way, a sweep followed during its first trial, run folders that lack files. Each
+//! test drives the CLI end to end on the tiny synthetic runs of `tests/common`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::brasa::TestDir;
+use common::spec::TinySpec;
+use serde_json::Value;
+
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A tiny spec `spec.toml` of `epochs` epochs on a small image folder.
+fn tiny(name: &str, epochs: usize) -> TestDir {
+    TestDir::new().images("data", 6, 2, 16).spec(&TinySpec::new(name, "data", epochs))
+}
+
+/// A run that trained (1 epoch) with attention maps, into `reports/r1`.
+fn trained() -> TestDir {
+    let dir = tiny("tiny", 1);
+    dir.brasa(["run", "spec.toml", "--set", "report.attention_maps=2", "--out", "reports/r1"]).succeeds();
+    dir
+}
+
+#[test]
+fn files_with_nan_written_as_null_are_read_back_and_the_report_is_rebuilt() {
+    let dir = trained();
+    let run = dir.path().join("reports/r1");
+    // what a model whose outputs went NaN writes: serde_json's null in place of each number
+    let attention = run.join("attention.json");
+    let mut entries: Value = serde_json::from_str(&read(&attention)).unwrap();
+    for entry in entries.as_array_mut().unwrap() {
+        for value in entry["map"]["values"].as_array_mut().unwrap() {
+            *value = Value::Null;
+        }
+    }
+    std::fs::write(&attention, serde_json::to_string(&entries).unwrap()).unwrap();
+    let summary = run.join("summary.json");
+    let text = read(&summary);
+    let mut json: Value = serde_json::from_str(&text).unwrap();
+    json["parts"][0]["macro_f1"]["low"] = Value::Null;
+    std::fs::write(&summary, serde_json::to_string(&json).unwrap()).unwrap();
+    std::fs::remove_file(run.join("report.md")).unwrap();
+    dir.brasa(["report", "reports/r1"]).succeeds();
+    assert!(run.join("report.md").is_file());
+    dir.brasa(["index"]).succeeds();
+}
