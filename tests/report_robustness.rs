@@ -51,3 +51,21 @@ fn files_with_nan_written_as_null_are_read_back_and_the_report_is_rebuilt() {
     assert!(run.join("report.md").is_file());
     dir.brasa(["index"]).succeeds();
 }
+
+/// The probe's divergence: a learning rate so high that the weights are not numbers after the
+/// only step, while that step's training loss was still finite.
+fn diverging(dir: &TestDir, out: &str) -> common::brasa::Ran {
+    dir.brasa(["run", "spec.toml", "--set", "train.optimizer.lr=1e10", "--set", "train.max_steps=1", "--unset", "train.grad_clip", "--unset", "train.schedule", "--out", out])
+        .output()
+}
+
+#[test]
+fn a_model_whose_outputs_are_not_numbers_fails_as_diverged_instead_of_scoring_class_zero() {
+    let dir = tiny("nan", 1);
+    let ran = diverging(&dir, "reports/nan");
+    assert_eq!(ran.status.code(), Some(4), "a diverged run exits 4\n{ran}");
+    assert!(ran.stderr.contains("lower train.optimizer.lr"), "{ran}");
+    assert!(!dir.path().join("reports/nan/test_predictions.csv").exists(), "no scores of a NaN model");
+    let meta: Value = serde_json::from_str(&read(&dir.path().join("reports/nan/meta.json"))).unwrap();
+    assert_eq!(meta["status"], "failed");
+}
