@@ -11,6 +11,12 @@ use common::brasa::TestDir;
 use common::spec::TinySpec;
 use serde_json::Value;
 
+/// `runs.csv` as maps from column to value, in row order.
+fn runs_csv(path: &Path) -> Vec<BTreeMap<String, String>> {
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_string).collect();
+    reader.records().map(|r| header.iter().cloned().zip(r.unwrap().iter().map(str::to_string)).collect()).collect()
+}
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -68,4 +74,20 @@ fn a_model_whose_outputs_are_not_numbers_fails_as_diverged_instead_of_scoring_cl
     assert!(!dir.path().join("reports/nan/test_predictions.csv").exists(), "no scores of a NaN model");
     let meta: Value = serde_json::from_str(&read(&dir.path().join("reports/nan/meta.json"))).unwrap();
     assert_eq!(meta["status"], "failed");
+}
+
+/// A run of many epochs killed once its first checkpoint is written, at `reports/killed`.
+fn killed() -> TestDir {
+    let dir = tiny("killed", 400);
+    dir.brasa(["run", "spec.toml", "--out", "reports/killed"]).kill_once_written(&dir.path().join("reports/killed/checkpoints/state.json"));
+    dir
+}
+
+#[test]
+fn brasa_report_on_a_killed_run_leaves_it_unfinished_in_the_index_not_running() {
+    let dir = killed();
+    dir.brasa(["index"]).succeeds();
+    assert_eq!(runs_csv(&dir.path().join("reports/runs.csv"))[0]["status"], "unfinished");
+    dir.brasa(["report", "reports/killed"]).succeeds();
+    assert_eq!(runs_csv(&dir.path().join("reports/runs.csv"))[0]["status"], "unfinished", "the report's own lock is not a running run");
 }
