@@ -91,3 +91,23 @@ fn brasa_report_on_a_killed_run_leaves_it_unfinished_in_the_index_not_running() 
     dir.brasa(["report", "reports/killed"]).succeeds();
     assert_eq!(runs_csv(&dir.path().join("reports/runs.csv"))[0]["status"], "unfinished", "the report's own lock is not a running run");
 }
+
+#[test]
+fn brasa_status_follows_a_local_sweep_during_its_first_trial() {
+    let dir = tiny("slow-sweep", 40);
+    let sweep: toml::Value = toml::from_str("mode = \"grid\"\njobs = 1\n\"train.optimizer.lr\" = [1e-3, 2e-3]").unwrap();
+    TinySpec::new("slow-sweep", "data", 40).insert("sweep", sweep).write(&dir.path().join("sweep.toml"));
+    let mut sweep = dir.brasa(["run", "sweep.toml", "--out", "sw"]).spawn();
+    let started = std::time::Instant::now();
+    while !dir.path().join("sw/trial-01/meta.json").is_file() {
+        assert!(started.elapsed().as_secs() < 120, "trial 1 never started");
+        assert!(sweep.try_wait().unwrap().is_none(), "the sweep ended before trial 1 wrote its meta.json");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let status = dir.brasa(["status", "sw"]).output();
+    let first_trial_running = dir.path().join("sw/trial-02").exists();
+    sweep.wait().unwrap();
+    assert!(status.status.success(), "status during trial 1\n{status}");
+    assert!(status.stdout.contains("2 trial(s)"), "{status}");
+    assert!(first_trial_running || status.stdout.contains("trial  2  not"), "{status}");
+}
