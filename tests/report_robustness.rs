@@ -93,6 +93,27 @@ fn brasa_report_on_a_killed_run_leaves_it_unfinished_in_the_index_not_running() 
 }
 
 #[test]
+fn the_report_of_a_killed_or_failed_run_claims_no_checks_it_never_made() {
+    let dir = killed();
+    dir.brasa(["report", "reports/killed"]).succeeds();
+    for file in ["report.md", "report.html"] {
+        let text = read(&dir.path().join("reports/killed").join(file));
+        assert!(!text.contains("Nothing unusual"), "{file}: {text}");
+        assert!(!text.contains("(running"), "{file}: a dead run is not running");
+        assert!(text.contains("(unfinished"), "{file}");
+    }
+    // what a run that diverged after its first epoch leaves in meta.json
+    let meta_path = dir.path().join("reports/killed/meta.json");
+    let mut meta: Value = serde_json::from_str(&read(&meta_path)).unwrap();
+    meta["status"] = "failed".into();
+    meta["error"] = "training failed: the loss became NaN at step 6 (epoch 2)".into();
+    std::fs::write(&meta_path, serde_json::to_string(&meta).unwrap()).unwrap();
+    dir.brasa(["report", "reports/killed"]).succeeds();
+    let text = read(&dir.path().join("reports/killed/report.md"));
+    assert!(text.contains("This run failed") && !text.contains("Nothing unusual"), "{text}");
+}
+
+#[test]
 fn brasa_status_follows_a_local_sweep_during_its_first_trial() {
     let dir = tiny("slow-sweep", 40);
     let sweep: toml::Value = toml::from_str("mode = \"grid\"\njobs = 1\n\"train.optimizer.lr\" = [1e-3, 2e-3]").unwrap();
