@@ -132,3 +132,24 @@ fn brasa_status_follows_a_local_sweep_during_its_first_trial() {
     assert!(status.stdout.contains("2 trial(s)"), "{status}");
     assert!(first_trial_running || status.stdout.contains("trial  2  not"), "{status}");
 }
+
+#[test]
+fn the_index_shows_how_far_an_unfinished_run_got_from_its_epochs_csv() {
+    let dir = killed();
+    dir.brasa(["index"]).succeeds();
+    let row = &runs_csv(&dir.path().join("reports/runs.csv"))[0];
+    assert_eq!(row["status"], "unfinished");
+    assert!(row["epochs_run"].parse::<usize>().unwrap() >= 1, "{row:?}");
+    assert!(!row["best_epoch"].is_empty() && !row["val_accuracy"].is_empty() && !row["val_loss"].is_empty(), "{row:?}");
+}
+
+#[test]
+fn a_complete_run_missing_files_is_indexed_with_a_warning_naming_them() {
+    let dir = trained();
+    let run = dir.path().join("reports/r1");
+    std::fs::remove_file(run.join("steps.csv")).unwrap();
+    std::fs::remove_file(run.join("summary.json")).unwrap();
+    let ran = dir.brasa(["index"]).succeeds();
+    let row = &runs_csv(&dir.path().join("reports/runs.csv"))[0];
+    assert!(!row["test_accuracy"].is_empty() || ran.stderr.contains("steps.csv"), "the test score is kept or its loss explained\n{ran}\n{row:?}");
+}

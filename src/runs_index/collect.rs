@@ -92,7 +92,7 @@ pub fn runs(root: &Path) -> (Vec<Entry>, Vec<(PathBuf, String)>) {
 /// folder: an error only when its `meta.json` cannot be read.
 fn read(root: &Path, dir: &Path, swept: &HashMap<PathBuf, std::result::Result<Vec<String>, String>>) -> Result<Entry> {
     let run = RunDir::open(dir)?;
-    let meta = run.read_meta()?;
+    let mut meta = run.read_meta()?;
     let id = relative_id(root, dir);
     let mut warnings = Vec::new();
     let mut warn = |what: String| warnings.push(what);
@@ -115,8 +115,9 @@ fn read(root: &Path, dir: &Path, swept: &HashMap<PathBuf, std::result::Result<Ve
         Ok(Some(summary)) => Some(summary),
         // derived: a missing, stale or malformed summary.json is made again from the files
         _ if meta.status == Status::Running => None,
-        // a run that failed before training has nothing to summarise
-        _ if !run.path(run_dir::EPOCHS).is_file() || !run.path(run_dir::STEPS).is_file() => None,
+        // a run that failed before training has nothing to summarise (a complete run missing
+        // these files is summarised as far as it can be, with a warning naming what is missing)
+        _ if meta.status == Status::Failed && (!run.path(run_dir::EPOCHS).is_file() || !run.path(run_dir::STEPS).is_file()) => None,
         _ => match crate::report::summary(&run) {
             Ok(summary) => Some(summary.file()),
             Err(e) => {
@@ -144,6 +145,12 @@ fn read(root: &Path, dir: &Path, swept: &HashMap<PathBuf, std::result::Result<Ve
         }
     };
     let sweep = sweep_dir.map(|s| (relative_id(root, s.root()), dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()));
+    // meta.json has the best epoch and the epochs run only once a run has ended well: how far an
+    // unfinished or failed run got is in its epochs.csv
+    if meta.status != Status::Complete {
+        meta.epochs_run = meta.epochs_run.max(epochs.last().map_or(0, |e| e.epoch));
+        meta.best_epoch = meta.best_epoch.or_else(|| epochs.iter().rev().find(|e| e.best).map(|e| e.epoch));
+    }
     let best = meta.best_epoch.and_then(|b| epochs.iter().find(|e| e.epoch == b)).cloned();
     let curves = Curves {
         epoch: epochs.iter().map(|e| e.epoch).collect(),
