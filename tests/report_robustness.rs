@@ -153,3 +153,11 @@ fn a_complete_run_missing_files_is_indexed_with_a_warning_naming_them() {
     let row = &runs_csv(&dir.path().join("reports/runs.csv"))[0];
     assert!(!row["test_accuracy"].is_empty() || ran.stderr.contains("steps.csv"), "the test score is kept or its loss explained\n{ran}\n{row:?}");
 }
+
+#[test]
+fn compare_names_two_runs_of_one_experiment_and_folder_name_apart() {
+    let dir = tiny("tiny", 1);
+    dir.brasa(["run", "spec.toml", "--out", "reports/a/r1"]).succeeds();
+    dir.brasa(["run", "spec.toml", "--set", "experiment.seed=8", "--out", "reports/b/r1"]).succeeds();
+    dir.brasa(["compare", "reports/a/r1", "reports/b/r1"]).stdout_contains("`b/r1` against the baseline `a/r1`").succeeds();
+}
