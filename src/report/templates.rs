@@ -37,6 +37,13 @@ impl Templates {
         env.set_auto_escape_callback(|name| {
             if name.ends_with(".html.j2") { minijinja::AutoEscape::Html } else { minijinja::AutoEscape::None }
         });
+        // a folder the spec named and that is gone would silently give the built-in report
+        if let Some(dir) = dir.filter(|d| !d.is_dir()) {
+            return Err(Error::Report(format!(
+                "the templates folder {} (report.templates of the run's spec) is not a folder: restore it (or remove `report.templates` from the run's meta.json to use the built-in templates)",
+                crate::fmt::display_path(dir)
+            )));
+        }
         let mut origins = Vec::new();
         for &(name, built_in) in BUILT_IN {
             let custom = dir.map(|d| d.join(name)).filter(|p| p.is_file());
@@ -126,6 +133,15 @@ mod tests {
         }
         let templates = Templates::load(Some(dir.path())).unwrap();
         (dir, templates)
+    }
+
+    #[test]
+    fn a_templates_folder_that_is_gone_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let gone = dir.path().join("tpl");
+        let Err(e) = Templates::load(Some(&gone)) else { panic!("a missing templates folder loads") };
+        assert!(e.to_string().contains("tpl") && e.to_string().contains("report.templates"), "{e}");
+        assert_eq!(e.exit_code(), 6u8);
     }
 
     #[test]
