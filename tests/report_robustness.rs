@@ -161,3 +161,51 @@ fn compare_names_two_runs_of_one_experiment_and_folder_name_apart() {
     dir.brasa(["run", "spec.toml", "--set", "experiment.seed=8", "--out", "reports/b/r1"]).succeeds();
     dir.brasa(["compare", "reports/a/r1", "reports/b/r1"]).stdout_contains("`b/r1` against the baseline `a/r1`").succeeds();
 }
+
+#[test]
+fn a_templates_folder_that_is_gone_is_an_error_not_the_built_in_report() {
+    let dir = tiny("tiny", 1).file("tpl/report.md.j2", "# custom {{ meta.experiment }}\n");
+    dir.brasa(["run", "spec.toml", "--set", "report.templates=\"tpl\"", "--out", "reports/r1"]).succeeds();
+    assert!(read(&dir.path().join("reports/r1/report.md")).starts_with("# custom"));
+    std::fs::rename(dir.path().join("tpl"), dir.path().join("tpl-gone")).unwrap();
+    dir.brasa(["report", "reports/r1"]).stderr_contains("tpl").exits_with(6);
+    assert!(read(&dir.path().join("reports/r1/report.md")).starts_with("# custom"), "the custom report is kept");
+}
+
+#[test]
+fn brasa_report_without_spec_toml_fails_before_it_rewrites_anything() {
+    let dir = trained();
+    let run = dir.path().join("reports/r1");
+    std::fs::remove_file(run.join("spec.toml")).unwrap();
+    std::fs::remove_file(run.join("report.md")).unwrap();
+    dir.brasa(["report", "reports/r1"]).stderr_contains("spec.toml").exits_with(5);
+    assert!(!run.join("report.md").exists(), "nothing was written");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    let status = std::process::Command::new("cp").arg("-r").arg(from).arg(to).status().unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn the_index_follows_a_linked_run_folder_and_names_one_it_cannot_read() {
+    let dir = trained();
+    let reports = dir.path().join("reports");
+    std::fs::create_dir(dir.path().join("elsewhere")).unwrap();
+    copy_dir(&reports.join("r1"), &dir.path().join("elsewhere/ext"));
+    std::os::unix::fs::symlink("../elsewhere/ext", reports.join("linked")).unwrap();
+    // a link to a folder it is in must not be walked forever
+    std::os::unix::fs::symlink(".", reports.join("loop")).unwrap();
+    std::fs::create_dir_all(reports.join("metadir/meta.json")).unwrap();
+    let ran = dir.brasa(["index"]).stdout_contains("2 run(s)").succeeds();
+    assert!(ran.stderr.contains("metadir") && ran.stderr.contains("is not listed"), "{ran}");
+    let runs: Vec<String> = runs_csv(&reports.join("runs.csv")).iter().map(|r| r["run"].clone()).collect();
+    assert_eq!(runs, ["linked", "r1"]);
+}
+
+#[test]
+fn brasa_index_of_a_run_folder_refuses_clearly_and_writes_nothing_there() {
+    let dir = trained();
+    dir.brasa(["index", "reports/r1"]).stderr_contains("is a run folder").exits_with(5);
+    assert!(!dir.path().join("reports/r1/index.html").exists() && !dir.path().join("reports/r1/runs.csv").exists());
+}

@@ -42,28 +42,39 @@ pub struct Curves {
     pub train_loss: Vec<f64>,
 }
 
-/// The run folders under `root` (folders with a `meta.json`), sorted. Run folders are not
-/// entered, nor hidden folders (the decoded-image cache), symbolic links or `root/compare/`.
+/// The run folders under `root` (folders with a `meta.json`, whatever it is: one that cannot be
+/// read is named as unreadable, not left out), sorted. Symbolic links to folders are followed,
+/// except back into a folder they are in; run folders are not entered, nor hidden folders (the
+/// decoded-image cache) or `root/compare/`.
 pub fn run_folders(root: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
-    walk(root, true, &mut found);
+    let mut ancestors: Vec<PathBuf> = std::fs::canonicalize(root).into_iter().collect();
+    walk(root, true, &mut ancestors, &mut found);
     found.sort();
     found
 }
 
-fn walk(dir: &Path, is_root: bool, found: &mut Vec<PathBuf>) {
+fn walk(dir: &Path, is_root: bool, ancestors: &mut Vec<PathBuf>, found: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || (is_root && name == super::COMPARE_DIR) || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+        let path = entry.path();
+        // `is_dir` follows a symbolic link: a run folder linked in from elsewhere is a run
+        if name.starts_with('.') || (is_root && name == super::COMPARE_DIR) || !path.is_dir() {
             continue;
         }
-        let path = entry.path();
-        if path.join(run_dir::META).is_file() {
+        if path.join(run_dir::META).exists() {
             found.push(path);
-        } else {
-            walk(&path, false, found);
+            continue;
         }
+        // a link to a folder it is in would be walked forever
+        let Ok(real) = std::fs::canonicalize(&path) else { continue };
+        if ancestors.contains(&real) {
+            continue;
+        }
+        ancestors.push(real);
+        walk(&path, false, ancestors, found);
+        ancestors.pop();
     }
 }
 

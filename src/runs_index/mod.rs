@@ -59,6 +59,12 @@ pub fn write(root: &Path) -> Result<Written> {
     if !root.is_dir() {
         return Err(Error::run_dir(root, "not a folder: `brasa index` takes the folder runs are written to (default `reports/`)".to_string()));
     }
+    if root.join(crate::run_dir::META).exists() {
+        return Err(Error::run_dir(
+            root,
+            "is a run folder: `brasa index` lists the run folders under a reports folder; give the folder that holds it (`brasa report` rebuilds one run's report)".to_string(),
+        ));
+    }
     let _lock = crate::atomic_file::lock_exclusive(&root.join(LOCK))?;
 
     let (entries, unreadable) = collect::runs(root);
