@@ -209,3 +209,14 @@ fn brasa_index_of_a_run_folder_refuses_clearly_and_writes_nothing_there() {
     dir.brasa(["index", "reports/r1"]).stderr_contains("is a run folder").exits_with(5);
     assert!(!dir.path().join("reports/r1/index.html").exists() && !dir.path().join("reports/r1/runs.csv").exists());
 }
+
+#[test]
+fn brasa_index_replaces_neither_file_when_it_cannot_write_one() {
+    let dir = trained();
+    let reports = dir.path().join("reports");
+    std::fs::write(reports.join("runs.csv"), "an older index\n").unwrap();
+    std::fs::remove_file(reports.join("index.html")).unwrap();
+    std::fs::create_dir_all(reports.join("index.html/x")).unwrap();
+    dir.brasa(["index"]).stderr_contains("index.html").exits_with(5);
+    assert_eq!(read(&reports.join("runs.csv")), "an older index\n", "runs.csv is left as it was");
+}
