@@ -220,3 +220,17 @@ fn brasa_index_replaces_neither_file_when_it_cannot_write_one() {
     dir.brasa(["index"]).stderr_contains("index.html").exits_with(5);
     assert_eq!(read(&reports.join("runs.csv")), "an older index\n", "runs.csv is left as it was");
 }
+
+#[test]
+fn a_class_name_with_a_bar_or_html_stays_in_its_markdown_table_cell() {
+    let dir = tiny("tiny", 1);
+    for part in ["train", "test"] {
+        std::fs::rename(dir.path().join("data").join(part).join("cat"), dir.path().join("data").join(part).join("c|<b>at")).unwrap();
+    }
+    dir.brasa(["run", "spec.toml", "--out", "reports/r1"]).succeeds();
+    let report = read(&dir.path().join("reports/r1/report.md"));
+    assert!(report.contains("| c\\|&lt;b&gt;at | "), "{report}");
+    // outside code spans no raw HTML, and no bar that is not escaped inside one
+    let outside_code = |line: &str| line.split('`').step_by(2).collect::<String>();
+    assert!(report.lines().filter(|l| l.starts_with('|')).all(|l| !outside_code(l).contains("<b>") && !l.contains("c|")), "{report}");
+}
