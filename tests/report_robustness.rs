@@ -234,3 +234,14 @@ fn a_class_name_with_a_bar_or_html_stays_in_its_markdown_table_cell() {
     let outside_code = |line: &str| line.split('`').step_by(2).collect::<String>();
     assert!(report.lines().filter(|l| l.starts_with('|')).all(|l| !outside_code(l).contains("<b>") && !l.contains("c|")), "{report}");
 }
+
+#[test]
+fn a_sweep_report_links_the_trial_reports_that_were_written() {
+    let dir = tiny("tiny", 1);
+    let sweep: toml::Value = toml::from_str("mode = \"grid\"\n\"train.optimizer.lr\" = [1e-3, 2e-3]").unwrap();
+    let report: toml::Value = toml::from_str("formats = [\"html\"]").unwrap();
+    TinySpec::new("html-sweep", "data", 1).insert("sweep", sweep).insert("report", report).write(&dir.path().join("sweep.toml"));
+    dir.brasa(["run", "sweep.toml", "--out", "sw"]).succeeds();
+    let text = read(&dir.path().join("sw/report.md"));
+    assert!(text.contains("(trial-01/report.html)") && !text.contains("/report.md)"), "{text}");
+}
