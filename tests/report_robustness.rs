@@ -245,3 +245,13 @@ fn a_sweep_report_links_the_trial_reports_that_were_written() {
     let text = read(&dir.path().join("sw/report.md"));
     assert!(text.contains("(trial-01/report.html)") && !text.contains("/report.md)"), "{text}");
 }
+
+#[test]
+fn bench_times_the_spec_model_and_refuses_a_limit_of_zero() {
+    let dir = trained();
+    let meta: Value = serde_json::from_str(&read(&dir.path().join("reports/r1/meta.json"))).unwrap();
+    let ran = dir.brasa(["bench", "spec.toml", "--what", "infer", "--steps", "1", "--warmup", "0", "--json"]).succeeds();
+    let bench: Value = serde_json::from_str(&ran.stdout).unwrap_or_else(|e| panic!("{e}\n{ran}"));
+    assert_eq!(bench["parameters"], meta["model"]["parameters"]);
+    dir.brasa(["bench", "spec.toml", "--what", "data", "--limit", "0"]).stderr_contains("--limit").exits_with(2);
+}
