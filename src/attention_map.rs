@@ -16,7 +16,9 @@ pub const MEAN_ATTENTION: &str = "mean-attention";
 pub struct AttentionMap {
     pub height: usize,
     pub width: usize,
-    /// `height * width` raw values, row-major (not rescaled; see [`AttentionMap::normalized`]).
+    /// `height * width` raw values, row-major (not rescaled; see [`AttentionMap::normalized`]);
+    /// NaN, written as `null`, reads back as NaN.
+    #[serde(deserialize_with = "crate::nonfinite::f32s")]
     pub values: Vec<f32>,
     /// [`ROLLOUT`], [`CLS_ATTENTION`] or [`MEAN_ATTENTION`].
     pub method: String,

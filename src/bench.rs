@@ -161,13 +161,16 @@ pub fn run(plan: &Plan, options: &Options, progress: &Progress) -> Result<Result
     if options.steps == 0 {
         return Err(Error::usage("--steps", "must be at least 1"));
     }
+    if options.limit == Some(0) {
+        return Err(Error::usage("--limit", "must be at least 1"));
+    }
     if let Some(threads) = plan.runtime.threads {
         backend::set_threads(threads);
     }
     let chosen = plan.runtime.backend.choose(plan.runtime.device)?;
     progress.log(format!("device: {}", chosen.info.describe()));
     let size = plan.preprocess.input_size;
-    let classes: Vec<String> = (0..4).map(|i| format!("class{i}")).collect();
+    let classes = classes_of(plan);
     let request = model::Request {
         arch: plan.model.arch,
         options: plan.model.options,
@@ -352,6 +355,26 @@ fn timed<T>(options: &Options, batch: usize, step: &mut dyn FnMut(usize) -> T, f
     finish(last.expect("at least one step"))?;
     let seconds = started.elapsed().as_secs_f64();
     Ok(Throughput { samples_per_s: (batch * options.steps) as f64 / seconds, steps: options.steps, warmup: options.warmup, seconds, warmup_seconds, phases: None })
+}
+
+/// The classes the spec's model has (`data.classes`, or the training folder's sorted
+/// sub-folders), so that the model timed is the one trained; placeholders where the training
+/// folder cannot be read.
+fn classes_of(plan: &Plan) -> Vec<String> {
+    if let Some(classes) = &plan.data.layout.classes {
+        return classes.clone();
+    }
+    let train = plan.data.layout.root.join(&plan.data.layout.train);
+    let mut found: Vec<String> = std::fs::read_dir(&train)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.starts_with('.'))
+        .collect();
+    found.sort();
+    if found.is_empty() { (0..4).map(|i| format!("class{i}")).collect() } else { found }
 }
 
 /// The data path over the spec's training folder.

@@ -19,7 +19,8 @@ pub const ALPHA: f64 = 0.05;
 #[derive(Debug, Clone)]
 pub struct RunPredictions {
     pub dir: PathBuf,
-    /// `experiment/run-id`.
+    /// `experiment/run-id`, or the end of its folder's path where that names another run too
+    /// ([`distinguish`]).
     pub name: String,
     pub classes: Vec<String>,
     pub rows: Vec<PredictionRow>,
@@ -85,6 +86,26 @@ pub struct Comparison {
     pub significant: bool,
     pub recall: Vec<RecallDelta>,
     pub verdict: String,
+}
+
+/// Renames the runs whose `experiment/run-id` names another run of `runs` too (two sweeps' `trial-01`,
+/// `--out a/r1` and `--out b/r1`) after the shortest end of their folders' paths that tells them
+/// apart, so that a verdict never reads "r1 is more accurate than r1".
+pub fn distinguish(runs: &mut [RunPredictions]) {
+    let absolute: Vec<PathBuf> = runs.iter().map(|r| std::path::absolute(&r.dir).unwrap_or_else(|_| r.dir.clone())).collect();
+    let components = |dir: &Path| -> Vec<String> { dir.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect() };
+    let tail = |parts: &[String], k: usize| parts[parts.len().saturating_sub(k)..].join("/");
+    let names: Vec<String> = runs.iter().map(|r| r.name.clone()).collect();
+    for (i, run) in runs.iter_mut().enumerate() {
+        let clashing: Vec<usize> = (0..names.len()).filter(|&j| j != i && names[j] == names[i] && absolute[j] != absolute[i]).collect();
+        if clashing.is_empty() {
+            continue;
+        }
+        let own = components(&absolute[i]);
+        let others: Vec<Vec<String>> = clashing.iter().map(|&j| components(&absolute[j])).collect();
+        let k = (1..=own.len()).find(|&k| others.iter().all(|o| tail(o, k) != tail(&own, k))).unwrap_or(own.len());
+        run.name = tail(&own, k);
+    }
 }
 
 /// Compares `b` with `a`; refuses runs whose test sets (images and labels) differ.
@@ -188,4 +209,24 @@ pub fn markdown(c: &Comparison) -> String {
         text.push_str(&format!("| {} | {:.4} | {:.4} | {:+.4} |\n", r.class, r.a, r.b, r.delta));
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(dir: &str, name: &str) -> RunPredictions {
+        RunPredictions { dir: PathBuf::from(dir), name: name.into(), classes: Vec::new(), rows: Vec::new(), keys: Vec::new(), seed: 0 }
+    }
+
+    #[test]
+    fn runs_of_one_name_are_told_apart_by_the_shortest_end_of_their_folders() {
+        let mut runs = [run("reports/base/r1", "base/r1"), run("reports/other/r1", "base/r1"), run("reports/x/r2", "base/r2")];
+        distinguish(&mut runs);
+        let names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["base/r1", "other/r1", "base/r2"]);
+        let mut sweeps = [run("a/sweep-1/trial-01", "s/trial-01"), run("b/sweep-2/trial-01", "s/trial-01")];
+        distinguish(&mut sweeps);
+        assert_eq!([sweeps[0].name.as_str(), sweeps[1].name.as_str()], ["sweep-1/trial-01", "sweep-2/trial-01"]);
+    }
 }

@@ -25,6 +25,7 @@ pub mod interrupt;
 pub mod kernels;
 pub mod metrics;
 pub mod model;
+pub mod nonfinite;
 pub mod plan;
 pub mod predict;
 pub mod progress;

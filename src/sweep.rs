@@ -161,6 +161,8 @@ pub fn run(plan: &SweepPlan, jobs: usize, threads: usize, launcher: &Launcher, p
         queue.len(),
         plan.trials.len()
     ));
+    // written now, not only when a trial ends: `brasa status` follows the sweep from its first trial
+    write_trials_csv(plan)?;
     let started = Instant::now();
     let mut running: Vec<(&Trial, Child, Instant, FolderLock)> = Vec::new();
     let mut pending = queue.into_iter();

@@ -18,7 +18,8 @@ pub struct CompareArgs {
 }
 
 pub fn execute(args: CompareArgs) -> Result<()> {
-    let runs = args.runs.iter().map(|dir| RunPredictions::load(dir)).collect::<Result<Vec<_>>>()?;
+    let mut runs = args.runs.iter().map(|dir| RunPredictions::load(dir)).collect::<Result<Vec<_>>>()?;
+    compare::distinguish(&mut runs);
     let mut text = String::from("# Paired comparison on the test set\n\n");
     for other in &runs[1..] {
         let comparison = compare::compare(&runs[0], other)?;

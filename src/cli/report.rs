@@ -19,13 +19,21 @@ pub fn execute(args: ReportArgs) -> Result<()> {
     let run = RunDir::open(&args.run_dir)?;
     // a run still working in the folder writes its own report when it ends; one written now
     // would show it unfinished (and race its files)
-    let _lock = FolderLock::try_acquire(run.root())?.map_err(|Holder(holder)| {
+    let lock = FolderLock::try_acquire(run.root())?.map_err(|Holder(holder)| {
         Error::run_dir(run.root(), format!("is in use by {holder}; its run writes the report when it ends (brasa report rebuilds it after that)"))
     })?;
+    // what the TensorBoard events need (spec.toml, a trial's sweep.toml) is checked before the
+    // report rewrites anything: a failure leaves the folder as it was
+    let meta = run.read_meta()?;
+    if meta.report.tensorboard {
+        brasa::tensorboard::encode(&run, &meta)?;
+    }
     let mut rendered = report::render(&run)?;
     rendered.files.extend(brasa::tensorboard::write(&run)?);
     let listing: String = rendered.files.iter().map(|file| format!("{}\n", display_path(&run.path(file)))).collect();
     super::print_out(&listing)?;
+    // the index reads a locked folder as a running run: this one is not
+    drop(lock);
     super::index::refresh(run.root(), &brasa::progress::Progress::stderr());
     Ok(())
 }

@@ -40,6 +40,9 @@ pub struct Chart {
 #[derive(Serialize)]
 struct Context<'a> {
     meta: &'a Meta,
+    /// `complete`, `failed` or `unfinished`: a report is written when a run ends or by `brasa
+    /// report`, which holds the folder's lock, so a run `meta.json` calls running is not.
+    status: &'static str,
     /// When the run finished (or started, for an unfinished one).
     generated_at: String,
     wall_time: Option<String>,
@@ -113,6 +116,11 @@ pub fn render(run: &RunDir) -> Result<Rendered> {
     let best = epochs.iter().find(|e| e.best && Some(e.epoch) == meta.best_epoch).map(training::epoch_line);
     let context = Context {
         meta: &meta,
+        status: match meta.status {
+            run_dir::Status::Complete => "complete",
+            run_dir::Status::Failed => "failed",
+            run_dir::Status::Running => "unfinished",
+        },
         generated_at: meta.finished_at.clone().unwrap_or_else(|| meta.started_at.clone()),
         wall_time: meta.wall_seconds.map(format_duration),
         device: meta.device.as_ref().map(|device| {

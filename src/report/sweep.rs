@@ -26,6 +26,9 @@ struct RankedTrial {
     test_macro_f1: String,
     wall: String,
     run_dir: String,
+    /// The trial's report relative to the sweep folder: `report.md`, or `report.html` where the
+    /// trials write only that; `None` before one is written.
+    report: Option<String>,
     error: String,
 }
 
@@ -104,6 +107,10 @@ pub fn render(sweep: &SweepDir) -> Result<()> {
             test_macro_f1: fmt(r.test_macro_f1),
             wall: r.wall_seconds.map(format_duration).unwrap_or_else(|| "—".into()),
             run_dir: r.run_dir.clone(),
+            report: [crate::run_dir::REPORT_MD, crate::run_dir::REPORT_HTML]
+                .iter()
+                .map(|file| format!("{}/{file}", r.run_dir))
+                .find(|file| sweep.path(file).is_file()),
             error: r.error().to_string(),
         })
         .collect();

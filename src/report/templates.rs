@@ -37,6 +37,14 @@ impl Templates {
         env.set_auto_escape_callback(|name| {
             if name.ends_with(".html.j2") { minijinja::AutoEscape::Html } else { minijinja::AutoEscape::None }
         });
+        // a folder the spec named and that is gone would silently give the built-in report
+        if let Some(dir) = dir.filter(|d| !d.is_dir()) {
+            return Err(Error::Report(format!(
+                "the templates folder {} (report.templates of the run's spec) is not a folder: restore it (or remove `report.templates` from the run's meta.json to use the built-in templates)",
+                crate::fmt::display_path(dir)
+            )));
+        }
+        env.add_filter("md", markdown_cell);
         let mut origins = Vec::new();
         for &(name, built_in) in BUILT_IN {
             let custom = dir.map(|d| d.join(name)).filter(|p| p.is_file());
@@ -74,6 +82,23 @@ impl Templates {
         }
         template.render(minijinja::Value::from(minijinja::value::Serde(&value))).map_err(|e| template_error(origin, &e))
     }
+}
+
+/// The `md` filter: a value (a class name, a file name) as literal text in markdown, in a table
+/// cell as elsewhere: `|` would end the cell and `<`, `>`, `&` would be read as HTML.
+fn markdown_cell(value: minijinja::Value) -> String {
+    let text = value.to_string();
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '|' => out.push_str("\\|"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Globals and functions minijinja provides itself.
@@ -126,6 +151,22 @@ mod tests {
         }
         let templates = Templates::load(Some(dir.path())).unwrap();
         (dir, templates)
+    }
+
+    #[test]
+    fn the_md_filter_keeps_a_class_name_in_its_table_cell_and_out_of_html() {
+        let (_dir, t) = set(&[("report.md.j2", "| {{ name | md }} | 1 |")]);
+        let text = t.render("report.md.j2", &serde_json::json!({"name": "a|b <img src=x> & c"})).unwrap();
+        assert_eq!(text, "| a\\|b &lt;img src=x&gt; &amp; c | 1 |");
+    }
+
+    #[test]
+    fn a_templates_folder_that_is_gone_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let gone = dir.path().join("tpl");
+        let Err(e) = Templates::load(Some(&gone)) else { panic!("a missing templates folder loads") };
+        assert!(e.to_string().contains("tpl") && e.to_string().contains("report.templates"), "{e}");
+        assert_eq!(e.exit_code(), 6u8);
     }
 
     #[test]

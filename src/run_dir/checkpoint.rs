@@ -28,6 +28,7 @@ pub struct Checkpoint<S> {
 /// the split's order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BestVal {
+    #[serde(deserialize_with = "crate::nonfinite::f32_rows")]
     pub probabilities: Vec<Vec<f32>>,
 }
 

@@ -16,8 +16,11 @@ pub const SUMMARY: &str = "summary.json";
 /// A score with its 95% bootstrap interval.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Scored {
+    #[serde(deserialize_with = "crate::nonfinite::f64")]
     pub value: f64,
+    #[serde(deserialize_with = "crate::nonfinite::f64")]
     pub low: f64,
+    #[serde(deserialize_with = "crate::nonfinite::f64")]
     pub high: f64,
 }
 

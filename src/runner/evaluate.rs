@@ -7,7 +7,7 @@ use std::time::Instant;
 use burn::tensor::Device;
 
 use crate::data::{Dataset, Item};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::metrics::Scores;
 use crate::model;
 use crate::plan::Plan;
@@ -43,6 +43,13 @@ pub fn evaluate_best<M: Classifier + model::Attending>(
         Ok(evaluation.probabilities)
     };
     let write = |part: Part, set: &EvalSet, items: &[&Item], probabilities: Vec<Vec<f32>>| -> Result<Scores> {
+        // outputs that are not numbers would score as always predicting the first class
+        if probabilities.iter().flatten().any(|p| !p.is_finite()) {
+            return Err(Error::Train(format!(
+                "the best checkpoint's {} outputs are not numbers (the model diverged); lower train.optimizer.lr or set train.grad_clip",
+                part.name()
+            )));
+        }
         let predictions: Vec<usize> = probabilities.iter().map(|p| crate::metrics::argmax(p)).collect();
         let scores = Scores::new(&set.labels, &predictions, dataset.classes.len());
         let rows: Vec<PredictionRow> = items

@@ -42,28 +42,39 @@ pub struct Curves {
     pub train_loss: Vec<f64>,
 }
 
-/// The run folders under `root` (folders with a `meta.json`), sorted. Run folders are not
-/// entered, nor hidden folders (the decoded-image cache), symbolic links or `root/compare/`.
+/// The run folders under `root` (folders with a `meta.json`, whatever it is: one that cannot be
+/// read is named as unreadable, not left out), sorted. Symbolic links to folders are followed,
+/// except back into a folder they are in; run folders are not entered, nor hidden folders (the
+/// decoded-image cache) or `root/compare/`.
 pub fn run_folders(root: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
-    walk(root, true, &mut found);
+    let mut ancestors: Vec<PathBuf> = std::fs::canonicalize(root).into_iter().collect();
+    walk(root, true, &mut ancestors, &mut found);
     found.sort();
     found
 }
 
-fn walk(dir: &Path, is_root: bool, found: &mut Vec<PathBuf>) {
+fn walk(dir: &Path, is_root: bool, ancestors: &mut Vec<PathBuf>, found: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || (is_root && name == super::COMPARE_DIR) || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+        let path = entry.path();
+        // `is_dir` follows a symbolic link: a run folder linked in from elsewhere is a run
+        if name.starts_with('.') || (is_root && name == super::COMPARE_DIR) || !path.is_dir() {
             continue;
         }
-        let path = entry.path();
-        if path.join(run_dir::META).is_file() {
+        if path.join(run_dir::META).exists() {
             found.push(path);
-        } else {
-            walk(&path, false, found);
+            continue;
         }
+        // a link to a folder it is in would be walked forever
+        let Ok(real) = std::fs::canonicalize(&path) else { continue };
+        if ancestors.contains(&real) {
+            continue;
+        }
+        ancestors.push(real);
+        walk(&path, false, ancestors, found);
+        ancestors.pop();
     }
 }
 
@@ -92,7 +103,7 @@ pub fn runs(root: &Path) -> (Vec<Entry>, Vec<(PathBuf, String)>) {
 /// folder: an error only when its `meta.json` cannot be read.
 fn read(root: &Path, dir: &Path, swept: &HashMap<PathBuf, std::result::Result<Vec<String>, String>>) -> Result<Entry> {
     let run = RunDir::open(dir)?;
-    let meta = run.read_meta()?;
+    let mut meta = run.read_meta()?;
     let id = relative_id(root, dir);
     let mut warnings = Vec::new();
     let mut warn = |what: String| warnings.push(what);
@@ -115,8 +126,9 @@ fn read(root: &Path, dir: &Path, swept: &HashMap<PathBuf, std::result::Result<Ve
         Ok(Some(summary)) => Some(summary),
         // derived: a missing, stale or malformed summary.json is made again from the files
         _ if meta.status == Status::Running => None,
-        // a run that failed before training has nothing to summarise
-        _ if !run.path(run_dir::EPOCHS).is_file() || !run.path(run_dir::STEPS).is_file() => None,
+        // a run that failed before training has nothing to summarise (a complete run missing
+        // these files is summarised as far as it can be, with a warning naming what is missing)
+        _ if meta.status == Status::Failed && (!run.path(run_dir::EPOCHS).is_file() || !run.path(run_dir::STEPS).is_file()) => None,
         _ => match crate::report::summary(&run) {
             Ok(summary) => Some(summary.file()),
             Err(e) => {
@@ -144,6 +156,12 @@ fn read(root: &Path, dir: &Path, swept: &HashMap<PathBuf, std::result::Result<Ve
         }
     };
     let sweep = sweep_dir.map(|s| (relative_id(root, s.root()), dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()));
+    // meta.json has the best epoch and the epochs run only once a run has ended well: how far an
+    // unfinished or failed run got is in its epochs.csv
+    if meta.status != Status::Complete {
+        meta.epochs_run = meta.epochs_run.max(epochs.last().map_or(0, |e| e.epoch));
+        meta.best_epoch = meta.best_epoch.or_else(|| epochs.iter().rev().find(|e| e.best).map(|e| e.epoch));
+    }
     let best = meta.best_epoch.and_then(|b| epochs.iter().find(|e| e.epoch == b)).cloned();
     let curves = Curves {
         epoch: epochs.iter().map(|e| e.epoch).collect(),

@@ -59,6 +59,12 @@ pub fn write(root: &Path) -> Result<Written> {
     if !root.is_dir() {
         return Err(Error::run_dir(root, "not a folder: `brasa index` takes the folder runs are written to (default `reports/`)".to_string()));
     }
+    if root.join(crate::run_dir::META).exists() {
+        return Err(Error::run_dir(
+            root,
+            "is a run folder: `brasa index` lists the run folders under a reports folder; give the folder that holds it (`brasa report` rebuilds one run's report)".to_string(),
+        ));
+    }
     let _lock = crate::atomic_file::lock_exclusive(&root.join(LOCK))?;
 
     let (entries, unreadable) = collect::runs(root);
@@ -66,6 +72,11 @@ pub fn write(root: &Path) -> Result<Written> {
     let csv = table.csv(&entries).map_err(|e| Error::run_dir(root, format!("cannot write {RUNS_CSV}: {e}")))?;
     let page = page(root, &entries, &table);
     let files = vec![root.join(RUNS_CSV), root.join(INDEX_HTML)];
+    // the two files are replaced together or not at all: what would make the second fail is
+    // checked before the first is written
+    if let Some(blocked) = files.iter().find(|f| f.metadata().is_ok_and(|m| !m.is_file())) {
+        return Err(Error::run_dir(root, format!("{} is not a file: neither {RUNS_CSV} nor {INDEX_HTML} was replaced", crate::fmt::display_path(blocked))));
+    }
     write_atomic(&files[0], &csv)?;
     write_atomic(&files[1], page.as_bytes())?;
     let warnings = entries.iter().flat_map(|e| e.warnings.iter().map(|w| (e.id.clone(), w.clone()))).collect();

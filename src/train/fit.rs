@@ -327,6 +327,11 @@ pub fn fit<M: Classifier>(
             }
             other => other?,
         };
+        // a model whose outputs are not numbers would score as always predicting the first class:
+        // diverged as surely as a training loss that is not a number (checked the same way)
+        if !evaluation.loss.is_finite() {
+            return Err(Error::Diverged { loss: evaluation.loss, step: state.step, epoch: epoch + 1 });
+        }
         let report = evaluation.scores(&val.labels, hyper.num_classes);
         let value = hyper.select.value(&report, evaluation.loss);
         let improved = hyper.select.improves(value, state.best_value);
