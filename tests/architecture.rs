@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&str] = &[
     // leaves: shared vocabulary, no behaviour of the pipeline
     "fmt",
+    "nonfinite",
     "spec",
     "error",
     "atomic_file",
