@@ -211,8 +211,8 @@ pub fn run(plan: &Plan, options: &Options, progress: &Progress) -> Result<Result
         let built = model::build(&request, &device)?;
         results.parameters = built.model.num_params();
         let measured = backend::on_pool(&device, || match built.model {
-            Model::Cvt(model) => measure(model, plan, options, &device, progress),
-            Model::Vit(model) => measure(model, plan, options, &device, progress),
+            Model::Cvt(model) => measure(model, classes.len(), plan, options, &device, progress),
+            Model::Vit(model) => measure(model, classes.len(), plan, options, &device, progress),
         })?;
         (results.train, results.infer) = measured;
         results.gpu_memory_bytes = backend::memory_reserved(&chosen.device).filter(|_| chosen.info.is_gpu());
@@ -223,13 +223,13 @@ pub fn run(plan: &Plan, options: &Options, progress: &Progress) -> Result<Result
 
 type Measured = (Option<Throughput>, Option<Throughput>);
 
-fn measure<M: Classifier>(model: M, plan: &Plan, options: &Options, device: &Device, progress: &Progress) -> Result<Measured> {
+fn measure<M: Classifier>(model: M, num_classes: usize, plan: &Plan, options: &Options, device: &Device, progress: &Progress) -> Result<Measured> {
     let batch = plan.train.batch_size;
     let (width, height) = plan.preprocess.input_size;
     let shape = [batch, 3, height as usize, width as usize];
     let mut rng = ChaCha8Rng::seed_from_u64(plan.seed);
     let pixels: Vec<f32> = (0..shape.iter().product::<usize>()).map(|_| rng.random_range(-2.0f32..2.0)).collect();
-    let labels: Vec<usize> = (0..batch).map(|_| rng.random_range(0..4)).collect();
+    let labels: Vec<usize> = (0..batch).map(|_| rng.random_range(0..num_classes)).collect();
     let input = |device: &Device| Tensor::<4>::from_data(TensorData::new(pixels.clone(), shape), device);
     let (mut train_result, mut infer_result) = (None, None);
 
@@ -365,15 +365,7 @@ fn classes_of(plan: &Plan) -> Vec<String> {
         return classes.clone();
     }
     let train = plan.data.layout.root.join(&plan.data.layout.train);
-    let mut found: Vec<String> = std::fs::read_dir(&train)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.path().is_dir())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|name| !name.starts_with('.'))
-        .collect();
-    found.sort();
+    let found = crate::data::folder::class_folders(&train).unwrap_or_default();
     if found.is_empty() { (0..4).map(|i| format!("class{i}")).collect() } else { found }
 }
 
