@@ -46,3 +46,17 @@ fn folders_init_cannot_read_are_clear_errors() {
     dir.brasa(["init", "missing"]).stderr_contains("is not a folder").exits_with(3);
     dir.brasa(["init", "b", "--model", "resnet"]).stderr_contains("expected cvt-13, vit-b16 or cvt-tiny").exits_with(2);
 }
+
+#[test]
+fn a_few_images_per_class_get_a_validation_fraction_that_keeps_every_class_on_both_sides() {
+    let dir = TestDir::new().images("few", 2, 0, 40);
+    dir.brasa(["init", "few/train", "--model", "cvt-tiny", "--out", "few.toml"]).succeeds();
+    let spec = common::read(&dir.path().join("few.toml"));
+    // 0.2 of 2 images per class leaves some class out of the validation part
+    assert!(!spec.contains("validation = 0.2 "), "{spec}");
+    dir.brasa(["validate", "few.toml"]).succeeds();
+    // what no fraction mends is an error, and no spec is written
+    let dir = TestDir::new().images("pictures", 3, 1, 40).file("pictures/train/empty_class/.keep", "");
+    dir.brasa(["init", "pictures", "--out", "p.toml"]).stderr_contains("does not pass brasa validate").stderr_contains("empty_class holds no images").exits_with(3);
+    assert!(!dir.path().join("p.toml").exists());
+}

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use brasa::Result;
 use brasa::init::{Machine, Starter, survey};
 use brasa::plan::Plan;
+use brasa::progress::Progress;
 use brasa::spec::{Layers, LoadedSpec};
 use clap::Args;
 
@@ -24,6 +25,11 @@ pub struct InitArgs {
     force: bool,
 }
 
+/// The validation fractions init tries, in order, until every class is on both sides.
+const VALIDATION_FRACTIONS: [f64; 4] = [0.2, 0.25, 0.34, 0.5];
+/// How `brasa::init::render` writes the fraction (replaced by the one that works).
+const DEFAULT_VALIDATION: &str = "validation = 0.2";
+
 pub fn execute(args: InitArgs) -> Result<()> {
     if args.out.exists() && !args.force {
         return Err(brasa::Error::usage("--out", format!("{} exists; pass --force to replace it, or --out to write elsewhere", args.out.display())));
@@ -39,11 +45,35 @@ pub fn execute(args: InitArgs) -> Result<()> {
     std::fs::create_dir_all(&dir).map_err(|e| brasa::Error::io(&dir, e))?;
     let schema_name = "brasa.schema.json";
     let text = brasa::init::render(&found, starter, &machine, &args.out, schema_name);
-    // checked as `brasa validate` would, before it takes the place of anything
+    // checked as `brasa validate` would, with its data, before it takes the place of anything;
+    // a few images per class may need a larger validation fraction than the usual 0.2 for every
+    // class to be on both sides of the split
     let staged = tempfile::Builder::new().prefix(".brasa-init.").suffix(".toml").tempfile_in(&dir).map_err(|e| brasa::Error::io(&dir, e))?;
-    std::fs::write(staged.path(), &text).map_err(|e| brasa::Error::io(staged.path(), e))?;
-    let loaded = LoadedSpec::load(staged.path(), &Layers::default())?;
-    let plan = Plan::resolve(&loaded)?;
+    let mut first_error = None;
+    let mut plan = None;
+    for fraction in VALIDATION_FRACTIONS {
+        let text = text.replacen(DEFAULT_VALIDATION, &format!("validation = {fraction}"), 1);
+        std::fs::write(staged.path(), &text).map_err(|e| brasa::Error::io(staged.path(), e))?;
+        let loaded = LoadedSpec::load(staged.path(), &Layers::default())?;
+        let checked = Plan::resolve(&loaded).map_err(brasa::Error::from).and_then(|candidate| {
+            let dataset = brasa::runner::prepare_dataset(&candidate, &Progress::hidden())?;
+            candidate.check_against(&dataset, brasa::data::pixels::available_memory())?;
+            Ok(candidate)
+        });
+        match checked {
+            Ok(candidate) => {
+                plan = Some(candidate);
+                break;
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    let Some(plan) = plan else {
+        let e = first_error.expect("a fraction was tried");
+        return Err(brasa::Error::Data(format!("{}: the spec init would write does not pass brasa validate: {e}", brasa::fmt::display_path(&args.data_root))));
+    };
     staged.persist(&args.out).map_err(|e| brasa::Error::io(&args.out, e.error))?;
     let schema = dir.join(schema_name);
     let wrote_schema = !schema.exists();
