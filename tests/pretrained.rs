@@ -422,7 +422,7 @@ enum Reply {
 type Replies = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Reply>>>;
 
 fn mock_hub(replies: Replies) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    use std::io::{Read, Write};
+    use std::io::Write;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -432,15 +432,7 @@ fn mock_hub(replies: Replies) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<Strin
             let Ok(mut stream) = stream else { continue };
             let (replies, log) = (replies.clone(), log.clone());
             std::thread::spawn(move || {
-                let mut head = Vec::new();
-                let mut buffer = [0u8; 4096];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut buffer) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => head.extend_from_slice(&buffer[..n]),
-                    }
-                }
-                let head = String::from_utf8_lossy(&head).into_owned();
+                let head = common::http::read_head(&mut stream);
                 let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
                 log.lock().unwrap().push(path.clone());
                 let reply = replies.lock().unwrap().get(&path).cloned().unwrap_or(Reply::Status(404));

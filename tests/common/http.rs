@@ -30,7 +30,7 @@ pub fn serve(files: Vec<(String, Vec<u8>)>, headers: &[(&str, &str)]) -> u16 {
 }
 
 /// The request line and headers.
-fn read_head(stream: &mut TcpStream) -> String {
+pub fn read_head(stream: &mut TcpStream) -> String {
     let mut request = Vec::new();
     let mut buffer = [0u8; 4096];
     while !request.windows(4).any(|w| w == b"\r\n\r\n") {
