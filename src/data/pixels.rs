@@ -61,11 +61,37 @@ impl AutoChoice {
     }
 }
 
-/// Memory the system can give without swapping, in bytes (`None` where it cannot be read).
+/// Memory this process can use without swapping or being killed, in bytes (`None` where it cannot
+/// be read): the least of what the host has available, what its cgroup (a container's, a Slurm
+/// job's) leaves free under its limit, and the Slurm job's own memory limit.
 pub fn available_memory() -> Option<u64> {
     let mut system = sysinfo::System::new();
     system.refresh_memory();
-    Some(system.available_memory()).filter(|&bytes| bytes > 0)
+    let host = Some(system.available_memory()).filter(|&bytes| bytes > 0)?;
+    let cgroup = sysinfo::get_current_pid().ok().and_then(|pid| {
+        system.refresh_processes_specifics(
+            sysinfo::ProcessesToUpdate::Some(&[pid]),
+            false,
+            sysinfo::ProcessRefreshKind::nothing(),
+        );
+        system.process(pid)?.cgroup_limits().map(|limits| limits.free_memory)
+    });
+    let slurm = slurm_memory_limit(|name| std::env::var(name).ok());
+    Some([Some(host), cgroup, slurm].into_iter().flatten().min().unwrap_or(host))
+}
+
+/// The memory a Slurm job may use on this node, in bytes, from its environment:
+/// `SLURM_MEM_PER_NODE`, or `SLURM_MEM_PER_CPU` × `SLURM_CPUS_ON_NODE` (both in MB). Slurm kills a
+/// job over it even where no cgroup enforces it.
+fn slurm_memory_limit(var: impl Fn(&str) -> Option<String>) -> Option<u64> {
+    let megabytes = |name: &str| var(name)?.trim().parse::<u64>().ok().filter(|&mb| mb > 0);
+    let bytes = |mb: u64| mb.saturating_mul(1024 * 1024);
+    if let Some(per_node) = megabytes("SLURM_MEM_PER_NODE") {
+        return Some(bytes(per_node));
+    }
+    let per_cpu = megabytes("SLURM_MEM_PER_CPU")?;
+    let cpus = megabytes("SLURM_CPUS_ON_NODE").unwrap_or(1);
+    Some(bytes(per_cpu.saturating_mul(cpus)))
 }
 
 /// One form (recipe) of a list of images, wherever it is kept.
@@ -238,5 +264,31 @@ mod tests {
         assert_eq!(estimate_bytes(&items, &[fixed, stored]), 10 * (4 * 5 + 40 * 20) * 3);
         assert_eq!(AutoChoice::new(50, 100).mode, CacheMode::Memory);
         assert_eq!(AutoChoice::new(51, 100).mode, CacheMode::Disk);
+    }
+
+    #[test]
+    fn a_slurm_job_limit_is_read_from_its_environment() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| pairs.iter().find(|(key, _)| *key == name).map(|(_, value)| value.to_string())
+        };
+        const MB: u64 = 1024 * 1024;
+        assert_eq!(slurm_memory_limit(env(&[])), None);
+        assert_eq!(slurm_memory_limit(env(&[("SLURM_MEM_PER_NODE", "4000")])), Some(4000 * MB));
+        assert_eq!(
+            slurm_memory_limit(env(&[("SLURM_MEM_PER_CPU", "1000"), ("SLURM_CPUS_ON_NODE", "3")])),
+            Some(3000 * MB)
+        );
+        assert_eq!(slurm_memory_limit(env(&[("SLURM_MEM_PER_CPU", "1000")])), Some(1000 * MB));
+        // 0 means "all the node's memory" to Slurm: no limit of its own.
+        assert_eq!(slurm_memory_limit(env(&[("SLURM_MEM_PER_NODE", "0")])), None);
+        assert_eq!(slurm_memory_limit(env(&[("SLURM_MEM_PER_NODE", "lots")])), None);
+    }
+
+    #[test]
+    fn available_memory_is_at_most_the_hosts() {
+        let mut system = sysinfo::System::new();
+        system.refresh_memory();
+        let available = available_memory().unwrap();
+        assert!(available > 0 && available <= system.total_memory());
     }
 }
