@@ -103,6 +103,24 @@ fn set_overrides_win_and_their_errors_name_the_flag() {
 }
 
 #[test]
+fn a_set_number_or_boolean_is_the_text_typed_where_the_key_wants_a_string() {
+    let dir = setup(|s| s);
+    let name = |value: &str| {
+        let layers = Layers { overrides: vec![format!("experiment.name={value}").parse().unwrap()], ..Layers::default() };
+        LoadedSpec::load(&dir.path().join("spec.toml"), &layers).map(|l| l.spec.experiment.name).map_err(|e| e.to_string())
+    };
+    for typed in ["nan", "2024", "1e-4", "true", "inf"] {
+        assert_eq!(name(typed).unwrap(), typed);
+    }
+    assert_eq!(name("\"q\"").unwrap(), "q");
+    let err = name("[1]").unwrap_err();
+    assert!(err.contains("`experiment.name` = [1]: expected a string, found sequence"), "{err}");
+    // a key that wants a number still refuses a string's look-alike
+    let err = load(dir.path(), &["train.epochs=nan"]).unwrap_err();
+    assert!(err.contains("`train.epochs` = NaN: expected usize"), "{err}");
+}
+
+#[test]
 fn unknown_op_and_architecture_get_suggestions() {
     let dir = setup(|s| s.set("augment.chain[4].op", "verticalflip").set("model.arch", "cvt-tiyn"));
     let err = load(dir.path(), &[]).unwrap_err();

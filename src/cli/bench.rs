@@ -43,13 +43,13 @@ pub struct BenchArgs {
 pub fn execute(args: BenchArgs) -> Result<()> {
     let mut layers = args.spec.layers();
     if let Some(name) = &args.backend {
-        layers.overrides.push(Override { key: "runtime.backend".into(), value: name.clone().into() });
+        layers.overrides.push(Override::new("runtime.backend", name.clone()));
     }
     if let Some(threads) = args.threads {
         if threads == 0 {
             return Err(Error::usage("--threads", "must be at least 1"));
         }
-        layers.overrides.push(Override { key: "runtime.threads".into(), value: figment::value::Value::from(threads as u64) });
+        layers.overrides.push(Override::new("runtime.threads", figment::value::Value::from(threads as u64)));
     }
     let what = args
         .what

@@ -63,15 +63,15 @@ pub fn execute(args: RunArgs) -> Result<()> {
     }
     let mut layers = args.spec.layers();
     if let Some(name) = &args.backend {
-        layers.overrides.push(Override { key: "runtime.backend".into(), value: name.clone().into() });
+        layers.overrides.push(Override::new("runtime.backend", name.clone()));
     }
     if let Some(name) = &args.launcher {
-        layers.overrides.push(Override { key: "launcher.name".into(), value: name.clone().into() });
+        layers.overrides.push(Override::new("launcher.name", name.clone()));
     }
     // a single run takes --threads as a layer like --backend; a sweep splits it between trials
     let mut run_layers = layers.clone();
     if let Some(threads) = args.threads {
-        run_layers.overrides.push(Override { key: "runtime.threads".into(), value: figment::value::Value::from(threads as u64) });
+        run_layers.overrides.push(Override::new("runtime.threads", figment::value::Value::from(threads as u64)));
     }
     let progress = if args.quiet { Progress::hidden() } else { Progress::stderr() };
     let loaded = LoadedSpec::load(&args.spec.spec, &run_layers)?;

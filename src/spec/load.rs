@@ -39,6 +39,22 @@ pub struct LoadedSpec {
 pub struct Override {
     pub key: String,
     pub value: Value,
+    /// The value as typed on the command line, taken as a string where the key wants one
+    /// (`--set experiment.name=2024` names the experiment "2024"; `nan` stays "nan").
+    text: Option<String>,
+}
+
+impl Override {
+    pub fn new(key: impl Into<String>, value: impl Into<Value>) -> Self {
+        Self { key: key.into(), value: value.into(), text: None }
+    }
+
+    /// This override with its value as the text typed, where that differs from its value.
+    fn as_text(&self) -> Option<Self> {
+        let text = self.text.as_ref()?;
+        let scalar = matches!(self.value, Value::Num(..) | Value::Bool(..));
+        scalar.then(|| Self { value: text.clone().into(), text: None, ..self.clone() })
+    }
 }
 
 impl std::str::FromStr for Override {
@@ -56,7 +72,7 @@ impl std::str::FromStr for Override {
             Ok(mut table) => toml_to_figment(table.remove("v").expect("parsed key")),
             Err(_) => Value::from(raw.to_string()),
         };
-        Ok(Self { key: key.to_string(), value })
+        Ok(Self { key: key.to_string(), value, text: Some(raw.trim().to_string()) })
     }
 }
 
@@ -254,6 +270,12 @@ impl std::str::FromStr for UnsetKey {
     }
 }
 
+/// The layers merged, and what extracting the spec from them said.
+struct Refused {
+    error: figment::Error,
+    figment: Figment,
+}
+
 /// A layer with the `--unset` keys taken out, read once when the spec is loaded.
 struct Without {
     metadata: Metadata,
@@ -302,7 +324,36 @@ fn remove(dict: &mut Dict, path: &[&str]) -> bool {
 impl LoadedSpec {
     /// Reads `file`, follows its `extends` chain and applies environment and `--set` layers.
     pub fn load(file: &Path, layers: &Layers) -> Result<Self, SpecError> {
-        let chain = extends_chain(file)?;
+        match Self::load_once(file, layers) {
+            Err(Refused { error, figment }) => {
+                // a `--set` number or boolean where the key wants a string is that string
+                let as_text: Vec<String> = error.clone()
+                    .into_iter()
+                    .filter(|e| matches!(&e.kind, Kind::InvalidType(_, expected) if expected == "a string"))
+                    .map(|e| e.path.join("."))
+                    .collect();
+                let mut retyped = layers.clone();
+                let mut changed = false;
+                for item in retyped.overrides.iter_mut().filter(|item| as_text.contains(&item.key)) {
+                    if let Some(text) = item.as_text() {
+                        *item = text;
+                        changed = true;
+                    }
+                }
+                match changed {
+                    true => Self::load_once(file, &retyped).unwrap_or_else(|r| Err(from_figment(r.error, &r.figment, file))),
+                    false => Err(from_figment(error, &figment, file)),
+                }
+            }
+            Ok(loaded) => loaded,
+        }
+    }
+
+    fn load_once(file: &Path, layers: &Layers) -> Result<Result<Self, SpecError>, Refused> {
+        let chain = match extends_chain(file) {
+            Ok(chain) => chain,
+            Err(error) => return Ok(Err(error)),
+        };
         let mut figment = Figment::new();
         let mut found = vec![false; layers.unset.len()];
         for path in &chain {
@@ -313,18 +364,21 @@ impl LoadedSpec {
             figment = figment.merge(Without::new(EnvNumbers(env), &layers.unset, &mut found));
         }
         if let Some(missing) = layers.unset.iter().zip(&found).find_map(|(key, found)| (!found).then_some(key)) {
-            return Err(unset_nothing(&missing.0, &figment, file));
+            return Ok(Err(unset_nothing(&missing.0, &figment, file)));
         }
         figment = figment.merge(Overrides(&layers.overrides));
         if let Some((from, values)) = &layers.sweep {
             figment = figment.merge(SweepValues { file: from, values });
         }
-        let spec: Spec = figment.extract().map_err(|e| from_figment(e, &figment, file))?;
+        let spec: Spec = match figment.extract() {
+            Ok(spec) => spec,
+            Err(error) => return Err(Refused { error, figment }),
+        };
         let issues = longer_arrays(&figment, &spec);
         if !issues.is_empty() {
-            return Err(SpecError { issues });
+            return Ok(Err(SpecError { issues }));
         }
-        Ok(Self { spec, file: file.to_path_buf(), figment })
+        Ok(Ok(Self { spec, file: file.to_path_buf(), figment }))
     }
 
     /// Where the value at dotted `key` was set: a file path, an environment variable or `--set`.

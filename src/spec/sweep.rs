@@ -252,7 +252,7 @@ impl Sweep {
                     .flat_map(|point| {
                         values.iter().map(move |value| {
                             let mut next = point.clone();
-                            next.push(Override { key: key.clone(), value: value.clone() });
+                            next.push(Override::new(key.clone(), value.clone()));
                             next
                         })
                     })
@@ -270,7 +270,7 @@ impl Sweep {
                                     Domain::Uniform(lo, hi) => Value::from(rng.random_range(*lo..*hi)),
                                     Domain::LogUniform(lo, hi) => Value::from(rng.random_range(lo.ln()..hi.ln()).exp()),
                                 };
-                                Override { key: key.clone(), value }
+                                Override::new(key.clone(), value)
                             })
                             .collect()
                     })
@@ -284,7 +284,7 @@ impl Sweep {
                 if self.repeats > 1 {
                     // TOML integers are i64; spec seeds are far below its range
                     let seed = (base_seed + repeat as u64) as i64;
-                    overrides.push(Override { key: "experiment.seed".into(), value: Value::from(seed) });
+                    overrides.push(Override::new("experiment.seed", Value::from(seed)));
                 }
                 trials.push(Trial { number: trials.len() + 1, overrides });
             }
