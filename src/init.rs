@@ -87,7 +87,7 @@ fn holds_images(dir: &Path) -> Result<bool> {
 fn survey_split(root: &Path, name: &str) -> Result<(SplitSurvey, Vec<PathBuf>)> {
     let dir = root.join(name);
     let classes = folder::class_folders(&dir)?;
-    let scanned = folder::scan(&dir, &classes, false)?;
+    let scanned = folder::scan(&dir, &classes, false)?.whole()?;
     let counts = classes.iter().enumerate().map(|(label, c)| (c.clone(), scanned.items.iter().filter(|i| i.label == label).count())).collect();
     Ok((SplitSurvey { name: name.to_string(), counts }, scanned.items.into_iter().map(|i| i.path).collect()))
 }

@@ -219,6 +219,34 @@ fn cli_writes_csv_markdown_and_contact_sheets() {
 }
 
 #[test]
+fn a_folder_it_cannot_list_is_a_finding_and_a_second_audit_drops_stale_sheets() {
+    let dir = with_dataset();
+    dir.brasa(["data", "audit", "data", "--out", "audit-out", "--quiet"]).succeeds();
+    let out = dir.path().join("audit-out");
+    assert!(out.join("thumbs/group-6.jpg").exists());
+
+    // one exact group fewer, and a link in a class folder back to that folder
+    let train = dir.path().join("data/Training");
+    std::fs::remove_file(train.join("dog/p5_from_jpeg.png")).unwrap();
+    std::os::unix::fs::symlink(".", train.join("cat/again")).unwrap();
+    let printed = dir.brasa(["data", "audit", "data", "--out", "audit-out", "--quiet"]).succeeds().stdout;
+    assert!(printed.contains("folders that could not be listed (their images not audited): 1"), "{printed}");
+    let markdown = std::fs::read_to_string(out.join("audit.md")).unwrap();
+    assert!(markdown.contains("## Folders that could not be listed"), "{markdown}");
+    assert!(markdown.contains("`Training/cat/again`: a link back to its ancestor"), "{markdown}");
+    let sheets = std::fs::read_dir(out.join("thumbs")).unwrap().count();
+    let groups = csv_rows(&out.join("duplicates.csv")).iter().map(|row| row[0].clone()).collect::<std::collections::BTreeSet<_>>();
+    assert_eq!((sheets, groups.len()), (5, 5));
+    for id in &groups {
+        assert!(markdown.contains(&format!("](thumbs/group-{id}.jpg)")), "{markdown}");
+    }
+
+    // training data must be listed whole: the same loop is an error naming the folder
+    let err = brasa::data::folder::scan(&train, &["cat".into(), "dog".into(), "owl".into()], true).unwrap().whole().unwrap_err();
+    assert!(err.to_string().contains("cannot list") && err.to_string().contains("again"), "{err}");
+}
+
+#[test]
 fn cli_prints_the_summary_without_out() {
     let dir = with_dataset();
     let printed = dir.brasa(["data", "audit", "data", "--quiet"]).succeeds().stdout;

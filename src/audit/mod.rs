@@ -71,6 +71,9 @@ pub struct Audit {
     pub unreadable: Vec<Unreadable>,
     /// Files that are not images or not inside a class folder, relative to the root.
     pub skipped: Vec<String>,
+    /// Folders that could not be listed (no permission, a link loop), relative to the root:
+    /// their images are not audited.
+    pub unlistable: Vec<Unreadable>,
     pub groups: Vec<Group>,
 }
 
@@ -126,7 +129,8 @@ pub fn audit(root: &Path, threshold: u32, progress: &Progress) -> Result<Audit> 
     }
     let fingerprints: Vec<Fingerprint> = files.iter().map(|f| f.fingerprint).collect();
     let groups = group(&fingerprints, threshold);
-    Ok(Audit { root: root.to_path_buf(), threshold, counts, files, unreadable, skipped: found.skipped, groups })
+    let unlistable = found.unlistable.into_iter().map(|(path, error)| Unreadable { path, error }).collect();
+    Ok(Audit { root: root.to_path_buf(), threshold, counts, files, unreadable, skipped: found.skipped, unlistable, groups })
 }
 
 /// The decoder's message without the path, which the listing shows already.

@@ -26,6 +26,8 @@ pub struct Found {
     pub images: Vec<FoundImage>,
     /// Files that are not images or not inside `<split>/<class>/`, in path order.
     pub skipped: Vec<String>,
+    /// Folders that could not be listed (no permission, a link loop), with why, in path order.
+    pub unlistable: Vec<(String, String)>,
 }
 
 /// Lists `root`: its sub-folders are splits, theirs are classes.
@@ -41,13 +43,20 @@ pub fn scan(root: &Path) -> Result<Found> {
     found.skipped.extend(files);
     for split in splits {
         let split_dir = root.join(&split);
-        let (classes, _) = entries(&split_dir)?;
+        let classes = match entries(&split_dir) {
+            Ok((classes, _)) => classes,
+            Err(error) => {
+                found.unlistable.push((relative(root, &split_dir), error.to_string()));
+                continue;
+            }
+        };
         if classes.is_empty() {
-            found.skipped.extend(all_files(root, &split_dir)?);
+            all_files(root, &split_dir, &mut found);
             continue;
         }
         let listed = folder::scan(&split_dir, &classes, false)?;
         found.skipped.extend(listed.skipped.iter().map(|path| relative(root, path)));
+        found.unlistable.extend(listed.unlistable.iter().map(|(path, why)| (relative(root, path), why.clone())));
         found.images.extend(listed.items.iter().map(|item| FoundImage {
             path: relative(root, &item.path),
             split: split.clone(),
@@ -64,17 +73,21 @@ pub fn scan(root: &Path) -> Result<Found> {
     }
     found.images.sort_by(|a, b| a.path.cmp(&b.path));
     found.skipped.sort();
+    found.unlistable.sort();
     Ok(found)
 }
 
-/// The sub-folder names (following links) and file names of `dir`, each sorted.
+/// The sub-folder names (following links) and the other names of `dir`, each sorted: hidden
+/// folders and brasa's output are among the others, as training leaves them out
+/// ([`folder::is_hidden`], [`folder::is_brasa_output`]).
 fn entries(dir: &Path) -> Result<(Vec<String>, Vec<String>)> {
     let mut folders = Vec::new();
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if entry.path().is_dir() {
+        let path = entry.path();
+        if path.is_dir() && !folder::is_hidden(&entry.file_name()) && !folder::is_brasa_output(&path) {
             folders.push(name);
         } else {
             files.push(name);
@@ -85,16 +98,16 @@ fn entries(dir: &Path) -> Result<(Vec<String>, Vec<String>)> {
     Ok((folders, files))
 }
 
-/// Every file below `dir`, relative to `root`.
-fn all_files(root: &Path, dir: &Path) -> Result<Vec<String>> {
-    let mut files = Vec::new();
+/// Every file below `dir` into `found.skipped`, and the folders that cannot be listed into
+/// `found.unlistable`, relative to `root`.
+fn all_files(root: &Path, dir: &Path, found: &mut Found) {
     for entry in WalkDir::new(dir).follow_links(true) {
-        let entry = entry.map_err(|e| Error::Data(format!("cannot list {}: {e}", dir.display())))?;
-        if entry.file_type().is_file() {
-            files.push(relative(root, entry.path()));
+        match entry {
+            Ok(entry) if entry.file_type().is_file() => found.skipped.push(relative(root, entry.path())),
+            Ok(_) => {}
+            Err(error) => found.unlistable.push((relative(root, error.path().unwrap_or(dir)), error.to_string())),
         }
     }
-    Ok(files)
 }
 
 
@@ -134,6 +147,22 @@ mod tests {
         let classes: Vec<(&String, Vec<&String>)> =
             found.classes.iter().map(|(s, c)| (s, c.keys().collect())).collect();
         assert_eq!(format!("{classes:?}"), r#"[("Testing", ["a", "empty"]), ("Training", ["a", "b"])]"#);
+    }
+
+    #[test]
+    fn hidden_folders_are_skipped_not_splits_or_classes_as_in_training() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        touch(&root.join("Training/a/1.png"));
+        touch(&root.join("Training/.ipynb_checkpoints/2.png"));
+        touch(&root.join("Training/__MACOSX/3.png"));
+        touch(&root.join(".git/objects/x.png"));
+        let found = scan(root).unwrap();
+        let images: Vec<&str> = found.images.iter().map(|i| i.path.as_str()).collect();
+        assert_eq!(images, ["Training/a/1.png"]);
+        assert_eq!(found.classes.keys().collect::<Vec<_>>(), ["Training"]);
+        assert_eq!(found.classes["Training"].keys().collect::<Vec<_>>(), ["a"]);
+        assert_eq!(found.skipped, [".git", "Training/.ipynb_checkpoints", "Training/__MACOSX"]);
     }
 
     #[test]

@@ -59,7 +59,22 @@ pub fn write_all(audit: &Audit, out: &Path) -> Result<Vec<PathBuf>> {
     let md_path = out.join(AUDIT_MD);
     write_atomic(&md_path, markdown(audit, &sheet_ids).as_bytes())?;
     written.push(md_path);
+    remove_stale_sheets(&thumbs, &sheet_ids)?;
     Ok(written)
+}
+
+/// Removes the contact sheets an earlier audit into the same folder left that this one did not
+/// write (its groups changed): `audit.md` links only this audit's sheets.
+fn remove_stale_sheets(thumbs: &Path, current: &[usize]) -> Result<()> {
+    let keep: Vec<String> = current.iter().map(|&id| sheet_name(id)).collect();
+    for entry in std::fs::read_dir(thumbs).map_err(|e| Error::io(thumbs, e))?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let ours = name.strip_prefix("group-").and_then(|rest| rest.strip_suffix(".jpg")).is_some_and(|id| id.parse::<usize>().is_ok());
+        if ours && !keep.contains(&name) {
+            std::fs::remove_file(entry.path()).map_err(|e| Error::io(&entry.path(), e))?;
+        }
+    }
+    Ok(())
 }
 
 fn sheet_name(id: usize) -> String {
@@ -99,6 +114,9 @@ pub fn summary_markdown(audit: &Audit) -> String {
     let _ = writeln!(text, "\n- images decoded: {}", summary.images);
     let _ = writeln!(text, "- unreadable image files: {}", summary.unreadable);
     let _ = writeln!(text, "- skipped files (not images, or not in a class folder): {}", summary.skipped);
+    if !audit.unlistable.is_empty() {
+        let _ = writeln!(text, "- folders that could not be listed (their images not audited): {}", audit.unlistable.len());
+    }
     let _ = writeln!(text, "- exact-duplicate groups: {} ({} files)", summary.exact_groups, summary.exact_files);
     let _ = writeln!(
         text,
@@ -245,6 +263,12 @@ fn problem_files(audit: &Audit) -> String {
         text.push_str("\n## Unreadable image files\n\n");
         for file in &audit.unreadable {
             let _ = writeln!(text, "- `{}`: {}", file.path, file.error);
+        }
+    }
+    if !audit.unlistable.is_empty() {
+        text.push_str("\n## Folders that could not be listed\n\n");
+        for folder in &audit.unlistable {
+            let _ = writeln!(text, "- `{}`: {}", folder.path, folder.error);
         }
     }
     if !audit.skipped.is_empty() {

@@ -26,6 +26,20 @@ pub struct SplitFolder {
     pub items: Vec<Item>,
     /// Files that are not images (or not inside a class folder), in path order.
     pub skipped: Vec<PathBuf>,
+    /// Folders below a class folder that could not be listed (no permission, a link back to an
+    /// ancestor), with why, in path order; their images are not in `items`.
+    pub unlistable: Vec<(PathBuf, String)>,
+}
+
+impl SplitFolder {
+    /// This listing, or an error naming the first folder that could not be listed: data to
+    /// train or predict on must be listed whole.
+    pub fn whole(self) -> Result<Self> {
+        match self.unlistable.first() {
+            Some((path, why)) => Err(Error::Data(format!("cannot list {}: {why}", path.display()))),
+            None => Ok(self),
+        }
+    }
 }
 
 /// Whether a file or folder name is left out of every listing, as Hugging Face `datasets`
@@ -134,7 +148,18 @@ pub fn scan(dir: &Path, classes: &[String], require_all: bool) -> Result<SplitFo
                     }
                     continue;
                 }
-                Err(e) => return Err(Error::Data(format!("cannot list {}: {e}", class_dir.display()))),
+                // walkdir goes on past a folder it cannot read or a link loop: listed, and the
+                // caller says whether that is fatal
+                Err(e) => {
+                    let path = e.path().unwrap_or(&class_dir).to_path_buf();
+                    let why = match (e.loop_ancestor(), e.io_error()) {
+                        (Some(ancestor), _) => format!("a link back to its ancestor {}", ancestor.display()),
+                        (None, Some(io)) => io.to_string(),
+                        (None, None) => e.to_string(),
+                    };
+                    folder.unlistable.push((path, why));
+                    continue;
+                }
             };
             if !entry.file_type().is_file() {
                 continue;
@@ -155,6 +180,7 @@ pub fn scan(dir: &Path, classes: &[String], require_all: bool) -> Result<SplitFo
         }
     }
     folder.skipped.sort();
+    folder.unlistable.sort();
     Ok(folder)
 }
 

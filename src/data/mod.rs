@@ -105,7 +105,7 @@ impl Dataset {
             Some(classes) => classes.clone(),
             None => folder::class_folders(&train_dir)?,
         };
-        let train = folder::scan(&train_dir, &classes, true)?;
+        let train = folder::scan(&train_dir, &classes, true)?.whole()?;
         let mut skipped = train.skipped;
         let test = match &layout.test {
             Some(test) => {
@@ -113,7 +113,7 @@ impl Dataset {
                 if !test_dir.is_dir() {
                     return Err(Error::Data(format!("test folder {} does not exist", test_dir.display())));
                 }
-                let scanned = folder::scan(&test_dir, &classes, false)?;
+                let scanned = folder::scan(&test_dir, &classes, false)?.whole()?;
                 skipped.extend(scanned.skipped);
                 scanned.items
             }
