@@ -108,20 +108,28 @@ pub fn distinguish(runs: &mut [RunPredictions]) {
     }
 }
 
+/// For each class of `from`, its index in `to`; `None` unless both list the same classes.
+fn class_map(from: &[String], to: &[String]) -> Option<Vec<usize>> {
+    let map: Vec<usize> = from.iter().map(|class| to.iter().position(|c| c == class)).collect::<Option<_>>()?;
+    let distinct: std::collections::HashSet<usize> = map.iter().copied().collect();
+    (from.len() == to.len() && distinct.len() == to.len()).then_some(map)
+}
+
 /// Compares `b` with `a`; refuses runs whose test sets (images and labels) differ.
 pub fn compare(a: &RunPredictions, b: &RunPredictions) -> Result<Comparison> {
-    if a.classes != b.classes {
+    // the same classes listed in another order (a `data.classes` written out) pair by name
+    let Some(b_to_a) = class_map(&b.classes, &a.classes) else {
         return Err(Error::Data(format!(
             "{} and {} have different classes ({:?} vs {:?}): their test results cannot be paired",
             a.name, b.name, a.classes, b.classes
         )));
-    }
+    };
     let by_key: HashMap<&str, &PredictionRow> = b.keys.iter().map(String::as_str).zip(&b.rows).collect();
     let a_rows = || a.keys.iter().map(String::as_str).zip(&a.rows);
     let only_a = a_rows().filter(|(key, _)| !by_key.contains_key(key)).count();
     let a_keys: std::collections::HashSet<&str> = a.keys.iter().map(String::as_str).collect();
     let only_b = b.keys.iter().filter(|key| !a_keys.contains(key.as_str())).count();
-    let relabelled = a_rows().filter(|(key, r)| by_key.get(key).is_some_and(|o| o.label != r.label)).count();
+    let relabelled = a_rows().filter(|(key, r)| by_key.get(key).is_some_and(|o| b_to_a[o.label] != r.label)).count();
     if only_a + only_b + relabelled > 0 || a.rows.len() != b.rows.len() {
         return Err(Error::Data(format!(
             "{} and {} were tested on different images ({only_a} only in the first, {only_b} only in the second, \
@@ -131,7 +139,7 @@ pub fn compare(a: &RunPredictions, b: &RunPredictions) -> Result<Comparison> {
     }
     let truth: Vec<usize> = a.rows.iter().map(|r| r.label).collect();
     let pred_a: Vec<usize> = a.rows.iter().map(|r| r.prediction).collect();
-    let pred_b: Vec<usize> = a.keys.iter().map(|key| by_key[key.as_str()].prediction).collect();
+    let pred_b: Vec<usize> = a.keys.iter().map(|key| b_to_a[by_key[key.as_str()].prediction]).collect();
     let n_classes = a.classes.len();
     let seed = a.seed ^ b.seed.rotate_left(17);
     let metrics = Metric::ALL
@@ -217,6 +225,28 @@ mod tests {
 
     fn run(dir: &str, name: &str) -> RunPredictions {
         RunPredictions { dir: PathBuf::from(dir), name: name.into(), classes: Vec::new(), rows: Vec::new(), keys: Vec::new(), seed: 0 }
+    }
+
+    #[test]
+    fn the_same_classes_in_another_order_pair_by_name() {
+        let rows = |classes: [&str; 3], truth: &[&str], predicted: &[&str]| {
+            let index = |name: &&str| classes.iter().position(|c| c == name).unwrap();
+            let rows: Vec<PredictionRow> = (0..truth.len())
+                .map(|i| PredictionRow { path: format!("{i}.png"), label: index(&truth[i]), prediction: index(&predicted[i]), probabilities: vec![0.0; 3] })
+                .collect();
+            let keys = rows.iter().map(|r| r.path.clone()).collect();
+            RunPredictions { classes: classes.map(String::from).to_vec(), rows, keys, ..run("r", "r") }
+        };
+        let truth = ["cat", "dog", "owl", "dog", "cat", "owl"];
+        let predicted = ["cat", "dog", "dog", "dog", "owl", "owl"];
+        let a = rows(["cat", "dog", "owl"], &truth, &truth);
+        let b = rows(["owl", "cat", "dog"], &truth, &predicted);
+        let b_same_order = rows(["cat", "dog", "owl"], &truth, &predicted);
+        let (reordered, same) = (compare(&a, &b).unwrap(), compare(&a, &b_same_order).unwrap());
+        assert_eq!((reordered.only_a_correct, reordered.only_b_correct), (2, 0));
+        assert_eq!(serde_json::to_string(&reordered).unwrap(), serde_json::to_string(&same).unwrap());
+        let other = rows(["cat", "dog", "emu"], &["cat"], &["cat"]);
+        assert!(compare(&a, &other).unwrap_err().to_string().contains("different classes"));
     }
 
     #[test]
