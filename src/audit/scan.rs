@@ -65,6 +65,9 @@ pub fn scan(root: &Path) -> Result<Found> {
         found.classes.insert(split, classes.into_iter().map(|class| (class, 0)).collect());
     }
     if found.classes.is_empty() {
+        if let Some((_, why)) = found.unlistable.first() {
+            return Err(Error::Data(why.clone()));
+        }
         return Err(Error::Data(format!(
             "{} has no split folders with class folders (expected {}/<split>/<class>/<image>)",
             root.display(),
@@ -77,7 +80,8 @@ pub fn scan(root: &Path) -> Result<Found> {
     Ok(found)
 }
 
-/// The sub-folder names (following links) and the other names of `dir`, each sorted: hidden
+/// The sub-folder names (following links; an error for one whose name is not UTF-8) and the other
+/// names of `dir`, each sorted: hidden
 /// folders and brasa's output are among the others, as training leaves them out
 /// ([`folder::is_hidden`], [`folder::is_brasa_output`]).
 fn entries(dir: &Path) -> Result<(Vec<String>, Vec<String>)> {
@@ -88,7 +92,8 @@ fn entries(dir: &Path) -> Result<(Vec<String>, Vec<String>)> {
         let name = entry.file_name().to_string_lossy().into_owned();
         let path = entry.path();
         if path.is_dir() && !folder::is_hidden(&entry.file_name()) && !folder::is_brasa_output(&path) {
-            folders.push(name);
+            // a split or class is named by its folder: a lossy name would name no folder
+            folders.push(folder::class_name(&path)?);
         } else {
             files.push(name);
         }

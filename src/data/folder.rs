@@ -76,7 +76,7 @@ pub fn class_folders(dir: &Path) -> Result<Vec<String>> {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         // `Path::is_dir` follows symbolic links: a linked class folder counts
         if entry.path().is_dir() && !is_hidden(&entry.file_name()) && !is_brasa_output(&entry.path()) {
-            classes.push(entry.file_name().to_string_lossy().into_owned());
+            classes.push(class_name(&entry.path())?);
         }
     }
     classes.sort();
@@ -87,6 +87,18 @@ pub fn class_folders(dir: &Path) -> Result<Vec<String>> {
         )));
     }
     Ok(classes)
+}
+
+/// The class a folder names: its name, which must be UTF-8 (classes are written to CSV, JSON
+/// and the model's config by name; a lossy name would name no folder).
+pub fn class_name(folder: &Path) -> Result<String> {
+    let name = folder.file_name().unwrap_or(folder.as_os_str());
+    name.to_str().map(str::to_string).ok_or_else(|| {
+        Error::Data(format!(
+            "folder {} has a name that is not valid UTF-8: rename it (splits and classes are named by their folders)",
+            folder.display()
+        ))
+    })
 }
 
 /// Lists the images of `dir` for the given `classes` (label = index in `classes`).
@@ -276,6 +288,16 @@ mod tests {
         // a class folder of images in sub-folders stays a class
         touch(&root.join("bird/a/0.png"));
         assert_eq!(class_folders(root).unwrap(), ["bird", "cat", "dog"]);
+    }
+
+    #[test]
+    fn a_class_folder_whose_name_is_not_utf8_is_named_in_an_error() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        touch(&dir.path().join("cat/1.jpg"));
+        touch(&dir.path().join(std::ffi::OsStr::from_bytes(b"caf\xe9")).join("2.jpg"));
+        let err = class_folders(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("caf\u{FFFD}") && err.contains("not valid UTF-8"), "{err}");
     }
 
     #[test]
