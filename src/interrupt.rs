@@ -8,12 +8,16 @@
 //! evaluation, the report), and on a second signal, the process exits at once with 130: every
 //! file is written atomically, so the last checkpoint stays intact and the run resumes from it.
 //!
+//! Work that leaves something behind when it stops at once — the folder a run made for itself,
+//! a Slurm job that should be requeued — registers an [`on_stop`] action, run on the signal's
+//! way out: a signal that arrives while data is decoded still stops with 130 and a message.
+//!
 //! [`point`] is a test hook: `BRASA_INTERRUPT_AT=<where>:<n>:<signal>` makes the process send
 //! itself `<signal>` (`int`, `term`, `usr1`, `kill`, or `int2`: SIGINT twice) when it reaches that point, so tests can
 //! interrupt a run at chosen steps, in evaluation or while the report is written.
 
-use std::sync::Once;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
+use std::sync::{Mutex, Once};
 
 /// The test hook's variable (see [`point`]).
 pub const AT_ENV: &str = "BRASA_INTERRUPT_AT";
@@ -22,6 +26,10 @@ static REQUESTED: AtomicBool = AtomicBool::new(false);
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
 static GRACEFUL: AtomicUsize = AtomicUsize::new(0);
 static INSTALL: Once = Once::new();
+/// What to do before stopping at once, by registration number ([`on_stop`]).
+type StopAction = Box<dyn Fn(&'static str) + Send>;
+static ON_STOP: Mutex<Vec<(usize, StopAction)>> = Mutex::new(Vec::new());
+static NEXT_ACTION: AtomicUsize = AtomicUsize::new(0);
 
 /// Starts listening for the signals (once per process; a no-op where there are none).
 pub fn install() {
@@ -49,11 +57,47 @@ pub fn install() {
 fn received(signal: i32) {
     let name = signal_name(signal);
     if REQUESTED.swap(true, Ordering::SeqCst) || GRACEFUL.load(Ordering::SeqCst) == 0 {
-        eprintln!("\n{name}: stopping now (files are written whole: the last checkpoint is intact)");
+        eprintln!("\n{name}: stopping now (files are written whole: the last checkpoint, if any, is intact)");
+        run_stop_actions(name);
         std::process::exit(crate::error::EXIT_INTERRUPTED.into());
     }
     SIGNAL.store(signal, Ordering::SeqCst);
     eprintln!("\n{name}: finishing the current step, then saving a checkpoint (send it again to stop at once)");
+}
+
+/// Runs the registered [`on_stop`] actions, the latest first (each once: the registry is emptied).
+fn run_stop_actions(signal: &'static str) {
+    let actions = match ON_STOP.lock() {
+        Ok(mut actions) => std::mem::take(&mut *actions),
+        Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+    };
+    for (_, action) in actions.into_iter().rev() {
+        action(signal);
+    }
+}
+
+/// Registers `action` (given the signal's name) to run when a signal stops the process at once,
+/// until the returned guard is dropped. For cleanup that a process exit would skip: it runs on
+/// the signal thread while the interrupted work may still be going, so it must be safe beside it.
+#[must_use = "the action is forgotten when the guard is dropped"]
+pub fn on_stop(action: impl Fn(&'static str) + Send + 'static) -> StopGuard {
+    install();
+    let id = NEXT_ACTION.fetch_add(1, Ordering::SeqCst);
+    if let Ok(mut actions) = ON_STOP.lock() {
+        actions.push((id, Box::new(action)));
+    }
+    StopGuard(id)
+}
+
+/// Keeps an [`on_stop`] action registered while it lives.
+pub struct StopGuard(usize);
+
+impl Drop for StopGuard {
+    fn drop(&mut self) {
+        if let Ok(mut actions) = ON_STOP.lock() {
+            actions.retain(|(id, _)| *id != self.0);
+        }
+    }
 }
 
 /// The signal that asked the work to stop, by name, once one has.
@@ -151,4 +195,29 @@ pub fn point(at: &str, n: usize) {
     }
     #[cfg(not(unix))]
     let _ = signal;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn stop_actions_run_latest_first_and_only_while_their_guard_lives() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = |tag: &'static str| {
+            let seen = Arc::clone(&seen);
+            move |signal: &'static str| seen.lock().unwrap().push(format!("{tag} {signal}"))
+        };
+        let first = on_stop(record("first"));
+        let dropped = on_stop(record("dropped"));
+        let _second = on_stop(record("second"));
+        drop(dropped);
+        run_stop_actions("SIGTERM");
+        assert_eq!(*seen.lock().unwrap(), ["second SIGTERM", "first SIGTERM"]);
+        // run once: the registry is empty afterwards, and a late guard's drop is harmless
+        run_stop_actions("SIGINT");
+        assert_eq!(seen.lock().unwrap().len(), 2);
+        drop(first);
+    }
 }

@@ -111,7 +111,8 @@ fn predict_with_the_export_equals_predict_with_the_run() {
 fn export_refuses_what_it_should_not_replace_or_cannot_read() {
     let dir = TestDir::new().file("taken/notes.txt", "mine");
     let run = fixture("export/vit-run");
-    dir.brasa(["export".as_ref(), run.as_os_str(), "taken".as_ref()]).stderr_contains("exists; pass --force").exits_with(2);
+    // not "pass --force": --force would refuse it too
+    dir.brasa(["export".as_ref(), run.as_os_str(), "taken".as_ref()]).stderr_contains("not an earlier export (it has no config.json; it holds `notes.txt`)").exits_with(2);
     dir.brasa(["export".as_ref(), run.as_os_str(), "taken".as_ref(), "--force".as_ref()]).stderr_contains("not an earlier export").exits_with(2);
     assert_eq!(common::read(&dir.path().join("taken/notes.txt")), "mine");
     // a folder that merely holds a config.json (a project, a transformers save_pretrained) is not ours
@@ -139,9 +140,32 @@ fn export_refuses_what_it_should_not_replace_or_cannot_read() {
     }
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with('.') || n.contains("old")).collect();
     assert!(left.is_empty(), "nothing of the staging is left beside them: {left:?}");
+    // an earlier export, without --force, is where "pass --force" is the way
+    dir.brasa(["export".as_ref(), run.as_os_str(), "out".as_ref()]).stderr_contains("an earlier export); pass --force").exits_with(2);
     // a folder that is not a run
     dir.brasa(["export", "taken", "elsewhere"]).stderr_contains("taken").fails();
     assert!(!dir.path().join("elsewhere").exists());
+}
+
+/// What a killed export leaves (its staging folder, inside an empty OUT_DIR or beside a new
+/// one) blocks nothing: the next export removes it, and a live export's or a stranger's stays.
+#[test]
+fn staging_folders_of_killed_exports_are_removed_by_the_next_export() {
+    // no process has the largest pid: these exports were killed
+    let gone = format!("brasa-{}", i32::MAX);
+    let dir = TestDir::new()
+        .file(&format!("empty/.empty.{gone}.Ab12Cd/config.json"), "{}")
+        .file(&format!(".new.{gone}.Xy34Zw/model.safetensors"), "partial")
+        .file(&format!(".new.{gone}.Mine00/notes.txt"), "mine");
+    let run = fixture("export/vit-run");
+    dir.brasa(["export".as_ref(), run.as_os_str(), "empty".as_ref()]).stderr_contains("staging folder of an interrupted export").succeeds();
+    let hidden = |folder: &std::path::Path| -> Vec<String> {
+        std::fs::read_dir(folder).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with('.')).collect()
+    };
+    assert!(hidden(&dir.path().join("empty")).is_empty(), "{:?}", hidden(&dir.path().join("empty")));
+    assert!(dir.path().join("empty/model.safetensors").is_file());
+    dir.brasa(["export".as_ref(), run.as_os_str(), "new".as_ref()]).succeeds();
+    assert_eq!(hidden(dir.path()), [format!(".new.{gone}.Mine00")], "only the folder holding a file no export writes is left");
 }
 
 #[test]

@@ -195,3 +195,23 @@ fn ctrl_c_on_a_sweep_stops_its_trials_at_a_checkpoint_and_the_same_command_finis
         }
     }
 }
+
+/// A signal before training (the data decoded, the model built) stops at once — the documented
+/// 130 with a message, not death by the signal — and a run given no `--out` leaves no folder
+/// holding only its lock; the same command then runs it whole.
+#[test]
+fn a_signal_before_training_exits_with_130_and_leaves_no_empty_run_folder() {
+    let dir = TestDir::new().images("data", 4, 2, 20).spec(&TinySpec::new("early", "data", 1));
+    for (signal, name) in [("int", "SIGINT"), ("term", "SIGTERM"), ("usr1", "SIGUSR1")] {
+        let ran = dir.brasa(["run", "spec.toml", "--quiet"]).env("BRASA_INTERRUPT_AT", format!("prepare:1:{signal}")).output();
+        assert_eq!(ran.status.code(), Some(130), "{signal}: the documented exit code, not death by the signal\n{ran}");
+        assert!(ran.stderr.contains(&format!("{name}: stopping now")), "{signal}\n{ran}");
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("reports/early")).map(|e| e.map(|e| e.unwrap().path()).collect()).unwrap_or_default();
+        assert!(left.is_empty(), "{signal}: a folder with only its lock is left: {left:?}");
+    }
+    // with --out, the folder is the user's: kept, and the same command runs it to the end
+    let ran = dir.brasa(["run", "spec.toml", "--out", "named", "--quiet"]).env("BRASA_INTERRUPT_AT", "prepare:1:term").output();
+    assert_eq!(ran.status.code(), Some(130), "{ran}");
+    dir.brasa(["run", "spec.toml", "--out", "named", "--quiet"]).succeeds();
+    assert_eq!(read_json(&dir.path().join("named/meta.json"))["status"], "complete");
+}

@@ -255,3 +255,27 @@ fn bench_times_the_spec_model_and_refuses_a_limit_of_zero() {
     assert_eq!(bench["parameters"], meta["model"]["parameters"]);
     dir.brasa(["bench", "spec.toml", "--what", "data", "--limit", "0"]).stderr_contains("--limit").exits_with(2);
 }
+
+/// Killed (`kill -9`, a lost node) in its first epoch, a run has no `epochs.csv` yet: its report
+/// is the unfinished one a signal would give, not an error; and what a killed `brasa report`
+/// leaves (its temporary files) goes with the next one.
+#[test]
+fn a_run_killed_in_its_first_epoch_gets_an_unfinished_report_and_report_debris_is_removed() {
+    let dir = tiny("first", 3);
+    let ran = dir.brasa(["run", "spec.toml", "--out", "reports/first"]).env("BRASA_INTERRUPT_AT", "step:1:kill").output();
+    assert!(!ran.status.success(), "{ran}");
+    assert!(!dir.path().join("reports/first/epochs.csv").exists(), "killed before its first epoch's end");
+    dir.brasa(["report", "reports/first"]).succeeds();
+    let text = read(&dir.path().join("reports/first/report.md"));
+    assert!(text.contains("(unfinished"), "{text}");
+    // what a `brasa report` killed while writing leaves
+    for debris in ["reports/first/.tmpAb12Cd", "reports/first/charts/.tmpXy34Zw"] {
+        std::fs::write(dir.path().join(debris), "half a chart").unwrap();
+    }
+    dir.brasa(["report", "reports/first"]).stderr_contains("removed 2 file(s)").succeeds();
+    for debris in ["reports/first/.tmpAb12Cd", "reports/first/charts/.tmpXy34Zw"] {
+        assert!(!dir.path().join(debris).exists(), "{debris}");
+    }
+    // and the run resumes to the end
+    dir.brasa(["run", "spec.toml", "--out", "reports/first", "--quiet"]).succeeds();
+}

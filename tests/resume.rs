@@ -104,3 +104,32 @@ fn out_refuses_a_folder_of_other_files_but_resumes_a_run_stopped_before_its_meta
     early.brasa(["run", "spec.toml", "--out", "run", "--quiet"]).succeeds();
     assert_eq!(read_json(&early.path().join("run/meta.json"))["status"], "complete");
 }
+
+/// A run interrupted after step 6 of its first epoch (9 steps an epoch), in folder `out`.
+fn interrupted(dir: &TestDir, out: &str) {
+    let ran = dir.brasa(["run", "spec.toml", "--out", out]).env("BRASA_INTERRUPT_AT", "step:6:term").output();
+    assert_eq!(ran.status.code(), Some(130), "{ran}");
+}
+
+/// Files damaged from outside are refused by name, with the exit code of a damaged run folder
+/// (5): a `steps.csv` missing rows up to the checkpoint (resumed, it would leave a gap in the
+/// finished run's steps), and a missing optimizer checkpoint (said missing, not "written for
+/// another model").
+#[test]
+fn a_resume_refuses_a_steps_csv_with_a_gap_and_says_a_missing_optimizer_state_is_missing() {
+    let dir = TestDir::new().images("data", 16, 3, 20).spec(&TinySpec::new("damaged", "data", 2));
+    interrupted(&dir, "cut");
+    let steps = dir.path().join("cut/steps.csv");
+    let kept: Vec<String> = read(&steps).lines().take(4).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&steps, kept.concat()).unwrap();
+    let refused = dir.brasa(["run", "spec.toml", "--out", "cut"]).exits_with(5);
+    assert!(refused.stderr.contains("steps.csv is damaged") && refused.stderr.contains("step 4 is missing"), "{refused}");
+
+    interrupted(&dir, "optim");
+    let state = read_json(&dir.path().join("optim/checkpoints/state.json"));
+    let optimizer = state["last_optimizer"].as_str().unwrap().to_string();
+    std::fs::remove_file(dir.path().join("optim/checkpoints").join(&optimizer)).unwrap();
+    let refused = dir.brasa(["run", "spec.toml", "--out", "optim"]).exits_with(5);
+    assert!(refused.stderr.contains(&format!("checkpoints/{optimizer} is missing")), "{refused}");
+    assert!(!refused.stderr.contains("written for another model"), "{refused}");
+}

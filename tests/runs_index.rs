@@ -416,3 +416,25 @@ fn a_real_index_named_by_brasa_index_html_works_at_both_widths() {
         text_is_readable(seen, width);
     }
 }
+
+/// A process that holds `reports/.index.lock` and never lets go (a `brasa index` stopped with
+/// Ctrl-Z) keeps no run waiting for ever: the run finishes, says whom it waited for and that the
+/// index was not rewritten, and exits 0; `brasa index` itself gives up with exit 5 naming the
+/// holder.
+#[test]
+fn a_stuck_holder_of_the_index_lock_delays_a_run_a_bounded_time_and_is_named() {
+    let dir = small_reports();
+    std::fs::create_dir_all(dir.path().join("reports")).unwrap();
+    let lock_path = dir.path().join("reports/.index.lock");
+    std::fs::write(&lock_path, "a stopped brasa index (the test)").unwrap();
+    let held = std::fs::OpenOptions::new().read(true).write(true).open(&lock_path).unwrap();
+    held.lock().unwrap();
+    let ran = dir.brasa(["run", "spec.toml", "--quiet"]).env("BRASA_LOCK_WAIT_SECS", "1").succeeds();
+    assert!(ran.stderr.contains("waiting for") && ran.stderr.contains("held by a stopped brasa index (the test)"), "{ran}");
+    assert!(ran.stderr.contains("warning: the runs index above") && ran.stderr.contains("was not rewritten"), "{ran}");
+    assert!(!dir.path().join("reports/runs.csv").exists());
+    dir.brasa(["index", "reports"]).env("BRASA_LOCK_WAIT_SECS", "0.5").stderr_contains("held by a stopped brasa index (the test)").exits_with(5);
+    drop(held);
+    dir.brasa(["index", "reports"]).succeeds();
+    assert_eq!(runs_csv(&dir.path().join("reports/runs.csv")).len(), 1);
+}

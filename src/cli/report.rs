@@ -25,6 +25,12 @@ pub fn execute(args: ReportArgs) -> Result<()> {
     // what the TensorBoard events need (spec.toml, a trial's sweep.toml) is checked before the
     // report rewrites anything: a failure leaves the folder as it was
     let meta = run.read_meta()?;
+    // the folder is this process's now: what a killed writer left (a killed `brasa report`'s
+    // temporary files; a finished run is never resumed, so nothing else would remove them)
+    let removed = run.remove_debris()?;
+    if removed > 0 {
+        eprintln!("{}: removed {removed} file(s) an interrupted run or report left (unfinished writes, checkpoints no longer in use)", display_path(run.root()));
+    }
     if meta.report.tensorboard {
         brasa::tensorboard::encode(&run, &meta)?;
     }

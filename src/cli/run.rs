@@ -56,6 +56,8 @@ pub struct RunArgs {
 }
 
 pub fn execute(args: RunArgs) -> Result<()> {
+    // from the start: a signal before training (loading, decoding) stops with 130 and a message
+    brasa::interrupt::install();
     for (flag, value) in [("--threads", args.threads), ("--jobs", args.jobs)] {
         if value == Some(0) {
             return Err(Error::usage(flag, "must be at least 1"));
@@ -169,6 +171,8 @@ fn run_trial(args: &RunArgs, sweep: &SweepPlan, number: usize, run_layers: brasa
         return super::print_out(&format!("trial {number} ({}) is already complete: {}\n", trial.describe(), display_path(&dir)));
     }
     progress.log(format!("trial {number}: {}", trial.describe()));
+    // the time-limit signal before training (or a second one) stops at once: requeued all the same
+    let _requeue = brasa::interrupt::on_stop(|signal| requeue_at(signal, "it resumes this trial from its last checkpoint"));
     let standalone = std::env::var_os(brasa::run_dir::HELD_BY_PARENT_ENV).is_none();
     if !standalone {
         watch_parent();
@@ -185,16 +189,24 @@ fn run_trial(args: &RunArgs, sweep: &SweepPlan, number: usize, run_layers: brasa
             progress.log(format!("warning: trials.csv or the sweep report of {} could not be rewritten: {e}", display_path(sweep.dir.root())));
         }
     }
-    if let Err(Error::Interrupted { signal, .. }) = &result
-        && signal == "SIGUSR1"
-        && let Some(requeued) = brasa::slurm::requeue_this_job()
-    {
-        match requeued {
-            Ok(job) => eprintln!("SIGUSR1: requeued Slurm job {job}; it resumes this trial from its checkpoint"),
-            Err(e) => eprintln!("SIGUSR1: the checkpoint is saved, but the job could not be requeued ({e}); submitting the sweep again resumes it"),
-        }
+    if let Err(Error::Interrupted { signal, .. }) = &result {
+        requeue_at(signal, "it resumes this trial from its checkpoint");
     }
     result
+}
+
+/// At the time-limit signal (SIGUSR1) in a Slurm job: the job requeued (once per process, however
+/// the signal stopped the trial), and said; `then` says what the requeued job does.
+fn requeue_at(signal: &str, then: &str) {
+    static REQUEUED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if signal != "SIGUSR1" || REQUEUED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
+    match brasa::slurm::requeue_this_job() {
+        None => {}
+        Some(Ok(job)) => eprintln!("SIGUSR1: requeued Slurm job {job}; {then}"),
+        Some(Err(e)) => eprintln!("SIGUSR1: the job could not be requeued ({e}); submitting the sweep again resumes the trial"),
+    }
 }
 
 /// Submits the unfinished trials of `sweep` as Slurm job arrays and returns (`--dry-run`: prints

@@ -38,6 +38,9 @@ pub struct Exported {
 pub fn export_hf(run_dir: &Path, which: Which, out: &Path, force: bool) -> Result<Exported> {
     let shown = out;
     let out = &normalise(out)?;
+    // a signal stops an export at once (130); what it had staged goes with it
+    crate::interrupt::install();
+    remove_stale_staging(out)?;
     check_destination(out, force)?;
     let device = Device::flex();
     let trained = Trained::load(run_dir, which, &device)?;
@@ -49,7 +52,13 @@ pub fn export_hf(run_dir: &Path, which: Which, out: &Path, force: bool) -> Resul
     let parent = if into_empty { out } else { out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")) };
     std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "export".into());
-    let staging = tempfile::Builder::new().prefix(&format!(".{name}.")).tempdir_in(parent).map_err(|e| Error::io(parent, e))?;
+    let staging = tempfile::Builder::new().prefix(&staging_prefix(&name)).tempdir_in(parent).map_err(|e| Error::io(parent, e))?;
+    let _cleanup = {
+        let staging = staging.path().to_path_buf();
+        crate::interrupt::on_stop(move |_| {
+            let _ = std::fs::remove_dir_all(&staging);
+        })
+    };
     let fail_run = |message: String| Error::run_dir(run_dir, message);
 
     let config = hf::config_json(&trained.config, &trained.meta.classes);
@@ -92,20 +101,106 @@ fn check_destination(out: &Path, force: bool) -> Result<()> {
     if !out.is_dir() {
         return Err(Error::usage("OUT_DIR", format!("{} exists and is not a folder", out.display())));
     }
-    let empty = std::fs::read_dir(out).map_err(|e| Error::io(out, e))?.next().is_none();
-    if empty {
+    let mut names: Vec<String> = std::fs::read_dir(out).map_err(|e| Error::io(out, e))?.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    if names.is_empty() {
         return Ok(());
     }
-    if !force {
-        return Err(Error::usage("OUT_DIR", format!("{} exists; pass --force to replace it", out.display())));
+    names.sort();
+    let earlier = is_earlier_export(out);
+    if !force && earlier {
+        return Err(Error::usage("OUT_DIR", format!("{} exists (an earlier export); pass --force to replace it", out.display())));
     }
-    if !is_earlier_export(out) {
+    if !earlier {
+        let why = if out.join(CONFIG_FILE).is_file() {
+            format!("its {CONFIG_FILE} has no `exported_by` key naming brasa")
+        } else {
+            format!("it has no {CONFIG_FILE}")
+        };
+        let flag = if force { "--force" } else { "OUT_DIR" };
         return Err(Error::usage(
-            "--force",
-            format!("{} is not an earlier export (its {CONFIG_FILE} has no `exported_by` key naming brasa); brasa replaces only those", out.display()),
+            flag,
+            format!(
+                "{} exists and is not an earlier export ({why}; it holds {}): brasa writes into a new or empty folder, and --force replaces only an earlier export",
+                out.display(),
+                listing(&names)
+            ),
         ));
     }
     Ok(())
+}
+
+/// A few of `names`, quoted, for a message.
+fn listing(names: &[String]) -> String {
+    const SHOWN: usize = 4;
+    let mut text = names.iter().take(SHOWN).map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+    if names.len() > SHOWN {
+        text.push_str(&format!(" and {} more", names.len() - SHOWN));
+    }
+    text
+}
+
+/// How an export into a folder named `name` names its staging folder (tempfile adds six
+/// letters or digits): with this process's id, so a later export can tell a staging folder whose
+/// export was killed from one still being written.
+fn staging_prefix(name: &str) -> String {
+    format!(".{name}.brasa-{}.", std::process::id())
+}
+
+/// Removes the staging folders that killed exports to `out` left, inside `out` (an export into
+/// an empty folder) and beside it. Only folders named as brasa names them, holding nothing but
+/// export files, whose process is gone — or, by an older brasa that named no process, untouched
+/// for a while — are removed: never someone's folder, never a live export's.
+fn remove_stale_staging(out: &Path) -> Result<()> {
+    let Some(name) = out.file_name().map(|n| n.to_string_lossy().into_owned()) else { return Ok(()) };
+    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    for folder in [out, parent] {
+        let Ok(entries) = std::fs::read_dir(folder) else { continue };
+        for entry in entries.filter_map(|e| e.ok()) {
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) && is_stale_staging(&entry.file_name().to_string_lossy(), &name, &path) {
+                std::fs::remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+                eprintln!("removed {}: the staging folder of an interrupted export", crate::fmt::display_path(&path));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether the folder `path`, named `entry`, is the staging folder of a killed export to a
+/// folder named `name` (see [`remove_stale_staging`]).
+fn is_stale_staging(entry: &str, name: &str, path: &Path) -> bool {
+    let Some(rest) = entry.strip_prefix(&format!(".{name}.")) else { return false };
+    let random = |s: &str| s.len() == 6 && s.chars().all(|c| c.is_ascii_alphanumeric());
+    let owner_gone = match rest.strip_prefix("brasa-").and_then(|r| r.split_once('.')) {
+        Some((pid, suffix)) if random(suffix) => match pid.parse::<u32>() {
+            Ok(pid) => pid != std::process::id() && !process_alive(pid),
+            Err(_) => return false,
+        },
+        // an older brasa's: no process named; one not written to for a minute is no live export
+        _ if random(rest) => path.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).is_some_and(|age| age.as_secs() >= 60),
+        _ => return false,
+    };
+    let export_files = [CONFIG_FILE, PREPROCESSOR_FILE, WEIGHTS_FILE, CARD_FILE];
+    let only_export_files = std::fs::read_dir(path).is_ok_and(|entries| {
+        entries.filter_map(|e| e.ok()).all(|e| e.file_type().is_ok_and(|t| t.is_file()) && export_files.iter().any(|f| e.file_name() == *f))
+    });
+    owner_gone && only_export_files
+}
+
+/// Whether a process with id `pid` runs on this machine.
+fn process_alive(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Ok(pid) = i32::try_from(pid) else { return false };
+        // SAFETY: kill(2) with signal 0 sends nothing; it only checks that the process exists
+        let result = unsafe { libc::kill(pid, 0) };
+        result == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
+    }
 }
 
 /// Whether `dir` is a folder brasa exported: a `config.json` with `"exported_by": "brasa …"`.
@@ -167,4 +262,34 @@ fn move_files_into(staging: &Path, out: &Path) -> Result<()> {
         moved.push(target);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_brasa_staging_folders_of_gone_exports_are_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let make = |name: &str, files: &[&str]| {
+            let path = dir.path().join(name);
+            std::fs::create_dir(&path).unwrap();
+            for file in files {
+                std::fs::write(path.join(file), "x").unwrap();
+            }
+            (name.to_string(), path)
+        };
+        // no process has the largest pid
+        let gone = i32::MAX as u32;
+        let (name, path) = make(&format!(".out.brasa-{gone}.Ab12Cd"), &[CONFIG_FILE, WEIGHTS_FILE]);
+        assert!(is_stale_staging(&name, "out", &path), "its export was killed");
+        let (name, path) = make(&format!(".out.brasa-{}.Ab12Cd", std::process::id()), &[CONFIG_FILE]);
+        assert!(!is_stale_staging(&name, "out", &path), "a live export's");
+        let (name, path) = make(&format!(".out.brasa-{gone}.Zz99Yy"), &["notes.txt"]);
+        assert!(!is_stale_staging(&name, "out", &path), "holds a file no export writes");
+        let (name, path) = make(&format!(".other.brasa-{gone}.Ab12Cd"), &[]);
+        assert!(!is_stale_staging(&name, "out", &path), "the staging of an export to another folder");
+        let (name, path) = make(".out.Qw34Er", &[CONFIG_FILE]);
+        assert!(!is_stale_staging(&name, "out", &path), "an older brasa's, written to a moment ago");
+    }
 }

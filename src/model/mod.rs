@@ -415,8 +415,15 @@ pub fn save<M: Module>(model: &M, path: &Path) -> std::result::Result<(), String
 }
 
 /// Loads weights saved by [`save`] into `model` (which must have the same architecture).
+///
+/// The file is read whole first: burn's file reader reads tensors lazily, when they are first
+/// used, and a live run deletes or replaces its older checkpoints (`brasa predict --run` on a run
+/// still training would then fail inside a kernel). Read at once, the weights are the file as
+/// it was opened, whatever happens to it afterwards.
 pub fn load<M: Module>(model: M, path: &Path) -> std::result::Result<M, String> {
-    model.try_load_file(path).map_err(|e| e.to_string())
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    let record = burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes)).map_err(|e| e.to_string())?;
+    model.try_load_record(record).map_err(|e| e.to_string())
 }
 
 impl Classifier for CvtForImageClassification {

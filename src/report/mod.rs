@@ -79,8 +79,7 @@ struct Context<'a> {
 /// Draws the charts and renders the documents of the run in `run` (the formats its meta names).
 pub fn render(run: &RunDir) -> Result<Rendered> {
     let meta: Meta = run.read_meta()?;
-    let epochs = run.read_epochs()?;
-    let steps = run.read_steps()?;
+    let (epochs, steps) = run.read_training(meta.status == run_dir::Status::Complete)?;
     let split = run.read_split()?;
 
     let mut data_charts = dataset::charts(&meta)?;
@@ -191,8 +190,7 @@ impl Summary {
 /// drawing anything).
 pub fn summary(run: &RunDir) -> Result<Summary> {
     let meta: Meta = run.read_meta()?;
-    let epochs = run.read_epochs()?;
-    let steps = run.read_steps()?;
+    let (epochs, steps) = run.read_training(meta.status == run_dir::Status::Complete)?;
     let audit = run.read_duplicates()?.map(|rows| leakage::summarise(&rows));
     let leaked = audit.as_ref().map(|(_, leaked)| leaked);
     let parts::Parts { parts, leak_free, labels, .. } = parts::read(run, &meta, leaked, false)?;

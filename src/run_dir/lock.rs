@@ -115,6 +115,63 @@ impl FolderLock {
     }
 }
 
+/// How long [`lock_shared_file`] waits by default for a lock another process holds.
+pub const SHARED_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+/// Overrides [`SHARED_LOCK_WAIT`], in seconds.
+pub const SHARED_LOCK_WAIT_ENV: &str = "BRASA_LOCK_WAIT_SECS";
+
+/// An exclusive lock on the lock file of a shared derived file (`reports/.index.lock`, a sweep's
+/// `.trials.lock`), held until dropped; its holder is written into it, so a process kept waiting
+/// can say who holds it.
+#[derive(Debug)]
+pub struct SharedFileLock {
+    _file: File,
+}
+
+/// Takes the exclusive lock on `path` (made if missing) to rewrite `what`, waiting at most
+/// [`SHARED_LOCK_WAIT`] (or `BRASA_LOCK_WAIT_SECS`) for another holder, and saying on stderr
+/// whom it waits for. After that an error names the holder (a stopped `brasa index`, Ctrl-Z, or
+/// a hung one): never an endless silent wait.
+pub fn lock_shared_file(path: &Path, what: &str) -> Result<SharedFileLock> {
+    let wait = std::env::var(SHARED_LOCK_WAIT_ENV).ok().and_then(|s| s.trim().parse::<f64>().ok()).filter(|s| s.is_finite() && *s >= 0.0);
+    lock_shared_file_within(path, what, wait.map_or(SHARED_LOCK_WAIT, std::time::Duration::from_secs_f64))
+}
+
+/// [`lock_shared_file`] with its wait given.
+pub fn lock_shared_file_within(path: &Path, what: &str, wait: std::time::Duration) -> Result<SharedFileLock> {
+    let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(|e| Error::io(path, e))?;
+    let started = std::time::Instant::now();
+    let mut said = false;
+    loop {
+        match file.try_lock() {
+            Ok(()) => break,
+            Err(TryLockError::WouldBlock) => {
+                let Holder(holder) = Holder::written_in(&mut file);
+                let _ = file.rewind();
+                if started.elapsed() >= wait {
+                    return Err(Error::io(
+                        path,
+                        std::io::Error::other(format!(
+                            "held by {holder} for more than {} s, so {what} was not rewritten (a stopped process, e.g. Ctrl-Z: `fg` or `kill -CONT` it, or end it); {SHARED_LOCK_WAIT_ENV} sets the wait",
+                            wait.as_secs()
+                        )),
+                    ));
+                }
+                if !said {
+                    eprintln!("waiting for {} (held by {holder}) to rewrite {what}, at most {} s", crate::fmt::display_path(path), wait.as_secs());
+                    said = true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err(TryLockError::Error(e)) => return Err(Error::io(path, e)),
+        }
+    }
+    // who holds it, for whoever waits next (a failure to say so is no reason not to work)
+    let owner = owner();
+    let _ = file.set_len(0).and_then(|()| file.rewind()).and_then(|()| file.write_all(owner.as_bytes()));
+    Ok(SharedFileLock { _file: file })
+}
+
 /// This process in words: pid, host, start time, and the Slurm job when there is one.
 fn owner() -> String {
     let host = std::env::var("HOSTNAME")
@@ -156,6 +213,21 @@ mod tests {
         assert_eq!(FolderLock::holder(dir.path()), None);
         let again = FolderLock::acquire(dir.path());
         assert!(again.is_ok());
+    }
+
+    #[test]
+    fn a_shared_file_lock_waits_a_bounded_time_and_names_its_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".index.lock");
+        let held = lock_shared_file_within(&path, "the index", std::time::Duration::ZERO).unwrap();
+        let started = std::time::Instant::now();
+        let err = lock_shared_file_within(&path, "the index", std::time::Duration::from_millis(300)).unwrap_err();
+        assert!(started.elapsed() >= std::time::Duration::from_millis(300) && started.elapsed() < std::time::Duration::from_secs(5));
+        let text = err.to_string();
+        assert!(text.contains(&format!("held by brasa pid {}", std::process::id())) && text.contains("the index was not rewritten"), "{text}");
+        assert_eq!(err.exit_code(), 5);
+        drop(held);
+        assert!(lock_shared_file_within(&path, "the index", std::time::Duration::ZERO).is_ok(), "free once let go");
     }
 
     /// What a sweep does for each trial: the trial process gets a handle on the lock (its

@@ -39,7 +39,7 @@ mod tables;
 pub use attention::AttentionEntry;
 pub use checkpoint::{BestVal, Checkpoint};
 pub use debris::is_temporary;
-pub use lock::{FolderLock, HELD_BY_PARENT_ENV, Holder, LOCK};
+pub use lock::{FolderLock, HELD_BY_PARENT_ENV, Holder, LOCK, SHARED_LOCK_WAIT, SHARED_LOCK_WAIT_ENV, SharedFileLock, lock_shared_file, lock_shared_file_within};
 pub use meta::{Counts, Meta, ModelMeta, PreprocessMeta, ReportMeta, Status, TrainMeta, UnreadableFile};
 pub use summary::{FindingSummary, PartSummary, SUMMARY, Scored, SummaryFile};
 pub use tables::{DuplicateRow, EpochRow, Placement, PredictionRow, SplitRow, StepRow};

@@ -182,6 +182,17 @@ impl RunDir {
         })
     }
 
+    /// `epochs.csv` and `steps.csv`, what the report and TensorBoard draw. A run that never
+    /// finished (killed in its first epoch, before either was first written) has none yet, and
+    /// they read as empty: it is unfinished with no epoch, as a run stopped by a signal then is.
+    /// A `finished` run without them is damaged, and said so.
+    pub fn read_training(&self, finished: bool) -> Result<(Vec<EpochRow>, Vec<StepRow>)> {
+        let missing = |file: &str| !finished && !self.path(file).exists();
+        let epochs = if missing(EPOCHS) { Vec::new() } else { self.read_epochs()? };
+        let steps = if missing(STEPS) { Vec::new() } else { self.read_steps()? };
+        Ok((epochs, steps))
+    }
+
     pub fn write_steps(&self, rows: &[StepRow]) -> Result<()> {
         self.write_rows(STEPS, rows)
     }

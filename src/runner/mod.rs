@@ -65,9 +65,17 @@ pub struct Outcome {
 /// Runs `plan` to the end and writes its run folder.
 pub fn run(plan: &Plan, options: &RunOptions) -> Result<Outcome> {
     let started = Instant::now();
+    // a signal while the data is decoded or the model built stops at once, with 130 and a
+    // message (training then stops at its next step instead)
+    crate::interrupt::install();
     let Some(out) = &options.out else {
         // a new folder is made first thing, so a run started in the same second picks another
         let dir = resume::new_run_dir(&std::path::Path::new("reports").join(&plan.name))?;
+        // a run stopped at once before writing anything leaves no folder behind either
+        let _unused = {
+            let dir = dir.clone();
+            crate::interrupt::on_stop(move |_| resume::remove_if_unused(&dir))
+        };
         let outcome = run_in(plan, options, dir.clone(), started);
         if outcome.is_err() {
             resume::remove_if_unused(&dir);
@@ -90,6 +98,8 @@ fn run_in(plan: &Plan, options: &RunOptions, dir: PathBuf, started: Instant) -> 
     {
         return Ok(outcome);
     }
+    // the test hook for a signal before training (fetching, decoding, the model build)
+    crate::interrupt::point("prepare", 1);
     let plan = &inputs::with_checkpoint(plan, progress)?;
     let chosen = inputs::open_device(plan, progress)?;
     let device = chosen.device.clone().autodiff();

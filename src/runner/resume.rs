@@ -228,14 +228,26 @@ pub fn restore<M: Classifier>(model: M, plan: &Plan, run: &RunDir, journal: &mut
         return Ok(Start { model, optimizer, state: TrainState::default() });
     };
     let model = load_model(model, run, &checkpoint.last_model)?;
+    let optimizer_path = run.checkpoint_path(&checkpoint.last_optimizer);
+    if !optimizer_path.is_file() {
+        return Err(Error::run_dir(
+            run.root(),
+            format!(
+                "checkpoints/{} is missing: {} names it as the optimizer state to resume from (restore the file, or start again in another --out)",
+                checkpoint.last_optimizer,
+                run_dir::STATE
+            ),
+        ));
+    }
     // groups are keyed by parameter id: build them from the loaded model's ids
-    let optimizer = new_optimizer(plan, &model).load(&run.checkpoint_path(&checkpoint.last_optimizer), &device.clone().inner()).map_err(|e| {
+    let optimizer = new_optimizer(plan, &model).load(&optimizer_path, &device.clone().inner()).map_err(|e| {
         Error::run_dir(
             run.root(),
-            format!("cannot load optimizer state {}: {e} (written for another model, or by a brasa before its multi-tensor AdamW: resume with that brasa, or start again in another --out)", checkpoint.last_optimizer),
+            format!("cannot load optimizer state {}: {e} (damaged, written for another model, or by a brasa before its multi-tensor AdamW: resume with that brasa, or start again in another --out)", checkpoint.last_optimizer),
         )
     })?;
     journal.steps = run.read_steps()?.into_iter().filter(|s| s.step <= checkpoint.train.step).collect();
+    check_steps_complete(run, &journal.steps, checkpoint.train.step)?;
     journal.epochs = run.read_epochs()?.into_iter().filter(|e| e.epoch <= checkpoint.train.epochs_done).collect();
     journal.best_model = checkpoint.best_model.clone();
     journal.best_val = checkpoint.best_val.clone();
@@ -251,9 +263,45 @@ pub fn restore<M: Classifier>(model: M, plan: &Plan, run: &RunDir, journal: &mut
     Ok(Start { model, optimizer, state: checkpoint.train })
 }
 
+/// `steps.csv` up to the checkpoint holds every step, 1 to `step`, once: a file cut or edited
+/// from outside would otherwise resume into a finished run whose `steps.csv` has a gap.
+fn check_steps_complete(run: &RunDir, steps: &[crate::run_dir::StepRow], step: usize) -> Result<()> {
+    let Some(missing) = first_missing_step(steps.iter().map(|s| s.step), step) else { return Ok(()) };
+    Err(Error::run_dir(
+        run.root(),
+        format!(
+            "{} is damaged: it has {} row(s) up to the checkpoint's step {step}, and step {missing} is missing or out of place (restore the file, or start again in another --out)",
+            run_dir::STEPS,
+            steps.len()
+        ),
+    ))
+}
+
+/// The first step of 1..=`last` that `steps` (in file order) lacks or holds out of order.
+fn first_missing_step(steps: impl Iterator<Item = usize>, last: usize) -> Option<usize> {
+    let mut expected = 1;
+    for step in steps {
+        if step != expected {
+            return Some(expected.min(step));
+        }
+        expected += 1;
+    }
+    (expected <= last).then_some(expected)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_gap_in_the_steps_up_to_the_checkpoint_is_found() {
+        assert_eq!(first_missing_step([1, 2, 3].into_iter(), 3), None);
+        assert_eq!(first_missing_step(std::iter::empty(), 0), None);
+        assert_eq!(first_missing_step((1..=49).into_iter(), 100), Some(50));
+        assert_eq!(first_missing_step([1, 2, 4, 5].into_iter(), 5), Some(3));
+        assert_eq!(first_missing_step([1, 2, 2, 3].into_iter(), 3), Some(2));
+        assert_eq!(first_missing_step([2, 3].into_iter(), 3), Some(1));
+    }
 
     #[test]
     fn runs_started_in_the_same_second_get_a_folder_each() {

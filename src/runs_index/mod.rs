@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use crate::atomic_file::write_atomic;
+use crate::atomic_file::write_atomic_together;
 use crate::error::{Error, Result};
 
 pub use collect::{Entry, relative_id, run_folders};
@@ -65,20 +65,20 @@ pub fn write(root: &Path) -> Result<Written> {
             "is a run folder: `brasa index` lists the run folders under a reports folder; give the folder that holds it (`brasa report` rebuilds one run's report)".to_string(),
         ));
     }
-    let _lock = crate::atomic_file::lock_exclusive(&root.join(LOCK))?;
+    // bounded: a stopped `brasa index` must not hang every run that finishes under this folder
+    let _lock = crate::run_dir::lock_shared_file(&root.join(LOCK), &format!("{RUNS_CSV} and {INDEX_HTML}"))?;
 
     let (entries, unreadable) = collect::runs(root);
     let table = table::build(&entries);
     let csv = table.csv(&entries).map_err(|e| Error::run_dir(root, format!("cannot write {RUNS_CSV}: {e}")))?;
     let page = page(root, &entries, &table);
     let files = vec![root.join(RUNS_CSV), root.join(INDEX_HTML)];
-    // the two files are replaced together or not at all: what would make the second fail is
-    // checked before the first is written
+    // the two files are replaced together or not at all: both are written whole before either
+    // is renamed into place, and what would make a rename fail is checked before that
     if let Some(blocked) = files.iter().find(|f| f.metadata().is_ok_and(|m| !m.is_file())) {
         return Err(Error::run_dir(root, format!("{} is not a file: neither {RUNS_CSV} nor {INDEX_HTML} was replaced", crate::fmt::display_path(blocked))));
     }
-    write_atomic(&files[0], &csv)?;
-    write_atomic(&files[1], page.as_bytes())?;
+    write_atomic_together(&[(&files[0], &csv), (&files[1], page.as_bytes())])?;
     let warnings = entries.iter().flat_map(|e| e.warnings.iter().map(|w| (e.id.clone(), w.clone()))).collect();
     Ok(Written { root: root.to_path_buf(), runs: entries.len(), files, unreadable, warnings })
 }

@@ -101,8 +101,7 @@ pub fn encode(run: &RunDir, meta: &Meta) -> Result<Vec<u8>> {
         None => Vec::new(),
     };
     let hparams = hparams::hyperparameters(&spec, &swept);
-    let epochs = run.read_epochs()?;
-    let steps = run.read_steps()?;
+    let (epochs, steps) = run.read_training(meta.status == run_dir::Status::Complete)?;
 
     let mut out = Events::default();
     let summary = |value: Vec<proto::Value>| What::Summary(Summary { value });
