@@ -155,10 +155,21 @@ pub fn cancel(array_jobs: &[String]) -> Result<()> {
 }
 
 /// In a Slurm job, asks Slurm to requeue it (after a checkpoint at the time-limit signal): the
-/// job id requeued, or `None` outside Slurm.
+/// job requeued, or `None` outside Slurm.
 pub fn requeue_this_job() -> Option<Result<String>> {
-    let job = std::env::var("SLURM_JOB_ID").ok().filter(|j| !j.is_empty())?;
+    let var = |name: &str| std::env::var(name).ok();
+    let job = own_job(var("SLURM_JOB_ID"), var("SLURM_ARRAY_JOB_ID"), var("SLURM_ARRAY_TASK_ID"))?;
     Some(slurm("scontrol", &["requeue".into(), job.clone()]).map(|_| job))
+}
+
+/// The id that names this job alone to `scontrol`: in an array `<array job>_<task>`, because
+/// one task's `SLURM_JOB_ID` is the array's own id, which `scontrol requeue` reads as every task.
+fn own_job(job_id: Option<String>, array_job_id: Option<String>, array_task_id: Option<String>) -> Option<String> {
+    let set = |v: Option<String>| v.filter(|v| !v.is_empty());
+    match (set(array_job_id), set(array_task_id)) {
+        (Some(array), Some(task)) => Some(format!("{array}_{task}")),
+        _ => set(job_id),
+    }
 }
 
 /// What submitting a sweep would do: the script, and one `sbatch` call per array.
@@ -305,6 +316,17 @@ mod tests {
         assert_eq!(trial_of(&task, &[first, second]), Some(1001));
         assert!(task.active());
         assert!(!Task { state: "TIMEOUT".into(), ..task }.active());
+    }
+
+    #[test]
+    fn a_task_requeues_itself_not_its_array() {
+        let some = |s: &str| Some(s.to_string());
+        // the task that holds the array's own id: SLURM_JOB_ID alone would name the whole array
+        assert_eq!(own_job(some("43"), some("43"), some("2")), some("43_2"));
+        assert_eq!(own_job(some("44"), some("43"), some("1")), some("43_1"));
+        assert_eq!(own_job(some("812"), None, None), some("812"));
+        assert_eq!(own_job(some("812"), some(""), some("")), some("812"));
+        assert_eq!(own_job(None, None, None), None);
     }
 
     #[test]
