@@ -7,7 +7,8 @@
 //!   trial-NN/         an ordinary run folder (see `run_dir`), plus the trial's log.txt
 //!   charts/*.svg  report.md   written by `report::sweep` from the files above
 //!   slurm/            with the Slurm launcher: trials.sbatch, jobs.csv (what was submitted),
-//!                     trial-NN.log (each trial's output, every attempt), job-*.out (Slurm's)
+//!                     trial-NN.log (each trial's output, every attempt), job-*.out (Slurm's),
+//!                     .submit.lock (held by a submit while it reads the queue and submits)
 //!   .trials.lock      held while trials.csv is read and rewritten (trials end at any time)
 //! ```
 
@@ -27,6 +28,8 @@ pub const CHARTS: &str = "charts";
 pub const SLURM: &str = "slurm";
 pub const SLURM_SCRIPT: &str = "trials.sbatch";
 pub const SLURM_JOBS: &str = "slurm/jobs.csv";
+/// Held by a submit from reading the queue to recording its jobs (two submits, one sweep).
+pub const SLURM_SUBMIT_LOCK: &str = "slurm/.submit.lock";
 /// Serialises rewrites of `trials.csv` between the processes whose trials end.
 const TRIALS_LOCK: &str = ".trials.lock";
 
