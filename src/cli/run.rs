@@ -180,7 +180,12 @@ fn run_trial(args: &RunArgs, sweep: &SweepPlan, number: usize, run_layers: brasa
     let result = run_one(&plan, Some(dir), args.force_resume, progress.clone(), Some("the same command (or the sweep's) resumes it".into()));
     if standalone {
         // trials.csv and the report follow the trial folders (a trial ends at any time)
-        let refreshed = sweep.dir.write_spec(&sweep.base_toml, &sweep.sweep_toml).and_then(|()| sweep::write_trials_csv(sweep)).and_then(|_| brasa::report::sweep::render(&sweep.dir));
+        // (keeping what `brasa status` recorded of other trials' jobs, which only it can see)
+        let rows = || match sweep.dir.path(sweep_dir::TRIALS_CSV).is_file() {
+            true => sweep.dir.refresh_trials().map(|_| ()),
+            false => sweep::write_trials_csv(sweep).map(|_| ()),
+        };
+        let refreshed = sweep.dir.write_spec(&sweep.base_toml, &sweep.sweep_toml).and_then(|()| rows()).and_then(|()| brasa::report::sweep::render(&sweep.dir));
         if let Err(e) = refreshed {
             progress.log(format!("warning: trials.csv or the sweep report of {} could not be rewritten: {e}", display_path(sweep.dir.root())));
         }
