@@ -64,9 +64,11 @@ pub struct SweepStatus {
 /// The lines of a log kept for a failed trial.
 const LOG_TAIL: usize = 5;
 
-/// Reads where every trial of `dir` stands, rewriting `trials.csv` on the way.
+/// Reads where every trial of `dir` stands, and rewrites `trials.csv` to say the same (a job
+/// that failed or was stopped before or while its trial ran is known only here).
 pub fn read(dir: &SweepDir) -> Result<SweepStatus> {
-    let (_keys, rows) = dir.refresh_trials()?;
+    let _lock = dir.lock_trials()?;
+    let (keys, rows) = dir.read_trials_csv()?;
     let submissions = dir.read_submissions()?;
     let jobs: Vec<String> = submissions.iter().map(|s| s.job_id.clone()).collect();
     let (tasks, queue_unknown) = match slurm::queue(&jobs) {
@@ -75,8 +77,36 @@ pub fn read(dir: &SweepDir) -> Result<SweepStatus> {
         Err(e) => return Err(e),
     };
     let known = queue_unknown.is_none();
-    let trials = rows.iter().map(|row| TrialStanding { trial: row.trial, overrides: row.overrides.clone(), standing: standing(dir, row, &tasks, &submissions, known) }).collect();
+    let mut trials = Vec::new();
+    let mut recorded = Vec::new();
+    for (mut row, earlier) in rows {
+        let standing = standing(dir, &row, &tasks, &submissions, known);
+        row.status = recorded_status(&row.status, &standing, earlier);
+        trials.push(TrialStanding { trial: row.trial, overrides: row.overrides.clone(), standing });
+        recorded.push(row);
+    }
+    dir.write_trials(&keys, &recorded)?;
     Ok(SweepStatus { trials, submissions, queue_unknown })
+}
+
+/// What `trials.csv` says of a trial whose folder says `folder` and which stands as `standing`:
+/// a failure or stop seen in the queue, else the folder's word (when the queue cannot be read,
+/// what an earlier status recorded, `earlier`, stays).
+fn recorded_status(folder: &TrialStatus, standing: &Standing, earlier: Option<TrialStatus>) -> TrialStatus {
+    match (folder, standing) {
+        (TrialStatus::Complete | TrialStatus::Failed(_), _) => folder.clone(),
+        // the job's own last line says why (a setup line that failed, say)
+        (_, Standing::Failed { error, log_tail }) => TrialStatus::Failed(match log_tail.last() {
+            Some(line) => format!("{error}: {}", line.trim()),
+            None => error.clone(),
+        }),
+        (_, Standing::Stopped { why, progress }) => TrialStatus::Stopped(match progress {
+            Some(progress) => format!("{why} ({progress})"),
+            None => why.clone(),
+        }),
+        (_, Standing::Submitted) => earlier.unwrap_or_else(|| folder.clone()),
+        _ => folder.clone(),
+    }
 }
 
 fn standing(dir: &SweepDir, row: &TrialRow, tasks: &[Task], submissions: &[Submission], queue_known: bool) -> Standing {
@@ -87,7 +117,7 @@ fn standing(dir: &SweepDir, row: &TrialRow, tasks: &[Task], submissions: &[Submi
     match &row.status {
         TrialStatus::Complete => return Standing::Finished { val_accuracy: row.val_accuracy, test_accuracy: row.test_accuracy },
         TrialStatus::Failed(error) => return Standing::Failed { error: error.clone(), log_tail: log_tail(dir, row.trial) },
-        TrialStatus::Pending | TrialStatus::Unfinished => {}
+        TrialStatus::Pending | TrialStatus::Unfinished | TrialStatus::Stopped(_) => {}
     }
     if let Some(holder) = FolderLock::holder(&folder) {
         return Standing::Running { holder: Some(holder.0), task: task.filter(Task::active), progress: progress(&folder) };
@@ -95,21 +125,39 @@ fn standing(dir: &SweepDir, row: &TrialRow, tasks: &[Task], submissions: &[Submi
     if !queue_known && submitted {
         return Standing::Submitted;
     }
+    let started = row.status == TrialStatus::Unfinished;
+    // preempted or stopped by a signal without a requeue: the trial saved a checkpoint and
+    // exited 130, which Slurm calls FAILED
+    let stopped = if started { stopped_by(&log_tail(dir, row.trial)) } else { None };
     match task {
         Some(task) if task.active() && task.state == "RUNNING" => Standing::Running { holder: None, task: Some(task), progress: progress(&folder) },
         Some(task) if task.active() => Standing::Queued { task },
         Some(task) if task.state == "CANCELLED" => Standing::Stopped { why: format!("Slurm job {} was cancelled", task.id), progress: progress(&folder) },
+        Some(task) if stopped.is_some() => Standing::Stopped {
+            why: format!("{}: Slurm job {} ended {} after the trial saved a checkpoint", stopped.unwrap_or_default(), task.id, task.state),
+            progress: progress(&folder),
+        },
         Some(task) => Standing::Failed {
-            error: format!("Slurm job {} ended {} before the trial finished", task.id, task.state),
+            error: format!("Slurm job {} ended {} before the trial {}", task.id, task.state, if started { "finished" } else { "started" }),
             log_tail: log_tail(dir, row.trial),
         },
-        None if row.status == TrialStatus::Unfinished => Standing::Stopped { why: "interrupted".into(), progress: progress(&folder) },
+        None if started => Standing::Stopped { why: "interrupted".into(), progress: progress(&folder) },
         None if submitted => Standing::Failed {
             error: "its Slurm job is no longer queued and the trial never started".into(),
             log_tail: log_tail(dir, row.trial),
         },
         None => Standing::NotSubmitted,
     }
+}
+
+/// The signal a trial's last lines say it stopped at with a checkpoint saved (`error: SIGTERM:
+/// stopped after step 76 (epoch 13) and saved a checkpoint in …`), if they say so.
+fn stopped_by(log_tail: &[String]) -> Option<String> {
+    log_tail.iter().rev().find_map(|line| {
+        let rest = line.strip_prefix("error: ")?;
+        let (signal, what) = rest.split_once(": ")?;
+        (signal.starts_with("SIG") && what.starts_with("stopped after step") && what.contains("saved a checkpoint")).then(|| signal.to_string())
+    })
 }
 
 /// "epoch 2/10, step 14" from a trial's last checkpoint.
@@ -200,5 +248,40 @@ impl SweepStatus {
             }
         }
         jobs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trial_that_saved_a_checkpoint_at_a_signal_says_which() {
+        let tail = |lines: &[&str]| lines.iter().map(|l| l.to_string()).collect::<Vec<_>>();
+        let sigterm = tail(&[
+            "SIGTERM: finishing the current step, then saving a checkpoint (send it again to stop at once)",
+            "error: SIGTERM: stopped after step 76 (epoch 13) and saved a checkpoint in pt/trial-01; the same command resumes it at step 77:",
+            "  brasa run slow.toml --trial 1 --out pt --threads 1",
+        ]);
+        assert_eq!(stopped_by(&sigterm), Some("SIGTERM".into()));
+        assert_eq!(stopped_by(&tail(&["error: data: cannot read x.png", "Killed"])), None);
+        assert_eq!(stopped_by(&[]), None);
+    }
+
+    #[test]
+    fn trials_csv_records_what_status_says() {
+        let task = Task { array_job: "7".into(), index: 1, id: "7_1".into(), state: "FAILED".into(), node: String::new(), reason: String::new() };
+        let failed = Standing::Failed { error: "Slurm job 7_1 ended FAILED before the trial started".into(), log_tail: vec!["slurm_script: line 17: module: command not found".into()] };
+        assert_eq!(
+            recorded_status(&TrialStatus::Pending, &failed, None),
+            TrialStatus::Failed("Slurm job 7_1 ended FAILED before the trial started: slurm_script: line 17: module: command not found".into())
+        );
+        let stopped = Standing::Stopped { why: "Slurm job 7_1 was cancelled".into(), progress: Some("epoch 3/10".into()) };
+        assert_eq!(recorded_status(&TrialStatus::Unfinished, &stopped, None), TrialStatus::Stopped("Slurm job 7_1 was cancelled (epoch 3/10)".into()));
+        // the folder's own word wins; a queue that cannot be read keeps what was recorded
+        assert_eq!(recorded_status(&TrialStatus::Complete, &failed, None), TrialStatus::Complete);
+        let earlier = TrialStatus::Failed("x".into());
+        assert_eq!(recorded_status(&TrialStatus::Pending, &Standing::Submitted, Some(earlier.clone())), earlier);
+        assert_eq!(recorded_status(&TrialStatus::Pending, &Standing::Queued { task }, Some(earlier)), TrialStatus::Pending);
     }
 }

@@ -7,7 +7,8 @@
 //!   trial-NN/         an ordinary run folder (see `run_dir`), plus the trial's log.txt
 //!   charts/*.svg  report.md   written by `report::sweep` from the files above
 //!   slurm/            with the Slurm launcher: trials.sbatch, jobs.csv (what was submitted),
-//!                     trial-NN.log (each trial's output, every attempt), job-*.out (Slurm's)
+//!                     trial-NN.log (each trial's output, every attempt), job-*.out (Slurm's),
+//!                     .submit.lock (held by a submit while it reads the queue and submits)
 //!   .trials.lock      held while trials.csv is read and rewritten (trials end at any time)
 //! ```
 
@@ -16,7 +17,7 @@ use std::path::{Path, PathBuf};
 use crate::atomic_file::write_atomic;
 use crate::error::{Error, Result};
 use crate::metrics::Scores;
-use crate::run_dir::{self, Meta, Part, RunDir, Status};
+use crate::run_dir::{self, FolderLock, Meta, Part, RunDir, Status};
 pub use crate::run_dir::TRIAL_LOG;
 
 pub const SWEEP_TOML: &str = "sweep.toml";
@@ -27,6 +28,8 @@ pub const CHARTS: &str = "charts";
 pub const SLURM: &str = "slurm";
 pub const SLURM_SCRIPT: &str = "trials.sbatch";
 pub const SLURM_JOBS: &str = "slurm/jobs.csv";
+/// Held by a submit from reading the queue to recording its jobs (two submits, one sweep).
+pub const SLURM_SUBMIT_LOCK: &str = "slurm/.submit.lock";
 /// Serialises rewrites of `trials.csv` between the processes whose trials end.
 const TRIALS_LOCK: &str = ".trials.lock";
 
@@ -46,6 +49,9 @@ pub enum TrialStatus {
     Unfinished,
     Complete,
     Failed(String),
+    /// Its job ended before it did, with a checkpoint to resume from (cancelled, preempted):
+    /// never read from a folder, only recorded by `brasa status`, which asks the launcher.
+    Stopped(String),
 }
 
 impl TrialStatus {
@@ -55,6 +61,7 @@ impl TrialStatus {
             Self::Unfinished => "unfinished",
             Self::Complete => "complete",
             Self::Failed(_) => "failed",
+            Self::Stopped(_) => "stopped",
         }
     }
 
@@ -101,9 +108,10 @@ pub struct TrialRow {
 }
 
 impl TrialRow {
+    /// Why it failed or stopped; empty otherwise.
     pub fn error(&self) -> &str {
         match &self.status {
-            TrialStatus::Failed(error) => error,
+            TrialStatus::Failed(error) | TrialStatus::Stopped(error) => error,
             _ => "",
         }
     }
@@ -305,12 +313,34 @@ impl SweepDir {
     }
 
     /// The swept keys and every trial of `trials.csv`, its results read again from its folder
-    /// (the file rounds them, and leaves some out).
+    /// (the file rounds them, and leaves some out). What only the launcher knows and `brasa
+    /// status` recorded — a job that failed before the trial started, a trial stopped with its
+    /// job — is kept while the folder says no more (pending, or unfinished and not running).
     pub fn read_trials(&self) -> Result<(Vec<String>, Vec<TrialRow>)> {
+        let (keys, rows) = self.read_trials_csv()?;
+        let rows = rows
+            .into_iter()
+            .map(|(mut row, recorded)| {
+                if let Some(recorded) = recorded
+                    && matches!(row.status, TrialStatus::Pending | TrialStatus::Unfinished)
+                    && FolderLock::holder(&self.trial_dir(row.trial)).is_none()
+                {
+                    row.status = recorded;
+                }
+                row
+            })
+            .collect();
+        Ok((keys, rows))
+    }
+
+    /// As [`SweepDir::read_trials`], from the trial folders alone, each row with the failure or
+    /// stop `trials.csv` records for it (if any).
+    pub fn read_trials_csv(&self) -> Result<(Vec<String>, Vec<(TrialRow, Option<TrialStatus>)>)> {
         let malformed = |message: String| Error::run_dir(&self.root, format!("{TRIALS_CSV} is malformed: {message}"));
         let mut reader = csv::Reader::from_path(self.path(TRIALS_CSV)).map_err(|e| Error::run_dir(&self.root, format!("cannot read {TRIALS_CSV}: {e}")))?;
         let header = reader.headers().map_err(|e| malformed(e.to_string()))?.clone();
         let keys_end = header.iter().position(|h| h == RESULT_COLUMNS[0]).ok_or_else(|| malformed("no status column".into()))?;
+        let error_column = header.iter().position(|h| h == "error");
         let keys: Vec<String> = header.iter().take(keys_end).skip(2).map(String::from).collect();
         let mut rows = Vec::new();
         for record in reader.records() {
@@ -318,7 +348,13 @@ impl SweepDir {
             let number = record.get(0).and_then(|t| t.parse().ok()).ok_or_else(|| malformed(format!("trial {:?} is not a number", record.get(0))))?;
             let overrides = record.get(1).unwrap_or_default().to_string();
             let values = (2..keys_end).map(|i| record.get(i).unwrap_or_default().to_string()).collect();
-            rows.push(self.read_trial(number, overrides, values));
+            let error = error_column.and_then(|i| record.get(i)).unwrap_or_default().to_string();
+            let recorded = match record.get(keys_end) {
+                Some("failed") => Some(TrialStatus::Failed(error)),
+                Some("stopped") => Some(TrialStatus::Stopped(error)),
+                _ => None,
+            };
+            rows.push((self.read_trial(number, overrides, values), recorded));
         }
         Ok((keys, rows))
     }
@@ -339,5 +375,26 @@ mod tests {
         assert_eq!(rows[0].status, TrialStatus::Pending);
         sweep.write_trials(&keys, &rows).unwrap();
         assert_eq!(sweep.read_trials().unwrap(), (keys, rows));
+    }
+
+    #[test]
+    fn a_failure_or_stop_only_the_launcher_knows_is_kept_until_the_folder_says_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let sweep = SweepDir::new(dir.path());
+        let keys = vec!["lr".to_string()];
+        let mut rows: Vec<TrialRow> = (1..=3).map(|n| sweep.read_trial(n, format!("lr={n}"), vec![n.to_string()])).collect();
+        rows[0].status = TrialStatus::Failed("Slurm job 7_1 ended FAILED before the trial started".into());
+        rows[1].status = TrialStatus::Stopped("Slurm job 7_2 was cancelled".into());
+        sweep.write_trials(&keys, &rows).unwrap();
+        let text = std::fs::read_to_string(sweep.path(TRIALS_CSV)).unwrap();
+        assert!(text.contains("failed,,,,,,,,,Slurm job 7_1 ended FAILED before the trial started,trial-01"), "{text}");
+        assert!(text.contains("stopped,,,,,,,,,Slurm job 7_2 was cancelled,trial-02"), "{text}");
+        // the report and a trial's end read these back: the folders (none yet) say no more
+        assert_eq!(sweep.read_trials().unwrap().1, rows);
+        // from the folders alone, with what was recorded beside
+        let (_, fresh) = sweep.read_trials_csv().unwrap();
+        assert_eq!(fresh[0].0.status, TrialStatus::Pending);
+        assert_eq!(fresh[1].1, Some(TrialStatus::Stopped("Slurm job 7_2 was cancelled".into())));
+        assert_eq!(fresh[2].1, None);
     }
 }

@@ -134,6 +134,8 @@ fn a_sweep_submitted_to_slurm_survives_a_preemption_and_ends_as_the_local_sweep(
     eprintln!("--- scancel --batch --signal=USR1 {task}");
     let log2 = dir.path().join("sweep/slurm/trial-02.log");
     wait_until(Duration::from_secs(60), "trial 2 requeued", || read_or_empty(&log2).contains("requeued Slurm job"));
+    // its own task, not the array (one task's SLURM_JOB_ID is the array's id, which is every task)
+    assert!(read(&log2).contains(&format!("requeued Slurm job {task};")), "{}", read(&log2));
     status(&dir, &cluster, "sweep", "after trial 2 was preempted");
 
     wait_until(Duration::from_secs(480), "every trial finished", || {
@@ -164,28 +166,63 @@ fn a_sweep_submitted_to_slurm_survives_a_preemption_and_ends_as_the_local_sweep(
     dir.brasa(["run", "spec.toml", "--out", "sweep"]).env("SLURM_CONF", &cluster.conf).stdout_contains("nothing to submit").succeeds();
     dir.brasa(["status", "sweep", "--cancel"]).env("SLURM_CONF", &cluster.conf).stdout_contains("nothing to cancel").succeeds();
 
-    // a longer sweep cancelled while its first trials train: they save a checkpoint as Slurm
-    // stops them (SIGTERM), the queued one never starts, and submitting again sends all three
-    let long = ["run", "spec.toml", "--out", "long", "--set", "train.epochs=400"];
-    let first = dir.brasa(long).env("SLURM_CONF", &cluster.conf).succeeds();
+    // a longer sweep, into a folder with a space and with an sbatch option holding one, sent by
+    // two submits at once: one submits it, the other finds its trials queued
+    let long = ["run", "spec.toml", "--out", "long run", "--set", "train.epochs=400", "--set", "launcher.slurm.extra_args=[\"--comment=a b\"]"];
+    let (one, two) = std::thread::scope(|s| {
+        let one = s.spawn(|| dir.brasa(long).env("SLURM_CONF", &cluster.conf).succeeds());
+        let two = s.spawn(|| dir.brasa(long).env("SLURM_CONF", &cluster.conf).succeeds());
+        (one.join().unwrap(), two.join().unwrap())
+    });
+    let (first, other) = if one.stdout.contains("submitted Slurm array job") { (one, two) } else { (two, one) };
+    assert!(other.stdout.contains("nothing to submit") && !other.stdout.contains("submitted Slurm array job"), "{first}\n{other}");
+    assert_eq!(read(&dir.path().join("long run/slurm/jobs.csv")).lines().count(), 2, "one array job recorded");
     let job = first.stdout.lines().find_map(|l| l.strip_prefix("submitted Slurm array job ")).and_then(|l| l.split(':').next()).expect("a job id").to_string();
-    wait_until(Duration::from_secs(120), "the long sweep's trial 1 one epoch in", || dir.path().join("long/trial-01/checkpoints/state.json").is_file());
-    dir.brasa(["status", "long", "--cancel"]).env("SLURM_CONF", &cluster.conf).stdout_contains(format!("cancelled Slurm job(s) {job}")).succeeds();
+    let comment = cluster.command("scontrol").args(["show", "job", &format!("{job}_1")]).output().unwrap();
+    assert!(String::from_utf8_lossy(&comment.stdout).contains("Comment=a b"), "{}", String::from_utf8_lossy(&comment.stdout));
+    // trial 1 stopped by SIGTERM without a requeue (a preemption): it saves a checkpoint and
+    // exits 130, which Slurm calls FAILED, and brasa calls stopped; the rest are cancelled
+    wait_until(Duration::from_secs(120), "the long sweep's trials 1 and 2 one epoch in", || {
+        ["long run/trial-01", "long run/trial-02"].iter().all(|t| dir.path().join(t).join("checkpoints/state.json").is_file())
+    });
+    let sent = cluster.command("scancel").args(["--batch", "--signal=TERM", &format!("{job}_1")]).output().unwrap();
+    assert!(sent.status.success(), "scancel: {}", String::from_utf8_lossy(&sent.stderr));
+    wait_until(Duration::from_secs(60), "trial 1 stopped by SIGTERM", || {
+        !dir.brasa(["status", "long run"]).env("SLURM_CONF", &cluster.conf).succeeds().stdout.lines().any(|l| l.starts_with("trial  1  running"))
+    });
+    dir.brasa(["status", "long run", "--cancel"]).env("SLURM_CONF", &cluster.conf).stdout_contains(format!("cancelled Slurm job(s) {job}")).succeeds();
     wait_until(Duration::from_secs(60), "the cancelled sweep settled", || {
-        let ran = dir.brasa(["status", "long"]).env("SLURM_CONF", &cluster.conf).succeeds();
+        let ran = dir.brasa(["status", "long run"]).env("SLURM_CONF", &cluster.conf).succeeds();
         !ran.stdout.contains(" running ") && !ran.stdout.contains(" queued ")
     });
-    let cancelled = status(&dir, &cluster, "long", "after --cancel");
+    let cancelled = status(&dir, &cluster, "long run", "after SIGTERM to trial 1 and --cancel");
     assert!(cancelled.stdout.contains("3 trial(s): 3 stopped"), "{cancelled}");
-    assert!(cancelled.stdout.contains(&format!("Slurm job {job}_1 was cancelled (epoch ")), "{cancelled}");
-    assert!(read(&dir.path().join("long/slurm/trial-01.log")).contains("SIGTERM: stopped after step"), "trial 1 saved a checkpoint as it was cancelled");
+    assert!(cancelled.stdout.contains(&format!("SIGTERM: Slurm job {job}_1 ended FAILED after the trial saved a checkpoint (epoch ")), "{cancelled}");
+    assert!(cancelled.stdout.contains(&format!("Slurm job {job}_2 was cancelled (epoch ")), "{cancelled}");
+    assert!(read(&dir.path().join("long run/slurm/trial-02.log")).contains("SIGTERM: stopped after step"), "trial 2 saved a checkpoint as it was cancelled");
+    // trials.csv and the report say what status says
+    let rows = csv_rows(&dir.path().join("long run/trials.csv"));
+    let status_column = csv_header(&dir.path().join("long run/trials.csv")).iter().position(|h| h == "status").unwrap();
+    assert!(rows.iter().all(|r| r[status_column] == "stopped"), "{rows:?}");
+    assert!(read(&dir.path().join("long run/report.md")).contains(" | stopped: "), "{}", read(&dir.path().join("long run/report.md")));
     let again = dir.brasa(long).env("SLURM_CONF", &cluster.conf).succeeds();
     assert!(again.stdout.contains(": trials 1-3"), "{again}");
-    dir.brasa(["status", "long", "--cancel"]).env("SLURM_CONF", &cluster.conf).stdout_contains("cancelled Slurm job(s)").succeeds();
+    dir.brasa(["status", "long run", "--cancel"]).env("SLURM_CONF", &cluster.conf).stdout_contains("cancelled Slurm job(s)").succeeds();
     wait_until(Duration::from_secs(60), "the resubmitted sweep cancelled", || {
-        let ran = dir.brasa(["status", "long"]).env("SLURM_CONF", &cluster.conf).succeeds();
+        let ran = dir.brasa(["status", "long run"]).env("SLURM_CONF", &cluster.conf).succeeds();
         !ran.stdout.contains(" running ") && !ran.stdout.contains(" queued ")
     });
+
+    // jobs that fail before brasa starts (a setup line that fails): status, trials.csv and the
+    // report all say failed, with the job's last line
+    let broken = ["run", "spec.toml", "--out", "broken", "--set", "launcher.slurm.setup=[\"echo no-such-module >&2; exit 3\"]"];
+    dir.brasa(broken).env("SLURM_CONF", &cluster.conf).stdout_contains("submitted Slurm array job").succeeds();
+    wait_until(Duration::from_secs(60), "the broken sweep's jobs failed", || {
+        dir.brasa(["status", "broken"]).env("SLURM_CONF", &cluster.conf).succeeds().stdout.contains("3 trial(s): 3 failed")
+    });
+    let trials = read(&dir.path().join("broken/trials.csv"));
+    assert_eq!(trials.lines().filter(|l| l.contains(",failed,") && l.contains("before the trial started: no-such-module")).count(), 3, "{trials}");
+    assert!(read(&dir.path().join("broken/report.md")).contains(" | failed: Slurm job "), "{}", read(&dir.path().join("broken/report.md")));
 }
 
 fn read_or_empty(path: &Path) -> String {

@@ -184,7 +184,12 @@ fn run_trial(args: &RunArgs, sweep: &SweepPlan, number: usize, run_layers: brasa
     let result = run_one(&plan, Some(dir), args.force_resume, progress.clone(), Some("the same command (or the sweep's) resumes it".into()));
     if standalone {
         // trials.csv and the report follow the trial folders (a trial ends at any time)
-        let refreshed = sweep.dir.write_spec(&sweep.base_toml, &sweep.sweep_toml).and_then(|()| sweep::write_trials_csv(sweep)).and_then(|_| brasa::report::sweep::render(&sweep.dir));
+        // (keeping what `brasa status` recorded of other trials' jobs, which only it can see)
+        let rows = || match sweep.dir.path(sweep_dir::TRIALS_CSV).is_file() {
+            true => sweep.dir.refresh_trials().map(|_| ()),
+            false => sweep::write_trials_csv(sweep).map(|_| ()),
+        };
+        let refreshed = sweep.dir.write_spec(&sweep.base_toml, &sweep.sweep_toml).and_then(|()| rows()).and_then(|()| brasa::report::sweep::render(&sweep.dir));
         if let Err(e) = refreshed {
             progress.log(format!("warning: trials.csv or the sweep report of {} could not be rewritten: {e}", display_path(sweep.dir.root())));
         }
@@ -214,33 +219,53 @@ fn requeue_at(signal: &str, then: &str) {
 fn submit_to_slurm(args: &RunArgs, sweep: &SweepPlan, slurm: &brasa::plan::SlurmPlan) -> Result<()> {
     sweep.check_folder()?;
     let invocation = brasa::slurm::Invocation::from_here(trial_args(args)?, args.threads)?;
+    // asked once before anything is written, so a cluster that cannot be asked leaves no folder
     let prepared = brasa::slurm::prepare(sweep, slurm, &invocation, args.dry_run)?;
     let root = display_path(sweep.dir.root());
-    let mut text = format!("sweep {root}: {} trial(s)\n", sweep.trials.len());
-    for (number, why) in &prepared.left_out {
-        text.push_str(&format!("trial {number:>2}: {why}, not submitted again\n"));
-    }
     if args.dry_run {
+        let mut text = planned(&root, sweep, &prepared);
         for note in &prepared.notes {
             text.push_str(&format!("# {note} (a dry run goes on without it)\n"));
         }
-        for (_, trials, sbatch) in &prepared.arrays {
+        for (index, (_, trials)) in prepared.arrays.iter().enumerate() {
+            let earlier: Vec<String> = (1..=index).map(|i| format!("<job of array {i}>")).collect();
+            let sbatch = prepared.sbatch_args(index, &earlier);
             text.push_str(&format!("# trials {}\nsbatch {}\n", brasa::slurm::script::ranges(trials), sbatch.iter().map(|a| brasa::fmt::shell_quote(a)).collect::<Vec<_>>().join(" ")));
         }
         text.push_str(&format!("# {}:\n{}", display_path(&prepared.script_path), prepared.script));
         return super::print_out(&text);
     }
-    if prepared.arrays.is_empty() {
+    let nothing = |prepared: &brasa::slurm::Prepared| {
+        let mut text = planned(&root, sweep, prepared);
         text.push_str("nothing to submit: every trial is finished, running or queued\n");
         text.push_str(&format!("status: brasa status {}\n", brasa::fmt::shell_quote(&root)));
-        return super::print_out(&text);
+        super::print_out(&text)
+    };
+    if prepared.arrays.is_empty() {
+        return nothing(&prepared);
+    }
+    // again under the sweep's submit lock: a submit running beside this one may have just sent
+    // these trials, and each is sent once
+    let _submitting = sweep.dir.lock_submissions()?;
+    let prepared = brasa::slurm::prepare(sweep, slurm, &invocation, false)?;
+    if prepared.arrays.is_empty() {
+        return nothing(&prepared);
     }
     sweep.dir.write_spec(&sweep.base_toml, &sweep.sweep_toml)?;
     sweep::write_trials_csv(sweep)?;
-    let made = brasa::slurm::submit_prepared(&sweep.dir, &prepared)?;
+    let (made, failed) = brasa::slurm::submit_prepared(&sweep.dir, &prepared);
+    let mut text = planned(&root, sweep, &prepared);
     let at_once = slurm.array_parallelism.map(|n| format!(", at most {n} at once")).unwrap_or_default();
+    let mut earlier: Vec<String> = prepared.wait_for.clone();
     for submission in &made {
-        text.push_str(&format!("submitted Slurm array job {}: trials {}{at_once}\n", submission.job_id, brasa::slurm::script::ranges(&submission.trials)));
+        let after = if slurm.array_parallelism.is_some() && !earlier.is_empty() { format!(", after Slurm job(s) {} end", earlier.join(", ")) } else { String::new() };
+        text.push_str(&format!("submitted Slurm array job {}: trials {}{at_once}{after}\n", submission.job_id, brasa::slurm::script::ranges(&submission.trials)));
+        earlier.push(submission.job_id.clone());
+    }
+    if let Some(error) = failed {
+        // what is queued comes first, then the error (its message says so too)
+        super::print_out(&text)?;
+        return Err(error);
     }
     let quoted = brasa::fmt::shell_quote(&root);
     text.push_str(&format!(
@@ -248,6 +273,15 @@ fn submit_to_slurm(args: &RunArgs, sweep: &SweepPlan, slurm: &brasa::plan::Slurm
         root
     ));
     super::print_out(&text)
+}
+
+/// The first lines of a submit: the sweep, and the trials it leaves out and why.
+fn planned(root: &str, sweep: &SweepPlan, prepared: &brasa::slurm::Prepared) -> String {
+    let mut text = format!("sweep {root}: {} trial(s)\n", sweep.trials.len());
+    for (number, why) in &prepared.left_out {
+        text.push_str(&format!("trial {number:>2}: {why}, not submitted again\n"));
+    }
+    text
 }
 
 /// One run (or one sweep trial) to the end, then its summary on stdout.

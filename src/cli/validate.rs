@@ -28,7 +28,7 @@ pub fn execute(args: ValidateArgs) -> Result<()> {
             let root = std::path::absolute(sweep.dir.root()).map_err(|e| brasa::Error::io(sweep.dir.root(), e))?;
             let script = brasa::slurm::script::render(&plan.name, &root, slurm, &invocation);
             let trials: Vec<usize> = sweep.trials.iter().map(|(t, _)| t.number).collect();
-            let sbatch = brasa::slurm::sbatch_args(&root.join(brasa::sweep_dir::SLURM).join(brasa::sweep_dir::SLURM_SCRIPT), 0, &trials, slurm.array_parallelism);
+            let sbatch = brasa::slurm::sbatch_args(&root.join(brasa::sweep_dir::SLURM).join(brasa::sweep_dir::SLURM_SCRIPT), 0, &trials, slurm.array_parallelism, &[]);
             text.push_str(&format!("#\n# launcher: slurm; `brasa run` submits `sbatch {}` (unfinished trials only) with this script:\n", sbatch.join(" ")));
             for line in script.lines() {
                 text.push_str(&format!("#   {line}\n"));

@@ -31,9 +31,10 @@ pub struct SlurmPlan {
 }
 
 pub(super) fn resolve_launcher(check: &mut Checker, launcher: Option<&schema::Launcher>) -> LauncherPlan {
-    let Some(launcher) = launcher else { return LauncherPlan::Local };
+    // `--launcher` is a layer of the spec, so the name here is the one this command uses: a
+    // local run is not refused for a setting only Slurm reads
+    let Some(launcher) = launcher.filter(|l| l.name == schema::LauncherName::Slurm) else { return LauncherPlan::Local };
     let slurm = &launcher.slurm;
-    // checked whatever the name, so a spec switched to slurm later on the command line is sound
     let mut word = |key: &str, value: &Option<String>| {
         if let Some(text) = value
             && (text.trim().is_empty() || text.chars().any(|c| c.is_whitespace() || c.is_control() || "'\"\\$`;".contains(c)))
@@ -98,23 +99,20 @@ pub(super) fn resolve_launcher(check: &mut Checker, launcher: Option<&schema::La
             check.fail(&format!("launcher.slurm.setup[{index}]"), Some(format!("{line:?}")), "must be one shell line per item");
         }
     }
-    match launcher.name {
-        schema::LauncherName::Local => LauncherPlan::Local,
-        schema::LauncherName::Slurm => LauncherPlan::Slurm(SlurmPlan {
-            partition,
-            time,
-            cpus_per_task: slurm.cpus_per_task,
-            mem,
-            gpus: slurm.gpus,
-            array_parallelism: slurm.array_parallelism,
-            account,
-            qos,
-            constraint,
-            extra_args: slurm.extra_args.clone(),
-            signal_before_limit_s: slurm.signal_before_limit_s,
-            setup: slurm.setup.clone(),
-        }),
-    }
+    LauncherPlan::Slurm(SlurmPlan {
+        partition,
+        time,
+        cpus_per_task: slurm.cpus_per_task,
+        mem,
+        gpus: slurm.gpus,
+        array_parallelism: slurm.array_parallelism,
+        account,
+        qos,
+        constraint,
+        extra_args: slurm.extra_args.clone(),
+        signal_before_limit_s: slurm.signal_before_limit_s,
+        setup: slurm.setup.clone(),
+    })
 }
 
 /// Seconds in a Slurm time limit (`MM`, `MM:SS`, `HH:MM:SS`, `D-HH`, `D-HH:MM`, `D-HH:MM:SS`).
@@ -191,7 +189,16 @@ mod tests {
                 "launcher.slurm.setup[0]",
             ]
         );
-        let (_, issues) = keys("[launcher.slurm]\ntime = \"1\"\nsignal_before_limit_s = 60\n");
+        let (_, issues) = keys("[launcher]\nname = \"slurm\"\n[launcher.slurm]\ntime = \"1\"\nsignal_before_limit_s = 60\n");
         assert_eq!(issues, ["launcher.slurm.signal_before_limit_s"], "the signal must come before the limit");
+    }
+
+    #[test]
+    fn a_local_launcher_ignores_settings_only_slurm_reads() {
+        // `--launcher local` on a spec written for Slurm: the same sweep folder serves both
+        let (plan, issues) = keys("[launcher]\nname = \"local\"\n[launcher.slurm]\ntime = \"1\"\nsignal_before_limit_s = 120\nmem = \"lots\"\n");
+        assert_eq!((plan, issues), (LauncherPlan::Local, vec![]));
+        let (plan, issues) = keys("[launcher.slurm]\ntime = \"1\"\nsignal_before_limit_s = 120\n");
+        assert_eq!((plan, issues), (LauncherPlan::Local, vec![]));
     }
 }

@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::plan::SlurmPlan;
 use crate::run_dir::{FolderLock, Holder};
 use crate::sweep::SweepPlan;
-use crate::sweep_dir::{SLURM, SLURM_JOBS, SLURM_SCRIPT, SweepDir, TrialStatus};
+use crate::sweep_dir::{SLURM, SLURM_JOBS, SLURM_SCRIPT, SLURM_SUBMIT_LOCK, SweepDir, TrialStatus};
 
 /// The cluster's `MaxArraySize` when `scontrol show config` does not say (Slurm's default).
 pub const DEFAULT_MAX_ARRAY_SIZE: usize = 1001;
@@ -91,16 +91,17 @@ pub fn max_array_size() -> Result<usize> {
 }
 
 /// The `sbatch` arguments that submit `trials` (one chunk, see [`script::chunks`]) with the
-/// script at `script_path`, at most `parallelism` at once.
-pub fn sbatch_args(script_path: &Path, offset: usize, trials: &[usize], parallelism: Option<usize>) -> Vec<String> {
+/// script at `script_path`, at most `parallelism` at once, starting once every job of `after`
+/// has ended (Slurm's `%N` limits one array: the arrays of one sweep run one after another).
+pub fn sbatch_args(script_path: &Path, offset: usize, trials: &[usize], parallelism: Option<usize>, after: &[String]) -> Vec<String> {
     let indices: Vec<usize> = trials.iter().map(|t| t - offset).collect();
     let limit = parallelism.map(|n| format!("%{n}")).unwrap_or_default();
-    vec![
-        "--parsable".into(),
-        format!("--array={}{limit}", script::ranges(&indices)),
-        format!("--export=ALL,{}={offset}", script::OFFSET_ENV),
-        script_path.display().to_string(),
-    ]
+    let mut args = vec!["--parsable".into(), format!("--array={}{limit}", script::ranges(&indices)), format!("--export=ALL,{}={offset}", script::OFFSET_ENV)];
+    if !after.is_empty() {
+        args.push(format!("--dependency=afterany:{}", after.join(":")));
+    }
+    args.push(script_path.display().to_string());
+    args
 }
 
 /// Submits one chunk: `sbatch` with [`sbatch_args`]; returns the array job's id.
@@ -155,10 +156,21 @@ pub fn cancel(array_jobs: &[String]) -> Result<()> {
 }
 
 /// In a Slurm job, asks Slurm to requeue it (after a checkpoint at the time-limit signal): the
-/// job id requeued, or `None` outside Slurm.
+/// job requeued, or `None` outside Slurm.
 pub fn requeue_this_job() -> Option<Result<String>> {
-    let job = std::env::var("SLURM_JOB_ID").ok().filter(|j| !j.is_empty())?;
+    let var = |name: &str| std::env::var(name).ok();
+    let job = own_job(var("SLURM_JOB_ID"), var("SLURM_ARRAY_JOB_ID"), var("SLURM_ARRAY_TASK_ID"))?;
     Some(slurm("scontrol", &["requeue".into(), job.clone()]).map(|_| job))
+}
+
+/// The id that names this job alone to `scontrol`: in an array `<array job>_<task>`, because
+/// one task's `SLURM_JOB_ID` is the array's own id, which `scontrol requeue` reads as every task.
+fn own_job(job_id: Option<String>, array_job_id: Option<String>, array_task_id: Option<String>) -> Option<String> {
+    let set = |v: Option<String>| v.filter(|v| !v.is_empty());
+    match (set(array_job_id), set(array_task_id)) {
+        (Some(array), Some(task)) => Some(format!("{array}_{task}")),
+        _ => set(job_id),
+    }
 }
 
 /// What submitting a sweep would do: the script, and one `sbatch` call per array.
@@ -166,8 +178,13 @@ pub fn requeue_this_job() -> Option<Result<String>> {
 pub struct Prepared {
     pub script_path: PathBuf,
     pub script: String,
-    /// `(offset, trials, sbatch arguments)` per array.
-    pub arrays: Vec<(usize, Vec<usize>, Vec<String>)>,
+    /// `(offset, trials)` per array, in the order they are submitted.
+    pub arrays: Vec<(usize, Vec<usize>)>,
+    /// `array_parallelism`: at most this many of the sweep's trials at once.
+    pub parallelism: Option<usize>,
+    /// With a parallelism limit, the sweep's array jobs still queued or running: a new array
+    /// starts after they end, so the limit holds for the sweep and not for each array.
+    pub wait_for: Vec<String>,
     /// The trials left out, and why (finished, running, queued).
     pub left_out: Vec<(usize, String)>,
     pub max_array_size: usize,
@@ -175,8 +192,20 @@ pub struct Prepared {
     pub notes: Vec<String>,
 }
 
+impl Prepared {
+    /// The `sbatch` arguments of array `index` of [`Prepared::arrays`], given the jobs of the
+    /// arrays submitted before it by the same call (`earlier`).
+    pub fn sbatch_args(&self, index: usize, earlier: &[String]) -> Vec<String> {
+        let (offset, trials) = &self.arrays[index];
+        let after: Vec<String> = if self.parallelism.is_some() { self.wait_for.iter().chain(earlier).cloned().collect() } else { Vec::new() };
+        sbatch_args(&self.script_path, *offset, trials, self.parallelism, &after)
+    }
+}
+
 /// Which trials of `plan` to submit (neither finished, nor running, nor queued in an earlier
-/// submission) and how. `dry_run` goes on when the cluster cannot be asked.
+/// submission) and how. `dry_run` goes on when the cluster cannot be asked. Two submits of one
+/// sweep must not both send a trial: hold [`SweepDir::lock_submissions`] from this call until
+/// [`submit_prepared`] has recorded the jobs.
 pub fn prepare(plan: &SweepPlan, slurm: &SlurmPlan, invocation: &Invocation, dry_run: bool) -> Result<Prepared> {
     let mut notes = Vec::new();
     let mut ask = |result: Result<()>| -> Result<()> {
@@ -209,40 +238,76 @@ pub fn prepare(plan: &SweepPlan, slurm: &SlurmPlan, invocation: &Invocation, dry
             to_submit.push(trial.number);
         }
     }
+    let mut wait_for: Vec<String> = Vec::new();
+    if slurm.array_parallelism.is_some() {
+        for task in tasks.iter().filter(|t| t.active()) {
+            if !wait_for.contains(&task.array_job) {
+                wait_for.push(task.array_job.clone());
+            }
+        }
+    }
     let root = std::path::absolute(plan.dir.root()).map_err(|e| Error::io(plan.dir.root(), e))?;
     let script_path = root.join(SLURM).join(SLURM_SCRIPT);
     let script = script::render(&plan.name, &root, slurm, invocation);
-    let arrays = script::chunks(&to_submit, max)
-        .into_iter()
-        .map(|(offset, trials)| {
-            let args = sbatch_args(&script_path, offset, &trials, slurm.array_parallelism);
-            (offset, trials, args)
-        })
-        .collect();
-    Ok(Prepared { script_path, script, arrays, left_out, max_array_size: max, notes })
+    let arrays = script::chunks(&to_submit, max);
+    Ok(Prepared { script_path, script, arrays, parallelism: slurm.array_parallelism, wait_for, left_out, max_array_size: max, notes })
 }
 
 /// Writes the script and submits every array of `prepared`, recording each job as it is made.
-pub fn submit_prepared(dir: &SweepDir, prepared: &Prepared) -> Result<Vec<Submission>> {
-    let folder = dir.path(SLURM);
-    std::fs::create_dir_all(&folder).map_err(|e| Error::io(&folder, e))?;
-    write_atomic(&prepared.script_path, prepared.script.as_bytes())?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&prepared.script_path, std::fs::Permissions::from_mode(0o755));
+/// Returns the jobs made, and the error that stopped it, if one did: the arrays submitted before
+/// a failing `sbatch` stay queued and recorded.
+pub fn submit_prepared(dir: &SweepDir, prepared: &Prepared) -> (Vec<Submission>, Option<Error>) {
+    let mut made: Vec<Submission> = Vec::new();
+    let result = (|| -> Result<()> {
+        let folder = dir.path(SLURM);
+        std::fs::create_dir_all(&folder).map_err(|e| Error::io(&folder, e))?;
+        write_atomic(&prepared.script_path, prepared.script.as_bytes())?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&prepared.script_path, std::fs::Permissions::from_mode(0o755));
+        }
+        for (index, (offset, trials)) in prepared.arrays.iter().enumerate() {
+            let earlier: Vec<String> = made.iter().map(|s| s.job_id.clone()).collect();
+            let job_id = submit(&prepared.sbatch_args(index, &earlier))?;
+            let submission = Submission { job_id, offset: *offset, trials: trials.clone(), submitted_at: timestamp(std::time::SystemTime::now()) };
+            made.push(submission.clone());
+            dir.record_submission(&submission)?;
+        }
+        Ok(())
+    })();
+    let error = result.err().map(|e| partly_submitted(e, &made));
+    (made, error)
+}
+
+/// `error`, saying which trials were submitted before it (they are queued): exit code 7 alone
+/// would otherwise read as "nothing was submitted".
+pub fn partly_submitted(error: Error, made: &[Submission]) -> Error {
+    if made.is_empty() {
+        return error;
     }
-    let mut made = Vec::new();
-    for (offset, trials, args) in &prepared.arrays {
-        let job_id = submit(args)?;
-        let submission = Submission { job_id, offset: *offset, trials: trials.clone(), submitted_at: timestamp(std::time::SystemTime::now()) };
-        dir.record_submission(&submission)?;
-        made.push(submission);
+    let trials: Vec<usize> = made.iter().flat_map(|s| s.trials.iter().copied()).collect();
+    let jobs: Vec<&str> = made.iter().map(|s| s.job_id.as_str()).collect();
+    let queued = format!(
+        "; trials {} were submitted before it (Slurm array job(s) {}) and are queued: submitting the sweep again sends only the others",
+        script::ranges(&trials),
+        jobs.join(", ")
+    );
+    match error {
+        Error::Cluster { command, message } => Error::Cluster { command, message: format!("{message}{queued}") },
+        other => Error::Cluster { command: "submitting the sweep".into(), message: format!("{other}{queued}") },
     }
-    Ok(made)
 }
 
 impl SweepDir {
+    /// Holds the lock that makes one submit of this sweep at a time read the queue, submit
+    /// and record its jobs, until the guard is dropped.
+    pub fn lock_submissions(&self) -> Result<std::fs::File> {
+        let folder = self.path(SLURM);
+        std::fs::create_dir_all(&folder).map_err(|e| Error::io(&folder, e))?;
+        crate::atomic_file::lock_exclusive(&self.path(SLURM_SUBMIT_LOCK))
+    }
+
     /// What was submitted for this sweep, oldest first (none when it never went to Slurm).
     pub fn read_submissions(&self) -> Result<Vec<Submission>> {
         let path = self.path(SLURM_JOBS);
@@ -308,10 +373,56 @@ mod tests {
     }
 
     #[test]
+    fn a_task_requeues_itself_not_its_array() {
+        let some = |s: &str| Some(s.to_string());
+        // the task that holds the array's own id: SLURM_JOB_ID alone would name the whole array
+        assert_eq!(own_job(some("43"), some("43"), some("2")), some("43_2"));
+        assert_eq!(own_job(some("44"), some("43"), some("1")), some("43_1"));
+        assert_eq!(own_job(some("812"), None, None), some("812"));
+        assert_eq!(own_job(some("812"), some(""), some("")), some("812"));
+        assert_eq!(own_job(None, None, None), None);
+    }
+
+    #[test]
     fn sbatch_arguments_name_the_array_its_limit_and_its_offset() {
-        let args = sbatch_args(Path::new("/s/slurm/trials.sbatch"), 0, &[1, 2, 3, 5], Some(2));
+        let args = sbatch_args(Path::new("/s/slurm/trials.sbatch"), 0, &[1, 2, 3, 5], Some(2), &[]);
         assert_eq!(args, ["--parsable", "--array=1-3,5%2", "--export=ALL,BRASA_TRIAL_OFFSET=0", "/s/slurm/trials.sbatch"]);
-        let args = sbatch_args(Path::new("t.sbatch"), 1000, &[1000, 1001], None);
+        let args = sbatch_args(Path::new("t.sbatch"), 1000, &[1000, 1001], None, &[]);
         assert_eq!(args[1], "--array=0-1");
+    }
+
+    fn prepared(parallelism: Option<usize>, wait_for: &[&str]) -> Prepared {
+        Prepared {
+            script_path: "/s/slurm/trials.sbatch".into(),
+            script: String::new(),
+            arrays: script::chunks(&[1, 2, 3, 4, 5], 3),
+            parallelism,
+            wait_for: wait_for.iter().map(|j| j.to_string()).collect(),
+            left_out: vec![],
+            max_array_size: 3,
+            notes: vec![],
+        }
+    }
+
+    #[test]
+    fn with_a_parallelism_limit_each_array_waits_for_the_sweeps_earlier_ones() {
+        // %N holds within one array: chunks and resubmits would otherwise each run N at once
+        let limited = prepared(Some(2), &["40"]);
+        assert_eq!(limited.arrays, [(0, vec![1, 2]), (3, vec![3, 4, 5])]);
+        assert_eq!(limited.sbatch_args(0, &[]), ["--parsable", "--array=1-2%2", "--export=ALL,BRASA_TRIAL_OFFSET=0", "--dependency=afterany:40", "/s/slurm/trials.sbatch"]);
+        assert_eq!(limited.sbatch_args(1, &["41".into()])[3], "--dependency=afterany:40:41");
+        assert_eq!(prepared(Some(2), &[]).sbatch_args(0, &[]).len(), 4, "nothing to wait for");
+        // without a limit the arrays run side by side
+        assert!(prepared(None, &["40"]).sbatch_args(1, &["41".into()]).iter().all(|a| !a.starts_with("--dependency")));
+    }
+
+    #[test]
+    fn an_sbatch_failing_after_earlier_arrays_says_they_are_queued() {
+        let failed = || Error::Cluster { command: "sbatch x".into(), message: "AssocMaxSubmitJobLimit".into() };
+        assert_eq!(partly_submitted(failed(), &[]).to_string(), "sbatch x: AssocMaxSubmitJobLimit");
+        let made = [Submission { job_id: "112".into(), offset: 0, trials: vec![1, 2], submitted_at: String::new() }];
+        let error = partly_submitted(failed(), &made);
+        assert_eq!(error.exit_code(), 7);
+        assert!(error.to_string().starts_with("sbatch x: AssocMaxSubmitJobLimit; trials 1-2 were submitted before it (Slurm array job(s) 112) and are queued"), "{error}");
     }
 }

@@ -70,7 +70,7 @@ pub fn render(name: &str, sweep_dir: &Path, slurm: &SlurmPlan, invocation: &Invo
         logs.join(crate::sweep_dir::SLURM_SCRIPT).display()
     );
     for option in &options {
-        text.push_str(&format!("#SBATCH {option}\n"));
+        text.push_str(&format!("#SBATCH {}\n", directive(option)));
     }
     text.push_str("set -euo pipefail\n");
     text.push_str(&format!("trial=$(( SLURM_ARRAY_TASK_ID + ${{{OFFSET_ENV}:-0}} ))\n"));
@@ -92,6 +92,22 @@ pub fn render(name: &str, sweep_dir: &Path, slurm: &SlurmPlan, invocation: &Invo
     }
     text.push_str(&format!("exec {}\n", command.join(" ")));
     text
+}
+
+/// One sbatch option as an `#SBATCH` line holds it. sbatch splits a directive at white space,
+/// takes `"…"` and `'…'` as quotes, `\\` as an escape and an unquoted `#` as a comment, so a
+/// path or an `extra_args` item with a space would otherwise become a second, invalid directive.
+/// The value of `--flag=value` is quoted (the flag stays readable); a plain word is left as it is.
+pub fn directive(option: &str) -> String {
+    let plain = |text: &str| !text.is_empty() && !text.chars().any(|c| c.is_whitespace() || "\"'\\#".contains(c));
+    let quote = |text: &str| format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""));
+    if plain(option) {
+        return option.to_string();
+    }
+    match option.split_once('=') {
+        Some((flag, value)) if plain(flag) => format!("{flag}={}", quote(value)),
+        _ => quote(option),
+    }
 }
 
 /// Splits `trials` (ascending) into arrays whose indices stay below `max_array_size`: `(offset,
@@ -189,6 +205,21 @@ mod tests {
         // sbatch reads #SBATCH lines only before the first command
         let first_command = script.lines().position(|l| !l.starts_with('#')).unwrap();
         assert!(script.lines().skip(first_command).all(|l| !l.starts_with("#SBATCH")));
+    }
+
+    #[test]
+    fn directive_values_with_spaces_quotes_or_hashes_are_quoted_as_sbatch_reads_them() {
+        assert_eq!(directive("--exclusive"), "--exclusive");
+        assert_eq!(directive("--output=/s/slurm/job-%A_%a.out"), "--output=/s/slurm/job-%A_%a.out");
+        assert_eq!(directive("--chdir=/home/me/with space"), "--chdir=\"/home/me/with space\"");
+        assert_eq!(directive("--comment=say \"hi\" #1 \\o/"), "--comment=\"say \\\"hi\\\" #1 \\\\o/\"");
+        assert_eq!(directive("--comment=it's"), "--comment=\"it's\"");
+        assert_eq!(directive("-J my job"), "\"-J my job\"");
+        let invocation = Invocation { exe: "/b/brasa".into(), args: vec![], workdir: "/home/me/my work".into(), threads: None };
+        let script = render("lr", Path::new("/scratch/a sweep"), &SlurmPlan { extra_args: vec!["--comment=hello world".into()], ..slurm() }, &invocation);
+        for line in ["#SBATCH --output=\"/scratch/a sweep/slurm/job-%A_%a.out\"\n", "#SBATCH --chdir=\"/home/me/my work\"\n", "#SBATCH --comment=\"hello world\"\n"] {
+            assert!(script.contains(line), "{line:?} not in\n{script}");
+        }
     }
 
     #[test]
