@@ -163,6 +163,7 @@ pub fn run(plan: &SweepPlan, jobs: usize, threads: usize, launcher: &Launcher, p
     ));
     // written now, not only when a trial ends: `brasa status` follows the sweep from its first trial
     write_trials_csv(plan)?;
+    plan.dir.remove_debris()?;
     let started = Instant::now();
     let mut running: Vec<(&Trial, Child, Instant, FolderLock)> = Vec::new();
     let mut pending = queue.into_iter();
@@ -238,7 +239,11 @@ pub fn run(plan: &SweepPlan, jobs: usize, threads: usize, launcher: &Launcher, p
                 (_, _) => format!("FAILED: exited with {exit}; see {}", plan.trial_dir(trial.number).join(TRIAL_LOG).display()),
             };
             progress.log(format!("trial {:>2}: {line}", trial.number));
-            write_trials_csv(plan)?;
+            // a trials.csv kept by a stopped holder of its lock is no reason to stop the sweep:
+            // the next rewrite (at the latest, the sweep's last) catches up
+            if let Err(e) = write_trials_csv(plan) {
+                progress.log(format!("warning: trials.csv of {} was not rewritten: {e}", display_path(plan.dir.root())));
+            }
         }
     }
     let rows = write_trials_csv(plan)?;

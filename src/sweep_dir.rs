@@ -264,9 +264,29 @@ impl SweepDir {
         self.root.join(SLURM).join(format!("{}.log", Self::trial_name(number)))
     }
 
-    /// Holds the lock that serialises rewrites of `trials.csv` until the guard is dropped.
-    pub fn lock_trials(&self) -> Result<std::fs::File> {
-        crate::atomic_file::lock_exclusive(&self.path(TRIALS_LOCK))
+    /// Holds the lock that serialises rewrites of `trials.csv` until the guard is dropped, after
+    /// at most a bounded wait for another holder, whom it names ([`crate::run_dir::lock_shared_file`]).
+    pub fn lock_trials(&self) -> Result<crate::run_dir::SharedFileLock> {
+        crate::run_dir::lock_shared_file(&self.path(TRIALS_LOCK), TRIALS_CSV)
+    }
+
+    /// Removes the temporary files that a killed writer of this folder's own files (`trials.csv`,
+    /// `sweep.toml`, the report) left in it: brasa's names only, and only those untouched for a
+    /// minute, since a live writer's look the same. The number removed.
+    pub fn remove_debris(&self) -> Result<usize> {
+        let root = self.root();
+        let stale = |entry: &std::fs::DirEntry| {
+            let age = entry.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+            age.is_some_and(|age| age >= std::time::Duration::from_secs(60))
+        };
+        let mut removed = 0;
+        for entry in std::fs::read_dir(root).map_err(|e| Error::io(root, e))?.flatten() {
+            if crate::run_dir::is_temporary(&entry.file_name().to_string_lossy()) && entry.path().is_file() && stale(&entry) {
+                std::fs::remove_file(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     /// Reads every trial of `trials.csv` again from its folder and writes the file anew, under

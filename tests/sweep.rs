@@ -134,3 +134,31 @@ fn an_edited_sweep_is_refused_in_the_folder_of_the_first_and_leaves_it_as_it_was
     // the sweep as it was still resumes
     dir.brasa(["run", "first.toml", "--out", "sw"]).stderr_contains("trial  2: complete, skipped").succeeds();
 }
+
+#[test]
+fn a_held_trials_lock_is_waited_for_a_bounded_time_naming_its_holder_and_stale_temporary_files_go() {
+    let spec = TinySpec::new("tiny-sweep", "data", 1).insert("sweep", toml::toml! { mode = "grid" "train.optimizer.lr" = [1e-3] });
+    let dir = TestDir::new().images("data", 6, 2, 16).spec(&spec);
+    dir.brasa(["run", "spec.toml", "--trial", "1", "--quiet"]).succeeds();
+    let sweep = sweep_dir(dir.path());
+
+    // a killed writer's temporary file, a minute old, and a fresh one (a live writer's, perhaps)
+    let old = sweep.join(".tmpAb12Cd");
+    let fresh = sweep.join(".tmpZz98Yy");
+    std::fs::write(&old, b"half a trials.csv").unwrap();
+    std::fs::write(&fresh, b"being written").unwrap();
+    let minutes_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(120);
+    std::fs::File::options().write(true).open(&old).unwrap().set_modified(minutes_ago).unwrap();
+
+    // another process holds the lock (a `brasa status` stopped with Ctrl-Z): no endless wait
+    let held = std::fs::File::options().read(true).write(true).open(sweep.join(".trials.lock")).unwrap();
+    held.lock().unwrap();
+    dir.brasa(["run", "spec.toml"])
+        .env("BRASA_LOCK_WAIT_SECS", "1")
+        .stderr_contains("waiting for")
+        .stderr_contains("for more than 1 s, so trials.csv was not rewritten")
+        .exits_with(5);
+    drop(held);
+    dir.brasa(["run", "spec.toml"]).stderr_contains("trial  1: complete, skipped").succeeds();
+    assert!(!old.exists() && fresh.exists());
+}

@@ -33,6 +33,24 @@ pub fn execute(args: StatusArgs) -> Result<()> {
     if args.cancel {
         let now = read(&dir)?;
         let jobs = now.active_jobs();
+        let local: Vec<String> = now
+            .trials
+            .iter()
+            .filter_map(|t| match &t.standing {
+                status::Standing::Running { task: None, holder, .. } => Some(format!("trial {} by {}", t.trial, holder.as_deref().unwrap_or("another process"))),
+                _ => None,
+            })
+            .collect();
+        if jobs.is_empty() && !local.is_empty() {
+            // saying "nothing to cancel" with exit 0 would let a script believe the sweep stopped
+            return Err(Error::usage(
+                "--cancel",
+                format!(
+                    "cancels Slurm jobs only, and this sweep runs here: {}; stop it with Ctrl-C in the sweep's terminal, or `kill -INT PID` (its trials save a checkpoint and stop)",
+                    local.join(", ")
+                ),
+            ));
+        }
         if jobs.is_empty() {
             return super::print_out(&format!("{}nothing to cancel: no trial of this sweep is queued or running in Slurm\n", now.render(&dir)));
         }

@@ -302,10 +302,10 @@ pub fn partly_submitted(error: Error, made: &[Submission]) -> Error {
 impl SweepDir {
     /// Holds the lock that makes one submit of this sweep at a time read the queue, submit
     /// and record its jobs, until the guard is dropped.
-    pub fn lock_submissions(&self) -> Result<std::fs::File> {
+    pub fn lock_submissions(&self) -> Result<crate::run_dir::SharedFileLock> {
         let folder = self.path(SLURM);
         std::fs::create_dir_all(&folder).map_err(|e| Error::io(&folder, e))?;
-        crate::atomic_file::lock_exclusive(&self.path(SLURM_SUBMIT_LOCK))
+        crate::run_dir::lock_shared_file(&self.path(SLURM_SUBMIT_LOCK), "slurm/jobs.csv")
     }
 
     /// What was submitted for this sweep, oldest first (none when it never went to Slurm).
