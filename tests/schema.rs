@@ -94,3 +94,59 @@ fn the_schema_lists_exactly_the_architectures_and_documents_keys() {
     assert!(schema["definitions"]["Slurm"]["properties"]["time"]["description"].as_str().unwrap().contains("--time"));
     let _ = Path::new("");
 }
+
+/// The schema and `brasa validate` agree: what one accepts the other accepts, what one refuses
+/// the other refuses (a schema looser than validate leaves editors silent on a spec that fails).
+#[test]
+fn the_schema_and_validate_accept_and_refuse_alike() {
+    use common::spec::TinySpec;
+    let base = || TinySpec::new("t", "data", 1);
+    let sweep = |table: toml::Table| base().insert("sweep", table);
+    let cases: Vec<(&str, TinySpec, bool)> = vec![
+        ("the tiny spec", base(), true),
+        ("a random sweep's choice", sweep(toml::toml! {
+            mode = "random"
+            trials = 2
+            "train.optimizer.lr" = { choice = [1e-3, 2e-3] }
+            "train.optimizer.weight_decay" = { uniform = [0, 1] }
+        }), true),
+        ("no augmentation copies without a chain", base().set("augment.copies", 0i64).set("augment.chain", toml::Value::Array(Vec::new())), true),
+        ("lr = 0", base().set("train.optimizer.lr", 0.0), false),
+        ("dropout = 1", base().insert("model.dropout", 1.0), false),
+        ("drop_path_rate = 1", base().insert("model.drop_path_rate", 1.0), false),
+        ("validation = 1", base().set("data.split.validation", 1.0), false),
+        ("validation = 0", base().set("data.split.validation", 0.0), false),
+        ("warmup_ratio = 1", base().set("train.schedule", toml::toml! {
+            name = "linear"
+            warmup_ratio = 1.0
+        }), false),
+        ("eps = 0", base().insert("train.optimizer.eps", 0.0), false),
+        ("grad_clip = 0", base().set("train.grad_clip", 0.0), false),
+        ("max_steps = 0", base().insert("train.max_steps", 0i64), false),
+        ("mistakes = 101", base().insert("report", toml::toml! { mistakes = 101 }), false),
+        ("resize = 0", base().set("preprocess.resize", 0i64), false),
+    ];
+    let mut dir = TestDir::new().images("data", 4, 2, 12);
+    for (what, spec, valid) in cases {
+        let text = spec.to_string();
+        dir = dir.file("case.toml", &text);
+        let schema_errors = errors(&text);
+        let ran = dir.brasa(["validate", "case.toml"]).output();
+        assert_eq!(schema_errors.is_empty(), valid, "{what}: the schema says {schema_errors:?}");
+        assert_eq!(ran.status.success(), valid, "{what}: validate says {}", ran.stderr);
+    }
+}
+
+#[test]
+fn shipped_experiments_have_no_spec_error_in_validate_either() {
+    for entry in std::fs::read_dir(common::repo_path("experiments")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        assert!(errors(&common::read(&path)).is_empty(), "{}", path.display());
+        // exit 2 is a spec error; a dataset not on this machine is another matter
+        let ran = TestDir::new().brasa(["validate".as_ref(), path.as_os_str()]).output();
+        assert_ne!(ran.status.code(), Some(2), "{}: {}", path.display(), ran.stderr);
+    }
+}

@@ -249,3 +249,107 @@ fn swept_paths_are_relative_to_the_file_that_sweeps_them() {
     let text = dir.brasa(["validate", "sub/spec.toml"]).succeeds().stdout;
     assert!(text.contains("data.root=\"../data\""), "{text}");
 }
+
+#[test]
+fn set_and_unset_reach_array_elements_and_swept_keys() {
+    let dir = setup(|s| s);
+    let plan = load(dir.path(), &["augment.chain[3].p=0.25"]).unwrap();
+    assert!(plan.resolved_toml.contains("p = 0.25"), "{}", plan.resolved_toml);
+    let err = load(dir.path(), &["augment.chain[3].p=2.0"]).unwrap_err();
+    assert!(err.contains("`augment.chain[3].p` = 2: must be in [0, 1]"), "{err}");
+    let err = load(dir.path(), &["augment.chain[40].p=0.5"]).unwrap_err();
+    assert!(err.contains("--set: `augment.chain[40].p` = 0.5: the list has"), "{err}");
+    let err = load(dir.path(), &["train.epochs[0]=1"]).unwrap_err();
+    assert!(err.contains("is not a list"), "{err}");
+
+    let spec = TinySpec::new("t", "data", 1).insert("sweep", toml::toml! { "train.optimizer.lr" = [1e-3, 2e-3] });
+    let dir = TestDir::new().images("data", 4, 2, 12).spec(&spec);
+    // the quoted form and the form brasa's messages print are the same key
+    for key in ["sweep.\"train.optimizer.lr\"", "sweep.train.optimizer.lr"] {
+        let text = dir.brasa(["validate", "spec.toml", "--set", &format!("{key}=[0.1, 0.2, 0.3]")]).succeeds().stdout;
+        assert!(text.contains("train.optimizer.lr=0.3"), "{text}");
+        let text = dir.brasa(["validate", "spec.toml", "--unset", key, "--set", "sweep.\"model.dropout\"=[0.1]"]).succeeds().stdout;
+        assert!(!text.contains("train.optimizer.lr=") && text.contains("model.dropout=0.1"), "{text}");
+    }
+    dir.brasa(["validate", "spec.toml", "--set", "sweep.\"train.lr=1"]).stderr_contains("quote is not closed").exits_with(2);
+}
+
+#[test]
+fn set_of_a_swept_key_or_of_extends_is_refused_not_ignored() {
+    let spec = TinySpec::new("t", "data", 1).insert("sweep", toml::toml! { "train.optimizer.lr" = [1e-3, 2e-3] });
+    let dir = TestDir::new().images("data", 4, 2, 12).spec(&spec).file("other.toml", "");
+    dir.brasa(["validate", "spec.toml", "--set", "train.optimizer.lr=0.05"])
+        .stderr_contains("--set: `train.optimizer.lr` = 0.05: is swept by the [sweep] of spec.toml (\"train.optimizer.lr\")")
+        .stderr_contains("--set 'sweep.\"train.optimizer.lr\"=[...]'")
+        .exits_with(2);
+    dir.brasa(["run", "spec.toml", "--dry-run", "--set", "train.optimizer={lr=0.05}"]).stderr_contains("is swept").exits_with(2);
+    // a sibling of the swept key is fine
+    dir.brasa(["validate", "spec.toml", "--set", "train.optimizer={eps=1e-7}"]).succeeds();
+
+    for args in [["--set", "extends=\"other.toml\""], ["--set", "extends=\"missing.toml\""], ["--unset", "extends"]] {
+        dir.brasa(["validate", "spec.toml", args[0], args[1]]).stderr_contains("`extends`: cannot be changed from the command line").exits_with(2);
+    }
+}
+
+#[test]
+fn a_swept_seed_with_repeats_is_a_spec_error() {
+    let spec = TinySpec::new("t", "data", 1).insert("sweep", toml::toml! {
+        "experiment.seed" = [1, 2]
+        repeats = 2
+    });
+    let dir = TestDir::new().images("data", 4, 2, 12).spec(&spec);
+    dir.brasa(["validate", "spec.toml"]).stderr_contains("`sweep.experiment.seed`: is swept while sweep.repeats = 2").exits_with(2);
+    dir.brasa(["run", "spec.toml", "--dry-run"]).stderr_contains("`sweep.experiment.seed`").exits_with(2);
+    dir.brasa(["validate", "spec.toml", "--set", "sweep.repeats=1"]).succeeds();
+}
+
+#[test]
+fn threads_are_bounded_and_validate_starts_none() {
+    let dir = setup(|s| s);
+    let started = std::time::Instant::now();
+    dir.brasa(["validate", "spec.toml", "--set", "runtime.threads=100000"])
+        .stderr_contains("`runtime.threads` = 100000: must be at most 1024")
+        .exits_with(2);
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    dir.brasa(["run", "spec.toml", "--threads", "5000"]).stderr_contains("--threads").exits_with(2);
+    dir.brasa(["validate", "spec.toml", "--set", "runtime.threads=1024"]).succeeds();
+}
+
+#[test]
+fn validate_refuses_what_run_refuses() {
+    let dir = setup(|s| s);
+    // slurm without a sweep: named as the key it is, not as a flag never given
+    let ran = dir.brasa(["validate", "spec.toml", "--set", "launcher.name=\"slurm\""]).stderr_contains("`launcher.name` = \"slurm\": slurm submits the trials of a sweep").exits_with(2);
+    assert!(!ran.stderr.contains("--launcher"), "{}", ran.stderr);
+    dir.brasa(["run", "spec.toml", "--set", "launcher.name=\"slurm\""]).stderr_contains("`launcher.name`").exits_with(2);
+    // pixels normalised beyond what f32 training survives
+    dir.brasa(["validate", "spec.toml", "--set", "preprocess.mean=[3e38, 0, 0]", "--set", "preprocess.std=[1e-6, 1, 1]"])
+        .stderr_contains("`preprocess.std[0]` = 1e-6: with preprocess.mean[0] = 3e38 normalises pixels")
+        .exits_with(2);
+    dir.brasa(["validate", "spec.toml", "--set", "preprocess.mean=[1e300, 0, 0]"]).stderr_contains("`preprocess.mean[0]` = 1e300: must be a number that fits in f32").exits_with(2);
+}
+
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn validate_of_a_cuda_spec_fails_like_run_in_a_build_without_cuda() {
+    let dir = setup(|s| s);
+    let validated = dir.brasa(["validate", "spec.toml", "--set", "runtime.backend=\"cuda\""]).stderr_contains("built without CUDA support").fails();
+    let ran = dir.brasa(["run", "spec.toml", "--set", "runtime.backend=\"cuda\""]).stderr_contains("built without CUDA support").fails();
+    assert_eq!(validated.status.code(), ran.status.code());
+}
+
+#[test]
+fn validate_output_works_from_any_folder() {
+    let dir = TestDir::new()
+        .images("sub/data", 4, 2, 12)
+        .file("sub/tpl/report.md.j2", "{{ name }}\n")
+        .spec(&TinySpec::new("t", "data", 1).insert("report", toml::toml! { templates = "tpl" }));
+    let spec = std::fs::read_to_string(dir.path().join("spec.toml")).unwrap();
+    let dir = dir.file("sub/spec.toml", spec);
+    let text = dir.brasa(["validate", "sub/spec.toml"]).succeeds().stdout;
+    let resolved: toml::Table = toml::from_str(&text).unwrap();
+    let templates = resolved["report"]["templates"].as_str().unwrap();
+    assert!(Path::new(templates).is_absolute() && templates.ends_with("tpl"), "{templates}");
+    let dir = dir.file("elsewhere/again.toml", text.clone());
+    dir.brasa(["validate", "elsewhere/again.toml"]).succeeds();
+}

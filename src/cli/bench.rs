@@ -49,6 +49,9 @@ pub fn execute(args: BenchArgs) -> Result<()> {
         if threads == 0 {
             return Err(Error::usage("--threads", "must be at least 1"));
         }
+        if threads > brasa::plan::MAX_THREADS {
+            return Err(Error::usage("--threads", format!("{threads} is more than {}, the most brasa starts", brasa::plan::MAX_THREADS)));
+        }
         layers.overrides.push(Override::new("runtime.threads", figment::value::Value::from(threads as u64)));
     }
     let what = args

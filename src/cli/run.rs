@@ -63,6 +63,9 @@ pub fn execute(args: RunArgs) -> Result<()> {
             return Err(Error::usage(flag, "must be at least 1"));
         }
     }
+    if let Some(threads) = args.threads.filter(|&t| t > brasa::plan::MAX_THREADS) {
+        return Err(Error::usage("--threads", format!("{threads} is more than {}, the most brasa starts", brasa::plan::MAX_THREADS)));
+    }
     let mut layers = args.spec.layers();
     if let Some(name) = &args.backend {
         layers.overrides.push(Override::new("runtime.backend", name.clone()));
@@ -84,7 +87,7 @@ pub fn execute(args: RunArgs) -> Result<()> {
         let plan = Plan::resolve(&loaded)?;
         if plan.launcher != LauncherPlan::Local {
             return Err(Error::usage(
-                "--launcher",
+                if args.launcher.is_some() { "--launcher" } else { "launcher.name" },
                 format!("slurm submits the trials of a sweep; {} has no [sweep] (give it one, e.g. a single-value grid, or run it here)", display_path(&args.spec.spec)),
             ));
         }
@@ -177,9 +180,12 @@ fn run_trial(args: &RunArgs, sweep: &SweepPlan, number: usize, run_layers: brasa
     if !standalone {
         watch_parent();
     }
-    // the trial's plan again, with --threads among its layers
+    // the trial's plan again, with --threads among its layers; its values are the [sweep]'s (as
+    // `SweepPlan::resolve` layers them), not `--set`s: a relative path among them is relative to
+    // the file that sweeps it, and a --set of a swept key stays refused
+    let sweep_file = LoadedSpec::load(&args.spec.spec, &run_layers)?.file_setting("sweep").unwrap_or_else(|| args.spec.spec.clone());
     let mut trial_layers = run_layers;
-    trial_layers.overrides.extend(trial.overrides.iter().cloned());
+    trial_layers.sweep = Some((sweep_file, trial.overrides.clone()));
     let plan = Plan::resolve(&LoadedSpec::load(&args.spec.spec, &trial_layers)?)?;
     let result = run_one(&plan, Some(dir), args.force_resume, progress.clone(), Some("the same command (or the sweep's) resumes it".into()));
     if standalone {

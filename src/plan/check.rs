@@ -3,6 +3,12 @@
 
 use crate::spec::{LoadedSpec, SpecIssue};
 
+/// A number as a message shows it: `1e300`, not its 301 digits.
+pub fn number(value: f64) -> String {
+    let magnitude = value.abs();
+    if magnitude.is_finite() && magnitude != 0.0 && !(1e-4..1e16).contains(&magnitude) { format!("{value:e}") } else { value.to_string() }
+}
+
 /// Collects issues while resolving, each located through the loaded spec's provenance.
 pub struct Checker<'a> {
     pub loaded: &'a LoadedSpec,
@@ -35,7 +41,7 @@ impl Checker<'_> {
         if !(value.is_finite() && above && below) {
             let (open, close) = (if lo_inclusive { "[" } else { "(" }, if hi_inclusive { "]" } else { ")" });
             let hi_text = if hi.is_infinite() { "∞".to_string() } else { hi.to_string() };
-            self.fail(key, Some(value.to_string()), format!("must be in {open}{lo}, {hi_text}{close}"));
+            self.fail(key, Some(number(value)), format!("must be in {open}{lo}, {hi_text}{close}"));
         }
     }
 
@@ -87,5 +93,16 @@ mod tests {
         let messages: Vec<&str> = check.issues.iter().map(|i| i.message.as_str()).collect();
         assert_eq!(messages, ["must be in (0, ∞)", "must be at least 1"]);
         assert_eq!(check.issues[0].key, "train.optimizer.lr");
+    }
+
+    #[test]
+    fn huge_and_tiny_numbers_are_shown_short() {
+        assert_eq!(number(1e300), "1e300");
+        assert_eq!(number(-3e38), "-3e38");
+        assert_eq!(number(1e-9), "1e-9");
+        assert_eq!(number(0.5), "0.5");
+        assert_eq!(number(1e-6), "1e-6");
+        assert_eq!(number(0.001), "0.001");
+        assert_eq!(number(0.0), "0");
     }
 }

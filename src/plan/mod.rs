@@ -35,6 +35,10 @@ use crate::model::hub::CheckpointFiles;
 use crate::spec::schema;
 use crate::spec::{LoadedSpec, SpecError, SpecIssue};
 
+/// The most CPU threads `runtime.threads` (and `--threads`) may ask for: beyond the cores of
+/// the largest machines, a typo (an extra zero) would otherwise start that many OS threads.
+pub const MAX_THREADS: usize = 1024;
+
 /// A validated experiment, ready to run.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -116,6 +120,9 @@ impl Plan {
         let backend = spec.runtime.backend.into();
         if let Some(threads) = spec.runtime.threads {
             check.positive("runtime.threads", threads);
+            if threads > MAX_THREADS {
+                check.fail("runtime.threads", Some(threads.to_string()), format!("must be at most {MAX_THREADS}: each is an OS thread of the pool that decodes, augments and trains (leave it out to use every core)"));
+            }
         }
         for (key, value) in [
             ("report.prediction_grid", spec.report.prediction_grid),
@@ -127,6 +134,13 @@ impl Plan {
             }
         }
         let launcher = launcher::resolve_launcher(&mut check, spec.launcher.as_ref());
+        if launcher != LauncherPlan::Local && spec.sweep.is_none() {
+            check.fail(
+                "launcher.name",
+                Some("\"slurm\"".into()),
+                "slurm submits the trials of a sweep, and this spec has no [sweep]: give it one (e.g. a single-value grid), or leave launcher.name out to run it here",
+            );
+        }
         let templates = spec.report.templates.as_ref().and_then(|value| {
             let base = check.loaded.base_dir("report.templates").unwrap_or_default();
             let dir = data::normalize(&base.join(value));
@@ -142,7 +156,12 @@ impl Plan {
             return Err(SpecError { issues: check.issues });
         }
         let mut resolved = spec.clone();
+        // every path concrete, as `data.root`: the resolved spec then means the same from any folder
         resolved.data.root = data.layout.root.clone().into();
+        resolved.report.templates = templates.as_ref().map(|dir| dir.display().to_string());
+        if let Some(crate::model::hub::Locator::Local(path)) = model.pretrained.as_ref().map(|p| &p.locator) {
+            resolved.model.pretrained = Some(data::normalize(path).display().to_string());
+        }
         // a plan is one run: the sweep that may have produced it is not part of its spec
         resolved.sweep = None;
         // nor where it runs: a trial resumes under either launcher, in the same sweep folder

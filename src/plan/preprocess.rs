@@ -108,9 +108,29 @@ pub(super) fn resolve_preprocess(check: &mut Checker, pre: &schema::Preprocess, 
             check.fail(&format!("preprocess.std[{c}]"), Some(value.to_string()), "must be a positive number (at least 1e-6)");
         }
     }
+    let mut means_fit = true;
     for (c, &value) in pre.mean.unwrap_or([0.5; 3]).iter().enumerate() {
         if !(value as f32).is_finite() {
-            check.fail(&format!("preprocess.mean[{c}]"), Some(value.to_string()), "must be a finite number");
+            means_fit = false;
+            check.fail(&format!("preprocess.mean[{c}]"), Some(super::check::number(value)), "must be a number that fits in f32 (magnitude below 3.4e38)");
+        }
+    }
+    // pixels are in [0, 1] before normalising: a mean far outside it, or a tiny std, gives
+    // inputs the model's f32 arithmetic overflows on (NaN at the first step, blamed on the lr)
+    if means_fit && check.issues.iter().all(|issue| !issue.key.starts_with("preprocess.std")) {
+        let mean = pre.mean.unwrap_or([0.5; 3]);
+        for c in 0..3 {
+            let (lo, hi) = ((0.0 - mean[c]) / std[c], (1.0 - mean[c]) / std[c]);
+            if lo.abs().max(hi.abs()) > MAX_NORMALISED {
+                check.fail(
+                    &format!("preprocess.std[{c}]"),
+                    Some(super::check::number(std[c])),
+                    format!(
+                        "with preprocess.mean[{c}] = {} normalises pixels (0 to 1) to {lo:.3e} .. {hi:.3e}, beyond ±{MAX_NORMALISED:e}: training would overflow f32; pixels are in [0, 1] before (x - mean) / std, so mean is usually in [0, 1] and std near 0.1 to 1",
+                        super::check::number(mean[c]),
+                    ),
+                );
+            }
         }
     }
     PreprocessPlan {
@@ -121,6 +141,10 @@ pub(super) fn resolve_preprocess(check: &mut Checker, pre: &schema::Preprocess, 
     }
 }
 
+
+/// The largest magnitude a normalised pixel may reach: far beyond any sensible mean and std
+/// (ImageNet's give about ±2.6), well below where a network's f32 sums overflow.
+const MAX_NORMALISED: f64 = 1e6;
 
 #[cfg(test)]
 mod tests {
@@ -153,6 +177,10 @@ mod tests {
         assert_eq!(issues, ["preprocess.resize", "preprocess.std[1]"], "a single edge without a crop gives images of many shapes");
         let (_, issues) = preprocess("resize = [32, 32]\nmean = [nan, 0.5, inf]\nstd = [1e-300, 0.5, 0.5]\n");
         assert_eq!(issues, ["preprocess.std[0]", "preprocess.mean[0]", "preprocess.mean[2]"], "not finite, or 0 in f32");
+        let (_, issues) = preprocess("resize = [32, 32]\nmean = [3e38, 0.5, 0.5]\nstd = [1e-6, 0.5, 0.5]\n");
+        assert_eq!(issues, ["preprocess.std[0]"], "normalised pixels far beyond f32's safe range");
+        let (_, issues) = preprocess("resize = [32, 32]\nmean = [0.485, 0.456, 0.406]\nstd = [0.229, 0.224, 0.225]\n");
+        assert!(issues.is_empty(), "ImageNet's statistics: {issues:?}");
         let (_, issues) = preprocess("resize = [32, 32]\ncenter_crop = [40, 32]\n");
         assert_eq!(issues, ["preprocess.center_crop"], "a crop larger than the resize");
         let (_, issues) = preprocess("resize = 32\ncenter_crop = 33\n");

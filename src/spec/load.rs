@@ -37,8 +37,11 @@ pub struct LoadedSpec {
 /// `[1, 2]`, `true`), otherwise taken as a string.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Override {
+    /// The key as brasa's messages write it: `train.optimizer.lr`, `augment.chain[1].p`,
+    /// `sweep.train.optimizer.lr` (the swept key `"train.optimizer.lr"`).
     pub key: String,
     pub value: Value,
+    path: Vec<Step>,
     /// The value as typed on the command line, taken as a string where the key wants one
     /// (`--set experiment.name=2024` names the experiment "2024"; `nan` stays "nan").
     text: Option<String>,
@@ -46,7 +49,9 @@ pub struct Override {
 
 impl Override {
     pub fn new(key: impl Into<String>, value: impl Into<Value>) -> Self {
-        Self { key: key.into(), value: value.into(), text: None }
+        let key = key.into();
+        let path = parse_path(&key).unwrap_or_else(|_| key.split('.').map(|k| Step::Key(k.to_string())).collect());
+        Self { key, value: value.into(), path, text: None }
     }
 
     /// This override with its value as the text typed, where that differs from its value.
@@ -64,15 +69,12 @@ impl std::str::FromStr for Override {
         let (key, raw) = arg
             .split_once('=')
             .ok_or_else(|| format!("`{arg}` is not KEY=VALUE (e.g. train.epochs=3)"))?;
-        let key = key.trim();
-        if key.is_empty() || key.split('.').any(str::is_empty) {
-            return Err(format!("`{key}` is not a dotted key path (e.g. train.optimizer.lr)"));
-        }
+        let path = parse_path(key)?;
         let value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
             Ok(mut table) => toml_to_figment(table.remove("v").expect("parsed key")),
             Err(_) => Value::from(raw.to_string()),
         };
-        Ok(Self { key: key.to_string(), value, text: Some(raw.trim().to_string()) })
+        Ok(Self { key: show_path(&path), value, path, text: Some(raw.trim().to_string()) })
     }
 }
 
@@ -90,6 +92,156 @@ fn toml_to_figment(value: toml::Value) -> Value {
             let dict: Dict = table.into_iter().map(|(k, v)| (k, toml_to_figment(v))).collect();
             dict.into()
         }
+    }
+}
+
+/// One step of a key path: a table key or an array element.
+#[derive(Debug, Clone, PartialEq)]
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+const PATH_FORMS: &str = "e.g. train.optimizer.lr, augment.chain[1].p or sweep.\"train.optimizer.lr\"";
+
+/// A key path as `--set` and `--unset` take it: dotted keys, a key in double quotes that holds
+/// dots (`sweep."train.optimizer.lr"`), and `[N]` for an array's element (`augment.chain[1].p`),
+/// the forms brasa's own messages print. `sweep.train.optimizer.lr`, as those messages name a
+/// swept key, is the swept key `"train.optimizer.lr"`.
+fn parse_path(key: &str) -> Result<Vec<Step>, String> {
+    let key = key.trim();
+    let bad = |why: &str| format!("`{key}` is not a dotted key path{why} ({PATH_FORMS})");
+    let mut steps = Vec::new();
+    let mut chars = key.chars().peekable();
+    loop {
+        let mut name = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next() {
+                    Some('"') => break,
+                    Some(c) => name.push(c),
+                    None => return Err(bad(": a quote is not closed")),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == '.' || c == '[' || c == '"' || c == ']' {
+                    break;
+                }
+                name.push(c);
+                chars.next();
+            }
+            name = name.trim().to_string();
+        }
+        if name.is_empty() {
+            return Err(bad(""));
+        }
+        steps.push(Step::Key(name));
+        while chars.peek() == Some(&'[') {
+            chars.next();
+            let mut digits = String::new();
+            loop {
+                match chars.next() {
+                    Some(']') => break,
+                    Some(c) => digits.push(c),
+                    None => return Err(bad(": a `[` is not closed")),
+                }
+            }
+            let index = digits.trim().parse::<usize>().map_err(|_| bad(&format!(": `[{digits}]` is not an element number")))?;
+            steps.push(Step::Index(index));
+        }
+        match chars.next() {
+            None => break,
+            Some('.') => {}
+            Some(c) => return Err(bad(&format!(": unexpected `{c}`"))),
+        }
+    }
+    if let [Step::Key(first), rest @ ..] = steps.as_slice()
+        && first == "sweep"
+        && rest.len() >= 2
+    {
+        steps = vec![Step::Key("sweep".into()), Step::Key(show_path(rest))];
+    }
+    Ok(steps)
+}
+
+/// A key path as brasa's messages write it (`augment.chain[1].p`).
+fn show_path(path: &[Step]) -> String {
+    let mut shown = String::new();
+    for step in path {
+        match step {
+            Step::Key(key) if shown.is_empty() => shown.push_str(key),
+            Step::Key(key) => {
+                shown.push('.');
+                shown.push_str(key);
+            }
+            Step::Index(index) => shown.push_str(&format!("[{index}]")),
+        }
+    }
+    shown
+}
+
+/// The table keys of a path that has no array element in it.
+fn keys_only(path: &[Step]) -> Option<Vec<&str>> {
+    path.iter().map(|step| match step { Step::Key(key) => Some(key.as_str()), Step::Index(_) => None }).collect()
+}
+
+/// `items` with every override of an array element (`augment.chain[1].p=0.9`) made an override
+/// of the whole array (`augment.chain`), the element changed in a copy of the array the layers
+/// below give (`below`, or an earlier override in `items`): figment replaces arrays, it does
+/// not merge them element by element.
+fn whole_arrays(below: &Figment, items: &[Override], origin: &str) -> Result<Vec<Override>, SpecError> {
+    let mut done: Vec<Override> = Vec::new();
+    for item in items {
+        let Some(first_index) = item.path.iter().position(|step| matches!(step, Step::Index(_))) else {
+            done.push(item.clone());
+            continue;
+        };
+        let (array_path, inside) = item.path.split_at(first_index);
+        let array_key = show_path(array_path);
+        let fail = |message: String| {
+            SpecError::single(SpecIssue { origin: origin.to_string(), key: item.key.clone(), value: Some(render_value(&item.value)), message, hint: None })
+        };
+        let current = match done.iter().rev().find(|o| o.key == array_key) {
+            Some(earlier) => Some(earlier.value.clone()),
+            None => below.find_value(&array_key).ok(),
+        };
+        let Some(Value::Array(_, elements)) = current.map(|v| Value::serialize(&v).unwrap_or(v)) else {
+            return Err(fail(format!("`{array_key}` is not a list in the spec, so it has no element to set; set the whole list (--set '{array_key}=[...]')")));
+        };
+        let mut array = Value::from(elements);
+        set_in(&mut array, inside, item.value.clone()).map_err(fail)?;
+        let mut whole = Override::new(array_key, array);
+        whole.path = array_path.to_vec();
+        done.push(whole);
+    }
+    Ok(done)
+}
+
+/// Sets the value at `path` inside `value`: an element must exist, a table key is created.
+fn set_in(value: &mut Value, path: &[Step], new: Value) -> Result<(), String> {
+    let [step, rest @ ..] = path else {
+        *value = new;
+        return Ok(());
+    };
+    match (step, value) {
+        (Step::Index(index), Value::Array(_, items)) => {
+            let len = items.len();
+            let element = items.get_mut(*index).ok_or_else(|| format!("the list has {len} element(s), numbered from 0; [{index}] is not one of them"))?;
+            set_in(element, rest, new)
+        }
+        (Step::Key(key), Value::Dict(_, dict)) => {
+            let entry = dict.entry(key.clone()).or_insert_with(|| Dict::new().into());
+            if rest.is_empty() {
+                *entry = new;
+                Ok(())
+            } else {
+                set_in(entry, rest, new)
+            }
+        }
+        (Step::Index(index), _) => Err(format!("[{index}] is an element number, and what it picks from is not a list")),
+        (Step::Key(key), _) => Err(format!("`{key}`: what it is taken from is not a table")),
     }
 }
 
@@ -194,8 +346,10 @@ impl Provider for Overrides<'_> {
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
         let mut root = Dict::new();
         for item in self.0 {
-            let segments: Vec<&str> = item.key.split('.').collect();
-            insert(&mut root, &segments, item.value.clone());
+            // array elements were made whole arrays by `whole_arrays`
+            if let Some(segments) = keys_only(&item.path) {
+                insert(&mut root, &segments, item.value.clone());
+            }
         }
         Ok(Map::from([(Profile::Default, root)]))
     }
@@ -255,6 +409,12 @@ pub struct Layers {
 #[derive(Debug, Clone, PartialEq)]
 pub struct UnsetKey(pub String);
 
+impl UnsetKey {
+    fn path(&self) -> Vec<Step> {
+        parse_path(&self.0).unwrap_or_else(|_| vec![Step::Key(self.0.clone())])
+    }
+}
+
 impl std::str::FromStr for UnsetKey {
     type Err = String;
 
@@ -263,10 +423,7 @@ impl std::str::FromStr for UnsetKey {
         if key.contains('=') {
             return Err(format!("`{key}` is a key, not KEY=VALUE (--unset removes a key; --set gives one a value)"));
         }
-        if key.is_empty() || key.split('.').any(|s| s.trim().is_empty()) {
-            return Err(format!("`{key}` is not a dotted key path (e.g. train.grad_clip)"));
-        }
-        Ok(Self(key.to_string()))
+        Ok(Self(show_path(&parse_path(key)?)))
     }
 }
 
@@ -289,8 +446,7 @@ impl Without {
         let data = provider.data().map(|mut profiles| {
             for dict in profiles.values_mut() {
                 for (key, found) in keys.iter().zip(found.iter_mut()) {
-                    let segments: Vec<&str> = key.0.split('.').collect();
-                    *found |= remove(dict, &segments);
+                    *found |= remove(dict, &key.path());
                 }
             }
             profiles
@@ -309,15 +465,20 @@ impl Provider for Without {
     }
 }
 
-/// Removes `path` from `dict`; whether it was there.
-fn remove(dict: &mut Dict, path: &[&str]) -> bool {
-    match path {
-        [] => false,
-        [last] => dict.remove(*last).is_some(),
-        [first, rest @ ..] => match dict.get_mut(*first) {
-            Some(Value::Dict(_, inner)) => remove(inner, rest),
+/// Removes `path` from `dict` (a key of a table inside a list too: `augment.chain[1].p`);
+/// whether it was there.
+fn remove(dict: &mut Dict, path: &[Step]) -> bool {
+    fn within(value: &mut Value, path: &[Step]) -> bool {
+        match (path, value) {
+            ([Step::Index(index), rest @ ..], Value::Array(_, items)) if !rest.is_empty() => items.get_mut(*index).is_some_and(|item| within(item, rest)),
+            (path @ [Step::Key(_), ..], Value::Dict(_, inner)) => remove(inner, path),
             _ => false,
-        },
+        }
+    }
+    match path {
+        [Step::Key(last)] => dict.remove(last).is_some(),
+        [Step::Key(first), rest @ ..] => dict.get_mut(first).is_some_and(|value| within(value, rest)),
+        _ => false,
     }
 }
 
@@ -350,6 +511,9 @@ impl LoadedSpec {
     }
 
     fn load_once(file: &Path, layers: &Layers) -> Result<Result<Self, SpecError>, Refused> {
+        if let Some(error) = extends_from_flags(layers) {
+            return Ok(Err(error));
+        }
         let chain = match extends_chain(file) {
             Ok(chain) => chain,
             Err(error) => return Ok(Err(error)),
@@ -366,15 +530,24 @@ impl LoadedSpec {
         if let Some(missing) = layers.unset.iter().zip(&found).find_map(|(key, found)| (!found).then_some(key)) {
             return Ok(Err(unset_nothing(&missing.0, &figment, file)));
         }
-        figment = figment.merge(Overrides(&layers.overrides));
+        let overrides = match whole_arrays(&figment, &layers.overrides, SET_FLAG) {
+            Ok(overrides) => overrides,
+            Err(error) => return Ok(Err(error)),
+        };
+        figment = figment.merge(Overrides(&overrides));
         if let Some((from, values)) = &layers.sweep {
-            figment = figment.merge(SweepValues { file: from, values });
+            let values = match whole_arrays(&figment, values, &display_path(from)) {
+                Ok(values) => values,
+                Err(error) => return Ok(Err(error)),
+            };
+            figment = figment.merge(SweepValues { file: from, values: &values });
         }
         let spec: Spec = match figment.extract() {
             Ok(spec) => spec,
             Err(error) => return Err(Refused { error, figment }),
         };
-        let issues = longer_arrays(&figment, &spec);
+        let mut issues = longer_arrays(&figment, &spec);
+        issues.extend(set_and_swept(&spec, &layers.overrides, file));
         if !issues.is_empty() {
             return Ok(Err(SpecError { issues }));
         }
@@ -403,6 +576,53 @@ impl LoadedSpec {
             _ => None,
         }
     }
+}
+
+/// `--set extends=…` or `--unset extends`: the chain of files is read before any layer, so
+/// either would be dropped without a word.
+fn extends_from_flags(layers: &Layers) -> Option<SpecError> {
+    let flag = if layers.overrides.iter().any(|o| matches!(o.path.first(), Some(Step::Key(k)) if k == "extends")) {
+        SET_FLAG
+    } else if layers.unset.iter().any(|u| matches!(u.path().first(), Some(Step::Key(k)) if k == "extends")) {
+        UNSET_FLAG
+    } else {
+        return None;
+    };
+    Some(SpecError::single(SpecIssue {
+        origin: flag.into(),
+        key: "extends".into(),
+        value: None,
+        message: "cannot be changed from the command line: the base spec is chosen by the file's own `extends`".into(),
+        hint: Some("write `extends = \"base.toml\"` in the spec file (or a new file that extends it), or set the keys you want to change with --set".into()),
+    }))
+}
+
+/// `--set` of a key the spec's `[sweep]` varies: each trial sets it again, so the override would
+/// change nothing but the sweep's folder.
+fn set_and_swept(spec: &Spec, overrides: &[Override], file: &Path) -> Vec<SpecIssue> {
+    let Some(sweep) = &spec.sweep else { return Vec::new() };
+    let mut issues = Vec::new();
+    for item in overrides.iter().filter(|o| !matches!(o.path.first(), Some(Step::Key(k)) if k == "sweep")) {
+        let set = item.key.as_str();
+        let hit = sweep.keys().filter(|k| k.contains('.')).find(|swept| {
+            let swept = swept.as_str();
+            if swept == set || set.strip_prefix(swept).is_some_and(|rest| rest.starts_with(['.', '['])) {
+                return true;
+            }
+            // a table that holds the swept key: `--set train.optimizer={lr=0.1}`
+            swept.strip_prefix(set).and_then(|rest| rest.strip_prefix('.')).is_some_and(|rest| item.value.find_ref(rest).is_some())
+        });
+        if let Some(swept) = hit {
+            issues.push(SpecIssue {
+                origin: SET_FLAG.into(),
+                key: item.key.clone(),
+                value: Some(render_value(&item.value)),
+                message: format!("is swept by the [sweep] of {} (\"{swept}\"): every trial sets it, so this --set would change nothing", display_path(file)),
+                hint: Some(format!("change the swept values with --set 'sweep.\"{swept}\"=[...]', or --unset sweep to run the spec once")),
+            });
+        }
+    }
+    issues
 }
 
 /// The files of an `extends` chain, base first, each path resolved against the file naming it.

@@ -206,7 +206,7 @@ pub enum Layout {
 pub struct Split {
     /// Fraction of the training folder held out for validation.
     #[serde(default = "default_validation")]
-    #[schemars(range(min = 0.0, max = 1.0))]
+    #[schemars(extend("exclusiveMinimum" = 0.0, "exclusiveMaximum" = 1.0))]
     pub validation: f64,
     #[serde(default = "default_true")]
     pub stratify: bool,
@@ -238,9 +238,10 @@ fn default_true() -> bool {
 pub struct Augment {
     #[serde(default)]
     pub mode: AugmentMode,
-    /// Augmented copies of the training set (append mode: drawn once; online: redrawn each epoch).
+    /// Augmented copies of the training set (append mode: drawn once; online: redrawn each epoch);
+    /// at least 1 when `chain` has ops (0 without a chain, the default of a spec with no `[augment]`).
     #[serde(default = "default_copies")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 0))]
     pub copies: usize,
     #[serde(default)]
     pub chain: Vec<AugmentOp>,
@@ -339,7 +340,7 @@ fn default_half() -> f64 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum Size {
-    Edge(u32),
+    Edge(#[schemars(range(min = 1))] u32),
     Exact([u32; 2]),
 }
 
@@ -405,10 +406,11 @@ pub struct Model {
     pub freeze: Vec<String>,
     /// Stochastic-depth rate of the last stage (the architecture's default when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0), extend("exclusiveMaximum" = 1.0))]
     pub drop_path_rate: Option<f64>,
     /// Dropout after attention and MLP projections (0 by default, like Hugging Face).
     #[serde(default)]
-    #[schemars(range(min = 0.0, max = 1.0))]
+    #[schemars(range(min = 0.0), extend("exclusiveMaximum" = 1.0))]
     pub dropout: f64,
 }
 
@@ -433,20 +435,24 @@ pub struct Train {
     pub schedule: Schedule,
     /// Clip the global gradient norm (all parameters together, like `clip_grad_norm_`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("exclusiveMinimum" = 0.0))]
     pub grad_clip: Option<f64>,
     /// Validation metric that picks the best checkpoint.
     #[serde(default)]
     pub select_best: SelectMetric,
     /// Stop after this many epochs without improvement of `select_best`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub early_stop_patience: Option<usize>,
     /// Stop after this many optimizer steps (the schedule ends there too), like the Trainer's
     /// `max_steps`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub max_steps: Option<usize>,
     /// Also save a checkpoint every this many steps in the middle of an epoch, so a run killed
     /// outright (`kill -9`, a lost node) loses at most that many steps. Signals always save one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub checkpoint_every_steps: Option<usize>,
 }
 
@@ -482,12 +488,13 @@ pub struct Optimizer {
     pub name: OptimizerName,
     /// Peak learning rate (after warm-up).
     #[serde(default = "default_lr")]
-    #[schemars(range(min = 0.0))]
+    #[schemars(extend("exclusiveMinimum" = 0.0))]
     pub lr: f64,
     #[serde(default = "default_betas")]
     pub betas: [f64; 2],
     /// PyTorch's default (burn's AdamW defaults to 1e-5).
     #[serde(default = "default_eps")]
+    #[schemars(extend("exclusiveMinimum" = 0.0))]
     pub eps: f64,
     /// PyTorch's AdamW default (burn's defaults to 1e-4).
     #[serde(default = "default_weight_decay")]
@@ -539,7 +546,7 @@ pub struct Schedule {
     pub warmup_steps: Option<usize>,
     /// Warm-up as a fraction of all steps (instead of `warmup_steps`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0.0, max = 1.0))]
+    #[schemars(range(min = 0.0), extend("exclusiveMaximum" = 1.0))]
     pub warmup_ratio: Option<f64>,
 }
 
@@ -621,15 +628,18 @@ pub struct Slurm {
     pub time: Option<String>,
     /// `--cpus-per-task`; each trial then trains with that many threads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub cpus_per_task: Option<usize>,
     /// `--mem`, per trial, e.g. `"8G"` (without it Slurm may give a job the whole node's memory).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mem: Option<String>,
     /// GPUs per trial: `--gres=gpu:N`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub gpus: Option<usize>,
     /// Trials running at once: the array's `%N`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub array_parallelism: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
@@ -643,6 +653,7 @@ pub struct Slurm {
     /// Seconds before the time limit at which Slurm sends SIGUSR1: the trial saves a checkpoint
     /// and requeues itself.
     #[serde(default = "default_signal_before_limit_s")]
+    #[schemars(range(min = 1, max = 65535))]
     pub signal_before_limit_s: u64,
     /// Shell lines run before brasa in each job (e.g. `module load cuda`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -679,12 +690,15 @@ pub struct Report {
     pub formats: Vec<ReportFormat>,
     /// Test images shown with their true and predicted labels.
     #[serde(default = "default_prediction_grid")]
+    #[schemars(range(max = 100))]
     pub prediction_grid: usize,
     /// The most confident wrong test predictions shown as a gallery.
     #[serde(default = "default_mistakes")]
+    #[schemars(range(max = 100))]
     pub mistakes: usize,
     /// Test images shown with the model's attention (ViT rollout, CvT last-stage cls attention).
     #[serde(default = "default_attention_maps")]
+    #[schemars(range(max = 100))]
     pub attention_maps: usize,
     /// A folder of templates (`report.md.j2`, `report.html.j2`) replacing the built-in ones
     /// file by file; relative paths resolve against the spec file that sets it.

@@ -37,6 +37,7 @@ pub fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         "additionalProperties": {
             "anyOf": [
                 { "type": "array", "minItems": 1 },
+                { "type": "object", "properties": { "choice": { "type": "array", "minItems": 1 } }, "required": ["choice"], "additionalProperties": false },
                 { "type": "object", "properties": { "uniform": { "type": "array", "items": { "type": "number" }, "minItems": 2, "maxItems": 2 } }, "required": ["uniform"], "additionalProperties": false },
                 { "type": "object", "properties": { "log_uniform": { "type": "array", "items": { "type": "number", "exclusiveMinimum": 0 }, "minItems": 2, "maxItems": 2 } }, "required": ["log_uniform"], "additionalProperties": false }
             ]
@@ -95,7 +96,8 @@ impl Trial {
 }
 
 fn issue(origin: &str, key: &str, value: Option<String>, message: impl Into<String>) -> SpecIssue {
-    SpecIssue { origin: origin.to_string(), key: format!("sweep.{key}"), value, message: message.into(), hint: None }
+    let key = if key.is_empty() { "sweep".to_string() } else { format!("sweep.{key}") };
+    SpecIssue { origin: origin.to_string(), key, value, message: message.into(), hint: None }
 }
 
 /// A list's values without the tags of the spec file's figment they were read from: a trial
@@ -105,9 +107,10 @@ fn untagged(items: &[Value]) -> Vec<Value> {
     items.iter().map(|value| Value::serialize(value).unwrap_or_else(|_| value.clone())).collect()
 }
 
+/// A range bound as a float: TOML integers (`{ uniform = [0, 1] }`) are bounds too.
 fn number(value: &Value) -> Option<f64> {
     match value {
-        Value::Num(_, n) => n.to_f64(),
+        Value::Num(_, n) => n.to_f64().or_else(|| n.to_i128().map(|i| i as f64)),
         _ => None,
     }
 }
@@ -179,6 +182,18 @@ impl Sweep {
                     Err(problem) => issues.push(problem),
                 },
             }
+        }
+        // `repeats` sets experiment.seed itself (base, +1, ...): a swept seed would be replaced,
+        // running the same trials twice under labels that misreport their seeds
+        if sweep.repeats > 1 && sweep.params.iter().any(|(key, _)| key == "experiment.seed") {
+            let mut problem = issue(
+                origin,
+                "experiment.seed",
+                None,
+                format!("is swept while sweep.repeats = {} also sets experiment.seed (experiment.seed, +1, ...) for each repeat; the swept seeds would be replaced and trials repeated", sweep.repeats),
+            );
+            problem.hint = Some("sweep the seeds with repeats = 1 (list every seed you want), or drop \"experiment.seed\" from [sweep] and keep repeats".into());
+            issues.push(problem);
         }
         if sweep.params.is_empty() && issues.is_empty() {
             issues.push(issue(origin, "", None, "names no key to sweep (e.g. \"train.optimizer.lr\" = [1e-4, 1e-3])"));
@@ -377,6 +392,29 @@ seed = 3
         assert!(huge.contains("`sweep.trials`: makes 4808846853606967704 trials; a sweep runs at most 10000"), "{huge}");
         let huge = parse("repeats = 4808846853606967704\n\"train.optimizer.lr\" = [1e-4, 1e-3]").unwrap_err().to_string();
         assert!(huge.contains("`sweep.repeats`: makes 9617693707213935408 trials"), "{huge}");
+    }
+
+    #[test]
+    fn a_swept_seed_with_repeats_is_refused_naming_both_keys() {
+        let err = parse("\"experiment.seed\" = [1, 2]\nrepeats = 2").unwrap_err().to_string();
+        assert!(err.contains("`sweep.experiment.seed`") && err.contains("sweep.repeats = 2"), "{err}");
+        let sweep = parse("\"experiment.seed\" = [1, 2]\nrepeats = 1").unwrap();
+        let seeds: Vec<_> = sweep.trials(42).iter().map(|t| t.describe()).collect();
+        assert_eq!(seeds, ["experiment.seed=1", "experiment.seed=2"]);
+    }
+
+    #[test]
+    fn integer_range_bounds_are_floats() {
+        let sweep = parse("mode = \"random\"\ntrials = 3\n\"model.dropout\" = { uniform = [0, 1] }\n\"train.optimizer.lr\" = { log_uniform = [1, 3] }").unwrap();
+        assert_eq!(sweep.params, [("model.dropout".to_string(), Domain::Uniform(0.0, 1.0)), ("train.optimizer.lr".to_string(), Domain::LogUniform(1.0, 3.0))]);
+        let err = parse("mode = \"random\"\ntrials = 3\n\"model.dropout\" = { uniform = [1, 0] }").unwrap_err().to_string();
+        assert!(err.contains("low < high"), "{err}");
+    }
+
+    #[test]
+    fn sweep_options_without_a_key_name_the_table() {
+        let err = parse("mode = \"grid\"").unwrap_err().to_string();
+        assert!(err.contains("`sweep`: names no key to sweep"), "{err}");
     }
 
     #[test]
