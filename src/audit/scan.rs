@@ -110,7 +110,10 @@ fn all_files(root: &Path, dir: &Path, found: &mut Found) {
         match entry {
             Ok(entry) if entry.file_type().is_file() => found.skipped.push(relative(root, entry.path())),
             Ok(_) => {}
-            Err(error) => found.unlistable.push((relative(root, error.path().unwrap_or(dir)), error.to_string())),
+            Err(error) => {
+                let (path, why) = folder::unlistable(&error, dir);
+                found.unlistable.push((relative(root, &path), why));
+            }
         }
     }
 }

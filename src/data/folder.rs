@@ -89,6 +89,16 @@ pub fn class_folders(dir: &Path) -> Result<Vec<String>> {
     Ok(classes)
 }
 
+/// The folder a walk below `walked` could not list, and why, from walkdir's error.
+pub fn unlistable(error: &walkdir::Error, walked: &Path) -> (PathBuf, String) {
+    let why = match (error.loop_ancestor(), error.io_error()) {
+        (Some(ancestor), _) => format!("a link back to its ancestor {}", ancestor.display()),
+        (None, Some(io)) => io.to_string(),
+        (None, None) => error.to_string(),
+    };
+    (error.path().unwrap_or(walked).to_path_buf(), why)
+}
+
 /// The class a folder names: its name, which must be UTF-8 (classes are written to CSV, JSON
 /// and the model's config by name; a lossy name would name no folder).
 pub fn class_name(folder: &Path) -> Result<String> {
@@ -163,13 +173,7 @@ pub fn scan(dir: &Path, classes: &[String], require_all: bool) -> Result<SplitFo
                 // walkdir goes on past a folder it cannot read or a link loop: listed, and the
                 // caller says whether that is fatal
                 Err(e) => {
-                    let path = e.path().unwrap_or(&class_dir).to_path_buf();
-                    let why = match (e.loop_ancestor(), e.io_error()) {
-                        (Some(ancestor), _) => format!("a link back to its ancestor {}", ancestor.display()),
-                        (None, Some(io)) => io.to_string(),
-                        (None, None) => e.to_string(),
-                    };
-                    folder.unlistable.push((path, why));
+                    folder.unlistable.push(unlistable(&e, &class_dir));
                     continue;
                 }
             };
